@@ -1,0 +1,233 @@
+//! The bucket: a flat key space of immutable-or-compare-and-swapped objects, as S3 offers it.
+//!
+//! Every backend gives the same guarantees, so the object database and the refs can be written
+//! once and tested on the in-memory bucket:
+//! - a `put` is atomic: readers see the whole old object or the whole new one, never a mix;
+//! - a conditional `put` ([`PutMode::Create`], [`PutMode::Update`]) fails with
+//!   [`Error::PreconditionFailed`] when the condition does not hold at the moment of the write,
+//!   and of several writers racing on one key with the same precondition at most one succeeds;
+//! - `list` returns only complete objects.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+mod fs;
+mod memory;
+
+pub use fs::FsBucket;
+pub use memory::MemoryBucket;
+
+/// An opaque version tag of an object; equal tags mean equal content.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ETag(pub String);
+
+/// The condition under which a `put` may happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutMode {
+    /// Write whatever is there.
+    Overwrite,
+    /// Write only if the key does not exist (`If-None-Match: *`).
+    Create,
+    /// Write only if the key exists with this tag (`If-Match`).
+    Update(ETag),
+}
+
+/// An object as returned by `get`.
+#[derive(Debug, Clone)]
+pub struct GetResult {
+    pub data: Bytes,
+    pub etag: ETag,
+}
+
+/// An entry of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub key: String,
+    pub size: u64,
+    /// Seconds since the Unix epoch.
+    pub last_modified: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("object {0:?} not found")]
+    NotFound(String),
+    /// The precondition of a conditional write did not hold: somebody else wrote first.
+    #[error("precondition failed writing {0:?}: it was changed concurrently")]
+    PreconditionFailed(String),
+    #[error("invalid key {0:?}")]
+    InvalidKey(String),
+    #[error("storage I/O error on {key:?}: {source}")]
+    Io {
+        key: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("storage error on {key:?}: {message}")]
+    Backend { key: String, message: String },
+}
+
+impl Error {
+    pub fn io(key: &str, source: std::io::Error) -> Self {
+        Error::Io {
+            key: key.to_owned(),
+            source,
+        }
+    }
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::NotFound(_))
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// One bucket (or one directory standing in for it).
+#[async_trait]
+pub trait Bucket: Send + Sync + std::fmt::Debug + 'static {
+    /// The whole object with its tag; [`Error::NotFound`] when missing.
+    async fn get(&self, key: &str) -> Result<GetResult>;
+
+    /// Bytes `range` of an object; a range past the end is cut at the end.
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes>;
+
+    /// Copy the whole object into a new local file at `path`, streaming, and return its size.
+    async fn get_to_file(&self, key: &str, path: &Path) -> Result<u64>;
+
+    /// Write `data` atomically under `mode`, returning the new tag.
+    async fn put(&self, key: &str, data: Bytes, mode: PutMode) -> Result<ETag>;
+
+    /// Write the content of the local file at `path` atomically under `mode`, streaming.
+    async fn put_file(&self, key: &str, path: &Path, mode: PutMode) -> Result<ETag>;
+
+    /// Every object whose key starts with `prefix`, in key order.
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>>;
+
+    /// Remove an object; removing a missing object is not an error.
+    async fn delete(&self, key: &str) -> Result<()>;
+
+    /// Where the object lives on the local disk, when the backend is a directory: readers can
+    /// then use it in place instead of caching a copy.
+    fn local_path(&self, _key: &str) -> Option<PathBuf> {
+        None
+    }
+}
+
+/// Keys are relative, `/`-separated, with no empty, `.` or `..` components: a key can never
+/// escape the bucket's root on a filesystem backend.
+pub fn validate_key(key: &str) -> Result<()> {
+    let ok = !key.is_empty()
+        && !key.starts_with('/')
+        && key.len() <= 1024
+        && !key.contains('\\')
+        && !key.contains('\0')
+        && key
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..");
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidKey(key.to_owned()))
+    }
+}
+
+/// The tag of a content, as the filesystem and memory backends compute it.
+pub fn content_etag(data: &[u8]) -> ETag {
+    use sha1::Digest;
+    let digest = sha1::Sha1::digest(data);
+    let mut hex = String::with_capacity(40);
+    for b in digest {
+        hex.push_str(&format!("{b:02x}"));
+    }
+    ETag(hex)
+}
+
+#[cfg(test)]
+pub(crate) mod contract {
+    //! The behaviour every backend must show, run against each of them.
+    use super::*;
+    use std::sync::Arc;
+
+    pub async fn check(bucket: Arc<dyn Bucket>) -> Result<()> {
+        // create-only
+        let e1 = bucket.put("r/a", Bytes::from_static(b"one"), PutMode::Create).await?;
+        assert!(matches!(
+            bucket.put("r/a", Bytes::from_static(b"two"), PutMode::Create).await,
+            Err(Error::PreconditionFailed(_))
+        ));
+        // replace-only
+        let e2 = bucket
+            .put("r/a", Bytes::from_static(b"two"), PutMode::Update(e1.clone()))
+            .await?;
+        assert!(matches!(
+            bucket.put("r/a", Bytes::from_static(b"three"), PutMode::Update(e1)).await,
+            Err(Error::PreconditionFailed(_))
+        ));
+        assert!(matches!(
+            bucket
+                .put("r/missing", Bytes::from_static(b"x"), PutMode::Update(e2.clone()))
+                .await,
+            Err(Error::PreconditionFailed(_)) | Err(Error::NotFound(_))
+        ));
+        let got = bucket.get("r/a").await?;
+        assert_eq!(&got.data[..], b"two");
+        assert_eq!(got.etag, e2);
+        // ranges
+        bucket.put("r/b/c", Bytes::from_static(b"0123456789"), PutMode::Overwrite).await?;
+        assert_eq!(&bucket.get_range("r/b/c", 2..5).await?[..], b"234");
+        assert_eq!(&bucket.get_range("r/b/c", 8..50).await?[..], b"89");
+        // listing by prefix
+        bucket.put("s/x", Bytes::from_static(b"x"), PutMode::Overwrite).await?;
+        let keys: Vec<String> = bucket.list("r/").await?.into_iter().map(|m| m.key).collect();
+        assert_eq!(keys, vec!["r/a".to_string(), "r/b/c".to_string()]);
+        // files in and out
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tmp", e))?;
+        let src = dir.path().join("src");
+        std::fs::write(&src, b"file content").map_err(|e| Error::io("tmp", e))?;
+        bucket.put_file("r/f", &src, PutMode::Create).await?;
+        let dst = dir.path().join("dst");
+        assert_eq!(bucket.get_to_file("r/f", &dst).await?, 12);
+        assert_eq!(std::fs::read(&dst).map_err(|e| Error::io("tmp", e))?, b"file content");
+        // delete
+        bucket.delete("r/a").await?;
+        bucket.delete("r/a").await?;
+        assert!(bucket.get("r/a").await.is_err_and(|e| e.is_not_found()));
+        assert!(matches!(
+            bucket.get("../etc/passwd").await,
+            Err(Error::InvalidKey(_))
+        ));
+        // racing compare-and-swap increments: no update is lost
+        let e = bucket.put("counter", Bytes::from_static(b"0"), PutMode::Create).await?;
+        drop(e);
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let bucket = bucket.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut done = 0;
+                while done < 20 {
+                    let cur = bucket.get("counter").await?;
+                    let n: u64 = std::str::from_utf8(&cur.data)
+                        .ok()
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(0);
+                    match bucket
+                        .put("counter", Bytes::from((n + 1).to_string()), PutMode::Update(cur.etag))
+                        .await
+                    {
+                        Ok(_) => done += 1,
+                        Err(Error::PreconditionFailed(_)) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok::<_, Error>(())
+            }));
+        }
+        for t in tasks {
+            t.await.map_err(|e| Error::Backend { key: "task".into(), message: e.to_string() })??;
+        }
+        assert_eq!(&bucket.get("counter").await?.data[..], b"160");
+        Ok(())
+    }
+}

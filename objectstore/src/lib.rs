@@ -1,0 +1,14 @@
+//! Storage for artifact-git: the [`bucket`] abstraction (S3, a local directory, memory) and the
+//! pack-only git object database built on it ([`odb`]).
+//!
+//! A repository is a prefix of a bucket laid out as a bare git repository: `HEAD`, `config`,
+//! `packed-refs` and `objects/pack/pack-<hash>.{pack,idx}`, never loose objects. Packs are
+//! immutable and content-addressed, so any number of servers may read and cache them; the
+//! only mutable object is `packed-refs`, replaced by compare-and-swap (see the `refs` crate).
+#![forbid(unsafe_code)]
+
+pub mod bucket;
+pub mod odb;
+
+pub use bucket::{Bucket, ETag, FsBucket, MemoryBucket, PutMode};
+pub use odb::{ObjectDb, PackCache};

@@ -1,0 +1,102 @@
+//! Receiving a pack: index it (completing a thin pack from the repository's objects), check
+//! that it connects, and publish it to the bucket.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use gix_hash::ObjectId;
+
+use super::{walk, Error, ObjectDb, Pack, Result};
+use crate::bucket::{self, PutMode};
+
+/// Limits on what a client may send.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The largest single object (or delta result) accepted, in bytes.
+    pub max_object_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_object_bytes: 4 << 30,
+        }
+    }
+}
+
+/// A received pack, indexed in a local staging directory and not yet visible to anyone.
+#[derive(Debug)]
+pub struct Ingested {
+    pub pack: Arc<Pack>,
+    pub num_objects: u32,
+    pack_path: PathBuf,
+    idx_path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// Read a pack from `input` and index it under `staging`. Bases missing from a thin pack are
+/// taken from `db` and appended, so the stored pack is self-contained.
+pub fn index_pack(db: &ObjectDb, input: &mut dyn BufRead, staging: &Path, limits: Limits) -> Result<Ingested> {
+    std::fs::create_dir_all(staging)?;
+    let dir = tempfile::Builder::new().prefix("incoming-").tempdir_in(staging)?;
+    let interrupt = AtomicBool::new(false);
+    let options = gix_pack::bundle::write::Options {
+        thread_limit: Some(2),
+        iteration_mode: gix_pack::data::input::Mode::Verify,
+        index_version: gix_pack::index::Version::V2,
+        alloc_limit_bytes: Some(limits.max_object_bytes),
+        compression: gix_zlib::Compression::BEST_SPEED,
+    };
+    let reader = db.reader();
+    let outcome = gix_pack::Bundle::write_to_directory(
+        input,
+        Some(dir.path()),
+        &mut gix_utils::progress::Discard,
+        &interrupt,
+        Some(&reader),
+        gix_hash::Kind::Sha1,
+        options,
+    )
+    .map_err(|e| Error::InvalidPack(format!("{e:#}")))?;
+    if let Some(keep) = &outcome.keep_path {
+        let _ = std::fs::remove_file(keep);
+    }
+    let (Some(pack_path), Some(idx_path)) = (outcome.data_path.clone(), outcome.index_path.clone()) else {
+        return Err(Error::InvalidPack("the pack was not written".into()));
+    };
+    let name = format!("pack-{}", outcome.index.data_hash);
+    let pack = Arc::new(Pack::open(&name, &idx_path, &pack_path)?);
+    Ok(Ingested {
+        num_objects: outcome.index.num_objects,
+        pack,
+        pack_path,
+        idx_path,
+        _dir: dir,
+    })
+}
+
+impl Ingested {
+    /// Check that every object reachable from `tips` is in this pack or in `db`.
+    pub fn check_connected(&self, db: &ObjectDb, tips: &[ObjectId]) -> Result<()> {
+        let incoming = db.with_packs(vec![self.pack.clone()]);
+        walk::check_connected(&incoming, db, tips)
+    }
+
+    /// Upload the `.pack`, then the `.idx` that makes it visible. Packs are content-addressed,
+    /// so finding one already there means the same bytes are there.
+    pub async fn publish(&self, db: &ObjectDb) -> Result<()> {
+        if self.num_objects == 0 {
+            return Ok(());
+        }
+        let stem = format!("{}objects/pack/{}", db.prefix(), self.pack.name);
+        for (ext, path) in [("pack", &self.pack_path), ("idx", &self.idx_path)] {
+            match db.bucket().put_file(&format!("{stem}.{ext}"), path, PutMode::Create).await {
+                Ok(_) | Err(bucket::Error::PreconditionFailed(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,386 @@
+//! The pack-only object database of one repository.
+//!
+//! Objects live only in packs (`objects/pack/pack-<hash>.pack` with its `.idx`); a pack becomes
+//! visible when its `.idx` exists. [`ObjectDb`] holds a snapshot of the visible packs, opened with
+//! gix-pack from local files (in place on a filesystem bucket, from the [`PackCache`] otherwise),
+//! and answers lookups across them. Walks ([`walk`]), ingestion ([`ingest`]) and pack generation
+//! ([`generate`]) are built on it. Everything but opening is synchronous: callers run it on a
+//! blocking thread, where pack files are memory-mapped.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use gix_hash::{oid, ObjectId};
+use gix_object::Kind;
+
+use crate::bucket::{self, Bucket};
+
+pub mod generate;
+pub mod ingest;
+pub mod object;
+pub mod walk;
+
+pub use object::{Commit, TreeEntry};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Bucket(#[from] bucket::Error),
+    #[error("pack {pack}: {message}")]
+    Pack { pack: String, message: String },
+    #[error("object {0} is missing")]
+    Missing(ObjectId),
+    #[error("object {id} is corrupt: {message}")]
+    Corrupt { id: ObjectId, message: String },
+    #[error("object {id} is a {actual}, expected a {expected}")]
+    WrongKind {
+        id: ObjectId,
+        expected: Kind,
+        actual: Kind,
+    },
+    #[error("invalid pack: {0}")]
+    InvalidPack(String),
+    #[error("{0}")]
+    Rejected(String),
+    #[error("local I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// One immutable pack with its index, opened from local files.
+pub struct Pack {
+    /// `pack-<hex>`, the common stem of the `.pack` and `.idx` keys.
+    pub name: String,
+    pub bundle: gix_pack::Bundle,
+    /// Unique in this process, so decoded-object caches can key on it.
+    pub id: u32,
+    /// (offset, index position) of every entry, sorted by offset: the end of each entry's
+    /// compressed data is the next entry's offset, and OFS deltas name their base by offset.
+    by_offset: OnceLock<Vec<(u64, u32)>>,
+}
+
+impl std::fmt::Debug for Pack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pack").field("name", &self.name).finish()
+    }
+}
+
+static NEXT_PACK_ID: AtomicU32 = AtomicU32::new(1);
+
+impl Pack {
+    /// Open a pack from its local `.idx` path (the `.pack` beside it).
+    pub fn open(name: &str, idx: &Path, pack: &Path) -> Result<Self> {
+        let err = |e: gix_error::Error| Error::Pack {
+            pack: name.to_owned(),
+            message: format!("{e:#}"),
+        };
+        let index = gix_pack::index::File::at(idx, gix_hash::Kind::Sha1).map_err(err)?;
+        let data = gix_pack::data::File::at(pack, gix_hash::Kind::Sha1).map_err(err)?;
+        if index.num_objects() != data.num_objects() {
+            return Err(Error::Pack {
+                pack: name.to_owned(),
+                message: "index and pack disagree on the number of objects".into(),
+            });
+        }
+        Ok(Pack {
+            name: name.to_owned(),
+            bundle: gix_pack::Bundle { pack: data, index },
+            id: NEXT_PACK_ID.fetch_add(1, Ordering::Relaxed),
+            by_offset: OnceLock::new(),
+        })
+    }
+
+    pub fn num_objects(&self) -> u32 {
+        self.bundle.index.num_objects()
+    }
+
+    pub fn lookup(&self, id: &oid) -> Option<u64> {
+        let idx = self.bundle.index.lookup(id)?;
+        Some(self.bundle.index.pack_offset_at_index(idx))
+    }
+
+    pub fn by_offset(&self) -> &[(u64, u32)] {
+        self.by_offset.get_or_init(|| {
+            let index = &self.bundle.index;
+            let mut v: Vec<(u64, u32)> = (0..index.num_objects())
+                .map(|i| (index.pack_offset_at_index(i), i))
+                .collect();
+            v.sort_unstable();
+            v
+        })
+    }
+
+    /// The id of the entry at `offset`, if an entry starts there.
+    pub fn id_at_offset(&self, offset: u64) -> Option<ObjectId> {
+        let v = self.by_offset();
+        let pos = v.binary_search_by_key(&offset, |(o, _)| *o).ok()?;
+        Some(self.bundle.index.oid_at_index(v[pos].1).to_owned())
+    }
+
+    /// Where the entry starting at `offset` ends: the next entry or the trailing checksum.
+    pub fn entry_end(&self, offset: u64) -> u64 {
+        let v = self.by_offset();
+        let pos = v.partition_point(|(o, _)| *o <= offset);
+        match v.get(pos) {
+            Some((next, _)) => *next,
+            None => self.bundle.pack.pack_end() as u64,
+        }
+    }
+
+    /// The pack's bytes, memory-mapped.
+    pub fn data(&self) -> &[u8] {
+        self.bundle.pack.entry_slice(0..self.bundle.pack.data_len() as u64).unwrap_or_default()
+    }
+
+    pub fn path(&self) -> &Path {
+        self.bundle.pack.path()
+    }
+}
+
+/// Local copies of packs for buckets that are not a local directory, and the opened packs of
+/// every repository, shared by all requests of the process. Packs are immutable, so nothing
+/// here is ever invalidated.
+#[derive(Debug, Default)]
+pub struct PackCache {
+    dir: Option<PathBuf>,
+    open: Mutex<HashMap<String, Arc<Pack>>>,
+}
+
+impl PackCache {
+    /// `dir` is where remote packs are copied to; without it a temporary directory is used.
+    pub fn new(dir: Option<PathBuf>) -> Self {
+        PackCache {
+            dir,
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn dir(&self) -> Result<PathBuf> {
+        let dir = match &self.dir {
+            Some(d) => d.clone(),
+            None => std::env::temp_dir().join(format!("artifact-git-cache-{}", std::process::id())),
+        };
+        std::fs::create_dir_all(&dir)?;
+        Ok(dir)
+    }
+
+    async fn open(&self, bucket: &dyn Bucket, stem_key: &str, name: &str) -> Result<Arc<Pack>> {
+        if let Some(p) = self.lock().get(stem_key) {
+            return Ok(p.clone());
+        }
+        let idx_key = format!("{stem_key}.idx");
+        let pack_key = format!("{stem_key}.pack");
+        let (idx, pack) = match (bucket.local_path(&idx_key), bucket.local_path(&pack_key)) {
+            (Some(i), Some(p)) => (i, p),
+            _ => {
+                let dir = self.dir()?;
+                let local = dir.join(stem_key.replace('/', "%"));
+                let idx = local.with_extension("idx");
+                let pack = local.with_extension("pack");
+                for (key, path) in [(&pack_key, &pack), (&idx_key, &idx)] {
+                    if !path.exists() {
+                        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+                        bucket.get_to_file(key, &tmp).await?;
+                        std::fs::rename(&tmp, path)?;
+                    }
+                }
+                (idx, pack)
+            }
+        };
+        let opened = Arc::new(Pack::open(name, &idx, &pack)?);
+        self.lock().insert(stem_key.to_owned(), opened.clone());
+        Ok(opened)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Pack>>> {
+        self.open.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The objects of one repository: a snapshot of its visible packs.
+#[derive(Debug, Clone)]
+pub struct ObjectDb {
+    bucket: Arc<dyn Bucket>,
+    /// The repository's key prefix, ending in `/`.
+    prefix: String,
+    cache: Arc<PackCache>,
+    packs: Arc<Vec<Arc<Pack>>>,
+}
+
+impl ObjectDb {
+    /// List and open the visible packs of the repository at `prefix` (ending in `/`).
+    pub async fn open(bucket: Arc<dyn Bucket>, prefix: &str, cache: Arc<PackCache>) -> Result<Self> {
+        let mut db = ObjectDb {
+            bucket,
+            prefix: prefix.to_owned(),
+            cache,
+            packs: Arc::new(Vec::new()),
+        };
+        db.refresh().await?;
+        Ok(db)
+    }
+
+    /// Re-list the packs, picking up packs written since the snapshot was taken.
+    pub async fn refresh(&mut self) -> Result<()> {
+        let dir = format!("{}objects/pack/", self.prefix);
+        let listing = self.bucket.list(&dir).await?;
+        let keys: std::collections::HashSet<&str> = listing.iter().map(|m| m.key.as_str()).collect();
+        let mut packs = Vec::new();
+        for meta in &listing {
+            let Some(stem) = meta.key.strip_suffix(".idx") else { continue };
+            let Some(name) = stem.strip_prefix(&dir) else { continue };
+            if !name.starts_with("pack-") || !keys.contains(format!("{stem}.pack").as_str()) {
+                continue;
+            }
+            packs.push(self.cache.open(self.bucket.as_ref(), stem, name).await?);
+        }
+        // Larger packs first: most lookups hit the big, maintained pack.
+        packs.sort_by_key(|p| std::cmp::Reverse(p.num_objects()));
+        self.packs = Arc::new(packs);
+        Ok(())
+    }
+
+    /// The same repository seen through other packs only (for example a pack being received).
+    pub fn with_packs(&self, packs: Vec<Arc<Pack>>) -> Self {
+        ObjectDb {
+            bucket: self.bucket.clone(),
+            prefix: self.prefix.clone(),
+            cache: self.cache.clone(),
+            packs: Arc::new(packs),
+        }
+    }
+
+    pub fn bucket(&self) -> &Arc<dyn Bucket> {
+        &self.bucket
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub fn packs(&self) -> &[Arc<Pack>] {
+        &self.packs
+    }
+
+    pub fn contains(&self, id: &oid) -> bool {
+        self.locate(id).is_some()
+    }
+
+    /// The pack (position in [`ObjectDb::packs`]) and offset an object is stored at.
+    pub fn locate(&self, id: &oid) -> Option<(usize, u64)> {
+        self.packs
+            .iter()
+            .enumerate()
+            .find_map(|(i, p)| p.lookup(id).map(|ofs| (i, ofs)))
+    }
+
+    /// A reader with its own decompression state and delta cache.
+    pub fn reader(&self) -> Reader<'_> {
+        Reader {
+            db: self,
+            state: RefCell::new(ReaderState {
+                inflate: gix_zlib::Inflate::default(),
+                cache: gix_pack::cache::lru::MemoryCappedHashmap::new(64 * 1024 * 1024),
+            }),
+        }
+    }
+}
+
+struct ReaderState {
+    inflate: gix_zlib::Inflate,
+    cache: gix_pack::cache::lru::MemoryCappedHashmap,
+}
+
+/// Reads and decodes objects; not shared between threads (each has its own caches).
+pub struct Reader<'a> {
+    db: &'a ObjectDb,
+    state: RefCell<ReaderState>,
+}
+
+impl<'a> Reader<'a> {
+    pub fn db(&self) -> &'a ObjectDb {
+        self.db
+    }
+
+    /// Decode an object into `out`, returning its kind, or `None` when it does not exist.
+    pub fn try_read(&self, id: &oid, out: &mut Vec<u8>) -> Result<Option<Kind>> {
+        for pack in self.db.packs.iter() {
+            if let Some(idx) = pack.bundle.index.lookup(id) {
+                let mut state = self.state.borrow_mut();
+                let ReaderState { inflate, cache } = &mut *state;
+                let (data, _) = pack
+                    .bundle
+                    .get_object_by_index(idx, out, inflate, cache)
+                    .map_err(|e| Error::Corrupt {
+                        id: id.to_owned(),
+                        message: format!("{e:#}"),
+                    })?;
+                return Ok(Some(data.kind));
+            }
+        }
+        Ok(None)
+    }
+
+    pub fn read(&self, id: &oid, out: &mut Vec<u8>) -> Result<Kind> {
+        self.try_read(id, out)?.ok_or_else(|| Error::Missing(id.to_owned()))
+    }
+
+    pub fn read_kind(&self, id: &oid, expected: Kind, out: &mut Vec<u8>) -> Result<()> {
+        let actual = self.read(id, out)?;
+        if actual != expected {
+            return Err(Error::WrongKind {
+                id: id.to_owned(),
+                expected,
+                actual,
+            });
+        }
+        Ok(())
+    }
+
+    pub fn commit(&self, id: &oid) -> Result<Commit> {
+        let mut buf = Vec::new();
+        self.read_kind(id, Kind::Commit, &mut buf)?;
+        Commit::parse(id, &buf)
+    }
+
+    /// The kind of an object, if it exists, without resolving deltas when the pack stores it
+    /// whole.
+    pub fn kind(&self, id: &oid) -> Result<Option<Kind>> {
+        let mut buf = Vec::new();
+        self.try_read(id, &mut buf)
+    }
+
+    /// Follow annotated tags until a non-tag object.
+    pub fn peel(&self, id: &oid) -> Result<(ObjectId, Kind)> {
+        let mut current = id.to_owned();
+        let mut buf = Vec::new();
+        for _ in 0..64 {
+            match self.read(&current, &mut buf)? {
+                Kind::Tag => current = object::tag_target(&current, &buf)?,
+                kind => return Ok((current, kind)),
+            }
+        }
+        Err(Error::Corrupt {
+            id: id.to_owned(),
+            message: "tag chain longer than 64".into(),
+        })
+    }
+}
+
+impl gix_object::Find for Reader<'_> {
+    fn try_find<'b>(
+        &self,
+        id: &oid,
+        buffer: &'b mut Vec<u8>,
+    ) -> gix_error::Result<Option<gix_object::Data<'b>>> {
+        match self.try_read(id, buffer) {
+            Ok(Some(kind)) => Ok(Some(gix_object::Data::new(buffer, kind, gix_hash::Kind::Sha1))),
+            Ok(None) => Ok(None),
+            Err(e) => Err(gix_error::Error::from(gix_error::Message::new(e.to_string()))),
+        }
+    }
+}

@@ -1,0 +1,428 @@
+//! History walks: what a fetch must send, where a shallow history is cut, and whether a
+//! pushed pack connects to what the repository has.
+
+use std::collections::{BinaryHeap, HashMap, HashSet};
+
+use gix_hash::ObjectId;
+use gix_object::Kind;
+
+use super::object::{for_each_tree_entry, tag_target, Commit};
+use super::{Error, ObjectDb, Reader, Result};
+
+/// The depth git sends for `--unshallow`: "all of it".
+pub const INFINITE_DEPTH: u32 = 0x7fff_ffff;
+
+/// Edge commits whose trees are marked as known to the client. Each costs a walk of its whole
+/// tree; past this many, objects the client may already have are sent again instead.
+const MAX_EDGE_TREES: usize = 32;
+
+/// The objects a fetch must send.
+#[derive(Debug, Default)]
+pub struct Selection {
+    /// Every object to send, each once.
+    pub objects: Vec<ObjectId>,
+    /// Objects the client is known to have: bases a thin pack may refer to.
+    pub client_has: HashSet<ObjectId>,
+    pub commits: usize,
+}
+
+const UNINTERESTING: u8 = 1;
+const QUEUED: u8 = 2;
+const EMITTED: u8 = 4;
+
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct Queued {
+    time: i64,
+    id: ObjectId,
+    /// Pushed from the want side; counted until popped, so the walk never stops early.
+    interesting: bool,
+}
+
+/// Select everything reachable from `wants` that is not reachable from `haves`, treating the
+/// commits in `grafts` as having no parents (the client's shallow boundary, old and new).
+pub fn select(
+    reader: &Reader<'_>,
+    wants: &[ObjectId],
+    haves: &[ObjectId],
+    grafts: &HashSet<ObjectId>,
+    progress: &mut dyn FnMut(usize),
+) -> Result<Selection> {
+    let mut flags: HashMap<ObjectId, u8> = HashMap::new();
+    let mut commits: HashMap<ObjectId, Commit> = HashMap::new();
+    let mut queue = BinaryHeap::new();
+    let mut interesting_queued = 0usize;
+    let mut selection = Selection::default();
+    let mut seen: HashSet<ObjectId> = HashSet::new();
+    let mut root_trees: Vec<ObjectId> = Vec::new();
+    let mut buf = Vec::new();
+
+    let load = |id: &ObjectId, commits: &mut HashMap<ObjectId, Commit>| -> Result<i64> {
+        if let Some(c) = commits.get(id) {
+            return Ok(c.time);
+        }
+        let c = reader.commit(id)?;
+        let t = c.time;
+        commits.insert(*id, c);
+        Ok(t)
+    };
+
+    for have in haves {
+        let (peeled, kind) = match reader.peel(have) {
+            Ok(p) => p,
+            Err(Error::Missing(_)) => continue,
+            Err(e) => return Err(e),
+        };
+        if kind == Kind::Commit && flags.get(&peeled).copied().unwrap_or(0) & UNINTERESTING == 0 {
+            *flags.entry(peeled).or_default() |= UNINTERESTING | QUEUED;
+            let time = load(&peeled, &mut commits)?;
+            queue.push(Queued { time, id: peeled, interesting: false });
+        }
+    }
+    for want in wants {
+        let mut current = *want;
+        loop {
+            match reader.read(&current, &mut buf)? {
+                Kind::Tag => {
+                    if seen.insert(current) {
+                        selection.objects.push(current);
+                    }
+                    current = tag_target(&current, &buf)?;
+                }
+                Kind::Commit => {
+                    let f = flags.entry(current).or_default();
+                    if *f & QUEUED == 0 {
+                        *f |= QUEUED;
+                        let time = load(&current, &mut commits)?;
+                        queue.push(Queued { time, id: current, interesting: true });
+                        interesting_queued += 1;
+                    }
+                    break;
+                }
+                Kind::Tree => {
+                    root_trees.push(current);
+                    break;
+                }
+                Kind::Blob => {
+                    if seen.insert(current) {
+                        selection.objects.push(current);
+                    }
+                    break;
+                }
+            }
+        }
+    }
+
+    // Date-ordered painting: interesting from the wants, uninteresting from the haves, until
+    // only uninteresting commits are left (plus a little slop for clock skew).
+    let mut emitted: Vec<ObjectId> = Vec::new();
+    let mut slop = 8usize;
+    while let Some(Queued { id, interesting, .. }) = queue.pop() {
+        if interesting {
+            interesting_queued = interesting_queued.saturating_sub(1);
+        }
+        let f = flags.get(&id).copied().unwrap_or(0);
+        let parents: Vec<ObjectId> = if grafts.contains(&id) {
+            Vec::new()
+        } else {
+            commits.get(&id).map(|c| c.parents.clone()).unwrap_or_default()
+        };
+        if f & UNINTERESTING != 0 {
+            for p in parents {
+                let pf = flags.entry(p).or_default();
+                if *pf & UNINTERESTING == 0 {
+                    *pf |= UNINTERESTING | QUEUED;
+                    match load(&p, &mut commits) {
+                        Ok(time) => queue.push(Queued { time, id: p, interesting: false }),
+                        // The client's history may reach beyond what this repository has.
+                        Err(Error::Missing(_)) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        } else if f & EMITTED == 0 {
+            *flags.entry(id).or_default() |= EMITTED;
+            emitted.push(id);
+            if emitted.len() % 1024 == 0 {
+                progress(emitted.len());
+            }
+            for p in parents {
+                let pf = flags.entry(p).or_default();
+                if *pf & (QUEUED | UNINTERESTING) == 0 {
+                    *pf |= QUEUED;
+                    let time = load(&p, &mut commits)?;
+                    queue.push(Queued { time, id: p, interesting: true });
+                    interesting_queued += 1;
+                }
+            }
+        }
+        if interesting_queued == 0 {
+            if slop == 0 {
+                break;
+            }
+            slop -= 1;
+        }
+    }
+
+    let selected: Vec<ObjectId> = emitted
+        .into_iter()
+        .filter(|id| flags.get(id).copied().unwrap_or(0) & UNINTERESTING == 0)
+        .collect();
+
+    // Trees of the boundary are known to the client: never send them, and use them as thin bases.
+    let mut edges: Vec<ObjectId> = Vec::new();
+    let mut edge_set = HashSet::new();
+    let mut candidates: Vec<ObjectId> = haves.to_vec();
+    for c in selected.iter().filter(|c| !grafts.contains(*c)) {
+        if let Some(commit) = commits.get(c) {
+            candidates.extend(commit.parents.iter().copied());
+        }
+    }
+    for id in &candidates {
+        if flags.get(id).copied().unwrap_or(0) & UNINTERESTING != 0 && edge_set.insert(*id) {
+            edges.push(*id);
+        }
+    }
+    for edge in edges.iter().take(MAX_EDGE_TREES) {
+        let Some(commit) = commits.get(edge) else { continue };
+        selection.client_has.insert(*edge);
+        mark_tree(reader, commit.tree, &mut selection.client_has, None)?;
+    }
+    for id in &edges {
+        selection.client_has.insert(*id);
+    }
+
+    seen.extend(selection.client_has.iter().copied());
+    selection.commits = selected.len();
+    for id in &selected {
+        if seen.insert(*id) {
+            selection.objects.push(*id);
+        }
+    }
+    for id in &selected {
+        if let Some(c) = commits.get(id) {
+            root_trees.push(c.tree);
+        }
+    }
+    for tree in root_trees {
+        mark_tree(reader, tree, &mut seen, Some(&mut selection.objects))?;
+    }
+    progress(selection.objects.len());
+    Ok(selection)
+}
+
+/// Add `tree` and everything under it that is not yet in `seen` to `seen` (and to `out`).
+fn mark_tree(
+    reader: &Reader<'_>,
+    tree: ObjectId,
+    seen: &mut HashSet<ObjectId>,
+    mut out: Option<&mut Vec<ObjectId>>,
+) -> Result<()> {
+    if !seen.insert(tree) {
+        return Ok(());
+    }
+    if let Some(out) = out.as_deref_mut() {
+        out.push(tree);
+    }
+    let mut stack = vec![tree];
+    let mut buf = Vec::new();
+    while let Some(id) = stack.pop() {
+        reader.read_kind(&id, Kind::Tree, &mut buf)?;
+        for_each_tree_entry(&id, &buf, |entry| {
+            if entry.is_gitlink() || !seen.insert(entry.id) {
+                return;
+            }
+            if let Some(out) = out.as_deref_mut() {
+                out.push(entry.id);
+            }
+            if entry.is_tree() {
+                stack.push(entry.id);
+            }
+        })?;
+    }
+    Ok(())
+}
+
+/// How a fetch changes the client's shallow boundary.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ShallowUpdate {
+    /// New shallow commits to announce (`shallow <id>`).
+    pub shallow: Vec<ObjectId>,
+    /// Client shallow commits whose history is now sent (`unshallow <id>`).
+    pub unshallow: Vec<ObjectId>,
+    /// Commits the walk must treat as parentless.
+    pub grafts: HashSet<ObjectId>,
+    /// Parents of unshallowed commits: wanted in addition to the client's wants.
+    pub extra_wants: Vec<ObjectId>,
+}
+
+/// What the client asked for with `deepen`, `deepen-since` and `deepen-not`.
+#[derive(Debug, Default, Clone)]
+pub struct Deepen {
+    pub depth: Option<u32>,
+    pub relative: bool,
+    pub since: Option<i64>,
+    /// Resolved `deepen-not` refs.
+    pub not: Vec<ObjectId>,
+}
+
+/// Compute the new shallow boundary, the way git's upload-pack does.
+pub fn shallow_update(
+    reader: &Reader<'_>,
+    wants: &[ObjectId],
+    client_shallows: &[ObjectId],
+    deepen: &Deepen,
+) -> Result<ShallowUpdate> {
+    let client: HashSet<ObjectId> = client_shallows
+        .iter()
+        .copied()
+        .filter(|id| reader.db().contains(id))
+        .collect();
+    let mut heads = Vec::new();
+    for want in wants {
+        let (peeled, kind) = reader.peel(want)?;
+        if kind == Kind::Commit {
+            heads.push(peeled);
+        }
+    }
+    let (shallow, not_shallow): (Vec<ObjectId>, HashSet<ObjectId>) = match deepen.depth {
+        Some(depth) if depth >= INFINITE_DEPTH => (Vec::new(), client.clone()),
+        Some(depth) if deepen.relative => {
+            let starts: Vec<ObjectId> = client_shallows.iter().copied().filter(|c| client.contains(c)).collect();
+            by_depth(reader, &starts, depth.saturating_add(1))?
+        }
+        Some(depth) => by_depth(reader, &heads, depth)?,
+        None if deepen.since.is_some() || !deepen.not.is_empty() => {
+            by_rev_list(reader, &heads, deepen.since, &deepen.not)?
+        }
+        None => (Vec::new(), HashSet::new()),
+    };
+    let mut update = ShallowUpdate {
+        grafts: client.clone(),
+        ..ShallowUpdate::default()
+    };
+    for id in shallow {
+        if !client.contains(&id) && !not_shallow.contains(&id) {
+            update.shallow.push(id);
+        }
+        update.grafts.insert(id);
+    }
+    for id in client_shallows {
+        if not_shallow.contains(id) && !update.unshallow.contains(id) {
+            update.unshallow.push(*id);
+            update.extra_wants.extend(reader.commit(id)?.parents);
+        }
+    }
+    Ok(update)
+}
+
+/// Breadth-first from `heads` (depth 1): commits at `depth` are the boundary.
+fn by_depth(reader: &Reader<'_>, heads: &[ObjectId], depth: u32) -> Result<(Vec<ObjectId>, HashSet<ObjectId>)> {
+    let mut shallow = Vec::new();
+    let mut not_shallow = HashSet::new();
+    let mut visited = HashSet::new();
+    let mut level: Vec<ObjectId> = heads.to_vec();
+    let mut d = 1u32;
+    while !level.is_empty() {
+        let mut next = Vec::new();
+        for id in level {
+            if !visited.insert(id) {
+                continue;
+            }
+            if d >= depth {
+                shallow.push(id);
+                continue;
+            }
+            not_shallow.insert(id);
+            next.extend(reader.commit(&id)?.parents);
+        }
+        level = next;
+        d = d.saturating_add(1);
+    }
+    Ok((shallow, not_shallow))
+}
+
+/// `rev-list --max-age=<since> --not <not...> <heads>`: the boundary is every selected commit
+/// with a parent that is not selected.
+fn by_rev_list(
+    reader: &Reader<'_>,
+    heads: &[ObjectId],
+    since: Option<i64>,
+    not: &[ObjectId],
+) -> Result<(Vec<ObjectId>, HashSet<ObjectId>)> {
+    let mut excluded = HashSet::new();
+    let mut stack: Vec<ObjectId> = Vec::new();
+    for id in not {
+        let (peeled, kind) = reader.peel(id)?;
+        if kind == Kind::Commit {
+            stack.push(peeled);
+        }
+    }
+    while let Some(id) = stack.pop() {
+        if excluded.insert(id) {
+            stack.extend(reader.commit(&id)?.parents);
+        }
+    }
+    let mut selected: HashMap<ObjectId, Vec<ObjectId>> = HashMap::new();
+    let mut stack: Vec<ObjectId> = heads.to_vec();
+    while let Some(id) = stack.pop() {
+        if excluded.contains(&id) || selected.contains_key(&id) {
+            continue;
+        }
+        let commit = reader.commit(&id)?;
+        if since.is_some_and(|s| commit.time < s) {
+            continue;
+        }
+        stack.extend(commit.parents.iter().copied());
+        selected.insert(id, commit.parents);
+    }
+    if selected.is_empty() {
+        return Err(Error::Rejected("no commits selected for shallow requests".into()));
+    }
+    let mut shallow = Vec::new();
+    let mut not_shallow = HashSet::new();
+    for (id, parents) in &selected {
+        if parents.iter().any(|p| !selected.contains_key(p)) {
+            shallow.push(*id);
+        } else {
+            not_shallow.insert(*id);
+        }
+    }
+    shallow.sort();
+    Ok((shallow, not_shallow))
+}
+
+/// Check that everything reachable from `tips` exists: objects of the new pack (`incoming`) are
+/// walked, objects the repository already had are trusted to be complete, anything else is
+/// missing.
+pub fn check_connected(incoming: &ObjectDb, existing: &ObjectDb, tips: &[ObjectId]) -> Result<()> {
+    let reader = incoming.reader();
+    let mut seen = HashSet::new();
+    let mut stack: Vec<ObjectId> = tips.to_vec();
+    let mut buf = Vec::new();
+    while let Some(id) = stack.pop() {
+        if !seen.insert(id) {
+            continue;
+        }
+        let Some(kind) = reader.try_read(&id, &mut buf)? else {
+            if existing.contains(&id) {
+                continue;
+            }
+            return Err(Error::Missing(id));
+        };
+        match kind {
+            Kind::Commit => {
+                let c = Commit::parse(&id, &buf)?;
+                stack.push(c.tree);
+                stack.extend(c.parents);
+            }
+            Kind::Tree => for_each_tree_entry(&id, &buf, |e| {
+                if !e.is_gitlink() {
+                    stack.push(e.id);
+                }
+            })?,
+            Kind::Tag => stack.push(tag_target(&id, &buf)?),
+            Kind::Blob => {}
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,61 @@
+//! The git wire protocol, as spoken over Smart HTTP, with no I/O policy and no storage.
+//!
+//! A git conversation is a stream of [`pktline`] packets. Discovery answers with a ref
+//! [`advertisement`]; `git-upload-pack` requests are parsed into an [`upload_pack::FetchRequest`]
+//! (v0/v1 and v2 alike) and negotiated by [`negotiate`]; `git-receive-pack` requests are parsed
+//! into [`receive_pack::PushRequest`] and answered with a report-status. Large payloads are
+//! multiplexed on [`sideband`] channels. Everything here works on byte slices or `std::io`
+//! readers, so the server decides where bytes come from and go to.
+#![forbid(unsafe_code)]
+
+pub mod advertisement;
+pub mod capabilities;
+pub mod negotiate;
+pub mod pktline;
+pub mod receive_pack;
+pub mod sideband;
+pub mod upload_pack;
+
+pub use gix_hash::ObjectId;
+
+/// Everything that can go wrong while reading a client's request.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("I/O error while reading the request: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("invalid pkt-line length header {0:?}")]
+    InvalidLength([u8; 4]),
+    #[error("pkt-line of {0} bytes exceeds the maximum of 65520")]
+    TooLong(usize),
+    #[error("the request ended in the middle of a pkt-line")]
+    Truncated,
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    #[error("the request exceeds the limit of {0}")]
+    Limit(&'static str),
+    #[error("could not read the repository: {0}")]
+    Storage(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Parse a 40-hex-digit object id, as every id on the wire is written.
+pub fn parse_oid(hex: &[u8]) -> Result<ObjectId> {
+    if hex.len() != 40 {
+        return Err(Error::Protocol(format!(
+            "expected a 40-digit object id, got {:?}",
+            String::from_utf8_lossy(hex)
+        )));
+    }
+    ObjectId::from_hex(hex).map_err(|_| {
+        Error::Protocol(format!(
+            "invalid object id {:?}",
+            String::from_utf8_lossy(hex)
+        ))
+    })
+}
+
+/// The null object id that stands for "no ref" in push commands and empty advertisements.
+pub fn null_oid() -> ObjectId {
+    ObjectId::null(gix_hash::Kind::Sha1)
+}

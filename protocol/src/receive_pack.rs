@@ -1,0 +1,225 @@
+//! `git-receive-pack` requests (commands, push options) and the report-status answer.
+
+use std::io::Read;
+
+use crate::capabilities::ClientCapabilities;
+use crate::pktline::{write_flush, write_line, Packet, PktReader};
+use crate::sideband::{write_band, Mode, DATA};
+use crate::{parse_oid, Error, ObjectId, Result};
+
+/// At most this many ref updates in one push.
+pub const MAX_COMMANDS: usize = 100_000;
+/// At most this many push options, each at most one pkt-line.
+pub const MAX_PUSH_OPTIONS: usize = 1_000;
+
+/// One `<old> <new> <ref>` line of a push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefCommand {
+    pub old: ObjectId,
+    pub new: ObjectId,
+    pub name: String,
+}
+
+impl RefCommand {
+    pub fn is_delete(&self) -> bool {
+        self.new.is_null()
+    }
+    pub fn is_create(&self) -> bool {
+        self.old.is_null()
+    }
+}
+
+/// The part of a push that precedes the pack data.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PushRequest {
+    pub commands: Vec<RefCommand>,
+    pub capabilities: ClientCapabilities,
+    pub shallows: Vec<ObjectId>,
+    pub push_options: Vec<String>,
+}
+
+impl PushRequest {
+    /// Read commands (and push options, when negotiated) from `reader`, leaving the pack data
+    /// unread in it. `None` when the client sent only a flush (nothing to do).
+    pub fn read<R: Read>(reader: &mut PktReader<R>) -> Result<Option<Self>> {
+        let mut req = PushRequest::default();
+        loop {
+            let packet = reader.read_required()?;
+            let line = match packet {
+                Packet::Flush => break,
+                Packet::Data(_) => packet.line().unwrap_or_default(),
+                _ => return Err(Error::Protocol("unexpected delimiter in commands".into())),
+            };
+            if let Some(hex) = line.strip_prefix(b"shallow ") {
+                req.shallows.push(parse_oid(hex)?);
+                continue;
+            }
+            let (command, caps) = match line.iter().position(|b| *b == 0) {
+                Some(nul) => (&line[..nul], Some(&line[nul + 1..])),
+                None => (line, None),
+            };
+            if let Some(caps) = caps {
+                if req.commands.is_empty() {
+                    req.capabilities = ClientCapabilities::parse(caps);
+                }
+            }
+            req.commands.push(parse_command(command)?);
+            if req.commands.len() > MAX_COMMANDS {
+                return Err(Error::Limit("100000 ref updates"));
+            }
+        }
+        if req.commands.is_empty() {
+            return Ok(None);
+        }
+        if req.capabilities.has("push-options") {
+            loop {
+                let packet = reader.read_required()?;
+                match packet {
+                    Packet::Flush => break,
+                    Packet::Data(_) => {
+                        let line = packet.line().unwrap_or_default();
+                        req.push_options
+                            .push(String::from_utf8_lossy(line).into_owned());
+                        if req.push_options.len() > MAX_PUSH_OPTIONS {
+                            return Err(Error::Limit("1000 push options"));
+                        }
+                    }
+                    _ => return Err(Error::Protocol("unexpected packet in push options".into())),
+                }
+            }
+        }
+        Ok(Some(req))
+    }
+
+    /// Whether a pack follows the commands (git sends none when every command is a delete).
+    pub fn expects_pack(&self) -> bool {
+        self.commands.iter().any(|c| !c.is_delete())
+    }
+
+    pub fn sideband(&self) -> Mode {
+        if self.capabilities.has("side-band-64k") {
+            Mode::Large
+        } else {
+            Mode::None
+        }
+    }
+}
+
+fn parse_command(line: &[u8]) -> Result<RefCommand> {
+    let bad = || {
+        let shown: String = String::from_utf8_lossy(line).chars().take(120).collect();
+        Error::Protocol(format!("invalid ref update command {shown:?}"))
+    };
+    if line.len() < 83 || line[40] != b' ' || line[81] != b' ' {
+        return Err(bad());
+    }
+    let old = parse_oid(&line[..40])?;
+    let new = parse_oid(&line[41..81])?;
+    let name = std::str::from_utf8(&line[82..]).map_err(|_| bad())?;
+    Ok(RefCommand {
+        old,
+        new,
+        name: name.to_owned(),
+    })
+}
+
+/// The outcome of one ref update, for report-status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandResult {
+    pub name: String,
+    /// `None` when applied, or the reason git prints after `[remote rejected]`.
+    pub error: Option<String>,
+}
+
+/// Write the report-status (v1 and v2 read the same lines for plain updates), wrapped in
+/// side-band 1 when negotiated.
+pub fn write_report(
+    out: &mut Vec<u8>,
+    sideband: Mode,
+    unpack_error: Option<&str>,
+    results: &[CommandResult],
+) {
+    let mut report = Vec::new();
+    match unpack_error {
+        None => write_line(&mut report, "unpack ok"),
+        Some(e) => write_line(&mut report, &format!("unpack {}", one_line(e))),
+    }
+    for r in results {
+        match &r.error {
+            None => write_line(&mut report, &format!("ok {}", r.name)),
+            Some(e) => write_line(&mut report, &format!("ng {} {}", r.name, one_line(e))),
+        }
+    }
+    write_flush(&mut report);
+    if sideband == Mode::None {
+        out.extend_from_slice(&report);
+    } else {
+        write_band(out, sideband, DATA, &report);
+        write_flush(out);
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.replace(['\n', '\r'], " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pktline::write_data;
+
+    const A: &str = "1111111111111111111111111111111111111111";
+    const Z: &str = "0000000000000000000000000000000000000000";
+
+    #[test]
+    fn commands_caps_and_options() -> Result<()> {
+        let mut body = Vec::new();
+        write_data(
+            &mut body,
+            format!("{Z} {A} refs/heads/main\0report-status side-band-64k push-options\n")
+                .as_bytes(),
+        );
+        write_line(&mut body, &format!("{A} {Z} refs/heads/old"));
+        write_flush(&mut body);
+        write_line(&mut body, "ci.skip");
+        write_flush(&mut body);
+        body.extend_from_slice(b"PACK");
+        let mut reader = PktReader::new(&body[..]);
+        let req = PushRequest::read(&mut reader)?.ok_or(Error::Truncated)?;
+        assert_eq!(req.commands.len(), 2);
+        assert!(req.commands[0].is_create());
+        assert!(req.commands[1].is_delete());
+        assert_eq!(req.push_options, vec!["ci.skip".to_string()]);
+        assert_eq!(req.sideband(), Mode::Large);
+        let mut rest = Vec::new();
+        reader.into_inner().read_to_end(&mut rest)?;
+        assert_eq!(rest, b"PACK");
+        Ok(())
+    }
+
+    #[test]
+    fn rejects_malformed_command() {
+        let mut body = Vec::new();
+        write_line(&mut body, "not a command");
+        write_flush(&mut body);
+        assert!(PushRequest::read(&mut PktReader::new(&body[..])).is_err());
+    }
+
+    #[test]
+    fn report_with_sideband() {
+        let mut out = Vec::new();
+        write_report(
+            &mut out,
+            Mode::Large,
+            None,
+            &[CommandResult {
+                name: "refs/heads/main".into(),
+                error: Some("fetch first".into()),
+            }],
+        );
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.contains("unpack ok"));
+        assert!(text.contains("ng refs/heads/main fetch first"));
+        assert!(text.ends_with("0000"));
+    }
+}

@@ -1,0 +1,74 @@
+//! Side-band multiplexing: pack data on band 1, progress on band 2, a fatal error on band 3.
+
+use crate::pktline::{write_data, MAX_PACKET_LEN};
+
+pub const DATA: u8 = 1;
+pub const PROGRESS: u8 = 2;
+pub const ERROR: u8 = 3;
+
+/// Which side-band flavour the client asked for, which decides the packet size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// No multiplexing: pack bytes are sent raw and progress is dropped.
+    None,
+    /// `side-band`: packets of at most 1000 bytes.
+    Small,
+    /// `side-band-64k` (and protocol v2): packets of at most 65520 bytes.
+    Large,
+}
+
+impl Mode {
+    /// The largest payload one band packet can carry (the band byte not included).
+    pub fn max_payload(self) -> usize {
+        match self {
+            Mode::None => usize::MAX,
+            Mode::Small => 1000 - 5,
+            Mode::Large => MAX_PACKET_LEN - 5,
+        }
+    }
+}
+
+/// Append `data` to `out` as one or more packets on `band`.
+pub fn write_band(out: &mut Vec<u8>, mode: Mode, band: u8, data: &[u8]) {
+    if mode == Mode::None {
+        if band == DATA {
+            out.extend_from_slice(data);
+        }
+        return;
+    }
+    let mut packet = Vec::with_capacity(mode.max_payload().min(data.len()) + 1);
+    for chunk in data.chunks(mode.max_payload()) {
+        packet.clear();
+        packet.push(band);
+        packet.extend_from_slice(chunk);
+        write_data(out, &packet);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pktline::{Packet, PktReader};
+
+    #[test]
+    fn splits_at_the_mode_limit() {
+        let mut out = Vec::new();
+        write_band(&mut out, Mode::Small, DATA, &[7u8; 2000]);
+        let mut r = PktReader::new(&out[..]);
+        let mut total = 0;
+        while let Ok(Some(Packet::Data(d))) = r.read() {
+            assert_eq!(d[0], DATA);
+            assert!(d.len() <= 1000 - 4);
+            total += d.len() - 1;
+        }
+        assert_eq!(total, 2000);
+    }
+
+    #[test]
+    fn no_sideband_drops_progress() {
+        let mut out = Vec::new();
+        write_band(&mut out, Mode::None, PROGRESS, b"counting");
+        write_band(&mut out, Mode::None, DATA, b"PACK");
+        assert_eq!(out, b"PACK");
+    }
+}
