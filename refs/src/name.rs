@@ -1,0 +1,70 @@
+//! git's ref-name rules (`git check-ref-format`), for names a client pushes.
+
+/// Why a name is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid ref name: {0}")]
+pub struct InvalidName(pub &'static str);
+
+/// Accept only full names under `refs/` that `git check-ref-format` accepts.
+pub fn validate_ref_name(name: &str) -> Result<(), InvalidName> {
+    if !name.starts_with("refs/") {
+        return Err(InvalidName("must start with refs/"));
+    }
+    if name.len() > 1024 {
+        return Err(InvalidName("longer than 1024 bytes"));
+    }
+    if name.ends_with('/') || name.ends_with('.') {
+        return Err(InvalidName("must not end with / or ."));
+    }
+    if name.contains("..") || name.contains("@{") || name.contains("//") {
+        return Err(InvalidName("must not contain .., @{ or //"));
+    }
+    if name
+        .bytes()
+        .any(|b| b < 0x20 || b == 0x7f || b" ~^:?*[\\".contains(&b))
+    {
+        return Err(InvalidName("must not contain control characters, space or any of ~^:?*[\\"));
+    }
+    for component in name.split('/') {
+        if component.starts_with('.') || component.ends_with(".lock") {
+            return Err(InvalidName("a component must not start with . or end with .lock"));
+        }
+    }
+    if name == "refs/heads" || name == "refs/tags" {
+        return Err(InvalidName("must name a ref below refs/heads/ or refs/tags/"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn follows_check_ref_format() {
+        for ok in ["refs/heads/main", "refs/tags/v1.0", "refs/heads/feature/x-y_z", "refs/notes/commits"] {
+            assert!(validate_ref_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "main",
+            "refs/heads/a..b",
+            "refs/heads/.hidden",
+            "refs/heads/x.lock",
+            "refs/heads/a b",
+            "refs/heads/a~1",
+            "refs/heads/a^",
+            "refs/heads/a:b",
+            "refs/heads/a?",
+            "refs/heads/a*",
+            "refs/heads/a[",
+            "refs/heads/a\\b",
+            "refs/heads/a@{1}",
+            "refs/heads/",
+            "refs/heads//x",
+            "refs/heads/x.",
+            "refs/heads/\u{7}",
+        ] {
+            assert!(validate_ref_name(bad).is_err(), "{bad}");
+        }
+    }
+}

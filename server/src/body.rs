@@ -1,0 +1,204 @@
+//! Moving bytes between hyper's async bodies and the blocking protocol code.
+//!
+//! Pack work (indexing, walking, writing) is synchronous and runs on blocking threads. A
+//! request body reaches it through [`BodyReader`], an `io::Read` fed by a bounded channel; a
+//! response leaves it through [`ChannelWriter`], an `io::Write` feeding a bounded channel that
+//! [`ChannelBody`] streams to the client. The channels hold a few chunks at most, so memory
+//! stays bounded whatever the size of the pack, and a slow client slows the producer down.
+
+use std::io::{self, Read, Write};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame};
+use http_body_util::BodyExt;
+use tokio::sync::mpsc;
+
+/// The boxed body type of every response.
+pub type ResponseBody = http_body_util::combinators::BoxBody<Bytes, io::Error>;
+
+/// Chunks in flight between a producer and the socket.
+const CHANNEL_CHUNKS: usize = 8;
+/// Size at which [`ChannelWriter`] hands a chunk over.
+const CHUNK_BYTES: usize = 64 * 1024;
+
+pub fn full(data: impl Into<Bytes>) -> ResponseBody {
+    http_body_util::Full::new(data.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// A response body streamed from a channel.
+pub struct ChannelBody {
+    rx: mpsc::Receiver<Bytes>,
+}
+
+impl Body for ChannelBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(b)) => Poll::Ready(Some(Ok(Frame::data(b)))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// A blocking writer whose bytes become the response body.
+pub struct ChannelWriter {
+    tx: mpsc::Sender<Bytes>,
+    buf: Vec<u8>,
+}
+
+/// A writer and the body it feeds.
+pub fn channel() -> (ChannelWriter, ResponseBody) {
+    let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
+    (
+        ChannelWriter {
+            tx,
+            buf: Vec::with_capacity(CHUNK_BYTES),
+        },
+        ChannelBody { rx }.boxed(),
+    )
+}
+
+impl ChannelWriter {
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK_BYTES)));
+        self.tx
+            .blocking_send(chunk)
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
+    }
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.buf.len() + data.len() > CHUNK_BYTES && !self.buf.is_empty() {
+            self.send()?;
+        }
+        if data.len() >= CHUNK_BYTES {
+            self.buf.extend_from_slice(data);
+            self.send()?;
+        } else {
+            self.buf.extend_from_slice(data);
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send()
+    }
+}
+
+impl Drop for ChannelWriter {
+    fn drop(&mut self) {
+        let _ = self.send();
+    }
+}
+
+/// The request body as a blocking reader, with a limit on its size.
+pub struct BodyReader {
+    rx: mpsc::Receiver<io::Result<Bytes>>,
+    current: Bytes,
+    remaining: u64,
+    limit: u64,
+}
+
+/// Start forwarding `body` into a [`BodyReader`]; at most `limit` bytes are accepted.
+pub fn reader(body: hyper::body::Incoming, limit: u64) -> BodyReader {
+    let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
+    tokio::spawn(async move {
+        let mut body = body;
+        loop {
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        if tx.send(Ok(data)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Some(Err(e)) => {
+                    let _ = tx.send(Err(io::Error::other(e))).await;
+                    return;
+                }
+                None => return,
+            }
+        }
+    });
+    BodyReader {
+        rx,
+        current: Bytes::new(),
+        remaining: limit,
+        limit,
+    }
+}
+
+impl Read for BodyReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.current = b,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.current.len());
+        if n as u64 > self.remaining {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("the request body exceeds the limit of {} bytes", self.limit),
+            ));
+        }
+        out[..n].copy_from_slice(&self.current[..n]);
+        self.current = self.current.slice(n..);
+        self.remaining -= n as u64;
+        Ok(n)
+    }
+}
+
+/// A reader that fails once more than `limit` bytes came out of it (a gzip bomb guard).
+pub struct Limited<R> {
+    inner: R,
+    remaining: u64,
+    limit: u64,
+}
+
+impl<R: Read> Limited<R> {
+    pub fn new(inner: R, limit: u64) -> Self {
+        Limited {
+            inner,
+            remaining: limit,
+            limit,
+        }
+    }
+}
+
+impl<R: Read> Read for Limited<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(out)?;
+        if n as u64 > self.remaining {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("the request body exceeds the limit of {} bytes", self.limit),
+            ));
+        }
+        self.remaining -= n as u64;
+        Ok(n)
+    }
+}
+
+/// The request body, decompressed when it is gzip-encoded, as a blocking reader.
+pub fn decoded(body: BodyReader, gzip: bool, limit: u64) -> Box<dyn Read + Send> {
+    if gzip {
+        Box::new(Limited::new(flate2::read::MultiGzDecoder::new(body), limit))
+    } else {
+        Box::new(body)
+    }
+}

@@ -1,0 +1,353 @@
+//! The HTTP surface: routing, discovery, and the two service endpoints.
+
+use std::convert::Infallible;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{header, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use objectstore::odb::ingest;
+use objectstore::PackCache;
+use protocol::advertisement::{self, Service};
+use tokio::net::TcpListener;
+
+use crate::body::{self, full, ResponseBody};
+use crate::repo::{refs_view, Repo};
+use crate::storage::{valid_name, RepoId, Storage};
+use crate::{receive_pack, upload_pack};
+
+/// Limits on what one request may send.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// An upload-pack request (wants and haves), after decompression.
+    pub max_request_bytes: u64,
+    /// A push, pack included.
+    pub max_push_bytes: u64,
+    pub ingest: ingest::Limits,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_request_bytes: 64 << 20,
+            max_push_bytes: 16 << 30,
+            ingest: ingest::Limits::default(),
+        }
+    }
+}
+
+/// Shared state of the server: storage and caches, nothing that must survive a restart.
+#[derive(Debug)]
+pub struct App {
+    pub storage: Storage,
+    pub cache: Arc<PackCache>,
+    /// Where received packs are indexed before upload.
+    pub staging: PathBuf,
+    pub public_url: String,
+    pub limits: Limits,
+}
+
+/// Which endpoint of a repository a path names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    InfoRefs,
+    UploadPack,
+    ReceivePack,
+}
+
+/// Parse `/{ws}/git/{alias}[.git]/{endpoint}` and `/{ws}/artifacts/{alias}/git/{endpoint}`.
+pub fn route(path: &str) -> Option<(RepoId, Endpoint)> {
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let (ws, alias, rest) = match parts.as_slice() {
+        [ws, "git", alias, rest @ ..] => (*ws, alias.strip_suffix(".git").unwrap_or(alias), rest),
+        [ws, "artifacts", alias, "git", rest @ ..] => (*ws, *alias, rest),
+        _ => return None,
+    };
+    if !valid_name(ws) || !valid_name(alias) {
+        return None;
+    }
+    let endpoint = match rest {
+        ["info", "refs"] => Endpoint::InfoRefs,
+        ["git-upload-pack"] => Endpoint::UploadPack,
+        ["git-receive-pack"] => Endpoint::ReceivePack,
+        _ => return None,
+    };
+    Some((
+        RepoId {
+            workspace: ws.to_owned(),
+            alias: alias.to_owned(),
+        },
+        endpoint,
+    ))
+}
+
+fn plain(status: StatusCode, message: &str) -> Response<ResponseBody> {
+    let mut resp = Response::new(full(format!("{message}\n")));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp
+}
+
+fn git_response(content_type: &'static str, body: ResponseBody) -> Response<ResponseBody> {
+    let mut resp = Response::new(body);
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
+    h.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-cache, max-age=0, must-revalidate"));
+    resp
+}
+
+/// The protocol version the client asked for in `Git-Protocol`.
+fn protocol_version<B>(req: &Request<B>) -> u8 {
+    req.headers()
+        .get_all("git-protocol")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(':'))
+        .filter_map(|kv| kv.strip_prefix("version="))
+        .filter_map(|v| v.trim().parse::<u8>().ok())
+        .max()
+        .unwrap_or(0)
+}
+
+fn is_gzip<B>(req: &Request<B>) -> bool {
+    req.headers()
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("gzip") || v.eq_ignore_ascii_case("x-gzip"))
+}
+
+fn query_service<B>(req: &Request<B>) -> Option<&str> {
+    req.uri()
+        .query()?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("service="))
+}
+
+fn refs_error(e: refs::Error) -> Response<ResponseBody> {
+    match e {
+        refs::Error::NotFound => plain(StatusCode::NOT_FOUND, "repository not found"),
+        e => {
+            tracing::error!(error = %e, "reading refs failed");
+            plain(StatusCode::INTERNAL_SERVER_ERROR, &format!("cannot read the repository: {e}"))
+        }
+    }
+}
+
+/// Handle one request.
+pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<ResponseBody> {
+    let path = req.uri().path().to_owned();
+    match (req.method(), path.as_str()) {
+        (&Method::GET, "/health") => return plain(StatusCode::OK, "ok"),
+        (&Method::GET, "/") => return plain(StatusCode::OK, "artifact-git: clone with git clone <url>/<workspace>/git/<alias>"),
+        _ => {}
+    }
+    let Some((id, endpoint)) = route(&path) else {
+        return plain(StatusCode::NOT_FOUND, "not found");
+    };
+    let repo = Repo::new(&app.storage, id);
+    match (req.method(), endpoint) {
+        (&Method::GET, Endpoint::InfoRefs) => info_refs(&repo, &req).await,
+        (&Method::POST, Endpoint::UploadPack) => upload_pack(app, repo, req).await,
+        (&Method::POST, Endpoint::ReceivePack) => receive_pack(app, repo, req).await,
+        _ => plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
+    }
+}
+
+async fn info_refs(repo: &Repo, req: &Request<Incoming>) -> Response<ResponseBody> {
+    let Some(service) = query_service(req).and_then(Service::from_name) else {
+        return plain(StatusCode::FORBIDDEN, "only the smart HTTP protocol is supported: use git 1.6.6 or newer");
+    };
+    let snapshot = match repo.snapshot().await {
+        Ok(s) => s,
+        Err(e) => return refs_error(e),
+    };
+    let version = protocol_version(req);
+    let mut out = Vec::new();
+    if service == Service::UploadPack && version == 2 {
+        advertisement::write_v2_capabilities(&mut out);
+    } else {
+        advertisement::write_service_header(&mut out, service);
+        advertisement::write_v0(&mut out, service, &refs_view(&snapshot), version == 1);
+    }
+    let content_type = match service {
+        Service::UploadPack => "application/x-git-upload-pack-advertisement",
+        Service::ReceivePack => "application/x-git-receive-pack-advertisement",
+    };
+    git_response(content_type, full(out))
+}
+
+async fn upload_pack(app: Arc<App>, repo: Repo, req: Request<Incoming>) -> Response<ResponseBody> {
+    let v2 = protocol_version(&req) == 2;
+    let gzip = is_gzip(&req);
+    let snapshot = match repo.snapshot().await {
+        Ok(s) => s,
+        Err(e) => return refs_error(e),
+    };
+    let db = match repo.objects(&app.cache).await {
+        Ok(db) => db,
+        Err(e) => {
+            tracing::error!(repo = %repo.id, error = %e, "opening packs failed");
+            return plain(StatusCode::INTERNAL_SERVER_ERROR, &format!("cannot read the repository: {e}"));
+        }
+    };
+    let limit = app.limits.max_request_bytes;
+    let request_body = body::reader(req.into_body(), limit);
+    let (writer, response_body) = body::channel();
+    let id = repo.id.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut out = upload_pack::Output::new(writer);
+        let mut request = Vec::new();
+        let read = body::decoded(request_body, gzip, limit).read_to_end(&mut request);
+        let source = upload_pack::Source {
+            snapshot: &snapshot,
+            db: &db,
+        };
+        let result = match read {
+            Err(e) => Err(upload_pack::Error::Io(e)),
+            Ok(_) if v2 => upload_pack::serve_v2(&source, &request, &mut out),
+            Ok(_) => upload_pack::serve_v0(&source, &request, &mut out),
+        };
+        if let Err(e) = result {
+            tracing::warn!(repo = %id, error = %e, "upload-pack failed");
+            out.fail(&e.to_string());
+        }
+    });
+    git_response("application/x-git-upload-pack-result", response_body)
+}
+
+async fn receive_pack(app: Arc<App>, repo: Repo, req: Request<Incoming>) -> Response<ResponseBody> {
+    let gzip = is_gzip(&req);
+    if let Err(e) = repo.snapshot().await {
+        return refs_error(e);
+    }
+    let db = match repo.objects(&app.cache).await {
+        Ok(db) => db,
+        Err(e) => {
+            tracing::error!(repo = %repo.id, error = %e, "opening packs failed");
+            return plain(StatusCode::INTERNAL_SERVER_ERROR, &format!("cannot read the repository: {e}"));
+        }
+    };
+    let limit = app.limits.max_push_bytes;
+    let request_body = body::reader(req.into_body(), limit);
+    let runtime = tokio::runtime::Handle::current();
+    let result = tokio::task::spawn_blocking(move || {
+        let ctx = receive_pack::PushContext {
+            repo: &repo,
+            db,
+            staging: &app.staging,
+            limits: app.limits.ingest,
+            runtime,
+        };
+        receive_pack::serve(ctx, body::decoded(request_body, gzip, limit))
+    })
+    .await;
+    match result {
+        Ok(out) => git_response("application/x-git-receive-pack-result", full(Bytes::from(out))),
+        Err(e) => {
+            tracing::error!(error = %e, "push task failed");
+            plain(StatusCode::INTERNAL_SERVER_ERROR, "the push failed unexpectedly")
+        }
+    }
+}
+
+/// Accept connections until `shutdown` resolves, then let in-flight requests finish.
+pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl std::future::Future<Output = ()>) -> std::io::Result<()> {
+    let mut shutdown = std::pin::pin!(shutdown);
+    let tracker = tokio_util_tracker::Tracker::default();
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let app = app.clone();
+        let guard = tracker.guard();
+        tokio::spawn(async move {
+            let _guard = guard;
+            serve_connection(app, stream, peer).await;
+        });
+    }
+    tracker.wait(std::time::Duration::from_secs(30)).await;
+    Ok(())
+}
+
+async fn serve_connection(app: Arc<App>, stream: tokio::net::TcpStream, peer: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let app = app.clone();
+        async move {
+            let started = Instant::now();
+            let method = req.method().clone();
+            let path = req.uri().path().to_owned();
+            let resp = handle(app, req).await;
+            tracing::info!(%peer, %method, %path, status = resp.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
+            Ok::<_, Infallible>(resp)
+        }
+    });
+    let io = hyper_util::rt::TokioIo::new(stream);
+    if let Err(e) = hyper::server::conn::http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(io, service)
+        .await
+    {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// Counting in-flight connections so shutdown can wait for them.
+mod tokio_util_tracker {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[derive(Default, Clone)]
+    pub struct Tracker(Arc<AtomicUsize>);
+
+    pub struct Guard(Arc<AtomicUsize>);
+
+    impl Tracker {
+        pub fn guard(&self) -> Guard {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Guard(self.0.clone())
+        }
+
+        pub async fn wait(&self, max: Duration) {
+            let deadline = tokio::time::Instant::now() + max;
+            while self.0.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_both_path_forms() {
+        let (id, ep) = route("/ws/git/data.git/info/refs").unwrap();
+        assert_eq!((id.workspace.as_str(), id.alias.as_str(), ep), ("ws", "data", Endpoint::InfoRefs));
+        let (id, ep) = route("/ws/artifacts/data/git/git-receive-pack").unwrap();
+        assert_eq!((id.alias.as_str(), ep), ("data", Endpoint::ReceivePack));
+        assert!(route("/ws/git/../info/refs").is_none());
+        assert!(route("/ws/git/a%2fb/info/refs").is_none());
+        assert!(route("/ws/git/a/objects/info/packs").is_none());
+    }
+}

@@ -1,0 +1,89 @@
+//! One repository as the request handlers see it: its refs and its objects.
+
+use std::sync::Arc;
+
+use gix_hash::ObjectId;
+use objectstore::odb::{self, Reader};
+use objectstore::{ObjectDb, PackCache};
+use protocol::advertisement::{AdvertisedRef, RefsView};
+use refs::{RefStore, Snapshot};
+
+use crate::storage::{RepoId, Storage};
+
+/// A repository of the storage.
+#[derive(Debug, Clone)]
+pub struct Repo {
+    pub id: RepoId,
+    pub prefix: String,
+    pub refs: RefStore,
+    storage: Storage,
+}
+
+impl Repo {
+    pub fn new(storage: &Storage, id: RepoId) -> Self {
+        let prefix = storage.repo_prefix(&id);
+        Repo {
+            refs: RefStore::new(storage.bucket.clone(), &prefix),
+            id,
+            prefix,
+            storage: storage.clone(),
+        }
+    }
+
+    /// The refs now; [`refs::Error::NotFound`] when the repository does not exist.
+    pub async fn snapshot(&self) -> Result<Snapshot, refs::Error> {
+        self.refs.snapshot().await
+    }
+
+    pub async fn objects(&self, cache: &Arc<PackCache>) -> Result<ObjectDb, odb::Error> {
+        ObjectDb::open(self.storage.bucket.clone(), &self.prefix, cache.clone()).await
+    }
+}
+
+/// The advertised form of a refs snapshot.
+pub fn refs_view(snapshot: &Snapshot) -> RefsView {
+    RefsView {
+        head_symref: snapshot.head.clone(),
+        refs: snapshot
+            .refs
+            .iter()
+            .map(|(name, v)| AdvertisedRef {
+                name: name.clone(),
+                target: v.target,
+                peeled: v.peeled,
+            })
+            .collect(),
+    }
+}
+
+/// Negotiation's view of the object database.
+pub struct History<'a, 'b>(pub &'a Reader<'b>);
+
+fn storage_error(e: odb::Error) -> protocol::Error {
+    protocol::Error::Storage(e.to_string())
+}
+
+impl protocol::negotiate::History for History<'_, '_> {
+    fn has_object(&self, id: &ObjectId) -> protocol::Result<bool> {
+        Ok(self.0.db().contains(id))
+    }
+
+    fn commit(&self, id: &ObjectId) -> protocol::Result<Option<(i64, Vec<ObjectId>)>> {
+        let mut buf = Vec::new();
+        match self.0.try_read(id, &mut buf).map_err(storage_error)? {
+            Some(gix_object::Kind::Commit) => {
+                let c = odb::Commit::parse(id, &buf).map_err(storage_error)?;
+                Ok(Some((c.time, c.parents)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn peel(&self, id: &ObjectId) -> protocol::Result<ObjectId> {
+        match self.0.peel(id) {
+            Ok((peeled, _)) => Ok(peeled),
+            Err(odb::Error::Missing(_)) => Ok(*id),
+            Err(e) => Err(storage_error(e)),
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! `git-upload-pack` over Smart HTTP: clone and fetch, protocol v0/v1 and v2.
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::io::{BufWriter, Write};
+
+use gix_hash::ObjectId;
+use objectstore::odb::{generate, walk, Reader};
+use objectstore::ObjectDb;
+use protocol::advertisement::write_ls_refs;
+use protocol::negotiate::{v0_acknowledge, v2_acknowledge, Next};
+use protocol::pktline::{write_delim, write_flush, write_line};
+use protocol::sideband::{write_band, Mode, DATA, ERROR, PROGRESS};
+use protocol::upload_pack::{Command, FetchRequest};
+use refs::Snapshot;
+
+use crate::body::ChannelWriter;
+use crate::repo::{refs_view, History};
+
+/// What a request handler can fail with; every variant reaches the client as an `ERR` line
+/// or, once a pack is being streamed, on side-band 3.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Protocol(#[from] protocol::Error),
+    #[error(transparent)]
+    Objects(#[from] objectstore::odb::Error),
+    #[error("{0}")]
+    Refused(String),
+    #[error("connection closed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The response being written, and whether the pack's side-band has started.
+pub struct Output {
+    writer: RefCell<ChannelWriter>,
+    sideband: Option<Mode>,
+    progress: bool,
+}
+
+impl Output {
+    pub fn new(writer: ChannelWriter) -> Self {
+        Output {
+            writer: RefCell::new(writer),
+            sideband: None,
+            progress: false,
+        }
+    }
+
+    fn raw(&self, data: &[u8]) -> std::io::Result<()> {
+        self.writer.borrow_mut().write_all(data)
+    }
+
+    fn progress(&self, message: &str) {
+        if let (Some(mode), true) = (self.sideband, self.progress) {
+            let mut buf = Vec::new();
+            write_band(&mut buf, mode, PROGRESS, message.as_bytes());
+            let _ = self.raw(&buf);
+        }
+    }
+
+    /// Report `error` the way the client can show it at this point of the response.
+    pub fn fail(&self, error: &str) {
+        let mut buf = Vec::new();
+        match self.sideband {
+            Some(Mode::None) => {}
+            Some(mode) => {
+                write_band(&mut buf, mode, ERROR, format!("{error}\n").as_bytes());
+                write_flush(&mut buf);
+            }
+            None => write_line(&mut buf, &format!("ERR {error}")),
+        }
+        let _ = self.raw(&buf);
+        let _ = self.writer.borrow_mut().flush();
+    }
+}
+
+/// Pack data on side-band 1 (or raw without side-band).
+struct PackData<'a>(&'a Output);
+
+impl Write for PackData<'_> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let mode = self.0.sideband.unwrap_or(Mode::None);
+        let mut buf = Vec::with_capacity(data.len() + 16);
+        write_band(&mut buf, mode, DATA, data);
+        self.0.raw(&buf)?;
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.writer.borrow_mut().flush()
+    }
+}
+
+/// The objects and refs a request is served from.
+pub struct Source<'a> {
+    pub snapshot: &'a Snapshot,
+    pub db: &'a ObjectDb,
+}
+
+/// Serve a stateless v0/v1 request.
+pub fn serve_v0(source: &Source<'_>, request: &[u8], out: &mut Output) -> Result<(), Error> {
+    let req = FetchRequest::parse_v0(request)?;
+    if req.wants.is_empty() {
+        return Ok(());
+    }
+    let reader = source.db.reader();
+    check_wants(source.db, &req.wants)?;
+    let mut buf = Vec::new();
+    let shallow = shallow_update(source, &reader, &req)?;
+    if req.deepens() {
+        write_shallow_lines(&mut buf, &shallow);
+        write_flush(&mut buf);
+    }
+    if !req.seen_haves && !req.done {
+        // A stateless client sends its wants alone first, to read the shallow list; git
+        // answers that request with the shallow list and nothing else.
+        out.raw(&buf)?;
+        return Ok(());
+    }
+    let next = v0_acknowledge(&req, &History(&reader), &mut buf)?;
+    out.raw(&buf)?;
+    if next == Next::EndRound {
+        return Ok(());
+    }
+    out.sideband = Some(req.options.sideband);
+    out.progress = !req.options.no_progress;
+    send_pack(source, &reader, &req, &shallow, out)?;
+    if req.options.sideband != Mode::None {
+        let mut end = Vec::new();
+        write_flush(&mut end);
+        out.raw(&end)?;
+    }
+    Ok(())
+}
+
+/// Serve one v2 command.
+pub fn serve_v2(source: &Source<'_>, request: &[u8], out: &mut Output) -> Result<(), Error> {
+    let Some(command) = Command::read(request)? else { return Ok(()) };
+    let mut buf = Vec::new();
+    match command.name.as_str() {
+        "ls-refs" => {
+            let args = command.ls_refs_args()?;
+            write_ls_refs(&mut buf, &refs_view(source.snapshot), &args);
+            out.raw(&buf)?;
+        }
+        "object-info" => {
+            let (size, ids) = command.object_info_args()?;
+            let reader = source.db.reader();
+            if size {
+                write_line(&mut buf, "size");
+            }
+            let mut data = Vec::new();
+            for id in ids {
+                match reader.try_read(&id, &mut data)? {
+                    Some(_) if size => write_line(&mut buf, &format!("{id} {}", data.len())),
+                    _ => write_line(&mut buf, &format!("{id}")),
+                }
+            }
+            write_flush(&mut buf);
+            out.raw(&buf)?;
+        }
+        "fetch" => {
+            let mut req = FetchRequest::parse_v2(&command)?;
+            let mut wanted_refs = Vec::new();
+            for name in &req.want_refs {
+                let id = source
+                    .snapshot
+                    .get(name)
+                    .ok_or_else(|| Error::Refused(format!("unknown ref {name}")))?;
+                wanted_refs.push((id, name.clone()));
+                req.wants.push(id);
+            }
+            if req.wants.is_empty() {
+                return Ok(());
+            }
+            check_wants(source.db, &req.wants)?;
+            let reader = source.db.reader();
+            if v2_acknowledge(&req, &History(&reader), &mut buf)? == Next::EndRound {
+                out.raw(&buf)?;
+                return Ok(());
+            }
+            let shallow = shallow_update(source, &reader, &req)?;
+            if req.deepens() || !req.shallows.is_empty() {
+                write_line(&mut buf, "shallow-info");
+                write_shallow_lines(&mut buf, &shallow);
+                write_delim(&mut buf);
+            }
+            if !wanted_refs.is_empty() {
+                write_line(&mut buf, "wanted-refs");
+                for (id, name) in &wanted_refs {
+                    write_line(&mut buf, &format!("{id} {name}"));
+                }
+                write_delim(&mut buf);
+            }
+            write_line(&mut buf, "packfile");
+            out.raw(&buf)?;
+            out.sideband = Some(Mode::Large);
+            out.progress = !req.options.no_progress;
+            send_pack(source, &reader, &req, &shallow, out)?;
+            let mut end = Vec::new();
+            write_flush(&mut end);
+            out.raw(&end)?;
+        }
+        other => return Err(Error::Refused(format!("unknown command {other:?}"))),
+    }
+    Ok(())
+}
+
+/// Every want must name an object of this repository (allow-reachable-sha1-in-want).
+fn check_wants(db: &ObjectDb, wants: &[ObjectId]) -> Result<(), Error> {
+    for want in wants {
+        if !db.contains(want) {
+            return Err(Error::Refused(format!("upload-pack: not our ref {want}")));
+        }
+    }
+    Ok(())
+}
+
+fn shallow_update(source: &Source<'_>, reader: &Reader<'_>, req: &FetchRequest) -> Result<walk::ShallowUpdate, Error> {
+    if !req.deepens() && req.shallows.is_empty() {
+        return Ok(walk::ShallowUpdate::default());
+    }
+    let mut not = Vec::new();
+    for name in &req.deepen_not {
+        let id = resolve_ref(source.snapshot, name)
+            .ok_or_else(|| Error::Refused(format!("git upload-pack: ambiguous deepen-not: {name}")))?;
+        not.push(id);
+    }
+    let deepen = walk::Deepen {
+        depth: req.depth,
+        relative: req.deepen_relative,
+        since: req.deepen_since,
+        not,
+    };
+    Ok(walk::shallow_update(reader, &req.wants, &req.shallows, &deepen)?)
+}
+
+/// Resolve a ref name as git's `expand_ref` does for `deepen-not`.
+fn resolve_ref(snapshot: &Snapshot, name: &str) -> Option<ObjectId> {
+    [
+        name.to_owned(),
+        format!("refs/{name}"),
+        format!("refs/tags/{name}"),
+        format!("refs/heads/{name}"),
+    ]
+    .iter()
+    .find_map(|n| snapshot.get(n))
+}
+
+fn write_shallow_lines(buf: &mut Vec<u8>, update: &walk::ShallowUpdate) {
+    for id in &update.shallow {
+        write_line(buf, &format!("shallow {id}"));
+    }
+    for id in &update.unshallow {
+        write_line(buf, &format!("unshallow {id}"));
+    }
+}
+
+/// Compute and stream the pack.
+fn send_pack(
+    source: &Source<'_>,
+    reader: &Reader<'_>,
+    req: &FetchRequest,
+    shallow: &walk::ShallowUpdate,
+    out: &Output,
+) -> Result<(), Error> {
+    let db = source.db;
+    let mut data = BufWriter::with_capacity(Mode::Large.max_payload(), PackData(out));
+    if let Some(pack) = verbatim_candidate(source, req) {
+        out.progress(&format!("Sending the stored pack: {} objects\n", pack.num_objects()));
+        tracing::info!(pack = %pack.name, objects = pack.num_objects(), "clone served verbatim");
+        generate::write_verbatim(pack, &mut data)?;
+        data.flush()?;
+        return Ok(());
+    }
+    let mut wants = req.wants.clone();
+    wants.extend(shallow.extra_wants.iter().copied());
+    let haves: Vec<ObjectId> = req.haves.iter().copied().filter(|h| db.contains(h)).collect();
+    let mut selection = walk::select(reader, &wants, &haves, &shallow.grafts, &mut |n| {
+        out.progress(&format!("Counting objects: {n}\r"));
+    })?;
+    if req.options.include_tag {
+        include_tags(source.snapshot, &mut selection);
+    }
+    out.progress(&format!("Counting objects: {}, done.\n", selection.objects.len()));
+    let options = generate::Options {
+        ofs_delta: req.options.ofs_delta,
+        thin: req.options.thin_pack,
+    };
+    let stats = generate::write_pack(db, &selection.objects, &selection.client_has, options, &mut data, &mut |n, total| {
+        if total > 0 {
+            out.progress(&format!("Writing objects: {}% ({n}/{total})\r", n * 100 / total));
+        }
+    })?;
+    data.flush()?;
+    drop(data);
+    out.progress(&format!(
+        "Total {} (delta {}), reused {} (delta {}), pack-reused 0\n",
+        stats.objects, stats.deltas, stats.reused, stats.reused_deltas
+    ));
+    tracing::debug!(objects = stats.objects, bytes = stats.bytes, "pack sent");
+    Ok(())
+}
+
+/// The stored pack, when sending it unchanged is exactly right: a full clone (no haves, no
+/// shallow history) of every branch of a repository held in one pack.
+fn verbatim_candidate<'a>(source: &Source<'a>, req: &FetchRequest) -> Option<&'a objectstore::odb::Pack> {
+    let packs = source.db.packs();
+    if packs.len() != 1
+        || !req.haves.is_empty()
+        || !req.shallows.is_empty()
+        || req.deepens()
+        || req.filter.is_some()
+        || !req.options.ofs_delta
+    {
+        return None;
+    }
+    let wants: HashSet<&ObjectId> = req.wants.iter().collect();
+    let all_branches = source
+        .snapshot
+        .refs
+        .iter()
+        .filter(|(name, _)| name.starts_with("refs/heads/"))
+        .all(|(_, v)| wants.contains(&v.target));
+    all_branches.then(|| packs[0].as_ref())
+}
+
+/// include-tag: annotated tags whose target is being sent go along.
+fn include_tags(snapshot: &Snapshot, selection: &mut walk::Selection) {
+    let sending: HashSet<ObjectId> = selection.objects.iter().copied().collect();
+    for value in snapshot.refs.values() {
+        if let Some(peeled) = value.peeled {
+            if sending.contains(&peeled)
+                && !sending.contains(&value.target)
+                && !selection.client_has.contains(&value.target)
+            {
+                selection.objects.push(value.target);
+            }
+        }
+    }
+}
