@@ -1,1 +1,423 @@
+//! The harness of the end-to-end tests: start `artifact-git serve` as a separate process on a
+//! free port, drive the real `git` binaries against it, and build test histories with
+//! `git fast-import`.
+//!
+//! The server binary is taken from `ARTIFACT_GIT_BIN`, or from the `target/` directory these
+//! tests were built into (`scripts/test` builds it first).
+#![forbid(unsafe_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+pub use tempfile::TempDir;
+
+/// The two git versions on the test machines; tests run against each that exists.
+pub const GIT_BINARIES: &[&str] = &["/usr/bin/git", "/usr/local/bin/git"];
+
+pub fn git_binaries() -> Vec<PathBuf> {
+    let found: Vec<PathBuf> = GIT_BINARIES.iter().map(PathBuf::from).filter(|p| p.exists()).collect();
+    assert!(!found.is_empty(), "no git binary found in {GIT_BINARIES:?}");
+    found
+}
+
+/// The default git: the first of [`GIT_BINARIES`] found.
+pub fn default_git() -> PathBuf {
+    git_binaries().remove(0)
+}
+
+pub fn server_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("ARTIFACT_GIT_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/artifact-git
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = profile_dir.join("artifact-git");
+    assert!(
+        bin.exists(),
+        "{} does not exist: build the server first (scripts/test does: cargo build --bin artifact-git)",
+        bin.display()
+    );
+    bin
+}
+
+/// A running `artifact-git serve`, killed on drop.
+pub struct Server {
+    child: Child,
+    pub url: String,
+    /// `--storage` as passed to the server.
+    pub storage: String,
+    /// The storage directory of a filesystem backend.
+    pub data_dir: Option<PathBuf>,
+    extra_env: Vec<(String, String)>,
+    _dirs: Vec<TempDir>,
+}
+
+impl Server {
+    /// A server on a fresh filesystem storage directory.
+    pub fn start() -> Server {
+        let dir = TempDir::new().unwrap();
+        let data = dir.path().join("data");
+        Server::start_with(&format!("file://{}", data.display()), Some(data), vec![], vec![dir], &[])
+    }
+
+    /// A second server process on the same storage (a replica).
+    pub fn replica(&self) -> Server {
+        Server::start_with(&self.storage, self.data_dir.clone(), self.extra_env.clone(), vec![], &[])
+    }
+
+    pub fn start_with(
+        storage: &str,
+        data_dir: Option<PathBuf>,
+        extra_env: Vec<(String, String)>,
+        mut dirs: Vec<TempDir>,
+        extra_args: &[&str],
+    ) -> Server {
+        let cache = TempDir::new().unwrap();
+        let mut cmd = Command::new(server_bin());
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--storage", storage, "--cache-dir"])
+            .arg(cache.path())
+            .args(extra_args)
+            .env("ARTIFACT_GIT_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in &extra_env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start artifact-git");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let first = lines.next().and_then(Result::ok).unwrap_or_default();
+        let url = first
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("server did not announce its address: {first:?}"))
+            .to_owned();
+        // Keep draining stdout so the server never blocks on it.
+        std::thread::spawn(move || for _ in lines {});
+        dirs.push(cache);
+        Server {
+            child,
+            url,
+            storage: storage.to_owned(),
+            data_dir,
+            extra_env,
+            _dirs: dirs,
+        }
+    }
+
+    /// `artifact-git init` a repository on this server's storage.
+    pub fn init(&self, repo: &str) {
+        let mut cmd = Command::new(server_bin());
+        cmd.args(["init", repo, "--storage", &self.storage]);
+        for (k, v) in &self.extra_env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "init {repo}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// The clone URL of `workspace/alias`.
+    pub fn repo_url(&self, repo: &str) -> String {
+        let (ws, alias) = repo.split_once('/').unwrap();
+        format!("{}/{ws}/git/{alias}", self.url)
+    }
+
+    /// The bucket directory of a repository (filesystem backend).
+    pub fn repo_dir(&self, repo: &str) -> PathBuf {
+        let (ws, alias) = repo.split_once('/').unwrap();
+        self.data_dir.as_ref().expect("filesystem backend").join(ws).join("artifacts").join(alias).join("git")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A git environment isolated from the machine's configuration.
+pub struct Git {
+    pub bin: PathBuf,
+    home: TempDir,
+}
+
+impl Default for Git {
+    fn default() -> Self {
+        Git::new(default_git())
+    }
+}
+
+impl Git {
+    pub fn new(bin: PathBuf) -> Git {
+        let home = TempDir::new().unwrap();
+        Git { bin, home }
+    }
+
+    pub fn command(&self, dir: &Path) -> Command {
+        let mut cmd = Command::new(&self.bin);
+        cmd.current_dir(dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.home.path())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("GIT_AUTHOR_NAME", "Ada Tester")
+            .env("GIT_AUTHOR_EMAIL", "ada@example.com")
+            .env("GIT_COMMITTER_NAME", "Ada Tester")
+            .env("GIT_COMMITTER_EMAIL", "ada@example.com")
+            .env("LC_ALL", "C")
+            .args(["-c", "init.defaultBranch=main", "-c", "advice.detachedHead=false"]);
+        cmd
+    }
+
+    /// Run git; the output whatever the exit status.
+    pub fn run(&self, dir: &Path, args: &[&str]) -> Output {
+        self.command(dir).args(args).output().unwrap()
+    }
+
+    /// Run git and require success; its stdout.
+    pub fn ok(&self, dir: &Path, args: &[&str]) -> String {
+        let out = self.run(dir, args);
+        assert!(
+            out.status.success(),
+            "git {args:?} in {} failed:\n{}{}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Run git and require failure; its stderr.
+    pub fn fails(&self, dir: &Path, args: &[&str]) -> String {
+        let out = self.run(dir, args);
+        assert!(!out.status.success(), "git {args:?} unexpectedly succeeded");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// Every ref and its value, as `git for-each-ref` prints it, for comparison.
+    pub fn refs(&self, dir: &Path, pattern: &str) -> String {
+        self.ok(dir, &["for-each-ref", "--format=%(objectname) %(refname)", pattern])
+    }
+
+    /// Feed a fast-import stream into the repository at `dir`.
+    pub fn fast_import(&self, dir: &Path, stream: &[u8]) {
+        let mut child = self
+            .command(dir)
+            .args(["fast-import", "--quiet"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stream).unwrap();
+        let status = child.wait().unwrap();
+        assert!(status.success(), "fast-import failed");
+    }
+}
+
+/// A deterministic pseudo-random generator for test content.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407))
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let mut x = self.0;
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xff51afd7ed558ccd);
+        x ^ (x >> 33)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}
+
+/// The first commit date of generated histories; commit `i` is `i` hours later.
+pub const HISTORY_EPOCH: u64 = 1_600_000_000;
+
+/// Build a history like a real project's in `dir` (a new repository): `commits` commits on
+/// `main` with text files that change a little each time (so packs hold deltas), nested
+/// folders, renames, deletions, binary and executable files and a symlink; a `feature` branch
+/// merged back, a `release` branch, annotated and lightweight tags.
+pub fn make_history(git: &Git, dir: &Path, commits: usize, seed: u64) {
+    git.ok(dir, &["init", "-q", "-b", "main"]);
+    let mut rng = Rng::new(seed);
+    let mut s = Vec::new();
+    let mut mark = 0usize;
+    let mut files: Vec<(String, Vec<u8>)> = (0..12)
+        .map(|i| {
+            let dir = ["", "src/", "src/deep/nested/", "docs/"][i % 4];
+            let body: String = (0..40).map(|l| format!("line {l} of file {i}: {}\n", rng.below(1000))).collect();
+            (format!("{dir}file{i}.txt"), body.into_bytes())
+        })
+        .collect();
+    let mut commit_marks = Vec::new();
+    let blob = |s: &mut Vec<u8>, mark: &mut usize, data: &[u8]| -> usize {
+        *mark += 1;
+        write!(s, "blob\nmark :{mark}\ndata {}\n", data.len()).unwrap();
+        s.extend_from_slice(data);
+        s.push(b'\n');
+        *mark
+    };
+    let mut last_main: Option<usize> = None;
+    let mut feature_from = None;
+    for i in 0..commits {
+        let mut ops: Vec<String> = Vec::new();
+        let mut new_blobs = Vec::new();
+        if i == 0 {
+            for (path, data) in &files {
+                let m = blob(&mut s, &mut mark, data);
+                new_blobs.push((path.clone(), m, "100644"));
+            }
+            let bin = rng.bytes(3000);
+            let m = blob(&mut s, &mut mark, &bin);
+            new_blobs.push(("assets/model.bin".into(), m, "100644"));
+            let m = blob(&mut s, &mut mark, b"#!/bin/sh\necho hello\n");
+            new_blobs.push(("run.sh".into(), m, "100755"));
+            let m = blob(&mut s, &mut mark, b"file0.txt");
+            new_blobs.push(("link-to-file0".into(), m, "120000"));
+            let m = blob(&mut s, &mut mark, b"");
+            new_blobs.push(("empty.txt".into(), m, "100644"));
+        } else {
+            let k = rng.below(files.len() as u64) as usize;
+            let (path, data) = &mut files[k];
+            let line = format!("change {i}: {}\n", rng.below(1_000_000));
+            let at = (rng.below(data.len() as u64) as usize).min(data.len());
+            let at = data[..at].iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
+            data.splice(at..at, line.bytes());
+            let m = blob(&mut s, &mut mark, data);
+            new_blobs.push((path.clone(), m, "100644"));
+            if i % 37 == 0 {
+                let len = 2000 + rng.below(2000) as usize;
+                let bin = rng.bytes(len);
+                let m = blob(&mut s, &mut mark, &bin);
+                new_blobs.push((format!("assets/data{i}.bin"), m, "100644"));
+            }
+            if i % 53 == 0 {
+                let k = rng.below(files.len() as u64) as usize;
+                let old = files[k].0.clone();
+                let new = format!("renamed/r{i}-{}", old.rsplit('/').next().unwrap_or("x"));
+                ops.push(format!("R {old} {new}"));
+                files[k].0 = new;
+            }
+            if i % 71 == 0 {
+                ops.push(format!("D assets/data{}.bin", (i / 37) * 37));
+            }
+        }
+        mark += 1;
+        let this = mark;
+        let when = HISTORY_EPOCH + i as u64 * 3600;
+        write!(s, "commit refs/heads/main\nmark :{this}\nauthor Ada Tester <ada@example.com> {when} +0000\ncommitter Ada Tester <ada@example.com> {when} +0000\n").unwrap();
+        let msg = format!("commit {i}\n\nchanges made in step {i}\n");
+        write!(s, "data {}\n{msg}", msg.len()).unwrap();
+        if let Some(prev) = last_main {
+            writeln!(s, "from :{prev}").unwrap();
+        }
+        for op in ops {
+            writeln!(s, "{op}").unwrap();
+        }
+        for (path, m, mode) in new_blobs {
+            writeln!(s, "M {mode} :{m} {path}").unwrap();
+        }
+        s.push(b'\n');
+        last_main = Some(this);
+        commit_marks.push(this);
+        if i == commits / 3 {
+            feature_from = Some(this);
+        }
+        if i == commits / 2 {
+            write!(s, "tag v1.0\nfrom :{this}\ntagger Ada Tester <ada@example.com> {when} +0000\ndata 13\nrelease v1.0\n\n").unwrap();
+            write!(s, "reset refs/tags/light\nfrom :{this}\n\n").unwrap();
+            write!(s, "reset refs/heads/release\nfrom :{this}\n\n").unwrap();
+        }
+    }
+    // A feature branch with its own commits, merged into main.
+    if let (Some(base), Some(tip)) = (feature_from, last_main) {
+        let mut prev = base;
+        for j in 0..10 {
+            let data = format!("feature work {j}\n{}\n", rng.below(1000));
+            let m = blob(&mut s, &mut mark, data.as_bytes());
+            mark += 1;
+            let when = HISTORY_EPOCH + (commits as u64 / 3) * 3600 + j * 60 + 30;
+            write!(s, "commit refs/heads/feature\nmark :{mark}\ncommitter Ada Tester <ada@example.com> {when} +0000\ndata 8\nfeature\nfrom :{prev}\nM 100644 :{m} feature/notes-{j}.md\n\n").unwrap();
+            prev = mark;
+        }
+        mark += 1;
+        let when = HISTORY_EPOCH + commits as u64 * 3600;
+        write!(s, "commit refs/heads/main\nmark :{mark}\ncommitter Ada Tester <ada@example.com> {when} +0000\ndata 14\nmerge feature\nfrom :{tip}\nmerge :{prev}\nM 100644 inline MERGED.md\ndata 7\nmerged\n\n").unwrap();
+        write!(s, "tag v2.0\nfrom :{mark}\ntagger Ada Tester <ada@example.com> {when} +0000\ndata 13\nrelease v2.0\n\n").unwrap();
+    }
+    git.fast_import(dir, &s);
+    git.ok(dir, &["checkout", "-q", "main"]);
+}
+
+/// Commit a change to `file` in the work tree at `dir`; returns the new commit id.
+pub fn commit_file(git: &Git, dir: &Path, file: &str, content: &str, message: &str) -> String {
+    let path = dir.join(file);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(&path, content).unwrap();
+    git.ok(dir, &["add", file]);
+    git.ok(dir, &["commit", "-q", "-m", message]);
+    git.ok(dir, &["rev-parse", "HEAD"]).trim().to_owned()
+}
+
+/// The number of loose objects in a repository (what an unpacked fetch received).
+pub fn loose_objects(git: &Git, dir: &Path) -> usize {
+    let out = git.ok(dir, &["count-objects", "-v"]);
+    out.lines()
+        .find_map(|l| l.strip_prefix("count: "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap()
+}
+
+/// POST raw bytes with curl (for requests stock git would never send); (status, body).
+pub fn curl_post(url: &str, content_type: &str, body: &[u8], extra: &[&str]) -> (u16, Vec<u8>) {
+    let dir = TempDir::new().unwrap();
+    let input = dir.path().join("body");
+    std::fs::write(&input, body).unwrap();
+    let out = Command::new("curl")
+        .args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", "POST", "-H"])
+        .arg(format!("Content-Type: {content_type}"))
+        .args(extra)
+        .arg("--data-binary")
+        .arg(format!("@{}", input.display()))
+        .arg(url)
+        .output()
+        .unwrap();
+    let mut body = out.stdout;
+    let nl = body.iter().rposition(|b| *b == b'\n').unwrap_or(0);
+    let status = String::from_utf8_lossy(&body[nl + 1..]).trim().parse().unwrap_or(0);
+    body.truncate(nl);
+    (status, body)
+}
+
+/// A pkt-line.
+pub fn pkt(line: &str) -> Vec<u8> {
+    let mut v = format!("{:04x}", line.len() + 4).into_bytes();
+    v.extend_from_slice(line.as_bytes());
+    v
+}
+
+/// Wait until `f` holds, for at most `max`.
+pub fn eventually(max: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + max;
+    while std::time::Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
