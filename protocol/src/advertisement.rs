@@ -26,7 +26,10 @@ impl RefsView {
     /// The object `HEAD` resolves to, if its branch exists.
     pub fn head(&self) -> Option<ObjectId> {
         let target = self.head_symref.as_deref()?;
-        self.refs.iter().find(|r| r.name == target).map(|r| r.target)
+        self.refs
+            .iter()
+            .find(|r| r.name == target)
+            .map(|r| r.target)
     }
 }
 

@@ -63,9 +63,11 @@ impl ClientCapabilities {
     }
 
     pub fn value(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find_map(|c| c.split_once('=').filter(|(k, _)| *k == name).map(|(_, v)| v))
+        self.0.iter().find_map(|c| {
+            c.split_once('=')
+                .filter(|(k, _)| *k == name)
+                .map(|(_, v)| v)
+        })
     }
 }
 

@@ -116,7 +116,9 @@ pub fn v0_acknowledge(
             match mode {
                 MultiAck::Detailed => write_line(out, &format!("ACK {have} common")),
                 MultiAck::Basic => write_line(out, &format!("ACK {have} continue")),
-                MultiAck::None if common.acked.len() == 1 => write_line(out, &format!("ACK {have}")),
+                MultiAck::None if common.acked.len() == 1 => {
+                    write_line(out, &format!("ACK {have}"))
+                }
                 MultiAck::None => {}
             }
         } else {
@@ -241,7 +243,11 @@ mod tests {
     #[test]
     fn detailed_ready_with_no_done_sends_pack() -> Result<()> {
         let mut out = Vec::new();
-        let next = v0_acknowledge(&request(vec![id(2)], false, MultiAck::Detailed), &Line::new(), &mut out)?;
+        let next = v0_acknowledge(
+            &request(vec![id(2)], false, MultiAck::Detailed),
+            &Line::new(),
+            &mut out,
+        )?;
         let text = String::from_utf8_lossy(&out);
         assert!(text.contains(&format!("ACK {} common", id(2))));
         assert!(text.contains(&format!("ACK {} ready", id(2))));
@@ -253,7 +259,11 @@ mod tests {
     #[test]
     fn unknown_haves_end_the_round_with_nak() -> Result<()> {
         let mut out = Vec::new();
-        let next = v0_acknowledge(&request(vec![id(9)], false, MultiAck::Detailed), &Line::new(), &mut out)?;
+        let next = v0_acknowledge(
+            &request(vec![id(9)], false, MultiAck::Detailed),
+            &Line::new(),
+            &mut out,
+        )?;
         assert_eq!(String::from_utf8_lossy(&out), "0008NAK\n");
         assert_eq!(next, Next::EndRound);
         Ok(())
@@ -262,7 +272,11 @@ mod tests {
     #[test]
     fn v2_acks_and_ready() -> Result<()> {
         let mut out = Vec::new();
-        let next = v2_acknowledge(&request(vec![id(9), id(1)], false, MultiAck::Detailed), &Line::new(), &mut out)?;
+        let next = v2_acknowledge(
+            &request(vec![id(9), id(1)], false, MultiAck::Detailed),
+            &Line::new(),
+            &mut out,
+        )?;
         let text = String::from_utf8_lossy(&out);
         assert!(text.contains("acknowledgments"));
         assert!(text.contains(&format!("ACK {}", id(1))));

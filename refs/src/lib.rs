@@ -125,7 +125,11 @@ impl RefStore {
             ("description", b"artifact-git repository\n".as_slice()),
         ] {
             self.bucket
-                .put(&self.key(key), Bytes::copy_from_slice(data), PutMode::Overwrite)
+                .put(
+                    &self.key(key),
+                    Bytes::copy_from_slice(data),
+                    PutMode::Overwrite,
+                )
                 .await?;
         }
         match self
@@ -232,7 +236,11 @@ impl RefStore {
             };
             match self
                 .bucket
-                .put(&self.key(PACKED_REFS), Bytes::from(write_packed_refs(&refs)), mode)
+                .put(
+                    &self.key(PACKED_REFS),
+                    Bytes::from(write_packed_refs(&refs)),
+                    mode,
+                )
                 .await
             {
                 Ok(_) => return Ok(attempt_results),
@@ -289,7 +297,10 @@ mod tests {
     async fn create_update_delete_and_stale() -> Result<()> {
         let store = RefStore::new(Arc::new(MemoryBucket::new()), "ws/artifacts/a/git/");
         store.init("main").await?;
-        assert!(matches!(store.init("main").await, Err(Error::AlreadyExists)));
+        assert!(matches!(
+            store.init("main").await,
+            Err(Error::AlreadyExists)
+        ));
         let snap = store.snapshot().await?;
         assert_eq!(snap.head.as_deref(), Some("refs/heads/main"));
         assert!(snap.refs.is_empty());
@@ -374,7 +385,11 @@ mod tests {
         let store = RefStore::new(bucket.clone(), "r/");
         store.init("main").await?;
         bucket
-            .put("r/packed-refs", Bytes::from_static(b"garbage line\n"), PutMode::Overwrite)
+            .put(
+                "r/packed-refs",
+                Bytes::from_static(b"garbage line\n"),
+                PutMode::Overwrite,
+            )
             .await?;
         assert!(matches!(store.snapshot().await, Err(Error::Corrupt(_))));
         Ok(())

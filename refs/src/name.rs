@@ -23,15 +23,21 @@ pub fn validate_ref_name(name: &str) -> Result<(), InvalidName> {
         .bytes()
         .any(|b| b < 0x20 || b == 0x7f || b" ~^:?*[\\".contains(&b))
     {
-        return Err(InvalidName("must not contain control characters, space or any of ~^:?*[\\"));
+        return Err(InvalidName(
+            "must not contain control characters, space or any of ~^:?*[\\",
+        ));
     }
     for component in name.split('/') {
         if component.starts_with('.') || component.ends_with(".lock") {
-            return Err(InvalidName("a component must not start with . or end with .lock"));
+            return Err(InvalidName(
+                "a component must not start with . or end with .lock",
+            ));
         }
     }
     if name == "refs/heads" || name == "refs/tags" {
-        return Err(InvalidName("must name a ref below refs/heads/ or refs/tags/"));
+        return Err(InvalidName(
+            "must name a ref below refs/heads/ or refs/tags/",
+        ));
     }
     Ok(())
 }
@@ -42,7 +48,12 @@ mod tests {
 
     #[test]
     fn follows_check_ref_format() {
-        for ok in ["refs/heads/main", "refs/tags/v1.0", "refs/heads/feature/x-y_z", "refs/notes/commits"] {
+        for ok in [
+            "refs/heads/main",
+            "refs/tags/v1.0",
+            "refs/heads/feature/x-y_z",
+            "refs/notes/commits",
+        ] {
             assert!(validate_ref_name(ok).is_ok(), "{ok}");
         }
         for bad in [

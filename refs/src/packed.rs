@@ -18,7 +18,8 @@ pub struct RefValue {
 /// Parse a `packed-refs` file. Anything that is not a header, a ref line or a peel line makes
 /// the whole file an error.
 pub fn parse_packed_refs(data: &[u8]) -> Result<BTreeMap<String, RefValue>> {
-    let text = std::str::from_utf8(data).map_err(|_| Error::Corrupt("packed-refs is not UTF-8".into()))?;
+    let text =
+        std::str::from_utf8(data).map_err(|_| Error::Corrupt("packed-refs is not UTF-8".into()))?;
     let mut refs = BTreeMap::new();
     let mut last: Option<String> = None;
     for (n, line) in text.lines().enumerate() {
@@ -40,7 +41,13 @@ pub fn parse_packed_refs(data: &[u8]) -> Result<BTreeMap<String, RefValue>> {
             return Err(bad());
         }
         let target = ObjectId::from_hex(hex.as_bytes()).map_err(|_| bad())?;
-        refs.insert(name.to_owned(), RefValue { target, peeled: None });
+        refs.insert(
+            name.to_owned(),
+            RefValue {
+                target,
+                peeled: None,
+            },
+        );
         last = Some(name.to_owned());
     }
     Ok(refs)
@@ -68,10 +75,23 @@ mod tests {
         let a = ObjectId::from_bytes_or_panic(&[1; 20]);
         let b = ObjectId::from_bytes_or_panic(&[2; 20]);
         let mut refs = BTreeMap::new();
-        refs.insert("refs/heads/main".to_string(), RefValue { target: a, peeled: None });
-        refs.insert("refs/tags/v1".to_string(), RefValue { target: b, peeled: Some(a) });
+        refs.insert(
+            "refs/heads/main".to_string(),
+            RefValue {
+                target: a,
+                peeled: None,
+            },
+        );
+        refs.insert(
+            "refs/tags/v1".to_string(),
+            RefValue {
+                target: b,
+                peeled: Some(a),
+            },
+        );
         let data = write_packed_refs(&refs);
-        assert!(String::from_utf8_lossy(&data).starts_with("# pack-refs with: peeled fully-peeled sorted"));
+        assert!(String::from_utf8_lossy(&data)
+            .starts_with("# pack-refs with: peeled fully-peeled sorted"));
         assert_eq!(parse_packed_refs(&data)?, refs);
         Ok(())
     }

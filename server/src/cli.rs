@@ -12,7 +12,11 @@ use crate::http::{App, Limits};
 use crate::storage::{RepoId, Storage, StorageUrl};
 
 #[derive(Debug, Parser)]
-#[command(name = "artifact-git", version, about = "A Git Smart HTTP server whose repositories live in S3 or a local directory")]
+#[command(
+    name = "artifact-git",
+    version,
+    about = "A Git Smart HTTP server whose repositories live in S3 or a local directory"
+)]
 pub struct Cli {
     /// Log filter, in `RUST_LOG` syntax.
     #[arg(long, global = true, env = "ARTIFACT_GIT_LOG", default_value = "info")]
@@ -33,7 +37,11 @@ pub enum Command {
 #[derive(Debug, Args, Clone)]
 pub struct StorageArgs {
     /// `file://DIR` (or a plain directory) or `s3://BUCKET/PREFIX`.
-    #[arg(long, env = "ARTIFACT_GIT_STORAGE", default_value = "file://./artifact-git-data")]
+    #[arg(
+        long,
+        env = "ARTIFACT_GIT_STORAGE",
+        default_value = "file://./artifact-git-data"
+    )]
     pub storage: StorageUrl,
     /// Local directory for cached packs and for received packs being indexed.
     #[arg(long, env = "ARTIFACT_GIT_CACHE_DIR")]
@@ -67,8 +75,14 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -95,7 +109,9 @@ fn local_dirs(args: &StorageArgs) -> anyhow::Result<(Option<PathBuf>, PathBuf)> 
     let staging = match (&args.cache_dir, &args.storage) {
         (Some(dir), _) => dir.join("staging"),
         (None, StorageUrl::Dir(dir)) => dir.join(".artifact-git").join("staging"),
-        (None, StorageUrl::S3 { .. }) => std::env::temp_dir().join(format!("artifact-git-staging-{}", std::process::id())),
+        (None, StorageUrl::S3 { .. }) => {
+            std::env::temp_dir().join(format!("artifact-git-staging-{}", std::process::id()))
+        }
     };
     std::fs::create_dir_all(&staging)?;
     Ok((args.cache_dir.as_ref().map(|d| d.join("packs")), staging))
@@ -122,8 +138,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         StorageUrl::Dir(d) => format!("file://{}", d.display()),
         StorageUrl::S3 { bucket, prefix } => format!("s3://{bucket}/{prefix}"),
     };
-    println!("artifact-git {} listening on http://{local} (storage: {storage_desc})", env!("CARGO_PKG_VERSION"));
-    println!("  create a repository:  artifact-git init demo/hello --storage {storage_desc}");
+    println!(
+        "artifact-git {} listening on http://{local} (storage: {storage_desc})",
+        env!("CARGO_PKG_VERSION")
+    );
+    let me = std::env::args().next().unwrap_or_else(|| "artifact-git".into());
+    println!("  create a repository:  {me} init demo/hello --storage {storage_desc}");
     println!("  clone it:             git clone {public_url}/demo/git/hello");
     println!("  push to it:           git push {public_url}/demo/git/hello main");
     tracing::info!(%local, "listening");
@@ -139,6 +159,9 @@ async fn init(args: InitArgs) -> anyhow::Result<()> {
     let storage = Storage::open(&args.storage.storage).await?;
     let repo = crate::repo::Repo::new(&storage, args.repository.clone());
     repo.refs.init(&args.default_branch).await?;
-    println!("created {} (default branch {})", args.repository, args.default_branch);
+    println!(
+        "created {} (default branch {})",
+        args.repository, args.default_branch
+    );
     Ok(())
 }

@@ -88,16 +88,24 @@ pub fn route(path: &str) -> Option<(RepoId, Endpoint)> {
 fn plain(status: StatusCode, message: &str) -> Response<ResponseBody> {
     let mut resp = Response::new(full(format!("{message}\n")));
     *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     resp
 }
 
 fn git_response(content_type: &'static str, body: ResponseBody) -> Response<ResponseBody> {
     let mut resp = Response::new(body);
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
-    h.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-cache, max-age=0, must-revalidate"));
+    h.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-cache, max-age=0, must-revalidate"),
+    );
     resp
 }
 
@@ -133,7 +141,10 @@ fn refs_error(e: refs::Error) -> Response<ResponseBody> {
         refs::Error::NotFound => plain(StatusCode::NOT_FOUND, "repository not found"),
         e => {
             tracing::error!(error = %e, "reading refs failed");
-            plain(StatusCode::INTERNAL_SERVER_ERROR, &format!("cannot read the repository: {e}"))
+            plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("cannot read the repository: {e}"),
+            )
         }
     }
 }
@@ -143,7 +154,12 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<ResponseB
     let path = req.uri().path().to_owned();
     match (req.method(), path.as_str()) {
         (&Method::GET, "/health") => return plain(StatusCode::OK, "ok"),
-        (&Method::GET, "/") => return plain(StatusCode::OK, "artifact-git: clone with git clone <url>/<workspace>/git/<alias>"),
+        (&Method::GET, "/") => {
+            return plain(
+                StatusCode::OK,
+                "artifact-git: clone with git clone <url>/<workspace>/git/<alias>",
+            )
+        }
         _ => {}
     }
     let Some((id, endpoint)) = route(&path) else {
@@ -160,7 +176,10 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<ResponseB
 
 async fn info_refs(repo: &Repo, req: &Request<Incoming>) -> Response<ResponseBody> {
     let Some(service) = query_service(req).and_then(Service::from_name) else {
-        return plain(StatusCode::FORBIDDEN, "only the smart HTTP protocol is supported: use git 1.6.6 or newer");
+        return plain(
+            StatusCode::FORBIDDEN,
+            "only the smart HTTP protocol is supported: use git 1.6.6 or newer",
+        );
     };
     let snapshot = match repo.snapshot().await {
         Ok(s) => s,
@@ -192,7 +211,10 @@ async fn upload_pack(app: Arc<App>, repo: Repo, req: Request<Incoming>) -> Respo
         Ok(db) => db,
         Err(e) => {
             tracing::error!(repo = %repo.id, error = %e, "opening packs failed");
-            return plain(StatusCode::INTERNAL_SERVER_ERROR, &format!("cannot read the repository: {e}"));
+            return plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("cannot read the repository: {e}"),
+            );
         }
     };
     let limit = app.limits.max_request_bytes;
@@ -229,7 +251,10 @@ async fn receive_pack(app: Arc<App>, repo: Repo, req: Request<Incoming>) -> Resp
         Ok(db) => db,
         Err(e) => {
             tracing::error!(repo = %repo.id, error = %e, "opening packs failed");
-            return plain(StatusCode::INTERNAL_SERVER_ERROR, &format!("cannot read the repository: {e}"));
+            return plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("cannot read the repository: {e}"),
+            );
         }
     };
     let limit = app.limits.max_push_bytes;
@@ -247,16 +272,26 @@ async fn receive_pack(app: Arc<App>, repo: Repo, req: Request<Incoming>) -> Resp
     })
     .await;
     match result {
-        Ok(out) => git_response("application/x-git-receive-pack-result", full(Bytes::from(out))),
+        Ok(out) => git_response(
+            "application/x-git-receive-pack-result",
+            full(Bytes::from(out)),
+        ),
         Err(e) => {
             tracing::error!(error = %e, "push task failed");
-            plain(StatusCode::INTERNAL_SERVER_ERROR, "the push failed unexpectedly")
+            plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the push failed unexpectedly",
+            )
         }
     }
 }
 
 /// Accept connections until `shutdown` resolves, then let in-flight requests finish.
-pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl std::future::Future<Output = ()>) -> std::io::Result<()> {
+pub async fn serve(
+    app: Arc<App>,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
     let mut shutdown = std::pin::pin!(shutdown);
     let tracker = tokio_util_tracker::Tracker::default();
     loop {
@@ -343,7 +378,10 @@ mod tests {
     #[test]
     fn routes_both_path_forms() {
         let (id, ep) = route("/ws/git/data.git/info/refs").unwrap();
-        assert_eq!((id.workspace.as_str(), id.alias.as_str(), ep), ("ws", "data", Endpoint::InfoRefs));
+        assert_eq!(
+            (id.workspace.as_str(), id.alias.as_str(), ep),
+            ("ws", "data", Endpoint::InfoRefs)
+        );
         let (id, ep) = route("/ws/artifacts/data/git/git-receive-pack").unwrap();
         assert_eq!((id.alias.as_str(), ep), ("data", Endpoint::ReceivePack));
         assert!(route("/ws/git/../info/refs").is_none());

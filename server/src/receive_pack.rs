@@ -125,12 +125,15 @@ fn apply(
                 }
             }
         }
-        updates.push((i, RefUpdate {
-            name: c.name.clone(),
-            old: c.old,
-            new: c.new,
-            peeled,
-        }));
+        updates.push((
+            i,
+            RefUpdate {
+                name: c.name.clone(),
+                old: c.old,
+                new: c.new,
+                peeled,
+            },
+        ));
     }
     let atomic = req.capabilities.has("atomic");
     if atomic && errors.iter().any(Option::is_some) {
@@ -141,7 +144,10 @@ fn apply(
         if needed {
             if let Err(e) = ctx.runtime.block_on(pack.publish(&ctx.db)) {
                 tracing::error!(repo = %ctx.repo.id, error = %e, "storing the pack failed");
-                return (Some(format!("storing the pack failed: {e}")), refuse_all(req, "unpacker error"));
+                return (
+                    Some(format!("storing the pack failed: {e}")),
+                    refuse_all(req, "unpacker error"),
+                );
             }
         }
     }

@@ -38,7 +38,9 @@ impl std::str::FromStr for StorageUrl {
             return Err("the storage directory is empty".into());
         }
         if s.contains("://") && !s.starts_with("file://") {
-            return Err(format!("unsupported storage URL {s:?}: use file://DIR or s3://BUCKET/PREFIX"));
+            return Err(format!(
+                "unsupported storage URL {s:?}: use file://DIR or s3://BUCKET/PREFIX"
+            ));
         }
         Ok(StorageUrl::Dir(PathBuf::from(path)))
     }
@@ -68,7 +70,10 @@ impl Storage {
 
     /// The key prefix of a repository: `{prefix}{workspace}/artifacts/{alias}/git/`.
     pub fn repo_prefix(&self, id: &RepoId) -> String {
-        format!("{}{}/artifacts/{}/git/", self.prefix, id.workspace, id.alias)
+        format!(
+            "{}{}/artifacts/{}/git/",
+            self.prefix, id.workspace, id.alias
+        )
     }
 }
 
@@ -85,7 +90,8 @@ pub fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
         && !s.starts_with('.')
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
 impl std::str::FromStr for RepoId {
@@ -121,7 +127,10 @@ mod tests {
 
     #[test]
     fn parses_storage_urls() {
-        assert_eq!("file://./data".parse(), Ok(StorageUrl::Dir("./data".into())));
+        assert_eq!(
+            "file://./data".parse(),
+            Ok(StorageUrl::Dir("./data".into()))
+        );
         assert_eq!("/tmp/x".parse(), Ok(StorageUrl::Dir("/tmp/x".into())));
         assert_eq!(
             "s3://b/some/prefix/".parse(),
@@ -136,8 +145,19 @@ mod tests {
     #[test]
     fn repo_names_cannot_escape() {
         assert!("ws/alias".parse::<RepoId>().is_ok());
-        assert!("ws/alias.git".parse::<RepoId>().is_ok_and(|r| r.alias == "alias"));
-        for bad in ["ws/..", "../x", "ws/a/b", "ws/%2e%2e", "ws/.hidden", "ws/", "/a", "ws/a b"] {
+        assert!("ws/alias.git"
+            .parse::<RepoId>()
+            .is_ok_and(|r| r.alias == "alias"));
+        for bad in [
+            "ws/..",
+            "../x",
+            "ws/a/b",
+            "ws/%2e%2e",
+            "ws/.hidden",
+            "ws/",
+            "/a",
+            "ws/a b",
+        ] {
             assert!(bad.parse::<RepoId>().is_err(), "{bad}");
         }
     }

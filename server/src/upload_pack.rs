@@ -135,7 +135,9 @@ pub fn serve_v0(source: &Source<'_>, request: &[u8], out: &mut Output) -> Result
 
 /// Serve one v2 command.
 pub fn serve_v2(source: &Source<'_>, request: &[u8], out: &mut Output) -> Result<(), Error> {
-    let Some(command) = Command::read(request)? else { return Ok(()) };
+    let Some(command) = Command::read(request)? else {
+        return Ok(());
+    };
     let mut buf = Vec::new();
     match command.name.as_str() {
         "ls-refs" => {
@@ -216,14 +218,19 @@ fn check_wants(db: &ObjectDb, wants: &[ObjectId]) -> Result<(), Error> {
     Ok(())
 }
 
-fn shallow_update(source: &Source<'_>, reader: &Reader<'_>, req: &FetchRequest) -> Result<walk::ShallowUpdate, Error> {
+fn shallow_update(
+    source: &Source<'_>,
+    reader: &Reader<'_>,
+    req: &FetchRequest,
+) -> Result<walk::ShallowUpdate, Error> {
     if !req.deepens() && req.shallows.is_empty() {
         return Ok(walk::ShallowUpdate::default());
     }
     let mut not = Vec::new();
     for name in &req.deepen_not {
-        let id = resolve_ref(source.snapshot, name)
-            .ok_or_else(|| Error::Refused(format!("git upload-pack: ambiguous deepen-not: {name}")))?;
+        let id = resolve_ref(source.snapshot, name).ok_or_else(|| {
+            Error::Refused(format!("git upload-pack: ambiguous deepen-not: {name}"))
+        })?;
         not.push(id);
     }
     let deepen = walk::Deepen {
@@ -232,7 +239,12 @@ fn shallow_update(source: &Source<'_>, reader: &Reader<'_>, req: &FetchRequest) 
         since: req.deepen_since,
         not,
     };
-    Ok(walk::shallow_update(reader, &req.wants, &req.shallows, &deepen)?)
+    Ok(walk::shallow_update(
+        reader,
+        &req.wants,
+        &req.shallows,
+        &deepen,
+    )?)
 }
 
 /// Resolve a ref name as git's `expand_ref` does for `deepen-not`.
@@ -267,7 +279,10 @@ fn send_pack(
     let db = source.db;
     let mut data = BufWriter::with_capacity(Mode::Large.max_payload(), PackData(out));
     if let Some(pack) = verbatim_candidate(source, req) {
-        out.progress(&format!("Sending the stored pack: {} objects\n", pack.num_objects()));
+        out.progress(&format!(
+            "Sending the stored pack: {} objects\n",
+            pack.num_objects()
+        ));
         tracing::info!(pack = %pack.name, objects = pack.num_objects(), "clone served verbatim");
         generate::write_verbatim(pack, &mut data)?;
         data.flush()?;
@@ -275,23 +290,38 @@ fn send_pack(
     }
     let mut wants = req.wants.clone();
     wants.extend(shallow.extra_wants.iter().copied());
-    let haves: Vec<ObjectId> = req.haves.iter().copied().filter(|h| db.contains(h)).collect();
+    let haves: Vec<ObjectId> = req
+        .haves
+        .iter()
+        .copied()
+        .filter(|h| db.contains(h))
+        .collect();
     let mut selection = walk::select(reader, &wants, &haves, &shallow.grafts, &mut |n| {
         out.progress(&format!("Counting objects: {n}\r"));
     })?;
     if req.options.include_tag {
         include_tags(source.snapshot, &mut selection);
     }
-    out.progress(&format!("Counting objects: {}, done.\n", selection.objects.len()));
+    out.progress(&format!(
+        "Counting objects: {}, done.\n",
+        selection.objects.len()
+    ));
     let options = generate::Options {
         ofs_delta: req.options.ofs_delta,
         thin: req.options.thin_pack,
     };
-    let stats = generate::write_pack(db, &selection.objects, &selection.client_has, options, &mut data, &mut |n, total| {
-        if total > 0 {
-            out.progress(&format!("Writing objects: {}% ({n}/{total})\r", n * 100 / total));
-        }
-    })?;
+    let stats = generate::write_pack(
+        db,
+        &selection.objects,
+        &selection.client_has,
+        options,
+        &mut data,
+        &mut |n, total| {
+            if let Some(pct) = (n * 100).checked_div(total) {
+                out.progress(&format!("Writing objects: {pct}% ({n}/{total})\r"));
+            }
+        },
+    )?;
     data.flush()?;
     drop(data);
     out.progress(&format!(
@@ -304,7 +334,10 @@ fn send_pack(
 
 /// The stored pack, when sending it unchanged is exactly right: a full clone (no haves, no
 /// shallow history) of every branch of a repository held in one pack.
-fn verbatim_candidate<'a>(source: &Source<'a>, req: &FetchRequest) -> Option<&'a objectstore::odb::Pack> {
+fn verbatim_candidate<'a>(
+    source: &Source<'a>,
+    req: &FetchRequest,
+) -> Option<&'a objectstore::odb::Pack> {
     let packs = source.db.packs();
     if packs.len() != 1
         || !req.haves.is_empty()

@@ -18,7 +18,11 @@ pub use tempfile::TempDir;
 pub const GIT_BINARIES: &[&str] = &["/usr/bin/git", "/usr/local/bin/git"];
 
 pub fn git_binaries() -> Vec<PathBuf> {
-    let found: Vec<PathBuf> = GIT_BINARIES.iter().map(PathBuf::from).filter(|p| p.exists()).collect();
+    let found: Vec<PathBuf> = GIT_BINARIES
+        .iter()
+        .map(PathBuf::from)
+        .filter(|p| p.exists())
+        .collect();
     assert!(!found.is_empty(), "no git binary found in {GIT_BINARIES:?}");
     found
 }
@@ -61,12 +65,24 @@ impl Server {
     pub fn start() -> Server {
         let dir = TempDir::new().unwrap();
         let data = dir.path().join("data");
-        Server::start_with(&format!("file://{}", data.display()), Some(data), vec![], vec![dir], &[])
+        Server::start_with(
+            &format!("file://{}", data.display()),
+            Some(data),
+            vec![],
+            vec![dir],
+            &[],
+        )
     }
 
     /// A second server process on the same storage (a replica).
     pub fn replica(&self) -> Server {
-        Server::start_with(&self.storage, self.data_dir.clone(), self.extra_env.clone(), vec![], &[])
+        Server::start_with(
+            &self.storage,
+            self.data_dir.clone(),
+            self.extra_env.clone(),
+            vec![],
+            &[],
+        )
     }
 
     pub fn start_with(
@@ -78,13 +94,20 @@ impl Server {
     ) -> Server {
         let cache = TempDir::new().unwrap();
         let mut cmd = Command::new(server_bin());
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--storage", storage, "--cache-dir"])
-            .arg(cache.path())
-            .args(extra_args)
-            .env("ARTIFACT_GIT_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+        cmd.args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--storage",
+            storage,
+            "--cache-dir",
+        ])
+        .arg(cache.path())
+        .args(extra_args)
+        .env("ARTIFACT_GIT_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
         for (k, v) in &extra_env {
             cmd.env(k, v);
         }
@@ -118,7 +141,11 @@ impl Server {
             cmd.env(k, v);
         }
         let out = cmd.output().unwrap();
-        assert!(out.status.success(), "init {repo}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "init {repo}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// The clone URL of `workspace/alias`.
@@ -130,7 +157,13 @@ impl Server {
     /// The bucket directory of a repository (filesystem backend).
     pub fn repo_dir(&self, repo: &str) -> PathBuf {
         let (ws, alias) = repo.split_once('/').unwrap();
-        self.data_dir.as_ref().expect("filesystem backend").join(ws).join("artifacts").join(alias).join("git")
+        self.data_dir
+            .as_ref()
+            .expect("filesystem backend")
+            .join(ws)
+            .join("artifacts")
+            .join(alias)
+            .join("git")
     }
 }
 
@@ -172,7 +205,12 @@ impl Git {
             .env("GIT_COMMITTER_NAME", "Ada Tester")
             .env("GIT_COMMITTER_EMAIL", "ada@example.com")
             .env("LC_ALL", "C")
-            .args(["-c", "init.defaultBranch=main", "-c", "advice.detachedHead=false"]);
+            .args([
+                "-c",
+                "init.defaultBranch=main",
+                "-c",
+                "advice.detachedHead=false",
+            ]);
         cmd
     }
 
@@ -203,7 +241,10 @@ impl Git {
 
     /// Every ref and its value, as `git for-each-ref` prints it, for comparison.
     pub fn refs(&self, dir: &Path, pattern: &str) -> String {
-        self.ok(dir, &["for-each-ref", "--format=%(objectname) %(refname)", pattern])
+        self.ok(
+            dir,
+            &["for-each-ref", "--format=%(objectname) %(refname)", pattern],
+        )
     }
 
     /// Feed a fast-import stream into the repository at `dir`.
@@ -225,20 +266,25 @@ pub struct Rng(u64);
 
 impl Rng {
     pub fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407))
+        Rng(seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407))
     }
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let mut x = self.0;
         x ^= x >> 33;
         x = x.wrapping_mul(0xff51afd7ed558ccd);
         x ^ (x >> 33)
     }
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.next_u64() % n.max(1)
     }
     pub fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
+        (0..n).map(|_| self.next_u64() as u8).collect()
     }
 }
 
@@ -257,7 +303,9 @@ pub fn make_history(git: &Git, dir: &Path, commits: usize, seed: u64) {
     let mut files: Vec<(String, Vec<u8>)> = (0..12)
         .map(|i| {
             let dir = ["", "src/", "src/deep/nested/", "docs/"][i % 4];
-            let body: String = (0..40).map(|l| format!("line {l} of file {i}: {}\n", rng.below(1000))).collect();
+            let body: String = (0..40)
+                .map(|l| format!("line {l} of file {i}: {}\n", rng.below(1000)))
+                .collect();
             (format!("{dir}file{i}.txt"), body.into_bytes())
         })
         .collect();
@@ -293,7 +341,10 @@ pub fn make_history(git: &Git, dir: &Path, commits: usize, seed: u64) {
             let (path, data) = &mut files[k];
             let line = format!("change {i}: {}\n", rng.below(1_000_000));
             let at = (rng.below(data.len() as u64) as usize).min(data.len());
-            let at = data[..at].iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
+            let at = data[..at]
+                .iter()
+                .rposition(|b| *b == b'\n')
+                .map_or(0, |p| p + 1);
             data.splice(at..at, line.bytes());
             let m = blob(&mut s, &mut mark, data);
             new_blobs.push((path.clone(), m, "100644"));
@@ -398,7 +449,10 @@ pub fn curl_post(url: &str, content_type: &str, body: &[u8], extra: &[&str]) -> 
         .unwrap();
     let mut body = out.stdout;
     let nl = body.iter().rposition(|b| *b == b'\n').unwrap_or(0);
-    let status = String::from_utf8_lossy(&body[nl + 1..]).trim().parse().unwrap_or(0);
+    let status = String::from_utf8_lossy(&body[nl + 1..])
+        .trim()
+        .parse()
+        .unwrap_or(0);
     body.truncate(nl);
     (status, body)
 }

@@ -1,6 +1,8 @@
 //! Clone, fetch and push with stock git against a real server: full histories with every
 //! protocol version and both git binaries, thin incremental fetches, shallow clones.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::Path;
 
 use artifact_git_e2e::*;
@@ -11,23 +13,68 @@ fn round_trip(server: &Server, repo: &str, git: &Git, source: &Path, protocol: &
     let work = TempDir::new().unwrap();
     let clone = work.path().join("clone");
     let url = server.repo_url(repo);
-    git.ok(work.path(), &["-c", &format!("protocol.version={protocol}"), "clone", "-q", &url, clone.to_str().unwrap()]);
-    git.ok(&clone, &["-c", &format!("protocol.version={protocol}"), "fetch", "-q", "--tags", "origin"]);
+    git.ok(
+        work.path(),
+        &[
+            "-c",
+            &format!("protocol.version={protocol}"),
+            "clone",
+            "-q",
+            &url,
+            clone.to_str().unwrap(),
+        ],
+    );
+    git.ok(
+        &clone,
+        &[
+            "-c",
+            &format!("protocol.version={protocol}"),
+            "fetch",
+            "-q",
+            "--tags",
+            "origin",
+        ],
+    );
     // Every branch and tag equal.
     let pushed_heads = git.refs(source, "refs/heads/");
-    let cloned_heads = git.refs(&clone, "refs/remotes/origin/").replace("refs/remotes/origin/", "refs/heads/");
-    let cloned_heads: String = cloned_heads.lines().filter(|l| !l.ends_with("refs/heads/HEAD")).map(|l| format!("{l}\n")).collect();
-    assert_eq!(pushed_heads, cloned_heads, "branches differ ({protocol}, {})", git.bin.display());
-    assert_eq!(git.refs(source, "refs/tags/"), git.refs(&clone, "refs/tags/"), "tags differ");
+    let cloned_heads = git
+        .refs(&clone, "refs/remotes/origin/")
+        .replace("refs/remotes/origin/", "refs/heads/");
+    let cloned_heads: String = cloned_heads
+        .lines()
+        .filter(|l| !l.ends_with("refs/heads/HEAD"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(
+        pushed_heads,
+        cloned_heads,
+        "branches differ ({protocol}, {})",
+        git.bin.display()
+    );
+    assert_eq!(
+        git.refs(source, "refs/tags/"),
+        git.refs(&clone, "refs/tags/"),
+        "tags differ"
+    );
     git.ok(&clone, &["fsck", "--strict", "--no-dangling"]);
     // The checked-out tree is the pushed one, file for file.
-    assert_eq!(git.ok(source, &["rev-parse", "main^{tree}"]), git.ok(&clone, &["rev-parse", "HEAD^{tree}"]));
+    assert_eq!(
+        git.ok(source, &["rev-parse", "main^{tree}"]),
+        git.ok(&clone, &["rev-parse", "HEAD^{tree}"])
+    );
     assert_eq!(git.ok(&clone, &["status", "--porcelain"]), "");
-    assert_eq!(git.ok(source, &["ls-files", "-s"]), git.ok(&clone, &["ls-files", "-s"]));
+    assert_eq!(
+        git.ok(source, &["ls-files", "-s"]),
+        git.ok(&clone, &["ls-files", "-s"])
+    );
     for entry in git.ok(&clone, &["ls-files"]).lines() {
         let a = std::fs::symlink_metadata(source.join(entry)).unwrap();
         if a.file_type().is_file() {
-            assert_eq!(std::fs::read(source.join(entry)).unwrap(), std::fs::read(clone.join(entry)).unwrap(), "{entry}");
+            assert_eq!(
+                std::fs::read(source.join(entry)).unwrap(),
+                std::fs::read(clone.join(entry)).unwrap(),
+                "{entry}"
+            );
         }
     }
 }
@@ -69,8 +116,19 @@ fn the_same_on_the_other_route_form_and_with_dot_git() {
     let long_form = format!("{}/lab/artifacts/forms/git", server.url);
     git.ok(&source, &["push", "-q", &long_form, "main"]);
     let clone = work.path().join("clone");
-    git.ok(work.path(), &["clone", "-q", &format!("{}.git", server.repo_url("lab/forms")), clone.to_str().unwrap()]);
-    assert_eq!(git.ok(&source, &["rev-parse", "main"]), git.ok(&clone, &["rev-parse", "HEAD"]));
+    git.ok(
+        work.path(),
+        &[
+            "clone",
+            "-q",
+            &format!("{}.git", server.repo_url("lab/forms")),
+            clone.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        git.ok(&source, &["rev-parse", "main"]),
+        git.ok(&clone, &["rev-parse", "HEAD"])
+    );
 }
 
 #[test]
@@ -81,8 +139,21 @@ fn empty_repository_clones_and_says_so() {
         let git = Git::new(bin);
         for protocol in ["0", "2"] {
             let work = TempDir::new().unwrap();
-            let out = git.run(work.path(), &["-c", &format!("protocol.version={protocol}"), "clone", &server.repo_url("lab/empty"), "e"]);
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let out = git.run(
+                work.path(),
+                &[
+                    "-c",
+                    &format!("protocol.version={protocol}"),
+                    "clone",
+                    &server.repo_url("lab/empty"),
+                    "e",
+                ],
+            );
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             assert!(String::from_utf8_lossy(&out.stderr).contains("empty repository"));
             // The first push into the empty clone works.
             let e = work.path().join("e");
@@ -98,7 +169,10 @@ fn unknown_repository_is_404() {
     let server = Server::start();
     let git = Git::default();
     let work = TempDir::new().unwrap();
-    let err = git.fails(work.path(), &["clone", &server.repo_url("lab/nothing-here"), "x"]);
+    let err = git.fails(
+        work.path(),
+        &["clone", &server.repo_url("lab/nothing-here"), "x"],
+    );
     assert!(err.contains("not found"), "{err}");
 }
 
@@ -121,33 +195,84 @@ fn incremental_fetch_and_push_send_only_new_objects() {
         assert_eq!(loose_objects(&git, &clone), 0);
         // One commit changing one file in a nested folder: commit, 4 trees, 1 blob.
         let before = std::fs::read_to_string(source.join("src/deep/nested/file2.txt")).unwrap();
-        let new = commit_file(&git, &source, "src/deep/nested/file2.txt", &format!("{before}one more line {protocol}\n"), "one more");
+        let new = commit_file(
+            &git,
+            &source,
+            "src/deep/nested/file2.txt",
+            &format!("{before}one more line {protocol}\n"),
+            "one more",
+        );
         let push = git.run(&source, &["push", "--progress", "origin", "main"]);
         assert!(push.status.success());
         let stderr = String::from_utf8_lossy(&push.stderr);
-        assert!(stderr.contains("Total 6 "), "a one-commit push sends that commit's 6 objects: {stderr}");
-        git.ok(&clone, &["-c", &format!("protocol.version={protocol}"), "-c", "fetch.unpackLimit=100000", "fetch", "-q", "origin"]);
+        assert!(
+            stderr.contains("Total 6 "),
+            "a one-commit push sends that commit's 6 objects: {stderr}"
+        );
+        git.ok(
+            &clone,
+            &[
+                "-c",
+                &format!("protocol.version={protocol}"),
+                "-c",
+                "fetch.unpackLimit=100000",
+                "fetch",
+                "-q",
+                "origin",
+            ],
+        );
         assert_eq!(git.ok(&clone, &["rev-parse", "origin/main"]).trim(), new);
-        assert_eq!(loose_objects(&git, &clone), 6, "the fetch transferred only the new objects");
+        assert_eq!(
+            loose_objects(&git, &clone),
+            6,
+            "the fetch transferred only the new objects"
+        );
         git.ok(&clone, &["fsck", "--strict"]);
         // A bigger batch: 50 commits, received as a (thin) pack.
         for i in 0..50 {
-            commit_file(&git, &source, &format!("batch/f{}.txt", i % 7), &format!("{i} {protocol}\n"), "batch");
+            commit_file(
+                &git,
+                &source,
+                &format!("batch/f{}.txt", i % 7),
+                &format!("{i} {protocol}\n"),
+                "batch",
+            );
         }
         git.ok(&source, &["push", "-q", "origin", "main"]);
-        git.ok(&clone, &["-c", &format!("protocol.version={protocol}"), "pull", "-q", "--ff-only", "origin", "main"]);
-        assert_eq!(git.ok(&clone, &["rev-parse", "HEAD"]), git.ok(&source, &["rev-parse", "HEAD"]));
+        git.ok(
+            &clone,
+            &[
+                "-c",
+                &format!("protocol.version={protocol}"),
+                "pull",
+                "-q",
+                "--ff-only",
+                "origin",
+                "main",
+            ],
+        );
+        assert_eq!(
+            git.ok(&clone, &["rev-parse", "HEAD"]),
+            git.ok(&source, &["rev-parse", "HEAD"])
+        );
         git.ok(&clone, &["fsck", "--strict"]);
     }
 }
 
 fn commit_count(git: &Git, dir: &Path) -> usize {
-    git.ok(dir, &["rev-list", "--count", "HEAD"]).trim().parse().unwrap()
+    git.ok(dir, &["rev-list", "--count", "HEAD"])
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 /// What a shallow operation left in a clone: its commits and its shallow boundary.
 fn shallow_state(git: &Git, dir: &Path) -> (Vec<String>, Vec<String>) {
-    let mut commits: Vec<String> = git.ok(dir, &["rev-list", "--all"]).lines().map(str::to_owned).collect();
+    let mut commits: Vec<String> = git
+        .ok(dir, &["rev-list", "--all"])
+        .lines()
+        .map(str::to_owned)
+        .collect();
     commits.sort();
     let mut boundary: Vec<String> = std::fs::read_to_string(dir.join(".git/shallow"))
         .unwrap_or_default()
@@ -174,12 +299,25 @@ fn shallow_clones_deepen_and_unshallow_exactly_like_git() {
     let reference = format!("file://{}", source.display());
     let full = git.ok(&source, &["rev-list", "--all"]).lines().count();
     let since = format!("--shallow-since={}", HISTORY_EPOCH + 40 * 3600);
-    let scenarios: Vec<(&str, Vec<&str>, Vec<Vec<&str>>)> = vec![
-        ("depth1", vec!["--depth", "1"], vec![vec!["--deepen", "2"], vec!["--unshallow"]]),
-        ("depth3", vec!["--depth", "3", "--no-single-branch"], vec![vec!["--depth", "10"], vec!["--unshallow"]]),
+    type Scenario<'a> = (&'a str, Vec<&'a str>, Vec<Vec<&'a str>>);
+    let scenarios: Vec<Scenario> = vec![
+        (
+            "depth1",
+            vec!["--depth", "1"],
+            vec![vec!["--deepen", "2"], vec!["--unshallow"]],
+        ),
+        (
+            "depth3",
+            vec!["--depth", "3", "--no-single-branch"],
+            vec![vec!["--depth", "10"], vec!["--unshallow"]],
+        ),
         ("huge", vec!["--depth", "100000"], vec![]),
         ("since", vec![since.as_str()], vec![vec!["--unshallow"]]),
-        ("exclude", vec!["--shallow-exclude=v1.0"], vec![vec!["--deepen", "1"], vec!["--unshallow"]]),
+        (
+            "exclude",
+            vec!["--shallow-exclude=v1.0"],
+            vec![vec!["--deepen", "1"], vec!["--unshallow"]],
+        ),
     ];
     for bin in git_binaries() {
         let git = Git::new(bin);
@@ -198,7 +336,11 @@ fn shallow_clones_deepen_and_unshallow_exactly_like_git() {
                     git.ok(work.path(), &args);
                 }
                 let label = format!("{name}, protocol {protocol}, {}", git.bin.display());
-                assert_eq!(shallow_state(&git, &ours), shallow_state(&git, &theirs), "clone {label}");
+                assert_eq!(
+                    shallow_state(&git, &ours),
+                    shallow_state(&git, &theirs),
+                    "clone {label}"
+                );
                 git.ok(&ours, &["fsck", "--strict"]);
                 let mut diverged = false;
                 for fetch in fetches {
@@ -208,15 +350,25 @@ fn shallow_clones_deepen_and_unshallow_exactly_like_git() {
                     // `--unshallow` after `--shallow-since` across a merge): then ours must be
                     // refused the same way.
                     if !git.run(&theirs, &args).status.success() {
-                        assert!(!git.run(&ours, &args).status.success(), "git refused {fetch:?} after {label}; so must we");
+                        assert!(
+                            !git.run(&ours, &args).status.success(),
+                            "git refused {fetch:?} after {label}; so must we"
+                        );
                         diverged = true;
                         break;
                     }
                     git.ok(&ours, &args);
-                    assert_eq!(shallow_state(&git, &ours), shallow_state(&git, &theirs), "fetch {fetch:?} after {label}");
+                    assert_eq!(
+                        shallow_state(&git, &ours),
+                        shallow_state(&git, &theirs),
+                        "fetch {fetch:?} after {label}"
+                    );
                     git.ok(&ours, &["fsck", "--strict"]);
                 }
-                if !diverged && (fetches.last().is_some_and(|f| f == &vec!["--unshallow"]) || *name == "huge") {
+                if !diverged
+                    && (fetches.last().is_some_and(|f| f == &vec!["--unshallow"])
+                        || *name == "huge")
+                {
                     assert_eq!(shallow_state(&git, &ours).0.len(), full, "{label}");
                     assert!(!ours.join(".git/shallow").exists());
                 }
@@ -232,14 +384,41 @@ fn shallow_clone_of_a_one_commit_repository() {
     let git = Git::default();
     let work = TempDir::new().unwrap();
     let source = work.path().join("source");
-    git.ok(work.path(), &["init", "-q", "-b", "main", source.to_str().unwrap()]);
+    git.ok(
+        work.path(),
+        &["init", "-q", "-b", "main", source.to_str().unwrap()],
+    );
     commit_file(&git, &source, "only.txt", "only\n", "the only commit");
-    git.ok(&source, &["push", "-q", &server.repo_url("lab/one"), "main"]);
+    git.ok(
+        &source,
+        &["push", "-q", &server.repo_url("lab/one"), "main"],
+    );
     for protocol in ["0", "2"] {
         let c = work.path().join(format!("c{protocol}"));
-        git.ok(work.path(), &["-c", &format!("protocol.version={protocol}"), "clone", "-q", "--depth", "1", &server.repo_url("lab/one"), c.to_str().unwrap()]);
+        git.ok(
+            work.path(),
+            &[
+                "-c",
+                &format!("protocol.version={protocol}"),
+                "clone",
+                "-q",
+                "--depth",
+                "1",
+                &server.repo_url("lab/one"),
+                c.to_str().unwrap(),
+            ],
+        );
         assert_eq!(commit_count(&git, &c), 1);
-        git.ok(&c, &["-c", &format!("protocol.version={protocol}"), "fetch", "-q", "--unshallow"]);
+        git.ok(
+            &c,
+            &[
+                "-c",
+                &format!("protocol.version={protocol}"),
+                "fetch",
+                "-q",
+                "--unshallow",
+            ],
+        );
         assert_eq!(commit_count(&git, &c), 1);
         git.ok(&c, &["fsck", "--strict"]);
     }

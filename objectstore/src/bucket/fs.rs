@@ -16,7 +16,9 @@ use std::time::UNIX_EPOCH;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::{content_etag, validate_key, Bucket, ETag, Error, GetResult, ObjectMeta, PutMode, Result};
+use super::{
+    content_etag, validate_key, Bucket, ETag, Error, GetResult, ObjectMeta, PutMode, Result,
+};
 
 /// The directory under the root that holds lock and temporary files; never a key.
 const INTERNAL_DIR: &str = ".artifact-git";
@@ -66,7 +68,12 @@ impl FsBucket {
 
     /// The blocking body of every write: stage the content in a temporary file, then under the
     /// key's lock check the precondition and rename it into place.
-    fn write_blocking(&self, key: &str, mode: PutMode, stage: impl FnOnce(&Path) -> io::Result<()>) -> Result<ETag> {
+    fn write_blocking(
+        &self,
+        key: &str,
+        mode: PutMode,
+        stage: impl FnOnce(&Path) -> io::Result<()>,
+    ) -> Result<ETag> {
         let target = self.path(key)?;
         let tmp = self.temp_path();
         let io_err = |e| Error::io(key, e);
@@ -100,7 +107,9 @@ impl FsBucket {
             fs::rename(&tmp, &target).map_err(io_err)?;
             if let Some(parent) = target.parent() {
                 // The rename is durable only once the directory entry is.
-                File::open(parent).and_then(|d| d.sync_all()).map_err(io_err)?;
+                File::open(parent)
+                    .and_then(|d| d.sync_all())
+                    .map_err(io_err)?;
             }
             drop(lock);
             Ok(etag)
@@ -127,13 +136,20 @@ impl FsBucket {
         while let Some(dir) = stack.pop() {
             let entries = match fs::read_dir(&dir) {
                 Ok(e) => e,
-                Err(e) if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::NotADirectory => continue,
+                Err(e)
+                    if e.kind() == io::ErrorKind::NotFound
+                        || e.kind() == io::ErrorKind::NotADirectory =>
+                {
+                    continue
+                }
                 Err(e) => return Err(Error::io(prefix, e)),
             };
             for entry in entries {
                 let entry = entry.map_err(|e| Error::io(prefix, e))?;
                 let path = entry.path();
-                let Ok(rel) = path.strip_prefix(&self.root) else { continue };
+                let Ok(rel) = path.strip_prefix(&self.root) else {
+                    continue;
+                };
                 let key: String = rel
                     .components()
                     .map(|c| c.as_os_str().to_string_lossy().into_owned())
@@ -144,7 +160,10 @@ impl FsBucket {
                 }
                 let meta = entry.metadata().map_err(|e| Error::io(&key, e))?;
                 if meta.is_dir() {
-                    if prefix.starts_with(&format!("{key}/")) || key.starts_with(prefix) || prefix.is_empty() {
+                    if prefix.starts_with(&format!("{key}/"))
+                        || key.starts_with(prefix)
+                        || prefix.is_empty()
+                    {
                         stack.push(path);
                     }
                 } else if key.starts_with(prefix) {
@@ -194,10 +213,12 @@ fn not_found_or_io(key: &str, e: io::Error) -> Error {
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| Error::Backend {
-        key: String::new(),
-        message: format!("storage task failed: {e}"),
-    })?
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Backend {
+            key: String::new(),
+            message: format!("storage task failed: {e}"),
+        })?
 }
 
 #[async_trait]
@@ -223,7 +244,8 @@ impl Bucket for FsBucket {
             let len = file.metadata().map_err(|e| Error::io(&key, e))?.len();
             let end = range.end.min(len);
             let start = range.start.min(end);
-            file.seek(SeekFrom::Start(start)).map_err(|e| Error::io(&key, e))?;
+            file.seek(SeekFrom::Start(start))
+                .map_err(|e| Error::io(&key, e))?;
             let mut buf = vec![0u8; (end - start) as usize];
             file.read_exact(&mut buf).map_err(|e| Error::io(&key, e))?;
             Ok(Bytes::from(buf))
@@ -304,10 +326,15 @@ mod tests {
     async fn internal_files_are_not_keys() -> Result<()> {
         let dir = tempfile::tempdir().map_err(|e| Error::io("tmp", e))?;
         let bucket = FsBucket::new(dir.path())?;
-        bucket.put("a", Bytes::from_static(b"x"), PutMode::Overwrite).await?;
+        bucket
+            .put("a", Bytes::from_static(b"x"), PutMode::Overwrite)
+            .await?;
         let keys: Vec<String> = bucket.list("").await?.into_iter().map(|m| m.key).collect();
         assert_eq!(keys, vec!["a".to_string()]);
-        assert!(matches!(bucket.get(".artifact-git/locks/x").await, Err(Error::InvalidKey(_))));
+        assert!(matches!(
+            bucket.get(".artifact-git/locks/x").await,
+            Err(Error::InvalidKey(_))
+        ));
         Ok(())
     }
 }

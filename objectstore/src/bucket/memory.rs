@@ -8,7 +8,9 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::{content_etag, validate_key, Bucket, ETag, Error, GetResult, ObjectMeta, PutMode, Result};
+use super::{
+    content_etag, validate_key, Bucket, ETag, Error, GetResult, ObjectMeta, PutMode, Result,
+};
 
 #[derive(Debug, Default)]
 pub struct MemoryBucket {

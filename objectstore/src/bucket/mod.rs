@@ -152,22 +152,36 @@ pub(crate) mod contract {
 
     pub async fn check(bucket: Arc<dyn Bucket>) -> Result<()> {
         // create-only
-        let e1 = bucket.put("r/a", Bytes::from_static(b"one"), PutMode::Create).await?;
+        let e1 = bucket
+            .put("r/a", Bytes::from_static(b"one"), PutMode::Create)
+            .await?;
         assert!(matches!(
-            bucket.put("r/a", Bytes::from_static(b"two"), PutMode::Create).await,
+            bucket
+                .put("r/a", Bytes::from_static(b"two"), PutMode::Create)
+                .await,
             Err(Error::PreconditionFailed(_))
         ));
         // replace-only
         let e2 = bucket
-            .put("r/a", Bytes::from_static(b"two"), PutMode::Update(e1.clone()))
+            .put(
+                "r/a",
+                Bytes::from_static(b"two"),
+                PutMode::Update(e1.clone()),
+            )
             .await?;
         assert!(matches!(
-            bucket.put("r/a", Bytes::from_static(b"three"), PutMode::Update(e1)).await,
+            bucket
+                .put("r/a", Bytes::from_static(b"three"), PutMode::Update(e1))
+                .await,
             Err(Error::PreconditionFailed(_))
         ));
         assert!(matches!(
             bucket
-                .put("r/missing", Bytes::from_static(b"x"), PutMode::Update(e2.clone()))
+                .put(
+                    "r/missing",
+                    Bytes::from_static(b"x"),
+                    PutMode::Update(e2.clone())
+                )
                 .await,
             Err(Error::PreconditionFailed(_)) | Err(Error::NotFound(_))
         ));
@@ -175,12 +189,25 @@ pub(crate) mod contract {
         assert_eq!(&got.data[..], b"two");
         assert_eq!(got.etag, e2);
         // ranges
-        bucket.put("r/b/c", Bytes::from_static(b"0123456789"), PutMode::Overwrite).await?;
+        bucket
+            .put(
+                "r/b/c",
+                Bytes::from_static(b"0123456789"),
+                PutMode::Overwrite,
+            )
+            .await?;
         assert_eq!(&bucket.get_range("r/b/c", 2..5).await?[..], b"234");
         assert_eq!(&bucket.get_range("r/b/c", 8..50).await?[..], b"89");
         // listing by prefix
-        bucket.put("s/x", Bytes::from_static(b"x"), PutMode::Overwrite).await?;
-        let keys: Vec<String> = bucket.list("r/").await?.into_iter().map(|m| m.key).collect();
+        bucket
+            .put("s/x", Bytes::from_static(b"x"), PutMode::Overwrite)
+            .await?;
+        let keys: Vec<String> = bucket
+            .list("r/")
+            .await?
+            .into_iter()
+            .map(|m| m.key)
+            .collect();
         assert_eq!(keys, vec!["r/a".to_string(), "r/b/c".to_string()]);
         // files in and out
         let dir = tempfile::tempdir().map_err(|e| Error::io("tmp", e))?;
@@ -189,7 +216,10 @@ pub(crate) mod contract {
         bucket.put_file("r/f", &src, PutMode::Create).await?;
         let dst = dir.path().join("dst");
         assert_eq!(bucket.get_to_file("r/f", &dst).await?, 12);
-        assert_eq!(std::fs::read(&dst).map_err(|e| Error::io("tmp", e))?, b"file content");
+        assert_eq!(
+            std::fs::read(&dst).map_err(|e| Error::io("tmp", e))?,
+            b"file content"
+        );
         // delete
         bucket.delete("r/a").await?;
         bucket.delete("r/a").await?;
@@ -199,7 +229,9 @@ pub(crate) mod contract {
             Err(Error::InvalidKey(_))
         ));
         // racing compare-and-swap increments: no update is lost
-        let e = bucket.put("counter", Bytes::from_static(b"0"), PutMode::Create).await?;
+        let e = bucket
+            .put("counter", Bytes::from_static(b"0"), PutMode::Create)
+            .await?;
         drop(e);
         let mut tasks = Vec::new();
         for _ in 0..8 {
@@ -213,7 +245,11 @@ pub(crate) mod contract {
                         .and_then(|s| s.parse().ok())
                         .unwrap_or(0);
                     match bucket
-                        .put("counter", Bytes::from((n + 1).to_string()), PutMode::Update(cur.etag))
+                        .put(
+                            "counter",
+                            Bytes::from((n + 1).to_string()),
+                            PutMode::Update(cur.etag),
+                        )
                         .await
                     {
                         Ok(_) => done += 1,
@@ -225,7 +261,10 @@ pub(crate) mod contract {
             }));
         }
         for t in tasks {
-            t.await.map_err(|e| Error::Backend { key: "task".into(), message: e.to_string() })??;
+            t.await.map_err(|e| Error::Backend {
+                key: "task".into(),
+                message: e.to_string(),
+            })??;
         }
         assert_eq!(&bucket.get("counter").await?.data[..], b"160");
         Ok(())

@@ -118,7 +118,8 @@ pub fn write_pack(
         let loc = db.locate(id).ok_or(Error::Missing(*id))?;
         located.insert(*id, loc);
     }
-    let mut order: Vec<(usize, u64, ObjectId)> = located.iter().map(|(id, (p, o))| (*p, *o, *id)).collect();
+    let mut order: Vec<(usize, u64, ObjectId)> =
+        located.iter().map(|(id, (p, o))| (*p, *o, *id)).collect();
     order.sort_unstable();
 
     let mut w = HashingWriter {
@@ -140,7 +141,11 @@ pub fn write_pack(
     let total = order.len();
     for (n, (pack_index, offset, id)) in order.iter().enumerate() {
         let pack = &packs[*pack_index];
-        let entry = pack.bundle.pack.entry(*offset).map_err(|e| pack_err(pack, format!("{e:#}")))?;
+        let entry = pack
+            .bundle
+            .pack
+            .entry(*offset)
+            .map_err(|e| pack_err(pack, format!("{e:#}")))?;
         let data_end = pack.entry_end(*offset);
         let compressed = pack
             .data()
@@ -203,7 +208,10 @@ pub fn write_pack(
         } else {
             let kind = reader.read(id, &mut decoded)?;
             entry_header(&mut head, kind_code(kind), decoded.len() as u64);
-            let mut z = flate2::write::ZlibEncoder::new(Vec::with_capacity(decoded.len() / 2 + 64), flate2::Compression::fast());
+            let mut z = flate2::write::ZlibEncoder::new(
+                Vec::with_capacity(decoded.len() / 2 + 64),
+                flate2::Compression::fast(),
+            );
             z.write_all(&decoded)?;
             let z = z.finish()?;
             w.write_all(&head)?;
@@ -211,7 +219,7 @@ pub fn write_pack(
         }
         written.insert(*id, here);
         stats.objects += 1;
-        if n % 4096 == 0 {
+        if n.is_multiple_of(4096) {
             progress(n, total);
         }
     }

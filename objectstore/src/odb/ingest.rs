@@ -38,9 +38,16 @@ pub struct Ingested {
 
 /// Read a pack from `input` and index it under `staging`. Bases missing from a thin pack are
 /// taken from `db` and appended, so the stored pack is self-contained.
-pub fn index_pack(db: &ObjectDb, input: &mut dyn BufRead, staging: &Path, limits: Limits) -> Result<Ingested> {
+pub fn index_pack(
+    db: &ObjectDb,
+    input: &mut dyn BufRead,
+    staging: &Path,
+    limits: Limits,
+) -> Result<Ingested> {
     std::fs::create_dir_all(staging)?;
-    let dir = tempfile::Builder::new().prefix("incoming-").tempdir_in(staging)?;
+    let dir = tempfile::Builder::new()
+        .prefix("incoming-")
+        .tempdir_in(staging)?;
     let interrupt = AtomicBool::new(false);
     let options = gix_pack::bundle::write::Options {
         thread_limit: Some(2),
@@ -63,7 +70,8 @@ pub fn index_pack(db: &ObjectDb, input: &mut dyn BufRead, staging: &Path, limits
     if let Some(keep) = &outcome.keep_path {
         let _ = std::fs::remove_file(keep);
     }
-    let (Some(pack_path), Some(idx_path)) = (outcome.data_path.clone(), outcome.index_path.clone()) else {
+    let (Some(pack_path), Some(idx_path)) = (outcome.data_path.clone(), outcome.index_path.clone())
+    else {
         return Err(Error::InvalidPack("the pack was not written".into()));
     };
     let name = format!("pack-{}", outcome.index.data_hash);
@@ -92,7 +100,11 @@ impl Ingested {
         }
         let stem = format!("{}objects/pack/{}", db.prefix(), self.pack.name);
         for (ext, path) in [("pack", &self.pack_path), ("idx", &self.idx_path)] {
-            match db.bucket().put_file(&format!("{stem}.{ext}"), path, PutMode::Create).await {
+            match db
+                .bucket()
+                .put_file(&format!("{stem}.{ext}"), path, PutMode::Create)
+                .await
+            {
                 Ok(_) | Err(bucket::Error::PreconditionFailed(_)) => {}
                 Err(e) => return Err(e.into()),
             }

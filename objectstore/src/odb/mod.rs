@@ -133,7 +133,10 @@ impl Pack {
 
     /// The pack's bytes, memory-mapped.
     pub fn data(&self) -> &[u8] {
-        self.bundle.pack.entry_slice(0..self.bundle.pack.data_len() as u64).unwrap_or_default()
+        self.bundle
+            .pack
+            .entry_slice(0..self.bundle.pack.data_len() as u64)
+            .unwrap_or_default()
     }
 
     pub fn path(&self) -> &Path {
@@ -213,7 +216,11 @@ pub struct ObjectDb {
 
 impl ObjectDb {
     /// List and open the visible packs of the repository at `prefix` (ending in `/`).
-    pub async fn open(bucket: Arc<dyn Bucket>, prefix: &str, cache: Arc<PackCache>) -> Result<Self> {
+    pub async fn open(
+        bucket: Arc<dyn Bucket>,
+        prefix: &str,
+        cache: Arc<PackCache>,
+    ) -> Result<Self> {
         let mut db = ObjectDb {
             bucket,
             prefix: prefix.to_owned(),
@@ -228,11 +235,16 @@ impl ObjectDb {
     pub async fn refresh(&mut self) -> Result<()> {
         let dir = format!("{}objects/pack/", self.prefix);
         let listing = self.bucket.list(&dir).await?;
-        let keys: std::collections::HashSet<&str> = listing.iter().map(|m| m.key.as_str()).collect();
+        let keys: std::collections::HashSet<&str> =
+            listing.iter().map(|m| m.key.as_str()).collect();
         let mut packs = Vec::new();
         for meta in &listing {
-            let Some(stem) = meta.key.strip_suffix(".idx") else { continue };
-            let Some(name) = stem.strip_prefix(&dir) else { continue };
+            let Some(stem) = meta.key.strip_suffix(".idx") else {
+                continue;
+            };
+            let Some(name) = stem.strip_prefix(&dir) else {
+                continue;
+            };
             if !name.starts_with("pack-") || !keys.contains(format!("{stem}.pack").as_str()) {
                 continue;
             }
@@ -326,7 +338,8 @@ impl<'a> Reader<'a> {
     }
 
     pub fn read(&self, id: &oid, out: &mut Vec<u8>) -> Result<Kind> {
-        self.try_read(id, out)?.ok_or_else(|| Error::Missing(id.to_owned()))
+        self.try_read(id, out)?
+            .ok_or_else(|| Error::Missing(id.to_owned()))
     }
 
     pub fn read_kind(&self, id: &oid, expected: Kind, out: &mut Vec<u8>) -> Result<()> {
@@ -378,9 +391,15 @@ impl gix_object::Find for Reader<'_> {
         buffer: &'b mut Vec<u8>,
     ) -> gix_error::Result<Option<gix_object::Data<'b>>> {
         match self.try_read(id, buffer) {
-            Ok(Some(kind)) => Ok(Some(gix_object::Data::new(buffer, kind, gix_hash::Kind::Sha1))),
+            Ok(Some(kind)) => Ok(Some(gix_object::Data::new(
+                buffer,
+                kind,
+                gix_hash::Kind::Sha1,
+            ))),
             Ok(None) => Ok(None),
-            Err(e) => Err(gix_error::Error::from(gix_error::Message::new(e.to_string()))),
+            Err(e) => Err(gix_error::Error::from(gix_error::Message::new(
+                e.to_string(),
+            ))),
         }
     }
 }

@@ -75,7 +75,11 @@ pub fn select(
         if kind == Kind::Commit && flags.get(&peeled).copied().unwrap_or(0) & UNINTERESTING == 0 {
             *flags.entry(peeled).or_default() |= UNINTERESTING | QUEUED;
             let time = load(&peeled, &mut commits)?;
-            queue.push(Queued { time, id: peeled, interesting: false });
+            queue.push(Queued {
+                time,
+                id: peeled,
+                interesting: false,
+            });
         }
     }
     for want in wants {
@@ -93,7 +97,11 @@ pub fn select(
                     if *f & QUEUED == 0 {
                         *f |= QUEUED;
                         let time = load(&current, &mut commits)?;
-                        queue.push(Queued { time, id: current, interesting: true });
+                        queue.push(Queued {
+                            time,
+                            id: current,
+                            interesting: true,
+                        });
                         interesting_queued += 1;
                     }
                     break;
@@ -116,7 +124,10 @@ pub fn select(
     // only uninteresting commits are left (plus a little slop for clock skew).
     let mut emitted: Vec<ObjectId> = Vec::new();
     let mut slop = 8usize;
-    while let Some(Queued { id, interesting, .. }) = queue.pop() {
+    while let Some(Queued {
+        id, interesting, ..
+    }) = queue.pop()
+    {
         if interesting {
             interesting_queued = interesting_queued.saturating_sub(1);
         }
@@ -124,7 +135,10 @@ pub fn select(
         let parents: Vec<ObjectId> = if grafts.contains(&id) {
             Vec::new()
         } else {
-            commits.get(&id).map(|c| c.parents.clone()).unwrap_or_default()
+            commits
+                .get(&id)
+                .map(|c| c.parents.clone())
+                .unwrap_or_default()
         };
         if f & UNINTERESTING != 0 {
             for p in parents {
@@ -132,7 +146,11 @@ pub fn select(
                 if *pf & UNINTERESTING == 0 {
                     *pf |= UNINTERESTING | QUEUED;
                     match load(&p, &mut commits) {
-                        Ok(time) => queue.push(Queued { time, id: p, interesting: false }),
+                        Ok(time) => queue.push(Queued {
+                            time,
+                            id: p,
+                            interesting: false,
+                        }),
                         // The client's history may reach beyond what this repository has.
                         Err(Error::Missing(_)) => {}
                         Err(e) => return Err(e),
@@ -142,7 +160,7 @@ pub fn select(
         } else if f & EMITTED == 0 {
             *flags.entry(id).or_default() |= EMITTED;
             emitted.push(id);
-            if emitted.len() % 1024 == 0 {
+            if emitted.len().is_multiple_of(1024) {
                 progress(emitted.len());
             }
             for p in parents {
@@ -150,7 +168,11 @@ pub fn select(
                 if *pf & (QUEUED | UNINTERESTING) == 0 {
                     *pf |= QUEUED;
                     let time = load(&p, &mut commits)?;
-                    queue.push(Queued { time, id: p, interesting: true });
+                    queue.push(Queued {
+                        time,
+                        id: p,
+                        interesting: true,
+                    });
                     interesting_queued += 1;
                 }
             }
@@ -183,7 +205,9 @@ pub fn select(
         }
     }
     for edge in edges.iter().take(MAX_EDGE_TREES) {
-        let Some(commit) = commits.get(edge) else { continue };
+        let Some(commit) = commits.get(edge) else {
+            continue;
+        };
         selection.client_has.insert(*edge);
         mark_tree(reader, commit.tree, &mut selection.client_has, None)?;
     }
@@ -287,7 +311,11 @@ pub fn shallow_update(
     let (shallow, not_shallow): (Vec<ObjectId>, HashSet<ObjectId>) = match deepen.depth {
         Some(depth) if depth >= INFINITE_DEPTH => (Vec::new(), client.clone()),
         Some(depth) if deepen.relative => {
-            let starts: Vec<ObjectId> = client_shallows.iter().copied().filter(|c| client.contains(c)).collect();
+            let starts: Vec<ObjectId> = client_shallows
+                .iter()
+                .copied()
+                .filter(|c| client.contains(c))
+                .collect();
             by_depth(reader, &starts, depth.saturating_add(1))?
         }
         Some(depth) => by_depth(reader, &heads, depth)?,
@@ -316,7 +344,11 @@ pub fn shallow_update(
 }
 
 /// Breadth-first from `heads` (depth 1): commits at `depth` are the boundary.
-fn by_depth(reader: &Reader<'_>, heads: &[ObjectId], depth: u32) -> Result<(Vec<ObjectId>, HashSet<ObjectId>)> {
+fn by_depth(
+    reader: &Reader<'_>,
+    heads: &[ObjectId],
+    depth: u32,
+) -> Result<(Vec<ObjectId>, HashSet<ObjectId>)> {
     let mut shallow = Vec::new();
     let mut not_shallow = HashSet::new();
     let mut visited = HashSet::new();
@@ -376,7 +408,9 @@ fn by_rev_list(
         selected.insert(id, commit.parents);
     }
     if selected.is_empty() {
-        return Err(Error::Rejected("no commits selected for shallow requests".into()));
+        return Err(Error::Rejected(
+            "no commits selected for shallow requests".into(),
+        ));
     }
     let mut shallow = Vec::new();
     let mut not_shallow = HashSet::new();
