@@ -46,6 +46,30 @@ pub struct StorageArgs {
     /// Local directory for cached packs and for received packs being indexed.
     #[arg(long, env = "ARTIFACT_GIT_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// The most bytes of packs kept in the local cache (S3 storage), e.g. `10GiB`.
+    #[arg(long, env = "ARTIFACT_GIT_CACHE_SIZE", default_value = "10GiB", value_parser = parse_size)]
+    pub cache_size: u64,
+    /// Address S3 objects as `endpoint/bucket/key` (MinIO and most local S3 servers need it).
+    #[arg(long, env = "ARTIFACT_GIT_S3_PATH_STYLE")]
+    pub s3_path_style: bool,
+}
+
+/// Parse `1024`, `512MiB`, `10GiB`, `2GB`...
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().map_err(|_| format!("invalid size {s:?}"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        _ => return Err(format!("invalid size unit in {s:?}")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("size {s:?} is too large"))
 }
 
 #[derive(Debug, Args)]
@@ -118,7 +142,7 @@ fn local_dirs(args: &StorageArgs) -> anyhow::Result<(Option<PathBuf>, PathBuf)> 
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let storage = Storage::open(&args.storage.storage).await?;
+    let storage = Storage::open(&args.storage.storage, args.storage.s3_path_style).await?;
     let (cache_dir, staging) = local_dirs(&args.storage)?;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let local = listener.local_addr()?;
@@ -129,7 +153,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .to_owned();
     let app = Arc::new(App {
         storage,
-        cache: Arc::new(PackCache::new(cache_dir)),
+        cache: Arc::new(PackCache::new(cache_dir, args.storage.cache_size)),
         staging,
         public_url: public_url.clone(),
         limits: Limits::default(),
@@ -142,7 +166,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "artifact-git {} listening on http://{local} (storage: {storage_desc})",
         env!("CARGO_PKG_VERSION")
     );
-    let me = std::env::args().next().unwrap_or_else(|| "artifact-git".into());
+    let me = std::env::args()
+        .next()
+        .unwrap_or_else(|| "artifact-git".into());
     println!("  create a repository:  {me} init demo/hello --storage {storage_desc}");
     println!("  clone it:             git clone {public_url}/demo/git/hello");
     println!("  push to it:           git push {public_url}/demo/git/hello main");
@@ -156,7 +182,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn init(args: InitArgs) -> anyhow::Result<()> {
-    let storage = Storage::open(&args.storage.storage).await?;
+    let storage = Storage::open(&args.storage.storage, args.storage.s3_path_style).await?;
     let repo = crate::repo::Repo::new(&storage, args.repository.clone());
     repo.refs.init(&args.default_branch).await?;
     println!(

@@ -136,6 +136,14 @@ fn query_service<B>(req: &Request<B>) -> Option<&str> {
         .find_map(|kv| kv.strip_prefix("service="))
 }
 
+fn storage_error(repo: &Repo, e: objectstore::odb::Error) -> Response<ResponseBody> {
+    tracing::error!(repo = %repo.id, error = %e, "opening packs failed");
+    plain(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        &format!("cannot read the repository: {e}"),
+    )
+}
+
 fn refs_error(e: refs::Error) -> Response<ResponseBody> {
     match e {
         refs::Error::NotFound => plain(StatusCode::NOT_FOUND, "repository not found"),
@@ -207,32 +215,37 @@ async fn upload_pack(app: Arc<App>, repo: Repo, req: Request<Incoming>) -> Respo
         Ok(s) => s,
         Err(e) => return refs_error(e),
     };
+    // Packs are published before the refs that need them, so a pack list that shows every
+    // ref tip shows everything reachable from them; a briefly cached list that misses a tip
+    // is re-read.
     let db = match repo.objects(&app.cache).await {
-        Ok(db) => db,
-        Err(e) => {
-            tracing::error!(repo = %repo.id, error = %e, "opening packs failed");
-            return plain(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &format!("cannot read the repository: {e}"),
-            );
+        Ok(mut db) => {
+            let stale = snapshot.refs.values().any(|v| !db.contains(&v.target));
+            match if stale { db.refresh().await } else { Ok(()) } {
+                Ok(()) => db,
+                Err(e) => return storage_error(&repo, e),
+            }
         }
+        Err(e) => return storage_error(&repo, e),
     };
     let limit = app.limits.max_request_bytes;
     let request_body = body::reader(req.into_body(), limit);
     let (writer, response_body) = body::channel();
     let id = repo.id.clone();
+    let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         let mut out = upload_pack::Output::new(writer);
         let mut request = Vec::new();
         let read = body::decoded(request_body, gzip, limit).read_to_end(&mut request);
-        let source = upload_pack::Source {
-            snapshot: &snapshot,
-            db: &db,
+        let mut source = upload_pack::Source {
+            snapshot,
+            db,
+            runtime,
         };
         let result = match read {
             Err(e) => Err(upload_pack::Error::Io(e)),
-            Ok(_) if v2 => upload_pack::serve_v2(&source, &request, &mut out),
-            Ok(_) => upload_pack::serve_v0(&source, &request, &mut out),
+            Ok(_) if v2 => upload_pack::serve_v2(&mut source, &request, &mut out),
+            Ok(_) => upload_pack::serve_v0(&mut source, &request, &mut out),
         };
         if let Err(e) = result {
             tracing::warn!(repo = %id, error = %e, "upload-pack failed");
@@ -247,15 +260,10 @@ async fn receive_pack(app: Arc<App>, repo: Repo, req: Request<Incoming>) -> Resp
     if let Err(e) = repo.snapshot().await {
         return refs_error(e);
     }
-    let db = match repo.objects(&app.cache).await {
+    // A push decides what is new against the packs as they are now, not a cached list.
+    let db = match repo.fresh_objects(&app.cache).await {
         Ok(db) => db,
-        Err(e) => {
-            tracing::error!(repo = %repo.id, error = %e, "opening packs failed");
-            return plain(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &format!("cannot read the repository: {e}"),
-            );
-        }
+        Err(e) => return storage_error(&repo, e),
     };
     let limit = app.limits.max_push_bytes;
     let request_body = body::reader(req.into_body(), limit);

@@ -35,8 +35,20 @@ impl Repo {
         self.refs.snapshot().await
     }
 
+    /// The objects, from a pack list that may be a moment old.
     pub async fn objects(&self, cache: &Arc<PackCache>) -> Result<ObjectDb, odb::Error> {
         ObjectDb::open(self.storage.bucket.clone(), &self.prefix, cache.clone()).await
+    }
+
+    /// The objects, from a pack list read now.
+    pub async fn fresh_objects(&self, cache: &Arc<PackCache>) -> Result<ObjectDb, odb::Error> {
+        ObjectDb::open_with(
+            self.storage.bucket.clone(),
+            &self.prefix,
+            cache.clone(),
+            std::time::Duration::ZERO,
+        )
+        .await
     }
 }
 

@@ -55,7 +55,7 @@ pub struct Storage {
 }
 
 impl Storage {
-    pub async fn open(url: &StorageUrl) -> anyhow::Result<Self> {
+    pub async fn open(url: &StorageUrl, s3_path_style: bool) -> anyhow::Result<Self> {
         match url {
             StorageUrl::Dir(dir) => {
                 std::fs::create_dir_all(dir)?;
@@ -64,7 +64,14 @@ impl Storage {
                     prefix: String::new(),
                 })
             }
-            StorageUrl::S3 { .. } => anyhow::bail!("S3 storage is not available in this build"),
+            StorageUrl::S3 { bucket, prefix } => {
+                let mut options = objectstore::bucket::S3Options::new(bucket);
+                options.path_style = s3_path_style;
+                Ok(Storage {
+                    bucket: Arc::new(objectstore::bucket::S3Bucket::new(options).await),
+                    prefix: prefix.clone(),
+                })
+            }
         }
     }
 

@@ -92,19 +92,41 @@ impl Write for PackData<'_> {
 }
 
 /// The objects and refs a request is served from.
-pub struct Source<'a> {
-    pub snapshot: &'a Snapshot,
-    pub db: &'a ObjectDb,
+pub struct Source {
+    pub snapshot: Snapshot,
+    pub db: ObjectDb,
+    pub runtime: tokio::runtime::Handle,
+}
+
+impl Source {
+    /// Every want must name an object of this repository (allow-reachable-sha1-in-want). The
+    /// pack list may be a moment old: a missing want re-lists once, since another replica may
+    /// just have stored the pack that has it.
+    fn check_wants(&mut self, wants: &[ObjectId]) -> Result<(), Error> {
+        if let Some(missing) = wants.iter().find(|w| !self.db.contains(w)) {
+            let missing = *missing;
+            let mut db = self.db.clone();
+            self.runtime.block_on(db.refresh())?;
+            self.db = db;
+            if !self.db.contains(&missing) || wants.iter().any(|w| !self.db.contains(w)) {
+                return Err(Error::Refused(format!(
+                    "upload-pack: not our ref {missing}"
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Serve a stateless v0/v1 request.
-pub fn serve_v0(source: &Source<'_>, request: &[u8], out: &mut Output) -> Result<(), Error> {
+pub fn serve_v0(source: &mut Source, request: &[u8], out: &mut Output) -> Result<(), Error> {
     let req = FetchRequest::parse_v0(request)?;
     if req.wants.is_empty() {
         return Ok(());
     }
+    source.check_wants(&req.wants)?;
+    let source = &*source;
     let reader = source.db.reader();
-    check_wants(source.db, &req.wants)?;
     let mut buf = Vec::new();
     let shallow = shallow_update(source, &reader, &req)?;
     if req.deepens() {
@@ -134,7 +156,7 @@ pub fn serve_v0(source: &Source<'_>, request: &[u8], out: &mut Output) -> Result
 }
 
 /// Serve one v2 command.
-pub fn serve_v2(source: &Source<'_>, request: &[u8], out: &mut Output) -> Result<(), Error> {
+pub fn serve_v2(source: &mut Source, request: &[u8], out: &mut Output) -> Result<(), Error> {
     let Some(command) = Command::read(request)? else {
         return Ok(());
     };
@@ -142,7 +164,7 @@ pub fn serve_v2(source: &Source<'_>, request: &[u8], out: &mut Output) -> Result
     match command.name.as_str() {
         "ls-refs" => {
             let args = command.ls_refs_args()?;
-            write_ls_refs(&mut buf, &refs_view(source.snapshot), &args);
+            write_ls_refs(&mut buf, &refs_view(&source.snapshot), &args);
             out.raw(&buf)?;
         }
         "object-info" => {
@@ -175,7 +197,8 @@ pub fn serve_v2(source: &Source<'_>, request: &[u8], out: &mut Output) -> Result
             if req.wants.is_empty() {
                 return Ok(());
             }
-            check_wants(source.db, &req.wants)?;
+            source.check_wants(&req.wants)?;
+            let source = &*source;
             let reader = source.db.reader();
             if v2_acknowledge(&req, &History(&reader), &mut buf)? == Next::EndRound {
                 out.raw(&buf)?;
@@ -208,18 +231,8 @@ pub fn serve_v2(source: &Source<'_>, request: &[u8], out: &mut Output) -> Result
     Ok(())
 }
 
-/// Every want must name an object of this repository (allow-reachable-sha1-in-want).
-fn check_wants(db: &ObjectDb, wants: &[ObjectId]) -> Result<(), Error> {
-    for want in wants {
-        if !db.contains(want) {
-            return Err(Error::Refused(format!("upload-pack: not our ref {want}")));
-        }
-    }
-    Ok(())
-}
-
 fn shallow_update(
-    source: &Source<'_>,
+    source: &Source,
     reader: &Reader<'_>,
     req: &FetchRequest,
 ) -> Result<walk::ShallowUpdate, Error> {
@@ -228,7 +241,7 @@ fn shallow_update(
     }
     let mut not = Vec::new();
     for name in &req.deepen_not {
-        let id = resolve_ref(source.snapshot, name).ok_or_else(|| {
+        let id = resolve_ref(&source.snapshot, name).ok_or_else(|| {
             Error::Refused(format!("git upload-pack: ambiguous deepen-not: {name}"))
         })?;
         not.push(id);
@@ -270,13 +283,13 @@ fn write_shallow_lines(buf: &mut Vec<u8>, update: &walk::ShallowUpdate) {
 
 /// Compute and stream the pack.
 fn send_pack(
-    source: &Source<'_>,
+    source: &Source,
     reader: &Reader<'_>,
     req: &FetchRequest,
     shallow: &walk::ShallowUpdate,
     out: &Output,
 ) -> Result<(), Error> {
-    let db = source.db;
+    let db = &source.db;
     let mut data = BufWriter::with_capacity(Mode::Large.max_payload(), PackData(out));
     if let Some(pack) = verbatim_candidate(source, req) {
         out.progress(&format!(
@@ -300,7 +313,7 @@ fn send_pack(
         out.progress(&format!("Counting objects: {n}\r"));
     })?;
     if req.options.include_tag {
-        include_tags(source.snapshot, &mut selection);
+        include_tags(&source.snapshot, &mut selection);
     }
     out.progress(&format!(
         "Counting objects: {}, done.\n",
@@ -335,7 +348,7 @@ fn send_pack(
 /// The stored pack, when sending it unchanged is exactly right: a full clone (no haves, no
 /// shallow history) of every branch of a repository held in one pack.
 fn verbatim_candidate<'a>(
-    source: &Source<'a>,
+    source: &'a Source,
     req: &FetchRequest,
 ) -> Option<&'a objectstore::odb::Pack> {
     let packs = source.db.packs();

@@ -48,6 +48,102 @@ pub fn server_bin() -> PathBuf {
     bin
 }
 
+/// Where a test server keeps its repositories.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// A fresh local directory.
+    Fs,
+    /// A fresh bucket on the S3 test server.
+    S3 { endpoint: String },
+}
+
+impl Backend {
+    /// The S3 test server that `scripts/test` started, if any. In CI its absence is a failure,
+    /// never a silent skip.
+    pub fn s3() -> Option<Backend> {
+        match std::env::var("ARTIFACT_GIT_TEST_S3_ENDPOINT") {
+            Ok(endpoint) if !endpoint.is_empty() => Some(Backend::S3 { endpoint }),
+            _ => {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "CI must run the S3 tests, but ARTIFACT_GIT_TEST_S3_ENDPOINT is not set (run scripts/test)"
+                );
+                eprintln!("skipping the S3 variant: no S3 test server (run scripts/test)");
+                None
+            }
+        }
+    }
+}
+
+/// Generate `fs` and `s3` test functions for each named `fn(&Backend)`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn fs() {
+                super::$name(&$crate::Backend::Fs)
+            }
+            #[test]
+            fn s3() {
+                if let Some(backend) = $crate::Backend::s3() {
+                    super::$name(&backend)
+                }
+            }
+        }
+    )*};
+}
+
+static BUCKETS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Create a bucket on the S3 test server (which accepts unsigned requests).
+pub fn create_bucket(endpoint: &str) -> String {
+    let n = BUCKETS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let name = format!("t{}-{n}", std::process::id());
+    let out = Command::new("curl")
+        .args(["-s", "-f", "-X", "PUT"])
+        .arg(format!("{endpoint}/{name}"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "creating bucket {name} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    name
+}
+
+/// The S3 client settings every server process of a test gets.
+pub fn s3_env(endpoint: &str) -> Vec<(String, String)> {
+    let var = |k: &str, default: &str| {
+        (
+            k.to_owned(),
+            std::env::var(k).unwrap_or_else(|_| default.to_owned()),
+        )
+    };
+    vec![
+        ("AWS_ENDPOINT_URL".into(), endpoint.to_owned()),
+        ("ARTIFACT_GIT_S3_PATH_STYLE".into(), "true".into()),
+        var("AWS_ACCESS_KEY_ID", "test"),
+        var("AWS_SECRET_ACCESS_KEY", "test"),
+        var("AWS_REGION", "us-east-1"),
+    ]
+}
+
+/// A bare repository on local disk: the filesystem backend's directory itself, or every key
+/// of the repository's prefix downloaded from S3 by an independent client (boto3).
+pub struct BareRepo {
+    path: PathBuf,
+    _tmp: Option<TempDir>,
+}
+
+impl std::ops::Deref for BareRepo {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
 /// A running `artifact-git serve`, killed on drop.
 pub struct Server {
     child: Child,
@@ -72,6 +168,85 @@ impl Server {
             vec![dir],
             &[],
         )
+    }
+
+    /// A server on a fresh storage of `backend`.
+    pub fn start_on(backend: &Backend) -> Server {
+        Server::start_on_with(backend, &[])
+    }
+
+    pub fn start_on_with(backend: &Backend, args: &[&str]) -> Server {
+        match backend {
+            Backend::Fs => {
+                let dir = TempDir::new().unwrap();
+                let data = dir.path().join("data");
+                Server::start_with(
+                    &format!("file://{}", data.display()),
+                    Some(data),
+                    vec![],
+                    vec![dir],
+                    args,
+                )
+            }
+            Backend::S3 { endpoint } => {
+                let bucket = create_bucket(endpoint);
+                Server::start_with(
+                    &format!("s3://{bucket}/repos"),
+                    None,
+                    s3_env(endpoint),
+                    vec![],
+                    args,
+                )
+            }
+        }
+    }
+
+    /// A copy of (or, on a filesystem, the path to) the repository's storage prefix.
+    pub fn bare_repo(&self, repo: &str) -> BareRepo {
+        let (ws, alias) = repo.split_once('/').unwrap();
+        if let Some(data) = &self.data_dir {
+            return BareRepo {
+                path: data.join(ws).join("artifacts").join(alias).join("git"),
+                _tmp: None,
+            };
+        }
+        let rest = self.storage.strip_prefix("s3://").unwrap();
+        let (bucket, prefix) = rest.split_once('/').unwrap();
+        let key_prefix = format!("{prefix}/{ws}/artifacts/{alias}/git/");
+        let tmp = TempDir::new().unwrap();
+        let endpoint = self
+            .extra_env
+            .iter()
+            .find(|(k, _)| k == "AWS_ENDPOINT_URL")
+            .map(|(_, v)| v.clone())
+            .unwrap();
+        let python =
+            std::env::var("ARTIFACT_GIT_TEST_S3_PYTHON").unwrap_or_else(|_| "python3".into());
+        let script = r#"
+import os, sys, boto3
+endpoint, bucket, prefix, dest = sys.argv[1:5]
+s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                  aws_access_key_id="test", aws_secret_access_key="test")
+for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+    for obj in page.get("Contents", []):
+        path = os.path.join(dest, obj["Key"][len(prefix):])
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        s3.download_file(bucket, obj["Key"], path)
+"#;
+        let out = Command::new(python)
+            .args(["-c", script, &endpoint, bucket, &key_prefix])
+            .arg(tmp.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "exporting {repo} from S3 failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        BareRepo {
+            path: tmp.path().to_owned(),
+            _tmp: Some(tmp),
+        }
     }
 
     /// A second server process on the same storage (a replica).

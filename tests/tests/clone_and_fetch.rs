@@ -79,9 +79,8 @@ fn round_trip(server: &Server, repo: &str, git: &Git, source: &Path, protocol: &
     }
 }
 
-#[test]
-fn push_then_clone_with_every_protocol_and_git() {
-    let server = Server::start();
+fn push_then_clone_with_every_protocol_and_git(backend: &Backend) {
+    let server = Server::start_on(backend);
     server.init("lab/project");
     let git = Git::default();
     let work = TempDir::new().unwrap();
@@ -92,7 +91,7 @@ fn push_then_clone_with_every_protocol_and_git() {
     git.ok(&source, &["push", "-q", &url, "--all"]);
     git.ok(&source, &["push", "-q", &url, "--tags"]);
     // The bucket directory itself is a valid bare repository.
-    let bare = server.repo_dir("lab/project");
+    let bare = server.bare_repo("lab/project");
     git.ok(&bare, &["fsck", "--strict"]);
     assert_eq!(git.refs(&bare, "refs/"), git.refs(&source, "refs/"));
     assert!(git.ok(&bare, &["log", "--oneline", "main"]).lines().count() > 300);
@@ -104,9 +103,8 @@ fn push_then_clone_with_every_protocol_and_git() {
     }
 }
 
-#[test]
-fn the_same_on_the_other_route_form_and_with_dot_git() {
-    let server = Server::start();
+fn the_same_on_the_other_route_form_and_with_dot_git(backend: &Backend) {
+    let server = Server::start_on(backend);
     server.init("lab/forms");
     let git = Git::default();
     let work = TempDir::new().unwrap();
@@ -131,9 +129,8 @@ fn the_same_on_the_other_route_form_and_with_dot_git() {
     );
 }
 
-#[test]
-fn empty_repository_clones_and_says_so() {
-    let server = Server::start();
+fn empty_repository_clones_and_says_so(backend: &Backend) {
+    let server = Server::start_on(backend);
     server.init("lab/empty");
     for bin in git_binaries() {
         let git = Git::new(bin);
@@ -164,9 +161,8 @@ fn empty_repository_clones_and_says_so() {
     }
 }
 
-#[test]
-fn unknown_repository_is_404() {
-    let server = Server::start();
+fn unknown_repository_is_404(backend: &Backend) {
+    let server = Server::start_on(backend);
     let git = Git::default();
     let work = TempDir::new().unwrap();
     let err = git.fails(
@@ -176,9 +172,8 @@ fn unknown_repository_is_404() {
     assert!(err.contains("not found"), "{err}");
 }
 
-#[test]
-fn incremental_fetch_and_push_send_only_new_objects() {
-    let server = Server::start();
+fn incremental_fetch_and_push_send_only_new_objects(backend: &Backend) {
+    let server = Server::start_on(backend);
     server.init("lab/inc");
     let git = Git::default();
     let work = TempDir::new().unwrap();
@@ -283,9 +278,8 @@ fn shallow_state(git: &Git, dir: &Path) -> (Vec<String>, Vec<String>) {
     (commits, boundary)
 }
 
-#[test]
-fn shallow_clones_deepen_and_unshallow_exactly_like_git() {
-    let server = Server::start();
+fn shallow_clones_deepen_and_unshallow_exactly_like_git(backend: &Backend) {
+    let server = Server::start_on(backend);
     server.init("lab/shallow");
     let git = Git::default();
     let work = TempDir::new().unwrap();
@@ -377,9 +371,8 @@ fn shallow_clones_deepen_and_unshallow_exactly_like_git() {
     }
 }
 
-#[test]
-fn shallow_clone_of_a_one_commit_repository() {
-    let server = Server::start();
+fn shallow_clone_of_a_one_commit_repository(backend: &Backend) {
+    let server = Server::start_on(backend);
     server.init("lab/one");
     let git = Git::default();
     let work = TempDir::new().unwrap();
@@ -423,3 +416,13 @@ fn shallow_clone_of_a_one_commit_repository() {
         git.ok(&c, &["fsck", "--strict"]);
     }
 }
+
+backend_tests!(
+    push_then_clone_with_every_protocol_and_git,
+    the_same_on_the_other_route_form_and_with_dot_git,
+    empty_repository_clones_and_says_so,
+    unknown_repository_is_404,
+    incremental_fetch_and_push_send_only_new_objects,
+    shallow_clones_deepen_and_unshallow_exactly_like_git,
+    shallow_clone_of_a_one_commit_repository,
+);

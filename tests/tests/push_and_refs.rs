@@ -26,9 +26,8 @@ fn remote_refs(git: &Git, dir: &Path, url: &str) -> String {
     git.ok(dir, &["ls-remote", url])
 }
 
-#[test]
-fn delete_force_atomic_and_stale() {
-    let server = Server::start();
+fn delete_force_atomic_and_stale(backend: &Backend) {
+    let server = Server::start_on(backend);
     let git = Git::default();
     let work = TempDir::new().unwrap();
     let source = setup(&server, "lab/refs", &git, work.path());
@@ -88,12 +87,11 @@ fn delete_force_atomic_and_stale() {
     assert!(remote_refs(&git, &source, &url).contains(&format!("{mine}\trefs/heads/main")));
 
     // The bare repository is still consistent.
-    git.ok(&server.repo_dir("lab/refs"), &["fsck", "--strict"]);
+    git.ok(&server.bare_repo("lab/refs"), &["fsck", "--strict"]);
 }
 
-#[test]
-fn racing_pushes_from_separate_processes_lose_nothing() {
-    let server = Server::start();
+fn racing_pushes_from_separate_processes_lose_nothing(backend: &Backend) {
+    let server = Server::start_on(backend);
     let git = Git::default();
     let work = TempDir::new().unwrap();
     let source = setup(&server, "lab/race", &git, work.path());
@@ -161,7 +159,7 @@ fn racing_pushes_from_separate_processes_lose_nothing() {
         }
     }
     git.ok(&check, &["fsck", "--strict"]);
-    git.ok(&server.repo_dir("lab/race"), &["fsck", "--strict"]);
+    git.ok(&server.bare_repo("lab/race"), &["fsck", "--strict"]);
 }
 
 /// A pack of the objects of `range` made by git itself.
@@ -196,9 +194,8 @@ fn push_request(old: &str, new: &str, name: &str, pack: &[u8]) -> Vec<u8> {
 
 const ZERO: &str = "0000000000000000000000000000000000000000";
 
-#[test]
-fn bad_input_is_refused_and_changes_nothing() {
-    let server = Server::start();
+fn bad_input_is_refused_and_changes_nothing(backend: &Backend) {
+    let server = Server::start_on(backend);
     let git = Git::default();
     let work = TempDir::new().unwrap();
     let source = setup(&server, "lab/bad", &git, work.path());
@@ -207,7 +204,7 @@ fn bad_input_is_refused_and_changes_nothing() {
     let upload = format!("{url}/git-upload-pack");
     let ct = "application/x-git-receive-pack-request";
     let before = remote_refs(&git, &source, &url);
-    let bare = server.repo_dir("lab/bad");
+    let bare = server.bare_repo("lab/bad");
     let packs_before = std::fs::read_dir(bare.join("objects/pack"))
         .unwrap()
         .count();
@@ -333,9 +330,8 @@ fn bad_input_is_refused_and_changes_nothing() {
     assert!(remote_refs(&git, &source, &url).contains(&new));
 }
 
-#[test]
-fn gzip_request_bodies_are_accepted() {
-    let server = Server::start();
+fn gzip_request_bodies_are_accepted(backend: &Backend) {
+    let server = Server::start_on(backend);
     let git = Git::default();
     let work = TempDir::new().unwrap();
     let source = setup(&server, "lab/gzip", &git, work.path());
@@ -401,3 +397,10 @@ fn gzip_request_bodies_are_accepted() {
     );
     git.ok(&clone, &["fsck", "--strict"]);
 }
+
+backend_tests!(
+    delete_force_atomic_and_stale,
+    racing_pushes_from_separate_processes_lose_nothing,
+    bad_input_is_refused_and_changes_nothing,
+    gzip_request_bodies_are_accepted,
+);

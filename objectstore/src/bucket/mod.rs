@@ -16,9 +16,13 @@ use bytes::Bytes;
 
 mod fs;
 mod memory;
+#[cfg(feature = "s3")]
+mod s3;
 
 pub use fs::FsBucket;
 pub use memory::MemoryBucket;
+#[cfg(feature = "s3")]
+pub use s3::{S3Bucket, S3Options};
 
 /// An opaque version tag of an object; equal tags mean equal content.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

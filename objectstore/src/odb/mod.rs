@@ -144,21 +144,54 @@ impl Pack {
     }
 }
 
-/// Local copies of packs for buckets that are not a local directory, and the opened packs of
-/// every repository, shared by all requests of the process. Packs are immutable, so nothing
-/// here is ever invalidated.
-#[derive(Debug, Default)]
+/// Local copies of packs for buckets that are not a local directory, the opened packs of every
+/// repository, and briefly each repository's pack list; shared by all requests of the process.
+///
+/// Packs are immutable and content-addressed, so an opened pack is never stale. Copies of
+/// remote packs are kept within `max_bytes`: past it, the least recently used packs that no
+/// request holds are dropped from memory and disk. The pack list is the only thing that can
+/// go stale; it is kept for [`PackCache::LIST_TTL`] at most, and readers re-list when an object
+/// they were promised is missing.
+#[derive(Debug)]
 pub struct PackCache {
     dir: Option<PathBuf>,
-    open: Mutex<HashMap<String, Arc<Pack>>>,
+    max_bytes: u64,
+    state: Mutex<CacheState>,
+}
+
+#[derive(Debug, Default)]
+struct CacheState {
+    open: HashMap<String, CachedPack>,
+    /// Bytes of remote packs copied to the cache directory.
+    cached_bytes: u64,
+    clock: u64,
+    lists: HashMap<String, (std::time::Instant, Vec<(String, String)>)>,
+}
+
+#[derive(Debug)]
+struct CachedPack {
+    pack: Arc<Pack>,
+    /// Local copy (for eviction); `None` when read in place from a filesystem bucket.
+    copy: Option<(PathBuf, PathBuf, u64)>,
+    last_used: u64,
+}
+
+impl Default for PackCache {
+    fn default() -> Self {
+        PackCache::new(None, u64::MAX)
+    }
 }
 
 impl PackCache {
-    /// `dir` is where remote packs are copied to; without it a temporary directory is used.
-    pub fn new(dir: Option<PathBuf>) -> Self {
+    /// How long a listing of a repository's packs is reused.
+    pub const LIST_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+
+    /// `dir` is where remote packs are copied to (a temporary directory without it).
+    pub fn new(dir: Option<PathBuf>, max_bytes: u64) -> Self {
         PackCache {
             dir,
-            open: Mutex::new(HashMap::new()),
+            max_bytes,
+            state: Mutex::new(CacheState::default()),
         }
     }
 
@@ -171,36 +204,133 @@ impl PackCache {
         Ok(dir)
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Bytes of remote packs currently copied locally.
+    pub fn cached_bytes(&self) -> u64 {
+        self.lock().cached_bytes
+    }
+
     async fn open(&self, bucket: &dyn Bucket, stem_key: &str, name: &str) -> Result<Arc<Pack>> {
-        if let Some(p) = self.lock().get(stem_key) {
-            return Ok(p.clone());
+        {
+            let mut state = self.lock();
+            state.clock += 1;
+            let now = state.clock;
+            if let Some(entry) = state.open.get_mut(stem_key) {
+                entry.last_used = now;
+                return Ok(entry.pack.clone());
+            }
         }
         let idx_key = format!("{stem_key}.idx");
         let pack_key = format!("{stem_key}.pack");
-        let (idx, pack) = match (bucket.local_path(&idx_key), bucket.local_path(&pack_key)) {
-            (Some(i), Some(p)) => (i, p),
+        let (idx, pack, copy) = match (bucket.local_path(&idx_key), bucket.local_path(&pack_key)) {
+            (Some(i), Some(p)) => (i, p, None),
             _ => {
                 let dir = self.dir()?;
                 let local = dir.join(stem_key.replace('/', "%"));
                 let idx = local.with_extension("idx");
                 let pack = local.with_extension("pack");
+                let mut bytes = 0;
                 for (key, path) in [(&pack_key, &pack), (&idx_key, &idx)] {
                     if !path.exists() {
-                        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-                        bucket.get_to_file(key, &tmp).await?;
+                        // Concurrent downloads of one pack each use their own temporary name;
+                        // the renames put identical bytes in place.
+                        let n = NEXT_PACK_ID.fetch_add(1, Ordering::Relaxed);
+                        let tmp = path.with_extension(format!("tmp-{}-{n}", std::process::id()));
+                        if let Err(e) = bucket.get_to_file(key, &tmp).await {
+                            let _ = std::fs::remove_file(&tmp);
+                            return Err(e.into());
+                        }
                         std::fs::rename(&tmp, path)?;
                     }
+                    bytes += std::fs::metadata(path)?.len();
                 }
-                (idx, pack)
+                (idx.clone(), pack.clone(), Some((idx, pack, bytes)))
             }
         };
         let opened = Arc::new(Pack::open(name, &idx, &pack)?);
-        self.lock().insert(stem_key.to_owned(), opened.clone());
+        let mut state = self.lock();
+        if let Some(existing) = state.open.get(stem_key) {
+            return Ok(existing.pack.clone());
+        }
+        state.clock += 1;
+        let now = state.clock;
+        if let Some((_, _, bytes)) = &copy {
+            state.cached_bytes += bytes;
+        }
+        state.open.insert(
+            stem_key.to_owned(),
+            CachedPack {
+                pack: opened.clone(),
+                copy,
+                last_used: now,
+            },
+        );
+        self.evict(&mut state);
         Ok(opened)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Pack>>> {
-        self.open.lock().unwrap_or_else(|p| p.into_inner())
+    /// Drop least recently used local copies nobody holds until within `max_bytes`.
+    fn evict(&self, state: &mut CacheState) {
+        while state.cached_bytes > self.max_bytes {
+            let victim = state
+                .open
+                .iter()
+                .filter(|(_, e)| e.copy.is_some() && Arc::strong_count(&e.pack) == 1)
+                .min_by_key(|(_, e)| e.last_used)
+                .map(|(k, _)| k.clone());
+            let Some(key) = victim else { break };
+            if let Some(CachedPack {
+                copy: Some((idx, pack, bytes)),
+                ..
+            }) = state.open.remove(&key)
+            {
+                let _ = std::fs::remove_file(idx);
+                let _ = std::fs::remove_file(pack);
+                state.cached_bytes = state.cached_bytes.saturating_sub(bytes);
+            }
+        }
+    }
+
+    /// The (stem key, name) of every visible pack of the repository at `prefix`.
+    async fn list(
+        &self,
+        bucket: &dyn Bucket,
+        prefix: &str,
+        max_age: std::time::Duration,
+    ) -> Result<Vec<(String, String)>> {
+        if let Some((at, list)) = self.lock().lists.get(prefix) {
+            if at.elapsed() <= max_age {
+                return Ok(list.clone());
+            }
+        }
+        let dir = format!("{prefix}objects/pack/");
+        let listing = bucket.list(&dir).await?;
+        let keys: std::collections::HashSet<&str> =
+            listing.iter().map(|m| m.key.as_str()).collect();
+        let mut packs = Vec::new();
+        for meta in &listing {
+            let Some(stem) = meta.key.strip_suffix(".idx") else {
+                continue;
+            };
+            let Some(name) = stem.strip_prefix(&dir) else {
+                continue;
+            };
+            if name.starts_with("pack-") && keys.contains(format!("{stem}.pack").as_str()) {
+                packs.push((stem.to_owned(), name.to_owned()));
+            }
+        }
+        let mut state = self.lock();
+        if state.lists.len() > 10_000 {
+            state.lists.clear();
+        }
+        state.lists.insert(
+            prefix.to_owned(),
+            (std::time::Instant::now(), packs.clone()),
+        );
+        Ok(packs)
     }
 }
 
@@ -215,11 +345,22 @@ pub struct ObjectDb {
 }
 
 impl ObjectDb {
-    /// List and open the visible packs of the repository at `prefix` (ending in `/`).
+    /// Open the visible packs of the repository at `prefix` (ending in `/`), from a pack list
+    /// at most [`PackCache::LIST_TTL`] old.
     pub async fn open(
         bucket: Arc<dyn Bucket>,
         prefix: &str,
         cache: Arc<PackCache>,
+    ) -> Result<Self> {
+        Self::open_with(bucket, prefix, cache, PackCache::LIST_TTL).await
+    }
+
+    /// Open from a pack list at most `max_age` old (zero: list now).
+    pub async fn open_with(
+        bucket: Arc<dyn Bucket>,
+        prefix: &str,
+        cache: Arc<PackCache>,
+        max_age: std::time::Duration,
     ) -> Result<Self> {
         let mut db = ObjectDb {
             bucket,
@@ -227,27 +368,22 @@ impl ObjectDb {
             cache,
             packs: Arc::new(Vec::new()),
         };
-        db.refresh().await?;
+        db.load(max_age).await?;
         Ok(db)
     }
 
-    /// Re-list the packs, picking up packs written since the snapshot was taken.
+    /// Re-list the packs now, picking up packs written since the snapshot was taken.
     pub async fn refresh(&mut self) -> Result<()> {
-        let dir = format!("{}objects/pack/", self.prefix);
-        let listing = self.bucket.list(&dir).await?;
-        let keys: std::collections::HashSet<&str> =
-            listing.iter().map(|m| m.key.as_str()).collect();
-        let mut packs = Vec::new();
-        for meta in &listing {
-            let Some(stem) = meta.key.strip_suffix(".idx") else {
-                continue;
-            };
-            let Some(name) = stem.strip_prefix(&dir) else {
-                continue;
-            };
-            if !name.starts_with("pack-") || !keys.contains(format!("{stem}.pack").as_str()) {
-                continue;
-            }
+        self.load(std::time::Duration::ZERO).await
+    }
+
+    async fn load(&mut self, max_age: std::time::Duration) -> Result<()> {
+        let list = self
+            .cache
+            .list(self.bucket.as_ref(), &self.prefix, max_age)
+            .await?;
+        let mut packs = Vec::with_capacity(list.len());
+        for (stem, name) in &list {
             packs.push(self.cache.open(self.bucket.as_ref(), stem, name).await?);
         }
         // Larger packs first: most lookups hit the big, maintained pack.

@@ -1,0 +1,480 @@
+//! A bucket in S3 (AWS, MinIO, R2, Ceph or any compatible server), on aws-sdk-s3.
+//!
+//! Credentials, region and endpoint come from the standard AWS chain (`AWS_ACCESS_KEY_ID`,
+//! `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT_URL`, profiles, instance roles).
+//! Conditional writes use `If-None-Match: *` and `If-Match: <etag>`; both 412 and 409 mean
+//! another writer won. The SDK retries throttling and 5xx answers with backoff; every attempt
+//! has a timeout. Large files are uploaded in parts streamed from disk, so memory stays
+//! bounded whatever their size.
+
+use std::ops::Range;
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::{ByteStream, Length};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::Client;
+use bytes::Bytes;
+use tokio::io::AsyncWriteExt;
+
+use super::{validate_key, Bucket, ETag, Error, GetResult, ObjectMeta, PutMode, Result};
+
+/// Files larger than this are uploaded in parts.
+const MULTIPART_THRESHOLD: u64 = 64 << 20;
+/// The size of each part (S3 allows at most 10,000 parts: this covers 160 GiB).
+const PART_SIZE: u64 = 16 << 20;
+
+/// How to reach the bucket.
+#[derive(Debug, Clone)]
+pub struct S3Options {
+    pub bucket: String,
+    /// Address objects as `endpoint/bucket/key` (MinIO and most local servers need it).
+    pub path_style: bool,
+    /// Overrides `AWS_ENDPOINT_URL`.
+    pub endpoint: Option<String>,
+    pub max_attempts: u32,
+    pub attempt_timeout: Duration,
+}
+
+impl S3Options {
+    pub fn new(bucket: &str) -> Self {
+        S3Options {
+            bucket: bucket.to_owned(),
+            path_style: false,
+            endpoint: None,
+            max_attempts: 6,
+            attempt_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct S3Bucket {
+    client: Client,
+    bucket: String,
+}
+
+impl std::fmt::Debug for S3Bucket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The client holds credentials: never print it.
+        f.debug_struct("S3Bucket")
+            .field("bucket", &self.bucket)
+            .finish()
+    }
+}
+
+impl S3Bucket {
+    /// Configure a client from the environment.
+    pub async fn new(options: S3Options) -> Self {
+        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .retry_config(
+                aws_config::retry::RetryConfig::standard().with_max_attempts(options.max_attempts),
+            )
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(10))
+                    .operation_attempt_timeout(options.attempt_timeout)
+                    .build(),
+            )
+            .load()
+            .await;
+        let mut config =
+            aws_sdk_s3::config::Builder::from(&shared).force_path_style(options.path_style);
+        if let Some(endpoint) = &options.endpoint {
+            config = config.endpoint_url(endpoint);
+        }
+        S3Bucket {
+            client: Client::from_conf(config.build()),
+            bucket: options.bucket,
+        }
+    }
+
+    pub fn bucket_name(&self) -> &str {
+        &self.bucket
+    }
+}
+
+/// Map an SDK error to the bucket's error kinds by HTTP status: S3 servers agree on statuses
+/// more than on error codes (412 is not even a modelled error of the SDK).
+fn map_err<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
+    key: &str,
+    err: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> Error {
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    let code = err.code().map(str::to_owned);
+    match (status, code.as_deref()) {
+        (Some(404), _) | (_, Some("NoSuchKey")) | (_, Some("NotFound")) => {
+            Error::NotFound(key.to_owned())
+        }
+        (Some(412), _)
+        | (Some(409), _)
+        | (_, Some("PreconditionFailed"))
+        | (_, Some("ConditionalRequestConflict")) => Error::PreconditionFailed(key.to_owned()),
+        _ => {
+            let message = match (&code, err.message()) {
+                (Some(c), Some(m)) => format!("{c}: {m}"),
+                (Some(c), None) => c.clone(),
+                _ => match status {
+                    Some(s) => format!("HTTP {s}"),
+                    None => format!("{}", aws_sdk_s3::error::DisplayErrorContext(&err)),
+                },
+            };
+            Error::Backend {
+                key: key.to_owned(),
+                message,
+            }
+        }
+    }
+}
+
+fn body_err(key: &str, e: impl std::fmt::Display) -> Error {
+    Error::Backend {
+        key: key.to_owned(),
+        message: format!("reading the response body: {e}"),
+    }
+}
+
+fn etag_of(key: &str, tag: Option<String>) -> Result<ETag> {
+    tag.map(ETag).ok_or_else(|| Error::Backend {
+        key: key.to_owned(),
+        message: "the server returned no ETag".into(),
+    })
+}
+
+#[async_trait]
+impl Bucket for S3Bucket {
+    async fn get(&self, key: &str) -> Result<GetResult> {
+        validate_key(key)?;
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| map_err(key, e))?;
+        let etag = etag_of(key, out.e_tag)?;
+        let data = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| body_err(key, e))?
+            .into_bytes();
+        Ok(GetResult { data, etag })
+    }
+
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes> {
+        validate_key(key)?;
+        if range.end <= range.start {
+            return Ok(Bytes::new());
+        }
+        let result = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .range(format!("bytes={}-{}", range.start, range.end - 1))
+            .send()
+            .await;
+        let out = match result {
+            Ok(out) => out,
+            // A range starting past the end.
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 416) => {
+                return Ok(Bytes::new())
+            }
+            Err(e) => return Err(map_err(key, e)),
+        };
+        Ok(out
+            .body
+            .collect()
+            .await
+            .map_err(|e| body_err(key, e))?
+            .into_bytes())
+    }
+
+    async fn get_to_file(&self, key: &str, path: &Path) -> Result<u64> {
+        validate_key(key)?;
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| map_err(key, e))?;
+        let mut file = tokio::fs::File::create(path)
+            .await
+            .map_err(|e| Error::io(key, e))?;
+        let mut body = out.body;
+        let mut total = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| body_err(key, e))?;
+            total += chunk.len() as u64;
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| Error::io(key, e))?;
+        }
+        file.sync_all().await.map_err(|e| Error::io(key, e))?;
+        Ok(total)
+    }
+
+    async fn put(&self, key: &str, data: Bytes, mode: PutMode) -> Result<ETag> {
+        validate_key(key)?;
+        let mut req = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(ByteStream::from(data));
+        match &mode {
+            PutMode::Overwrite => {}
+            PutMode::Create => req = req.if_none_match("*"),
+            PutMode::Update(tag) => req = req.if_match(&tag.0),
+        }
+        match req.send().await {
+            Ok(out) => etag_of(key, out.e_tag),
+            // If-Match on a missing key: the object we compared against is gone.
+            Err(e) => match (map_err(key, e), &mode) {
+                (Error::NotFound(k), PutMode::Update(_)) => Err(Error::PreconditionFailed(k)),
+                (e, _) => Err(e),
+            },
+        }
+    }
+
+    async fn put_file(&self, key: &str, path: &Path, mode: PutMode) -> Result<ETag> {
+        validate_key(key)?;
+        let size = tokio::fs::metadata(path)
+            .await
+            .map_err(|e| Error::io(key, e))?
+            .len();
+        if size <= MULTIPART_THRESHOLD {
+            let body = ByteStream::from_path(path)
+                .await
+                .map_err(|e| body_err(key, e))?;
+            let mut req = self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .body(body);
+            match &mode {
+                PutMode::Overwrite => {}
+                PutMode::Create => req = req.if_none_match("*"),
+                PutMode::Update(tag) => req = req.if_match(&tag.0),
+            }
+            let out = req.send().await.map_err(|e| map_err(key, e))?;
+            return etag_of(key, out.e_tag);
+        }
+        if let PutMode::Create = mode {
+            // Some servers ignore preconditions on CompleteMultipartUpload: check first.
+            // Callers only use Create for content-addressed objects, where a lost race
+            // writes the same bytes.
+            match self
+                .client
+                .head_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .send()
+                .await
+            {
+                Ok(_) => return Err(Error::PreconditionFailed(key.to_owned())),
+                Err(e) => match map_err(key, e) {
+                    Error::NotFound(_) => {}
+                    e => return Err(e),
+                },
+            }
+        }
+        let upload = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| map_err(key, e))?;
+        let upload_id = upload.upload_id.ok_or_else(|| Error::Backend {
+            key: key.to_owned(),
+            message: "no upload id".into(),
+        })?;
+        let result = self.upload_parts(key, path, size, &upload_id, &mode).await;
+        if result.is_err() {
+            let _ = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(&upload_id)
+                .send()
+                .await;
+        }
+        result
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(|e| map_err(prefix, e))?;
+            for obj in page.contents() {
+                if let Some(key) = obj.key() {
+                    out.push(ObjectMeta {
+                        key: key.to_owned(),
+                        size: obj.size().unwrap_or(0).max(0) as u64,
+                        last_modified: obj.last_modified().map_or(0, |t| t.secs()),
+                    });
+                }
+            }
+            match (page.is_truncated(), page.next_continuation_token) {
+                (Some(true), Some(next)) => token = Some(next),
+                _ => break,
+            }
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        validate_key(key)?;
+        match self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => match map_err(key, e) {
+                Error::NotFound(_) => Ok(()),
+                e => Err(e),
+            },
+        }
+    }
+}
+
+impl S3Bucket {
+    async fn upload_parts(
+        &self,
+        key: &str,
+        path: &Path,
+        size: u64,
+        upload_id: &str,
+        mode: &PutMode,
+    ) -> Result<ETag> {
+        let mut parts = Vec::new();
+        let mut offset = 0u64;
+        let mut number = 1i32;
+        while offset < size {
+            let len = PART_SIZE.min(size - offset);
+            let body = ByteStream::read_from()
+                .path(path)
+                .offset(offset)
+                .length(Length::Exact(len))
+                .build()
+                .await
+                .map_err(|e| body_err(key, e))?;
+            let part = self
+                .client
+                .upload_part()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .part_number(number)
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| map_err(key, e))?;
+            parts.push(
+                CompletedPart::builder()
+                    .part_number(number)
+                    .set_e_tag(part.e_tag)
+                    .build(),
+            );
+            offset += len;
+            number += 1;
+        }
+        let mut req = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            );
+        match mode {
+            PutMode::Overwrite => {}
+            PutMode::Create => req = req.if_none_match("*"),
+            PutMode::Update(tag) => req = req.if_match(&tag.0),
+        }
+        let out = req.send().await.map_err(|e| map_err(key, e))?;
+        etag_of(key, out.e_tag)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    /// The bucket contract against a real S3 server, when the test script started one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn meets_the_contract_on_a_real_server() -> Result<()> {
+        let Ok(endpoint) = std::env::var("ARTIFACT_GIT_TEST_S3_ENDPOINT") else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must run the S3 tests: ARTIFACT_GIT_TEST_S3_ENDPOINT is not set"
+            );
+            eprintln!("skipping: no S3 test server (ARTIFACT_GIT_TEST_S3_ENDPOINT)");
+            return Ok(());
+        };
+        let name = format!("contract-{}", std::process::id());
+        let mut options = S3Options::new(&name);
+        options.path_style = true;
+        options.endpoint = Some(endpoint);
+        let bucket = S3Bucket::new(options).await;
+        bucket
+            .client
+            .create_bucket()
+            .bucket(&name)
+            .send()
+            .await
+            .map_err(|e| map_err(&name, e))?;
+        // Multipart with a precondition: a file above the threshold.
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tmp", e))?;
+        let big = dir.path().join("big");
+        let data: Vec<u8> = (0..MULTIPART_THRESHOLD + 5_000_000)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        std::fs::write(&big, &data).map_err(|e| Error::io("tmp", e))?;
+        bucket.put_file("big/pack", &big, PutMode::Create).await?;
+        assert!(matches!(
+            bucket.put_file("big/pack", &big, PutMode::Create).await,
+            Err(Error::PreconditionFailed(_))
+        ));
+        assert_eq!(
+            bucket.get_range("big/pack", 70_000_000..70_000_010).await?,
+            Bytes::copy_from_slice(&data[70_000_000..70_000_010])
+        );
+        let back = dir.path().join("back");
+        assert_eq!(
+            bucket.get_to_file("big/pack", &back).await?,
+            data.len() as u64
+        );
+        assert!(std::fs::read(&back).map_err(|e| Error::io("tmp", e))? == data);
+        bucket.delete("big/pack").await?;
+        super::super::contract::check(Arc::new(bucket)).await
+    }
+}
