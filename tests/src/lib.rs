@@ -201,6 +201,11 @@ impl Server {
         }
     }
 
+    /// The server's process id (to read its memory use).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// A copy of (or, on a filesystem, the path to) the repository's storage prefix.
     pub fn bare_repo(&self, repo: &str) -> BareRepo {
         let (ws, alias) = repo.split_once('/').unwrap();

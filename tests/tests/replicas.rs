@@ -26,24 +26,41 @@ fn two_replicas_one_bucket(backend: &Backend) {
             let (git, work, urls) = (git.clone(), work.clone(), urls.clone());
             std::thread::spawn(move || {
                 // Even pushers share `main`, odd ones have a branch each; they alternate replicas.
-                let branch = if p % 2 == 0 { "main".to_owned() } else { format!("pusher-{p}") };
+                let branch = if p % 2 == 0 {
+                    "main".to_owned()
+                } else {
+                    format!("pusher-{p}")
+                };
                 let dir = work.path().join(format!("pusher{p}"));
-                git.ok(work.path(), &["clone", "-q", &urls[p % 2], dir.to_str().unwrap()]);
+                git.ok(
+                    work.path(),
+                    &["clone", "-q", &urls[p % 2], dir.to_str().unwrap()],
+                );
                 let mut accepted = Vec::new();
                 let mut refused = 0;
                 for n in 0..PUSHES_EACH {
                     let message = format!("pusher {p} push {n}");
-                    commit_file(&git, &dir, &format!("p{p}.txt"), &format!("{n}\n"), &message);
+                    commit_file(
+                        &git,
+                        &dir,
+                        &format!("p{p}.txt"),
+                        &format!("{n}\n"),
+                        &message,
+                    );
                     let mut attempt = 0;
                     loop {
                         let url = &urls[(p + n + attempt) % 2];
-                        let out = git.run(&dir, &["push", url, &format!("HEAD:refs/heads/{branch}")]);
+                        let out =
+                            git.run(&dir, &["push", url, &format!("HEAD:refs/heads/{branch}")]);
                         if out.status.success() {
                             accepted.push((branch.clone(), message.clone()));
                             break;
                         }
                         let err = String::from_utf8_lossy(&out.stderr);
-                        assert!(err.contains("rejected"), "a refused push is told why: {err}");
+                        assert!(
+                            err.contains("rejected"),
+                            "a refused push is told why: {err}"
+                        );
                         refused += 1;
                         attempt += 1;
                         assert!(attempt < 50, "pusher {p} starved");
@@ -62,12 +79,24 @@ fn two_replicas_one_bucket(backend: &Backend) {
         refused += r;
     }
     assert_eq!(accepted.len(), PUSHERS * PUSHES_EACH);
-    eprintln!("{} pushes accepted, {refused} refused and retried", accepted.len());
+    eprintln!(
+        "{} pushes accepted, {refused} refused and retried",
+        accepted.len()
+    );
 
     // Clones from either replica are identical and hold every accepted push.
     let clone = |server: &Server, name: &str| {
         let dir = work.path().join(name);
-        git.ok(work.path(), &["clone", "-q", "--mirror", &server.repo_url("lab/shared"), dir.to_str().unwrap()]);
+        git.ok(
+            work.path(),
+            &[
+                "clone",
+                "-q",
+                "--mirror",
+                &server.repo_url("lab/shared"),
+                dir.to_str().unwrap(),
+            ],
+        );
         dir
     };
     let from_a = clone(&a, "check-a");
@@ -78,7 +107,10 @@ fn two_replicas_one_bucket(backend: &Backend) {
     }
     let log = |dir: &Path, branch: &str| git.ok(dir, &["log", "--format=%s", branch]);
     for (branch, message) in &accepted {
-        assert!(log(&from_a, branch).lines().any(|l| l == message), "{message} is on {branch}");
+        assert!(
+            log(&from_a, branch).lines().any(|l| l == message),
+            "{message} is on {branch}"
+        );
     }
     git.ok(&a.bare_repo("lab/shared"), &["fsck", "--strict"]);
 }

@@ -232,13 +232,28 @@ pub fn write_pack(
 }
 
 /// Stream a stored pack unchanged: the fast path of a full clone of a one-pack repository.
+/// The file is read, not mapped, so a clone of any size adds no pages to the process.
 pub fn write_verbatim(pack: &Pack, out: &mut dyn Write) -> Result<u64> {
-    let data = pack.data();
-    for chunk in data.chunks(256 * 1024) {
-        out.write_all(chunk)?;
+    use std::io::Read;
+    let mut file = std::fs::File::open(pack.path())?;
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        out.write_all(&buf[..n])?;
+        total += n as u64;
     }
     out.flush()?;
-    Ok(data.len() as u64)
+    if total != pack.data().len() as u64 {
+        return Err(pack_err(
+            pack,
+            "the pack file changed size while it was sent",
+        ));
+    }
+    Ok(total)
 }
 
 #[cfg(test)]
