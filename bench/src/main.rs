@@ -14,7 +14,10 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut a = Args { commits: 3000, runs: 7 };
+    let mut a = Args {
+        commits: 3000,
+        runs: 7,
+    };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < argv.len() {
@@ -50,7 +53,14 @@ fn main() {
     make_history(&git, &source, args.commits, 42);
     git.ok(&source, &["repack", "-adq"]);
     let objects = git.ok(&source, &["count-objects", "-v"]);
-    eprintln!("{}", objects.lines().filter(|l| l.starts_with("in-pack") || l.starts_with("size-pack")).collect::<Vec<_>>().join(", "));
+    eprintln!(
+        "{}",
+        objects
+            .lines()
+            .filter(|l| l.starts_with("in-pack") || l.starts_with("size-pack"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
 
     let mut servers: Vec<(&str, Server)> = vec![("filesystem", Server::start_on(&Backend::Fs))];
     match Backend::s3() {
@@ -70,7 +80,10 @@ fn main() {
         let clone = |i: usize| {
             let dir = work.path().join(format!("clone-{}-{i}", name.len()));
             let t = time(|| {
-                git.ok(work.path(), &["clone", "-q", "--bare", &url, dir.to_str().unwrap()]);
+                git.ok(
+                    work.path(),
+                    &["clone", "-q", "--bare", &url, dir.to_str().unwrap()],
+                );
             });
             std::fs::remove_dir_all(&dir).unwrap();
             t
@@ -84,6 +97,11 @@ fn main() {
     let base = median(rows[0].1.clone());
     for (name, times) in rows {
         let m = median(times);
-        println!("{:<20} {:>10.3} {:>8.2}", name, m.as_secs_f64(), m.as_secs_f64() / base.as_secs_f64());
+        println!(
+            "{:<20} {:>10.3} {:>8.2}",
+            name,
+            m.as_secs_f64(),
+            m.as_secs_f64() / base.as_secs_f64()
+        );
     }
 }

@@ -31,6 +31,109 @@ pub enum Command {
     Serve(ServeArgs),
     /// Create an empty repository.
     Init(InitArgs),
+    /// Mint a token with the configured (or the embedded default's) secret.
+    Token(TokenArgs),
+}
+
+/// How tokens are verified.
+#[derive(Debug, Args, Clone)]
+pub struct AuthArgs {
+    /// HS256 shared secret (at least 16 bytes). Without it and without a public key, the
+    /// embedded filesystem default generates one and keeps it in its data directory.
+    #[arg(long, env = "ARTIFACT_GIT_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// A PEM file with the RSA (RS256) or EC P-256 (ES256) public key that verifies tokens.
+    #[arg(long, env = "ARTIFACT_GIT_JWT_PUBLIC_KEY")]
+    pub jwt_public_key: Option<PathBuf>,
+    /// Require this `iss` claim.
+    #[arg(long, env = "ARTIFACT_GIT_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// Require this `aud` claim.
+    #[arg(long, env = "ARTIFACT_GIT_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    #[arg(long)]
+    pub workspace: String,
+    /// Limit the token to one artifact of the workspace.
+    #[arg(long)]
+    pub artifact: Option<String>,
+    /// `r` (clone, fetch), `rw` (and push) or `a` (and enable_git).
+    #[arg(long, default_value = "rw")]
+    pub scope: String,
+    /// How long the token is valid: `90s`, `30m`, `1h`, `7d`.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub ttl: std::time::Duration,
+    /// The `sub` claim.
+    #[arg(long)]
+    pub subject: Option<String>,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+    #[command(flatten)]
+    pub storage: StorageArgs,
+}
+
+/// Parse `90`, `90s`, `30m`, `1h`, `7d`.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().map_err(|_| format!("invalid duration {s:?}"))?;
+    let secs = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(format!("invalid duration unit in {s:?}: use s, m, h or d")),
+    };
+    n.checked_mul(secs)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(|| format!("duration {s:?} is too long"))
+}
+
+/// The token verification settings, and whether they are the embedded default's own secret.
+fn auth_config(
+    auth: &AuthArgs,
+    storage: &StorageUrl,
+) -> anyhow::Result<(crate::auth::AuthConfig, bool)> {
+    let public_key_pem = match &auth.jwt_public_key {
+        Some(path) => Some(
+            std::fs::read(path)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
+    let mut config = crate::auth::AuthConfig {
+        secret: auth.jwt_secret.clone(),
+        public_key_pem,
+        issuer: auth.jwt_issuer.clone(),
+        audience: auth.jwt_audience.clone(),
+    };
+    if config.secret.is_some() || config.public_key_pem.is_some() {
+        return Ok((config, false));
+    }
+    let StorageUrl::Dir(dir) = storage else {
+        anyhow::bail!("S3 storage needs --jwt-secret or --jwt-public-key (every replica must verify the same tokens)");
+    };
+    let path = dir.join(".artifact-git").join("jwt-secret");
+    let secret = match std::fs::read_to_string(&path) {
+        Ok(s) => s.trim().to_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir.join(".artifact-git"))?;
+            let secret = crate::auth::random_secret()?;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            std::io::Write::write_all(&mut options.open(&path)?, secret.as_bytes())?;
+            secret
+        }
+        Err(e) => return Err(e.into()),
+    };
+    config.secret = Some(secret);
+    Ok((config, true))
 }
 
 /// Where repositories are stored, shared by every command.
@@ -82,6 +185,8 @@ pub struct ServeArgs {
     pub public_url: Option<String>,
     #[command(flatten)]
     pub storage: StorageArgs,
+    #[command(flatten)]
+    pub auth: AuthArgs,
 }
 
 #[derive(Debug, Args)]
@@ -91,6 +196,9 @@ pub struct InitArgs {
     /// The branch `HEAD` names.
     #[arg(long, env = "ARTIFACT_GIT_DEFAULT_BRANCH", default_value = "main")]
     pub default_branch: String,
+    /// Let anyone clone and fetch it (pushing always needs a token).
+    #[arg(long)]
+    pub public: bool,
     #[command(flatten)]
     pub storage: StorageArgs,
 }
@@ -117,6 +225,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve(args).await,
             Command::Init(args) => init(args).await,
+            Command::Token(args) => token(args),
         }
     });
     match result {
@@ -142,6 +251,8 @@ fn local_dirs(args: &StorageArgs) -> anyhow::Result<(Option<PathBuf>, PathBuf)> 
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let (auth_config, embedded_secret) = auth_config(&args.auth, &args.storage.storage)?;
+    let auth = crate::auth::Authenticator::new(&auth_config)?;
     let storage = Storage::open(&args.storage.storage, args.storage.s3_path_style).await?;
     let (cache_dir, staging) = local_dirs(&args.storage)?;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
@@ -151,7 +262,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| format!("http://{local}"))
         .trim_end_matches('/')
         .to_owned();
+    let admin_token = if embedded_secret {
+        Some(auth.mint(
+            "ws:*#a",
+            std::time::Duration::from_secs(30 * 86400),
+            Some("admin"),
+        )?)
+    } else {
+        None
+    };
     let app = Arc::new(App {
+        auth,
         storage,
         cache: Arc::new(PackCache::new(cache_dir, args.storage.cache_size)),
         staging,
@@ -170,8 +291,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .next()
         .unwrap_or_else(|| "artifact-git".into());
     println!("  create a repository:  {me} init demo/hello --storage {storage_desc}");
-    println!("  clone it:             git clone {public_url}/demo/git/hello");
-    println!("  push to it:           git push {public_url}/demo/git/hello main");
+    match &admin_token {
+        Some(token) => {
+            let authed = public_url.replacen("://", &format!("://git:{token}@"), 1);
+            println!("  admin token (30 days, every workspace; keep it secret): {token}");
+            println!("  clone it:             git clone {authed}/demo/git/hello");
+            println!("  push to it:           cd hello && git push origin main");
+            println!("  more tokens:          {me} token --workspace demo --scope rw --ttl 1h --storage {storage_desc}");
+        }
+        None => {
+            println!("  clone it:             git clone {public_url}/demo/git/hello   (password: a token)");
+            println!("  push to it:           git push {public_url}/demo/git/hello main");
+        }
+    }
     tracing::info!(%local, "listening");
     crate::http::serve(app, listener, async {
         let _ = tokio::signal::ctrl_c().await;
@@ -184,10 +316,38 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 async fn init(args: InitArgs) -> anyhow::Result<()> {
     let storage = Storage::open(&args.storage.storage, args.storage.s3_path_style).await?;
     let repo = crate::repo::Repo::new(&storage, args.repository.clone());
+    if args.public {
+        repo.write_settings(&crate::repo::Settings { public: true })
+            .await?;
+    }
     repo.refs.init(&args.default_branch).await?;
     println!(
         "created {} (default branch {})",
         args.repository, args.default_branch
     );
+    Ok(())
+}
+
+fn token(args: TokenArgs) -> anyhow::Result<()> {
+    // `*` stands for every workspace: a token for operators.
+    let any_workspace = args.workspace == "*" && args.artifact.is_none();
+    if !(any_workspace || crate::storage::valid_name(&args.workspace))
+        || args
+            .artifact
+            .as_deref()
+            .is_some_and(|a| !crate::storage::valid_name(a))
+    {
+        anyhow::bail!("invalid workspace or artifact name");
+    }
+    if !["r", "rw", "a"].contains(&args.scope.as_str()) {
+        anyhow::bail!("--scope must be r, rw or a");
+    }
+    let (config, _) = auth_config(&args.auth, &args.storage.storage)?;
+    let auth = crate::auth::Authenticator::new(&config)?;
+    let scope = match &args.artifact {
+        Some(alias) => format!("artifact:{}/{alias}#{}", args.workspace, args.scope),
+        None => format!("ws:{}#{}", args.workspace, args.scope),
+    };
+    println!("{}", auth.mint(&scope, args.ttl, args.subject.as_deref())?);
     Ok(())
 }

@@ -15,6 +15,7 @@ use objectstore::PackCache;
 use protocol::advertisement::{self, Service};
 use tokio::net::TcpListener;
 
+use crate::auth::{decide, Access, Decision};
 use crate::body::{self, full, ResponseBody};
 use crate::repo::{refs_view, Repo};
 use crate::storage::{valid_name, RepoId, Storage};
@@ -44,6 +45,7 @@ impl Default for Limits {
 #[derive(Debug)]
 pub struct App {
     pub storage: Storage,
+    pub auth: crate::auth::Authenticator,
     pub cache: Arc<PackCache>,
     /// Where received packs are indexed before upload.
     pub staging: PathBuf,
@@ -157,6 +159,36 @@ fn refs_error(e: refs::Error) -> Response<ResponseBody> {
     }
 }
 
+fn unauthorized(reason: &str) -> Response<ResponseBody> {
+    let mut resp = plain(StatusCode::UNAUTHORIZED, reason);
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Basic realm=\"artifact-git\", charset=\"UTF-8\""),
+    );
+    resp
+}
+
+/// The caller's identity: `Ok(None)` when anonymous, `Err` (a 401) when the credentials are
+/// present but not valid.
+fn identify<B>(
+    app: &App,
+    req: &Request<B>,
+) -> Result<Option<crate::auth::Grants>, Response<ResponseBody>> {
+    let header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    match crate::auth::token_from_header(header) {
+        Ok(None) => Ok(None),
+        Ok(Some(token)) => app
+            .auth
+            .verify(&token)
+            .map(Some)
+            .map_err(|e| unauthorized(&e.to_string())),
+        Err(e) => Err(unauthorized(&e.to_string())),
+    }
+}
+
 /// Handle one request.
 pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<ResponseBody> {
     let path = req.uri().path().to_owned();
@@ -170,28 +202,102 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<ResponseB
         }
         _ => {}
     }
+    if path == "/rpc" {
+        return rpc(app, req).await;
+    }
     let Some((id, endpoint)) = route(&path) else {
         return plain(StatusCode::NOT_FOUND, "not found");
     };
+    let need = match (&endpoint, query_service(&req)) {
+        (Endpoint::ReceivePack, _) | (Endpoint::InfoRefs, Some("git-receive-pack")) => {
+            Access::Write
+        }
+        _ => Access::Read,
+    };
+    let identity = match identify(&app, &req) {
+        Ok(i) => i,
+        Err(resp) => return resp,
+    };
     let repo = Repo::new(&app.storage, id);
+    let (snapshot, settings) = tokio::join!(repo.snapshot(), repo.settings());
+    let snapshot = match snapshot {
+        Ok(s) => Some(s),
+        Err(refs::Error::NotFound) => None,
+        Err(e) => return refs_error(e),
+    };
+    let settings = match settings {
+        Ok(s) => s,
+        Err(e) => {
+            return plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("cannot read the repository: {e}"),
+            )
+        }
+    };
+    let decision = decide(
+        identity.as_ref(),
+        snapshot.is_some(),
+        settings.public,
+        need,
+        &repo.id.workspace,
+        &repo.id.alias,
+    );
+    let snapshot = match (decision, snapshot) {
+        (Decision::Allow, Some(snapshot)) => snapshot,
+        (Decision::Allow | Decision::NotFound, _) => {
+            return plain(StatusCode::NOT_FOUND, "repository not found")
+        }
+        (Decision::Unauthorized(reason), _) => return unauthorized(&reason),
+        (Decision::Forbidden(reason), _) => return plain(StatusCode::FORBIDDEN, &reason),
+    };
     match (req.method(), endpoint) {
-        (&Method::GET, Endpoint::InfoRefs) => info_refs(&repo, &req).await,
-        (&Method::POST, Endpoint::UploadPack) => upload_pack(app, repo, req).await,
+        (&Method::GET, Endpoint::InfoRefs) => info_refs(snapshot, &req),
+        (&Method::POST, Endpoint::UploadPack) => upload_pack(app, repo, snapshot, req).await,
         (&Method::POST, Endpoint::ReceivePack) => receive_pack(app, repo, req).await,
         _ => plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
     }
 }
 
-async fn info_refs(repo: &Repo, req: &Request<Incoming>) -> Response<ResponseBody> {
+/// The JSON-RPC API; answers are JSON-RPC objects, errors included.
+async fn rpc(app: Arc<App>, req: Request<Incoming>) -> Response<ResponseBody> {
+    if req.method() != Method::POST {
+        return plain(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "POST a JSON-RPC 2.0 request to /rpc",
+        );
+    }
+    let identity = match identify(&app, &req) {
+        Ok(i) => i,
+        Err(resp) => return resp,
+    };
+    let mut body = Vec::new();
+    let mut reader = body::reader(req.into_body(), 1 << 20);
+    let read =
+        tokio::task::spawn_blocking(move || reader.read_to_end(&mut body).map(|_| body)).await;
+    let body = match read {
+        Ok(Ok(b)) => b,
+        _ => {
+            return plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "the request body is larger than 1 MiB or could not be read",
+            )
+        }
+    };
+    let answer = crate::rpc::handle(app, identity, &body).await;
+    let mut resp = Response::new(full(answer.to_string()));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+fn info_refs(snapshot: refs::Snapshot, req: &Request<Incoming>) -> Response<ResponseBody> {
     let Some(service) = query_service(req).and_then(Service::from_name) else {
         return plain(
             StatusCode::FORBIDDEN,
             "only the smart HTTP protocol is supported: use git 1.6.6 or newer",
         );
-    };
-    let snapshot = match repo.snapshot().await {
-        Ok(s) => s,
-        Err(e) => return refs_error(e),
     };
     let version = protocol_version(req);
     let mut out = Vec::new();
@@ -208,13 +314,14 @@ async fn info_refs(repo: &Repo, req: &Request<Incoming>) -> Response<ResponseBod
     git_response(content_type, full(out))
 }
 
-async fn upload_pack(app: Arc<App>, repo: Repo, req: Request<Incoming>) -> Response<ResponseBody> {
+async fn upload_pack(
+    app: Arc<App>,
+    repo: Repo,
+    snapshot: refs::Snapshot,
+    req: Request<Incoming>,
+) -> Response<ResponseBody> {
     let v2 = protocol_version(&req) == 2;
     let gzip = is_gzip(&req);
-    let snapshot = match repo.snapshot().await {
-        Ok(s) => s,
-        Err(e) => return refs_error(e),
-    };
     // Packs are published before the refs that need them, so a pack list that shows every
     // ref tip shows everything reachable from them; a briefly cached list that misses a tip
     // is re-read.
@@ -257,9 +364,6 @@ async fn upload_pack(app: Arc<App>, repo: Repo, req: Request<Incoming>) -> Respo
 
 async fn receive_pack(app: Arc<App>, repo: Repo, req: Request<Incoming>) -> Response<ResponseBody> {
     let gzip = is_gzip(&req);
-    if let Err(e) = repo.snapshot().await {
-        return refs_error(e);
-    }
     // A push decides what is new against the packs as they are now, not a cached list.
     let db = match repo.fresh_objects(&app.cache).await {
         Ok(db) => db,

@@ -6,10 +6,12 @@
 //! (push); [`cli`] is the command line.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod body;
 pub mod cli;
 pub mod http;
 pub mod receive_pack;
 pub mod repo;
+pub mod rpc;
 pub mod storage;
 pub mod upload_pack;

@@ -99,3 +99,55 @@ impl protocol::negotiate::History for History<'_, '_> {
         }
     }
 }
+
+/// Per-repository settings kept beside the git files (`artifact-git.json`; stock git ignores
+/// it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Settings {
+    /// Anyone may clone and fetch (never push).
+    #[serde(default)]
+    pub public: bool,
+}
+
+const SETTINGS: &str = "artifact-git.json";
+
+impl Repo {
+    /// The repository's settings (defaults when none were written).
+    pub async fn settings(&self) -> Result<Settings, objectstore::bucket::Error> {
+        match self
+            .storage
+            .bucket
+            .get(&format!("{}{SETTINGS}", self.prefix))
+            .await
+        {
+            Ok(got) => {
+                serde_json::from_slice(&got.data).map_err(|e| objectstore::bucket::Error::Backend {
+                    key: format!("{}{SETTINGS}", self.prefix),
+                    message: format!("unreadable settings: {e}"),
+                })
+            }
+            Err(e) if e.is_not_found() => Ok(Settings::default()),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn write_settings(
+        &self,
+        settings: &Settings,
+    ) -> Result<(), objectstore::bucket::Error> {
+        let data = serde_json::to_vec_pretty(settings).unwrap_or_default();
+        self.storage
+            .bucket
+            .put(
+                &format!("{}{SETTINGS}", self.prefix),
+                data.into(),
+                objectstore::PutMode::Overwrite,
+            )
+            .await
+            .map(|_| ())
+    }
+
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+}

@@ -144,6 +144,9 @@ impl std::ops::Deref for BareRepo {
     }
 }
 
+/// The JWT secret of test servers (tokens are minted with `artifact-git token`).
+pub const TEST_SECRET: &str = "e2e-test-secret-0123456789abcdef";
+
 /// A running `artifact-git serve`, killed on drop.
 pub struct Server {
     child: Child,
@@ -268,10 +271,17 @@ for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=p
     pub fn start_with(
         storage: &str,
         data_dir: Option<PathBuf>,
-        extra_env: Vec<(String, String)>,
+        mut extra_env: Vec<(String, String)>,
         mut dirs: Vec<TempDir>,
         extra_args: &[&str],
     ) -> Server {
+        if !extra_args.iter().any(|a| a.starts_with("--jwt-public-key"))
+            && !extra_env
+                .iter()
+                .any(|(k, _)| k == "ARTIFACT_GIT_JWT_SECRET")
+        {
+            extra_env.push(("ARTIFACT_GIT_JWT_SECRET".into(), TEST_SECRET.into()));
+        }
         let cache = TempDir::new().unwrap();
         let mut cmd = Command::new(server_bin());
         cmd.args([
@@ -284,7 +294,10 @@ for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=p
         ])
         .arg(cache.path())
         .args(extra_args)
-        .env("ARTIFACT_GIT_LOG", "info")
+        .env(
+            "ARTIFACT_GIT_LOG",
+            std::env::var("ARTIFACT_GIT_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
@@ -328,10 +341,51 @@ for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=p
         );
     }
 
-    /// The clone URL of `workspace/alias`.
+    /// The clone URL of `workspace/alias`, with an admin token as the password.
     pub fn repo_url(&self, repo: &str) -> String {
+        let token = self.token("*", None, "a");
+        self.url_with_token(repo, &token)
+    }
+
+    /// The clone URL of `workspace/alias` without credentials.
+    pub fn plain_url(&self, repo: &str) -> String {
         let (ws, alias) = repo.split_once('/').unwrap();
         format!("{}/{ws}/git/{alias}", self.url)
+    }
+
+    /// The clone URL with `token` as the password of user `git`.
+    pub fn url_with_token(&self, repo: &str, token: &str) -> String {
+        self.plain_url(repo)
+            .replacen("http://", &format!("http://git:{token}@"), 1)
+    }
+
+    /// Mint a token with `artifact-git token` (scope `r`, `rw` or `a`).
+    pub fn token(&self, workspace: &str, artifact: Option<&str>, scope: &str) -> String {
+        let mut cmd = Command::new(server_bin());
+        cmd.args([
+            "token",
+            "--workspace",
+            workspace,
+            "--scope",
+            scope,
+            "--ttl",
+            "1h",
+            "--storage",
+            &self.storage,
+        ]);
+        if let Some(a) = artifact {
+            cmd.args(["--artifact", a]);
+        }
+        for (k, v) in &self.extra_env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "token: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
     }
 
     /// The bucket directory of a repository (filesystem backend).

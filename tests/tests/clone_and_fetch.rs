@@ -111,7 +111,9 @@ fn the_same_on_the_other_route_form_and_with_dot_git(backend: &Backend) {
     let source = work.path().join("source");
     std::fs::create_dir(&source).unwrap();
     make_history(&git, &source, 20, 3);
-    let long_form = format!("{}/lab/artifacts/forms/git", server.url);
+    let long_form = server
+        .repo_url("lab/forms")
+        .replace("/lab/git/forms", "/lab/artifacts/forms/git");
     git.ok(&source, &["push", "-q", &long_form, "main"]);
     let clone = work.path().join("clone");
     git.ok(

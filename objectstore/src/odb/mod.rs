@@ -18,6 +18,7 @@ use gix_object::Kind;
 
 use crate::bucket::{self, Bucket};
 
+pub mod build;
 pub mod generate;
 pub mod ingest;
 pub mod object;
