@@ -168,24 +168,17 @@ fn unauthorized(reason: &str) -> Response<ResponseBody> {
     resp
 }
 
-/// The caller's identity: `Ok(None)` when anonymous, `Err` (a 401) when the credentials are
-/// present but not valid.
-fn identify<B>(
-    app: &App,
-    req: &Request<B>,
-) -> Result<Option<crate::auth::Grants>, Response<ResponseBody>> {
+/// The caller's identity: `Ok(None)` when anonymous, `Err(reason)` (a 401) when credentials
+/// are present but not valid.
+fn identify<B>(app: &App, req: &Request<B>) -> Result<Option<crate::auth::Grants>, String> {
     let header = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     match crate::auth::token_from_header(header) {
         Ok(None) => Ok(None),
-        Ok(Some(token)) => app
-            .auth
-            .verify(&token)
-            .map(Some)
-            .map_err(|e| unauthorized(&e.to_string())),
-        Err(e) => Err(unauthorized(&e.to_string())),
+        Ok(Some(token)) => app.auth.verify(&token).map(Some).map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -216,7 +209,7 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<ResponseB
     };
     let identity = match identify(&app, &req) {
         Ok(i) => i,
-        Err(resp) => return resp,
+        Err(reason) => return unauthorized(&reason),
     };
     let repo = Repo::new(&app.storage, id);
     let (snapshot, settings) = tokio::join!(repo.snapshot(), repo.settings());
@@ -268,7 +261,7 @@ async fn rpc(app: Arc<App>, req: Request<Incoming>) -> Response<ResponseBody> {
     }
     let identity = match identify(&app, &req) {
         Ok(i) => i,
-        Err(resp) => return resp,
+        Err(reason) => return unauthorized(&reason),
     };
     let mut body = Vec::new();
     let mut reader = body::reader(req.into_body(), 1 << 20);
