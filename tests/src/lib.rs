@@ -209,6 +209,83 @@ impl Server {
         self.child.id()
     }
 
+    /// Store a file of an artifact version the way the artifact service does, before git is
+    /// enabled: `{workspace}/artifacts/{alias}/v{version}/{path}` in the same storage.
+    pub fn put_artifact_file(&self, repo: &str, version: u32, path: &str, data: &[u8]) {
+        let (ws, alias) = repo.split_once('/').unwrap();
+        let rel = format!("{ws}/artifacts/{alias}/v{version}/{path}");
+        if let Some(dir) = &self.data_dir {
+            let full = dir.join(&rel);
+            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+            std::fs::write(full, data).unwrap();
+            return;
+        }
+        let rest = self.storage.strip_prefix("s3://").unwrap();
+        let (bucket, prefix) = rest.split_once('/').unwrap();
+        let endpoint = self
+            .extra_env
+            .iter()
+            .find(|(k, _)| k == "AWS_ENDPOINT_URL")
+            .map(|(_, v)| v.clone())
+            .unwrap();
+        let tmp = TempDir::new().unwrap();
+        let file = tmp.path().join("f");
+        std::fs::write(&file, data).unwrap();
+        let key: String = format!("{prefix}/{rel}")
+            .split('/')
+            .map(|c| c.replace(' ', "%20"))
+            .collect::<Vec<_>>()
+            .join("/");
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-f",
+                "-H",
+                "Expect:",
+                "-H",
+                "Content-Type: application/octet-stream",
+                "-X",
+                "PUT",
+                "--data-binary",
+            ])
+            .arg(format!("@{}", file.display()))
+            .arg(format!("{endpoint}/{bucket}/{key}"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "upload of {rel} failed");
+    }
+
+    /// Call the JSON-RPC API; the whole JSON-RPC response.
+    pub fn rpc(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        params: serde_json::Value,
+    ) -> serde_json::Value {
+        let body =
+            serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        let mut extra = Vec::new();
+        let auth;
+        if let Some(t) = token {
+            auth = format!("Authorization: Bearer {t}");
+            extra.push("-H");
+            extra.push(auth.as_str());
+        }
+        let (status, out) = curl_post(
+            &format!("{}/rpc", self.url),
+            "application/json",
+            body.to_string().as_bytes(),
+            &extra,
+        );
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&out));
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    /// The HTTP status of a GET with an optional token as the Basic password.
+    pub fn status(&self, path: &str, token: Option<&str>) -> u16 {
+        http_status(&format!("{}{path}", self.url), token)
+    }
+
     /// A copy of (or, on a filesystem, the path to) the repository's storage prefix.
     pub fn bare_repo(&self, repo: &str) -> BareRepo {
         let (ws, alias) = repo.split_once('/').unwrap();
@@ -708,4 +785,25 @@ pub fn eventually(max: Duration, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(50));
     }
     false
+}
+
+/// The HTTP status of a GET of `url` (the path sent as is), with `token` as Basic password.
+pub fn http_status(url: &str, token: Option<&str>) -> u16 {
+    let mut cmd = Command::new("curl");
+    cmd.args([
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--path-as-is",
+    ]);
+    if let Some(t) = token {
+        cmd.args(["-u", &format!("git:{t}")]);
+    }
+    let out = cmd.arg(url).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
 }
