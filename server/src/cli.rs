@@ -180,6 +180,9 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "ARTIFACT_GIT_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Clones, fetches and pushes served at once; beyond it clients get 503 and retry.
+    #[arg(long, env = "ARTIFACT_GIT_MAX_CONCURRENT", default_value_t = 32)]
+    pub max_concurrent: usize,
     /// The URL clients reach this server at (shown in clone URLs); defaults to the listen address.
     #[arg(long, env = "ARTIFACT_GIT_PUBLIC_URL")]
     pub public_url: Option<String>,
@@ -271,13 +274,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         None
     };
+    let limits = Limits {
+        max_heavy_requests: args.max_concurrent,
+        ..Limits::default()
+    };
     let app = Arc::new(App {
         auth,
         storage,
         cache: Arc::new(PackCache::new(cache_dir, args.storage.cache_size)),
         staging,
         public_url: public_url.clone(),
-        limits: Limits::default(),
+        limits,
+        heavy: crate::layers::HeavyLimitLayer::new(limits.max_heavy_requests),
     });
     let storage_desc = match &args.storage.storage {
         StorageUrl::Dir(d) => format!("file://{}", d.display()),

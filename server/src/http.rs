@@ -5,7 +5,6 @@ use std::io::Read;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
@@ -28,6 +27,8 @@ pub struct Limits {
     pub max_request_bytes: u64,
     /// A push, pack included.
     pub max_push_bytes: u64,
+    /// Clones, fetches and pushes served at once; more get 503 with Retry-After.
+    pub max_heavy_requests: usize,
     pub ingest: ingest::Limits,
 }
 
@@ -36,6 +37,7 @@ impl Default for Limits {
         Limits {
             max_request_bytes: 64 << 20,
             max_push_bytes: 16 << 30,
+            max_heavy_requests: 32,
             ingest: ingest::Limits::default(),
         }
     }
@@ -51,6 +53,8 @@ pub struct App {
     pub staging: PathBuf,
     pub public_url: String,
     pub limits: Limits,
+    /// Shared by every connection: the cap on concurrent heavy requests.
+    pub heavy: crate::layers::HeavyLimitLayer,
 }
 
 /// Which endpoint of a repository a path names.
@@ -423,21 +427,17 @@ pub async fn serve(
 
 async fn serve_connection(app: Arc<App>, stream: tokio::net::TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
-    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-        let app = app.clone();
-        async move {
-            let started = Instant::now();
-            let method = req.method().clone();
-            let path = req.uri().path().to_owned();
-            let resp = handle(app, req).await;
-            tracing::info!(%peer, %method, %path, status = resp.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
-            Ok::<_, Infallible>(resp)
-        }
-    });
+    let service = tower::ServiceBuilder::new()
+        .layer(crate::layers::LogLayer)
+        .layer(app.heavy.clone())
+        .service_fn(move |req: Request<Incoming>| {
+            let app = app.clone();
+            async move { Ok::<_, Infallible>(handle(app, req).await) }
+        });
     let io = hyper_util::rt::TokioIo::new(stream);
     if let Err(e) = hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
-        .serve_connection(io, service)
+        .serve_connection(io, hyper_util::service::TowerToHyperService::new(service))
         .await
     {
         tracing::debug!(%peer, error = %e, "connection ended with an error");

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod body;
 pub mod cli;
 pub mod http;
+pub mod layers;
 pub mod receive_pack;
 pub mod repo;
 pub mod rpc;
