@@ -33,6 +33,38 @@ pub enum Command {
     Init(InitArgs),
     /// Mint a token with the configured (or the embedded default's) secret.
     Token(TokenArgs),
+    /// Repack a repository into one pack now.
+    Maintain(MaintainArgs),
+}
+
+/// How maintenance treats unreachable objects and replaced packs.
+#[derive(Debug, Args, Clone)]
+pub struct MaintenanceArgs {
+    /// Unreachable objects are dropped only from packs older than this.
+    #[arg(long, env = "ARTIFACT_GIT_PRUNE_AFTER", default_value = "1h", value_parser = parse_duration)]
+    pub prune_after: std::time::Duration,
+    /// Replaced packs are deleted this long after they were replaced (readers may still use them).
+    #[arg(long, env = "ARTIFACT_GIT_DELETE_REPLACED_AFTER", default_value = "10m", value_parser = parse_duration)]
+    pub delete_replaced_after: std::time::Duration,
+}
+
+impl MaintenanceArgs {
+    fn options(&self) -> objectstore::odb::maintain::Options {
+        objectstore::odb::maintain::Options {
+            prune_after: self.prune_after,
+            delete_after: self.delete_replaced_after,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct MaintainArgs {
+    /// `<workspace>/<alias>`.
+    pub repository: RepoId,
+    #[command(flatten)]
+    pub maintenance: MaintenanceArgs,
+    #[command(flatten)]
+    pub storage: StorageArgs,
 }
 
 /// How tokens are verified.
@@ -186,6 +218,11 @@ pub struct ServeArgs {
     /// The URL clients reach this server at (shown in clone URLs); defaults to the listen address.
     #[arg(long, env = "ARTIFACT_GIT_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Repack a repository in the background after a push leaves more packs than this (0: never).
+    #[arg(long, env = "ARTIFACT_GIT_MAINTAIN_AFTER_PACKS", default_value_t = 32)]
+    pub maintain_after_packs: usize,
+    #[command(flatten)]
+    pub maintenance: MaintenanceArgs,
     #[command(flatten)]
     pub storage: StorageArgs,
     #[command(flatten)]
@@ -229,6 +266,7 @@ pub fn main() -> ExitCode {
             Command::Serve(args) => serve(args).await,
             Command::Init(args) => init(args).await,
             Command::Token(args) => token(args),
+            Command::Maintain(args) => maintain(args).await,
         }
     });
     match result {
@@ -286,6 +324,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         public_url: public_url.clone(),
         limits,
         heavy: crate::layers::HeavyLimitLayer::new(limits.max_heavy_requests),
+        maintenance: Arc::new(crate::maintenance::AutoMaintenance::new(
+            args.maintain_after_packs,
+            args.maintenance.options(),
+        )),
     });
     let storage_desc = match &args.storage.storage {
         StorageUrl::Dir(d) => format!("file://{}", d.display()),
@@ -357,5 +399,24 @@ fn token(args: TokenArgs) -> anyhow::Result<()> {
         None => format!("ws:{}#{}", args.workspace, args.scope),
     };
     println!("{}", auth.mint(&scope, args.ttl, args.subject.as_deref())?);
+    Ok(())
+}
+
+async fn maintain(args: MaintainArgs) -> anyhow::Result<()> {
+    let storage = Storage::open(&args.storage.storage, args.storage.s3_path_style).await?;
+    let (cache_dir, staging) = local_dirs(&args.storage)?;
+    let cache = Arc::new(PackCache::new(cache_dir, args.storage.cache_size));
+    let repo = crate::repo::Repo::new(&storage, args.repository.clone());
+    let report =
+        crate::maintenance::run(&repo, &cache, staging, args.maintenance.options()).await?;
+    println!(
+        "{}: {} packs -> {}; {} objects kept, {} unreachable dropped, {} replaced packs deleted",
+        args.repository,
+        report.packs_before,
+        report.new_pack.as_deref().unwrap_or("unchanged"),
+        report.objects,
+        report.dropped_unreachable,
+        report.deleted_packs
+    );
     Ok(())
 }

@@ -55,6 +55,7 @@ pub struct App {
     pub limits: Limits,
     /// Shared by every connection: the cap on concurrent heavy requests.
     pub heavy: crate::layers::HeavyLimitLayer,
+    pub maintenance: Arc<crate::maintenance::AutoMaintenance>,
 }
 
 /// Which endpoint of a repository a path names.
@@ -191,6 +192,9 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<ResponseB
     let path = req.uri().path().to_owned();
     match (req.method(), path.as_str()) {
         (&Method::GET, "/health") => return plain(StatusCode::OK, "ok"),
+        (&Method::GET, "/metrics") => {
+            return plain(StatusCode::OK, crate::metrics::render().trim_end())
+        }
         (&Method::GET, "/") => {
             return plain(
                 StatusCode::OK,
@@ -369,6 +373,9 @@ async fn receive_pack(app: Arc<App>, repo: Repo, req: Request<Incoming>) -> Resp
     let limit = app.limits.max_push_bytes;
     let request_body = body::reader(req.into_body(), limit);
     let runtime = tokio::runtime::Handle::current();
+    crate::metrics::inc(&crate::metrics::PUSHES);
+    let packs_after = db.packs().len() + 1;
+    let (after_repo, after_app) = (repo.clone(), app.clone());
     let result = tokio::task::spawn_blocking(move || {
         let ctx = receive_pack::PushContext {
             repo: &repo,
@@ -380,6 +387,12 @@ async fn receive_pack(app: Arc<App>, repo: Repo, req: Request<Incoming>) -> Resp
         receive_pack::serve(ctx, body::decoded(request_body, gzip, limit))
     })
     .await;
+    after_app.maintenance.after_push(
+        after_repo,
+        packs_after,
+        after_app.cache.clone(),
+        after_app.staging.clone(),
+    );
     match result {
         Ok(out) => git_response(
             "application/x-git-receive-pack-result",

@@ -118,6 +118,7 @@ where
         }
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
             tracing::warn!("too many concurrent clones and pushes: answering 503");
+            crate::metrics::inc(&crate::metrics::REJECTED_BUSY);
             return Box::pin(async {
                 let mut resp = Response::new(full("the server is busy; retry in a few seconds\n"));
                 *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;

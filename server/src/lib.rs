@@ -11,6 +11,8 @@ pub mod body;
 pub mod cli;
 pub mod http;
 pub mod layers;
+pub mod maintenance;
+pub mod metrics;
 pub mod receive_pack;
 pub mod repo;
 pub mod rpc;

@@ -297,10 +297,12 @@ fn send_pack(
             pack.num_objects()
         ));
         tracing::info!(pack = %pack.name, objects = pack.num_objects(), "clone served verbatim");
+        crate::metrics::inc(&crate::metrics::CLONES_VERBATIM);
         generate::write_verbatim(pack, &mut data)?;
         data.flush()?;
         return Ok(());
     }
+    crate::metrics::inc(&crate::metrics::PACKS_GENERATED);
     let mut wants = req.wants.clone();
     wants.extend(shallow.extra_wants.iter().copied());
     let haves: Vec<ObjectId> = req

@@ -204,6 +204,37 @@ impl Server {
         }
     }
 
+    /// Run `artifact-git maintain` on a repository of this server's storage.
+    pub fn maintain(&self, repo: &str, args: &[&str]) -> String {
+        let mut cmd = Command::new(server_bin());
+        cmd.args(["maintain", repo, "--storage", &self.storage])
+            .args(args);
+        for (k, v) in &self.extra_env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "maintain {repo}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The value of a counter at `/metrics`.
+    pub fn metric(&self, name: &str) -> u64 {
+        let out = Command::new("curl")
+            .args(["-s"])
+            .arg(format!("{}/metrics", self.url))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no metric {name}"))
+    }
+
     /// The server's process id (to read its memory use).
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -805,5 +836,16 @@ pub fn http_status(url: &str, token: Option<&str>) -> u16 {
     String::from_utf8_lossy(&out.stdout)
         .trim()
         .parse()
+        .unwrap_or(0)
+}
+
+/// The packs of a bare repository (count of `.idx` files).
+pub fn pack_count(bare: &Path) -> usize {
+    std::fs::read_dir(bare.join("objects/pack"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "idx"))
+                .count()
+        })
         .unwrap_or(0)
 }

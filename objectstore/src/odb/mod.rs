@@ -21,6 +21,7 @@ use crate::bucket::{self, Bucket};
 pub mod build;
 pub mod generate;
 pub mod ingest;
+pub mod maintain;
 pub mod object;
 pub mod walk;
 
@@ -379,14 +380,35 @@ impl ObjectDb {
     }
 
     async fn load(&mut self, max_age: std::time::Duration) -> Result<()> {
-        let list = self
-            .cache
-            .list(self.bucket.as_ref(), &self.prefix, max_age)
-            .await?;
-        let mut packs = Vec::with_capacity(list.len());
-        for (stem, name) in &list {
-            packs.push(self.cache.open(self.bucket.as_ref(), stem, name).await?);
-        }
+        let mut max_age = max_age;
+        let mut attempt = 0;
+        let mut packs = loop {
+            let list = self
+                .cache
+                .list(self.bucket.as_ref(), &self.prefix, max_age)
+                .await?;
+            let mut packs = Vec::with_capacity(list.len());
+            let mut failed = None;
+            for (stem, name) in &list {
+                match self.cache.open(self.bucket.as_ref(), stem, name).await {
+                    Ok(p) => packs.push(p),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            match failed {
+                None => break packs,
+                // Maintenance may have deleted a replaced pack after it was listed: list again.
+                Some(e) if attempt < 3 => {
+                    tracing::debug!(error = %e, "a listed pack could not be opened; listing again");
+                    attempt += 1;
+                    max_age = std::time::Duration::ZERO;
+                }
+                Some(e) => return Err(e),
+            }
+        };
         // Larger packs first: most lookups hit the big, maintained pack.
         packs.sort_by_key(|p| std::cmp::Reverse(p.num_objects()));
         self.packs = Arc::new(packs);
