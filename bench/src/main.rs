@@ -1,9 +1,12 @@
-//! Benchmarks of artifact-git: the same repository served from the filesystem backend and
-//! from S3 (the local S3 test server, warm pack cache), timed in the same run, with medians
-//! and ratios. Run with `bench/run`.
+//! Benchmarks of artifact-git against C git's `git http-backend` (under lighttpd, on local
+//! disk, repository repacked with bitmaps), on the same machine, in the same run: medians,
+//! ratios (ours / http-backend), server CPU time and peak RSS per scenario, and the client's
+//! floor (`git index-pack` of the same pack). Run with `bench/run`.
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use artifact_git_e2e::*;
@@ -11,13 +14,11 @@ use artifact_git_e2e::*;
 struct Args {
     commits: usize,
     runs: usize,
+    s3: bool,
 }
 
 fn args() -> Args {
-    let mut a = Args {
-        commits: 3000,
-        runs: 7,
-    };
+    let mut a = Args { commits: 10_000, runs: 5, s3: true };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < argv.len() {
@@ -25,7 +26,12 @@ fn args() -> Args {
         match (argv[i].as_str(), value) {
             ("--commits", Some(v)) => a.commits = v,
             ("--runs", Some(v)) => a.runs = v,
-            _ => panic!("usage: bench/run [--commits N] [--runs N]"),
+            ("--no-s3", _) => {
+                a.s3 = false;
+                i += 1;
+                continue;
+            }
+            _ => panic!("usage: bench/run [--commits N] [--runs N] [--no-s3]"),
         }
         i += 2;
     }
@@ -43,6 +49,156 @@ fn time(f: impl FnOnce()) -> Duration {
     start.elapsed()
 }
 
+/// `utime + stime` of a process and of its reaped children, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<f64> = after.split_whitespace().map(|f| f.parse().unwrap_or(0.0)).collect();
+    // Fields 14-17 of stat (utime, stime, cutime, cstime) are 11..=14 after the name.
+    let ticks: f64 = fields.get(11..15).map_or(0.0, |f| f.iter().sum());
+    ticks / 100.0
+}
+
+fn reset_peak_rss(pid: u32) {
+    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+}
+
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |k| k / 1024.0)
+}
+
+/// git http-backend as a CGI of lighttpd, each run wrapped in /usr/bin/time.
+struct HttpBackend {
+    child: Child,
+    url: String,
+    timings: PathBuf,
+    _dir: TempDir,
+}
+
+impl HttpBackend {
+    fn start(root: &Path) -> HttpBackend {
+        let dir = TempDir::new().unwrap();
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let timings = dir.path().join("timings");
+        let backend = ["/usr/lib/git-core/git-http-backend", "/usr/local/libexec/git-core/git-http-backend"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("git-http-backend");
+        let cgi = dir.path().join("git-http-backend.cgi");
+        std::fs::write(
+            &cgi,
+            format!("#!/bin/sh\nexec /usr/bin/time -a -o {} -f '%U %S %M' {backend}\n", timings.display()),
+        )
+        .unwrap();
+        Command::new("chmod").arg("+x").arg(&cgi).status().unwrap();
+        let conf = dir.path().join("lighttpd.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                r#"server.document-root = "{doc}"
+server.bind = "127.0.0.1"
+server.port = {port}
+server.modules = ("mod_alias", "mod_cgi", "mod_setenv")
+server.max-request-size = 2097151
+server.stream-request-body = 0
+server.stream-response-body = 2
+alias.url = ("/git/" => "{cgi}/")
+cgi.assign = ("" => "")
+setenv.add-environment = ("GIT_PROJECT_ROOT" => "{root}", "GIT_HTTP_EXPORT_ALL" => "1", "REMOTE_USER" => "bench")
+"#,
+                doc = dir.path().display(),
+                cgi = cgi.display(),
+                root = root.display(),
+            ),
+        )
+        .unwrap();
+        let child = Command::new("lighttpd").args(["-D", "-f"]).arg(&conf).stdout(Stdio::null()).spawn().expect("lighttpd (apt-get install lighttpd)");
+        let url = format!("http://127.0.0.1:{port}/git");
+        assert!(eventually(Duration::from_secs(10), || http_status(&format!("{url}/"), None) != 0));
+        HttpBackend { child, url, timings, _dir: dir }
+    }
+
+    /// CPU seconds and peak RSS (MiB) of the CGI runs since the last call.
+    fn take_usage(&self) -> (f64, f64) {
+        let text = std::fs::read_to_string(&self.timings).unwrap_or_default();
+        let _ = std::fs::write(&self.timings, "");
+        let mut cpu = 0.0;
+        let mut rss: f64 = 0.0;
+        for line in text.lines() {
+            let f: Vec<f64> = line.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+            if f.len() == 3 {
+                cpu += f[0] + f[1];
+                rss = rss.max(f[2] / 1024.0);
+            }
+        }
+        (cpu, rss)
+    }
+}
+
+impl Drop for HttpBackend {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One server under test.
+enum Target {
+    HttpBackend(HttpBackend),
+    Ours(Server),
+}
+
+impl Target {
+    fn name(&self, s3: bool) -> &'static str {
+        match (self, s3) {
+            (Target::HttpBackend(_), _) => "http-backend",
+            (Target::Ours(_), false) => "artifact-git fs",
+            (Target::Ours(_), true) => "artifact-git s3",
+        }
+    }
+
+    fn url(&self, repo: &str) -> String {
+        match self {
+            Target::HttpBackend(h) => format!("{}/{}.git", h.url, repo.replace('/', "-")),
+            Target::Ours(s) => s.repo_url(repo),
+        }
+    }
+
+    fn start_usage(&self) -> f64 {
+        match self {
+            Target::HttpBackend(h) => {
+                h.take_usage();
+                0.0
+            }
+            Target::Ours(s) => {
+                reset_peak_rss(s.pid());
+                cpu_seconds(s.pid())
+            }
+        }
+    }
+
+    fn end_usage(&self, start: f64) -> (f64, f64) {
+        match self {
+            Target::HttpBackend(h) => h.take_usage(),
+            Target::Ours(s) => (cpu_seconds(s.pid()) - start, peak_rss_mib(s.pid())),
+        }
+    }
+}
+
+struct Row {
+    scenario: String,
+    /// Per target: median, CPU per run, peak RSS.
+    cells: Vec<(Duration, f64, f64)>,
+}
+
 fn main() {
     let args = args();
     let git = Git::default();
@@ -51,57 +207,215 @@ fn main() {
     std::fs::create_dir(&source).unwrap();
     eprintln!("generating a history of {} commits...", args.commits);
     make_history(&git, &source, args.commits, 42);
+    git.ok(&source, &["branch", "bench-old", "main~50"]);
     git.ok(&source, &["repack", "-adq"]);
-    let objects = git.ok(&source, &["count-objects", "-v"]);
-    eprintln!(
-        "{}",
-        objects
-            .lines()
-            .filter(|l| l.starts_with("in-pack") || l.starts_with("size-pack"))
-            .collect::<Vec<_>>()
-            .join(", ")
+    let count = git.ok(&source, &["count-objects", "-v"]);
+    let stat = |k: &str| count.lines().find_map(|l| l.strip_prefix(k)).unwrap_or("?").trim().to_owned();
+    let in_pack = stat("in-pack:");
+    let size_pack = stat("size-pack:");
+    eprintln!("{in_pack} objects, {size_pack} KiB packed");
+
+    // The client's floor: indexing the full pack, as every clone must.
+    let pack = work.path().join("full.pack");
+    let out = git.command(&source).args(["pack-objects", "--all", "--stdout", "-q"]).stdin(Stdio::null()).output().unwrap();
+    std::fs::write(&pack, &out.stdout).unwrap();
+    let floor = median(
+        (0..args.runs)
+            .map(|i| {
+                let dir = work.path().join(format!("floor{i}"));
+                git.ok(work.path(), &["init", "-q", "--bare", dir.to_str().unwrap()]);
+                let t = time(|| {
+                    let status = git.command(&dir).args(["index-pack", "--stdin"]).stdin(std::fs::File::open(&pack).unwrap()).stdout(Stdio::null()).status().unwrap();
+                    assert!(status.success());
+                });
+                let _ = std::fs::remove_dir_all(&dir);
+                t
+            })
+            .collect(),
     );
 
-    let mut servers: Vec<(&str, Server)> = vec![("filesystem", Server::start_on(&Backend::Fs))];
-    match Backend::s3() {
-        Some(s3) => servers.push(("s3 (warm cache)", Server::start_on(&s3))),
-        None => eprintln!("no S3 test server: run bench/run"),
+    // Targets: http-backend (bitmaps), ours on disk, ours on S3.
+    let hb_root = work.path().join("hb");
+    std::fs::create_dir(&hb_root).unwrap();
+    let hb_repo = hb_root.join("bench-repo.git");
+    git.ok(work.path(), &["clone", "-q", "--bare", source.to_str().unwrap(), hb_repo.to_str().unwrap()]);
+    git.ok(&hb_repo, &["repack", "-adq", "--write-bitmap-index"]);
+    git.ok(&hb_repo, &["config", "http.receivepack", "true"]);
+    let hb_push = hb_root.join("bench-push.git");
+    git.ok(work.path(), &["init", "-q", "--bare", hb_push.to_str().unwrap()]);
+    git.ok(&hb_push, &["config", "http.receivepack", "true"]);
+    let mut targets: Vec<(Target, bool)> = vec![(Target::HttpBackend(HttpBackend::start(&hb_root)), false)];
+    targets.push((Target::Ours(Server::start_on_with(&Backend::Fs, &["--maintain-after-packs", "0"])), false));
+    if args.s3 {
+        if let Some(s3) = Backend::s3() {
+            targets.push((Target::Ours(Server::start_on_with(&s3, &["--maintain-after-packs", "0"])), true));
+        }
     }
-    let mut rows: Vec<(String, Vec<Duration>)> = Vec::new();
-    for (name, server) in &servers {
-        server.init("bench/repo");
-        let url = server.repo_url("bench/repo");
-        let push = time(|| {
-            git.ok(&source, &["push", "-q", &url, "--all"]);
-            git.ok(&source, &["push", "-q", &url, "--tags"]);
-        });
-        eprintln!("{name}: initial push {:.2}s", push.as_secs_f64());
-        // One clone to warm the cache, then the measured ones.
-        let clone = |i: usize| {
-            let dir = work.path().join(format!("clone-{}-{i}", name.len()));
-            let t = time(|| {
-                git.ok(
-                    work.path(),
-                    &["clone", "-q", "--bare", &url, dir.to_str().unwrap()],
-                );
-            });
-            std::fs::remove_dir_all(&dir).unwrap();
-            t
+
+    let mut rows: Vec<Row> = Vec::new();
+    let add = |rows: &mut Vec<Row>, scenario: &str, t: usize, cell: (Duration, f64, f64)| {
+        if t == 0 {
+            rows.push(Row { scenario: scenario.to_owned(), cells: Vec::new() });
+        }
+        rows.last_mut().unwrap().cells.push(cell);
+    };
+
+    for (t, (target, _)) in targets.iter().enumerate() {
+        // Initial push of the whole repository.
+        let push_url = match target {
+            Target::HttpBackend(_) => target.url("bench/push"),
+            Target::Ours(s) => {
+                s.init("bench/repo");
+                s.init("bench/push");
+                target.url("bench/push")
+            }
         };
-        clone(0);
-        let times: Vec<Duration> = (1..=args.runs).map(clone).collect();
-        rows.push((name.to_string(), times));
+        let start = target.start_usage();
+        let d = time(|| {
+            git.ok(&source, &["push", "-q", &push_url, "--all"]);
+        });
+        let (cpu, rss) = target.end_usage(start);
+        add(&mut rows, "initial push", t, (d, cpu, rss));
+        if let Target::Ours(s) = target {
+            git.ok(&source, &["push", "-q", &target.url("bench/repo"), "--all"]);
+            git.ok(&source, &["push", "-q", &target.url("bench/repo"), "--tags"]);
+            s.maintain("bench/repo", &["--delete-replaced-after", "0s"]);
+        }
     }
-    println!("\nfull clone (--bare), {} runs each", args.runs);
-    println!("{:<20} {:>10} {:>8}", "server", "median s", "ratio");
-    let base = median(rows[0].1.clone());
-    for (name, times) in rows {
-        let m = median(times);
-        println!(
-            "{:<20} {:>10.3} {:>8.2}",
-            name,
-            m.as_secs_f64(),
-            m.as_secs_f64() / base.as_secs_f64()
-        );
+
+    let url_of = |target: &Target| target.url("bench/repo");
+    type Scenario<'a> = (&'a str, Box<dyn Fn(&Target, usize) -> Duration + 'a>);
+    let scenarios: Vec<Scenario> = vec![
+        (
+            "full clone v2",
+            Box::new(|target, i| {
+                let dir = work.path().join(format!("c2-{i}"));
+                let d = time(|| {
+                    git.ok(work.path(), &["-c", "protocol.version=2", "clone", "-q", "--bare", &url_of(target), dir.to_str().unwrap()]);
+                });
+                let _ = std::fs::remove_dir_all(&dir);
+                d
+            }),
+        ),
+        (
+            "full clone v0",
+            Box::new(|target, i| {
+                let dir = work.path().join(format!("c0-{i}"));
+                let d = time(|| {
+                    git.ok(work.path(), &["-c", "protocol.version=0", "clone", "-q", "--bare", &url_of(target), dir.to_str().unwrap()]);
+                });
+                let _ = std::fs::remove_dir_all(&dir);
+                d
+            }),
+        ),
+        (
+            "clone --depth 1",
+            Box::new(|target, i| {
+                let dir = work.path().join(format!("d1-{i}"));
+                let d = time(|| {
+                    git.ok(work.path(), &["clone", "-q", "--bare", "--depth", "1", &url_of(target), dir.to_str().unwrap()]);
+                });
+                let _ = std::fs::remove_dir_all(&dir);
+                d
+            }),
+        ),
+        (
+            "ls-remote",
+            Box::new(|target, _| {
+                time(|| {
+                    git.ok(work.path(), &["ls-remote", &url_of(target)]);
+                })
+            }),
+        ),
+        (
+            "fetch 50 commits",
+            Box::new(|target, i| {
+                let dir = work.path().join(format!("inc-{i}"));
+                git.ok(work.path(), &["clone", "-q", "--bare", "--single-branch", "--branch", "bench-old", &url_of(target), dir.to_str().unwrap()]);
+                let d = time(|| {
+                    git.ok(&dir, &["fetch", "-q", &url_of(target), "main:refs/heads/main"]);
+                });
+                let _ = std::fs::remove_dir_all(&dir);
+                d
+            }),
+        ),
+        (
+            "push one commit",
+            Box::new(|target, i| {
+                let dir = work.path().join(format!("p1-{i}"));
+                git.ok(work.path(), &["clone", "-q", "--single-branch", "--depth", "5", &url_of(target), dir.to_str().unwrap()]);
+                commit_file(&git, &dir, "bench.txt", &format!("{i} {}\n", Instant::now().elapsed().as_nanos()), "bench");
+                let d = time(|| {
+                    git.ok(&dir, &["push", "-q", "origin", "HEAD:refs/heads/bench-push"]);
+                    // Leave the branch where it was so every run pushes one commit on the same base.
+                    git.ok(&dir, &["push", "-q", "origin", ":refs/heads/bench-push"]);
+                });
+                let _ = std::fs::remove_dir_all(&dir);
+                d
+            }),
+        ),
+        (
+            "8 concurrent clones",
+            Box::new(|target, i| {
+                time(|| {
+                    let children: Vec<_> = (0..8)
+                        .map(|k| {
+                            let dir = work.path().join(format!("cc-{i}-{k}"));
+                            git.command(work.path()).args(["clone", "-q", "--bare", &url_of(target), dir.to_str().unwrap()]).spawn().unwrap()
+                        })
+                        .collect();
+                    for mut c in children {
+                        assert!(c.wait().unwrap().success());
+                    }
+                })
+            }),
+        ),
+    ];
+    for (name, run) in &scenarios {
+        for (t, (target, _)) in targets.iter().enumerate() {
+            run(target, usize::MAX); // warm-up (and, on S3, the pack cache)
+            let start = target.start_usage();
+            let times: Vec<Duration> = (0..args.runs).map(|i| run(target, i)).collect();
+            let (cpu, rss) = target.end_usage(start);
+            add(&mut rows, name, t, (median(times), cpu / args.runs as f64, rss));
+            for entry in std::fs::read_dir(work.path()).unwrap().flatten() {
+                let n = entry.file_name().to_string_lossy().into_owned();
+                if n.starts_with("cc-") {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+    }
+
+    let names: Vec<&str> = targets.iter().map(|(t, s3)| t.name(*s3)).collect();
+    println!();
+    println!("repository: {} commits, {in_pack} objects, {size_pack} KiB pack; {} runs per cell, medians", args.commits, args.runs);
+    println!("client floor (git index-pack of the full pack): {:.3} s", floor.as_secs_f64());
+    println!();
+    let mut header = format!("| {:<20} |", "scenario");
+    for n in &names {
+        header.push_str(&format!(" {n} s |"));
+    }
+    for n in names.iter().skip(1) {
+        header.push_str(&format!(" ratio {} |", n.trim_start_matches("artifact-git ")));
+    }
+    for n in &names {
+        header.push_str(&format!(" CPU s/run, peak RSS MiB: {} |", n.trim_start_matches("artifact-git ")));
+    }
+    println!("{header}");
+    println!("|{}", "---|".repeat(1 + names.len() * 3 - 1));
+    for row in rows {
+        let mut line = format!("| {:<20} |", row.scenario);
+        for c in &row.cells {
+            line.push_str(&format!(" {:.3} |", c.0.as_secs_f64()));
+        }
+        let base = row.cells[0].0.as_secs_f64();
+        for c in row.cells.iter().skip(1) {
+            line.push_str(&format!(" {:.2} |", c.0.as_secs_f64() / base));
+        }
+        for c in &row.cells {
+            line.push_str(&format!(" {:.2}, {:.0} |", c.1, c.2));
+        }
+        println!("{line}");
     }
 }

@@ -159,9 +159,13 @@ impl RefStore {
         }
     }
 
-    /// Read `HEAD` and every ref.
+    /// Read `HEAD` and every ref (both objects fetched concurrently: on S3 each is a round
+    /// trip).
     pub async fn snapshot(&self) -> Result<Snapshot> {
-        let head = match self.bucket.get(&self.key("HEAD")).await {
+        let head_key = self.key("HEAD");
+        let refs_key = self.key(PACKED_REFS);
+        let (head, packed) = tokio::join!(self.bucket.get(&head_key), self.bucket.get(&refs_key));
+        let head = match head {
             Ok(h) => h.data,
             Err(e) if e.is_not_found() => return Err(Error::NotFound),
             Err(e) => return Err(e.into()),
@@ -170,7 +174,7 @@ impl RefStore {
             .ok()
             .and_then(|h| h.trim_end().strip_prefix("ref: "))
             .map(str::to_owned);
-        let (refs, etag) = match self.bucket.get(&self.key(PACKED_REFS)).await {
+        let (refs, etag) = match packed {
             Ok(got) => (parse_packed_refs(&got.data)?, Some(got.etag)),
             Err(e) if e.is_not_found() => (BTreeMap::new(), None),
             Err(e) => return Err(e.into()),

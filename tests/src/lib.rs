@@ -687,7 +687,14 @@ pub fn make_history(git: &Git, dir: &Path, commits: usize, seed: u64) {
                 .iter()
                 .rposition(|b| *b == b'\n')
                 .map_or(0, |p| p + 1);
-            data.splice(at..at, line.bytes());
+            // Files grow to a few hundred lines, then lines are rewritten in place: many
+            // versions of text files, with the deltas real projects have.
+            let end = if data.len() > 24_000 {
+                data[at..].iter().position(|b| *b == b'\n').map_or(data.len(), |p| at + p + 1)
+            } else {
+                at
+            };
+            data.splice(at..end, line.bytes());
             let m = blob(&mut s, &mut mark, data);
             new_blobs.push((path.clone(), m, "100644"));
             if i % 37 == 0 {
