@@ -455,7 +455,7 @@ impl ObjectDb {
             db: self,
             state: RefCell::new(ReaderState {
                 inflate: gix_zlib::Inflate::default(),
-                cache: gix_pack::cache::lru::MemoryCappedHashmap::new(64 * 1024 * 1024),
+                cache: gix_pack::cache::lru::MemoryCappedHashmap::new(16 * 1024 * 1024),
             }),
         }
     }
