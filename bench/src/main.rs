@@ -18,7 +18,11 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut a = Args { commits: 10_000, runs: 5, s3: true };
+    let mut a = Args {
+        commits: 10_000,
+        runs: 5,
+        s3: true,
+    };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < argv.len() {
@@ -53,7 +57,10 @@ fn time(f: impl FnOnce()) -> Duration {
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-    let fields: Vec<f64> = after.split_whitespace().map(|f| f.parse().unwrap_or(0.0)).collect();
+    let fields: Vec<f64> = after
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0.0))
+        .collect();
     // Fields 14-17 of stat (utime, stime, cutime, cstime) are 11..=14 after the name.
     let ticks: f64 = fields.get(11..15).map_or(0.0, |f| f.iter().sum());
     ticks / 100.0
@@ -88,14 +95,20 @@ impl HttpBackend {
             l.local_addr().unwrap().port()
         };
         let timings = dir.path().join("timings");
-        let backend = ["/usr/lib/git-core/git-http-backend", "/usr/local/libexec/git-core/git-http-backend"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .expect("git-http-backend");
+        let backend = [
+            "/usr/lib/git-core/git-http-backend",
+            "/usr/local/libexec/git-core/git-http-backend",
+        ]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("git-http-backend");
         let cgi = dir.path().join("git-http-backend.cgi");
         std::fs::write(
             &cgi,
-            format!("#!/bin/sh\nexec /usr/bin/time -a -o {} -f '%U %S %M' {backend}\n", timings.display()),
+            format!(
+                "#!/bin/sh\nexec /usr/bin/time -a -o {} -f '%U %S %M' {backend}\n",
+                timings.display()
+            ),
         )
         .unwrap();
         Command::new("chmod").arg("+x").arg(&cgi).status().unwrap();
@@ -120,10 +133,23 @@ setenv.add-environment = ("GIT_PROJECT_ROOT" => "{root}", "GIT_HTTP_EXPORT_ALL" 
             ),
         )
         .unwrap();
-        let child = Command::new("lighttpd").args(["-D", "-f"]).arg(&conf).stdout(Stdio::null()).spawn().expect("lighttpd (apt-get install lighttpd)");
+        let child = Command::new("lighttpd")
+            .args(["-D", "-f"])
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("lighttpd (apt-get install lighttpd)");
         let url = format!("http://127.0.0.1:{port}/git");
-        assert!(eventually(Duration::from_secs(10), || http_status(&format!("{url}/"), None) != 0));
-        HttpBackend { child, url, timings, _dir: dir }
+        assert!(eventually(Duration::from_secs(10), || http_status(
+            &format!("{url}/"),
+            None
+        ) != 0));
+        HttpBackend {
+            child,
+            url,
+            timings,
+            _dir: dir,
+        }
     }
 
     /// CPU seconds and peak RSS (MiB) of the CGI runs since the last call.
@@ -133,7 +159,10 @@ setenv.add-environment = ("GIT_PROJECT_ROOT" => "{root}", "GIT_HTTP_EXPORT_ALL" 
         let mut cpu = 0.0;
         let mut rss: f64 = 0.0;
         for line in text.lines() {
-            let f: Vec<f64> = line.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+            let f: Vec<f64> = line
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
             if f.len() == 3 {
                 cpu += f[0] + f[1];
                 rss = rss.max(f[2] / 1024.0);
@@ -210,22 +239,43 @@ fn main() {
     git.ok(&source, &["branch", "bench-old", "main~50"]);
     git.ok(&source, &["repack", "-adq"]);
     let count = git.ok(&source, &["count-objects", "-v"]);
-    let stat = |k: &str| count.lines().find_map(|l| l.strip_prefix(k)).unwrap_or("?").trim().to_owned();
+    let stat = |k: &str| {
+        count
+            .lines()
+            .find_map(|l| l.strip_prefix(k))
+            .unwrap_or("?")
+            .trim()
+            .to_owned()
+    };
     let in_pack = stat("in-pack:");
     let size_pack = stat("size-pack:");
     eprintln!("{in_pack} objects, {size_pack} KiB packed");
 
     // The client's floor: indexing the full pack, as every clone must.
     let pack = work.path().join("full.pack");
-    let out = git.command(&source).args(["pack-objects", "--all", "--stdout", "-q"]).stdin(Stdio::null()).output().unwrap();
+    let out = git
+        .command(&source)
+        .args(["pack-objects", "--all", "--stdout", "-q"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
     std::fs::write(&pack, &out.stdout).unwrap();
     let floor = median(
         (0..args.runs)
             .map(|i| {
                 let dir = work.path().join(format!("floor{i}"));
-                git.ok(work.path(), &["init", "-q", "--bare", dir.to_str().unwrap()]);
+                git.ok(
+                    work.path(),
+                    &["init", "-q", "--bare", dir.to_str().unwrap()],
+                );
                 let t = time(|| {
-                    let status = git.command(&dir).args(["index-pack", "--stdin"]).stdin(std::fs::File::open(&pack).unwrap()).stdout(Stdio::null()).status().unwrap();
+                    let status = git
+                        .command(&dir)
+                        .args(["index-pack", "--stdin"])
+                        .stdin(std::fs::File::open(&pack).unwrap())
+                        .stdout(Stdio::null())
+                        .status()
+                        .unwrap();
                     assert!(status.success());
                 });
                 let _ = std::fs::remove_dir_all(&dir);
@@ -238,24 +288,49 @@ fn main() {
     let hb_root = work.path().join("hb");
     std::fs::create_dir(&hb_root).unwrap();
     let hb_repo = hb_root.join("bench-repo.git");
-    git.ok(work.path(), &["clone", "-q", "--bare", source.to_str().unwrap(), hb_repo.to_str().unwrap()]);
+    git.ok(
+        work.path(),
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            source.to_str().unwrap(),
+            hb_repo.to_str().unwrap(),
+        ],
+    );
     git.ok(&hb_repo, &["repack", "-adq", "--write-bitmap-index"]);
     git.ok(&hb_repo, &["config", "http.receivepack", "true"]);
     let hb_push = hb_root.join("bench-push.git");
-    git.ok(work.path(), &["init", "-q", "--bare", hb_push.to_str().unwrap()]);
+    git.ok(
+        work.path(),
+        &["init", "-q", "--bare", hb_push.to_str().unwrap()],
+    );
     git.ok(&hb_push, &["config", "http.receivepack", "true"]);
-    let mut targets: Vec<(Target, bool)> = vec![(Target::HttpBackend(HttpBackend::start(&hb_root)), false)];
-    targets.push((Target::Ours(Server::start_on_with(&Backend::Fs, &["--maintain-after-packs", "0"])), false));
+    let mut targets: Vec<(Target, bool)> =
+        vec![(Target::HttpBackend(HttpBackend::start(&hb_root)), false)];
+    targets.push((
+        Target::Ours(Server::start_on_with(
+            &Backend::Fs,
+            &["--maintain-after-packs", "0"],
+        )),
+        false,
+    ));
     if args.s3 {
         if let Some(s3) = Backend::s3() {
-            targets.push((Target::Ours(Server::start_on_with(&s3, &["--maintain-after-packs", "0"])), true));
+            targets.push((
+                Target::Ours(Server::start_on_with(&s3, &["--maintain-after-packs", "0"])),
+                true,
+            ));
         }
     }
 
     let mut rows: Vec<Row> = Vec::new();
     let add = |rows: &mut Vec<Row>, scenario: &str, t: usize, cell: (Duration, f64, f64)| {
         if t == 0 {
-            rows.push(Row { scenario: scenario.to_owned(), cells: Vec::new() });
+            rows.push(Row {
+                scenario: scenario.to_owned(),
+                cells: Vec::new(),
+            });
         }
         rows.last_mut().unwrap().cells.push(cell);
     };
@@ -278,7 +353,10 @@ fn main() {
         add(&mut rows, "initial push", t, (d, cpu, rss));
         if let Target::Ours(s) = target {
             git.ok(&source, &["push", "-q", &target.url("bench/repo"), "--all"]);
-            git.ok(&source, &["push", "-q", &target.url("bench/repo"), "--tags"]);
+            git.ok(
+                &source,
+                &["push", "-q", &target.url("bench/repo"), "--tags"],
+            );
             s.maintain("bench/repo", &["--delete-replaced-after", "0s"]);
         }
     }
@@ -291,7 +369,18 @@ fn main() {
             Box::new(|target, i| {
                 let dir = work.path().join(format!("c2-{i}"));
                 let d = time(|| {
-                    git.ok(work.path(), &["-c", "protocol.version=2", "clone", "-q", "--bare", &url_of(target), dir.to_str().unwrap()]);
+                    git.ok(
+                        work.path(),
+                        &[
+                            "-c",
+                            "protocol.version=2",
+                            "clone",
+                            "-q",
+                            "--bare",
+                            &url_of(target),
+                            dir.to_str().unwrap(),
+                        ],
+                    );
                 });
                 let _ = std::fs::remove_dir_all(&dir);
                 d
@@ -302,7 +391,18 @@ fn main() {
             Box::new(|target, i| {
                 let dir = work.path().join(format!("c0-{i}"));
                 let d = time(|| {
-                    git.ok(work.path(), &["-c", "protocol.version=0", "clone", "-q", "--bare", &url_of(target), dir.to_str().unwrap()]);
+                    git.ok(
+                        work.path(),
+                        &[
+                            "-c",
+                            "protocol.version=0",
+                            "clone",
+                            "-q",
+                            "--bare",
+                            &url_of(target),
+                            dir.to_str().unwrap(),
+                        ],
+                    );
                 });
                 let _ = std::fs::remove_dir_all(&dir);
                 d
@@ -313,7 +413,18 @@ fn main() {
             Box::new(|target, i| {
                 let dir = work.path().join(format!("d1-{i}"));
                 let d = time(|| {
-                    git.ok(work.path(), &["clone", "-q", "--bare", "--depth", "1", &url_of(target), dir.to_str().unwrap()]);
+                    git.ok(
+                        work.path(),
+                        &[
+                            "clone",
+                            "-q",
+                            "--bare",
+                            "--depth",
+                            "1",
+                            &url_of(target),
+                            dir.to_str().unwrap(),
+                        ],
+                    );
                 });
                 let _ = std::fs::remove_dir_all(&dir);
                 d
@@ -331,9 +442,24 @@ fn main() {
             "fetch 50 commits",
             Box::new(|target, i| {
                 let dir = work.path().join(format!("inc-{i}"));
-                git.ok(work.path(), &["clone", "-q", "--bare", "--single-branch", "--branch", "bench-old", &url_of(target), dir.to_str().unwrap()]);
+                git.ok(
+                    work.path(),
+                    &[
+                        "clone",
+                        "-q",
+                        "--bare",
+                        "--single-branch",
+                        "--branch",
+                        "bench-old",
+                        &url_of(target),
+                        dir.to_str().unwrap(),
+                    ],
+                );
                 let d = time(|| {
-                    git.ok(&dir, &["fetch", "-q", &url_of(target), "main:refs/heads/main"]);
+                    git.ok(
+                        &dir,
+                        &["fetch", "-q", &url_of(target), "main:refs/heads/main"],
+                    );
                 });
                 let _ = std::fs::remove_dir_all(&dir);
                 d
@@ -343,10 +469,30 @@ fn main() {
             "push one commit",
             Box::new(|target, i| {
                 let dir = work.path().join(format!("p1-{i}"));
-                git.ok(work.path(), &["clone", "-q", "--single-branch", "--depth", "5", &url_of(target), dir.to_str().unwrap()]);
-                commit_file(&git, &dir, "bench.txt", &format!("{i} {}\n", Instant::now().elapsed().as_nanos()), "bench");
+                git.ok(
+                    work.path(),
+                    &[
+                        "clone",
+                        "-q",
+                        "--single-branch",
+                        "--depth",
+                        "5",
+                        &url_of(target),
+                        dir.to_str().unwrap(),
+                    ],
+                );
+                commit_file(
+                    &git,
+                    &dir,
+                    "bench.txt",
+                    &format!("{i} {}\n", Instant::now().elapsed().as_nanos()),
+                    "bench",
+                );
                 let d = time(|| {
-                    git.ok(&dir, &["push", "-q", "origin", "HEAD:refs/heads/bench-push"]);
+                    git.ok(
+                        &dir,
+                        &["push", "-q", "origin", "HEAD:refs/heads/bench-push"],
+                    );
                     // Leave the branch where it was so every run pushes one commit on the same base.
                     git.ok(&dir, &["push", "-q", "origin", ":refs/heads/bench-push"]);
                 });
@@ -361,7 +507,16 @@ fn main() {
                     let children: Vec<_> = (0..8)
                         .map(|k| {
                             let dir = work.path().join(format!("cc-{i}-{k}"));
-                            git.command(work.path()).args(["clone", "-q", "--bare", &url_of(target), dir.to_str().unwrap()]).spawn().unwrap()
+                            git.command(work.path())
+                                .args([
+                                    "clone",
+                                    "-q",
+                                    "--bare",
+                                    &url_of(target),
+                                    dir.to_str().unwrap(),
+                                ])
+                                .spawn()
+                                .unwrap()
                         })
                         .collect();
                     for mut c in children {
@@ -377,7 +532,12 @@ fn main() {
             let start = target.start_usage();
             let times: Vec<Duration> = (0..args.runs).map(|i| run(target, i)).collect();
             let (cpu, rss) = target.end_usage(start);
-            add(&mut rows, name, t, (median(times), cpu / args.runs as f64, rss));
+            add(
+                &mut rows,
+                name,
+                t,
+                (median(times), cpu / args.runs as f64, rss),
+            );
             for entry in std::fs::read_dir(work.path()).unwrap().flatten() {
                 let n = entry.file_name().to_string_lossy().into_owned();
                 if n.starts_with("cc-") {
@@ -390,17 +550,26 @@ fn main() {
     let names: Vec<&str> = targets.iter().map(|(t, s3)| t.name(*s3)).collect();
     println!();
     println!("repository: {} commits, {in_pack} objects, {size_pack} KiB pack; {} runs per cell, medians", args.commits, args.runs);
-    println!("client floor (git index-pack of the full pack): {:.3} s", floor.as_secs_f64());
+    println!(
+        "client floor (git index-pack of the full pack): {:.3} s",
+        floor.as_secs_f64()
+    );
     println!();
     let mut header = format!("| {:<20} |", "scenario");
     for n in &names {
         header.push_str(&format!(" {n} s |"));
     }
     for n in names.iter().skip(1) {
-        header.push_str(&format!(" ratio {} |", n.trim_start_matches("artifact-git ")));
+        header.push_str(&format!(
+            " ratio {} |",
+            n.trim_start_matches("artifact-git ")
+        ));
     }
     for n in &names {
-        header.push_str(&format!(" CPU s/run, peak RSS MiB: {} |", n.trim_start_matches("artifact-git ")));
+        header.push_str(&format!(
+            " CPU s/run, peak RSS MiB: {} |",
+            n.trim_start_matches("artifact-git ")
+        ));
     }
     println!("{header}");
     println!("|{}", "---|".repeat(1 + names.len() * 3 - 1));

@@ -690,7 +690,10 @@ pub fn make_history(git: &Git, dir: &Path, commits: usize, seed: u64) {
             // Files grow to a few hundred lines, then lines are rewritten in place: many
             // versions of text files, with the deltas real projects have.
             let end = if data.len() > 24_000 {
-                data[at..].iter().position(|b| *b == b'\n').map_or(data.len(), |p| at + p + 1)
+                data[at..]
+                    .iter()
+                    .position(|b| *b == b'\n')
+                    .map_or(data.len(), |p| at + p + 1)
             } else {
                 at
             };

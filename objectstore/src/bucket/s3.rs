@@ -129,6 +129,15 @@ fn map_err<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
     }
 }
 
+/// The `If-None-Match` and `If-Match` headers of a write.
+fn preconditions(mode: &PutMode) -> (Option<String>, Option<String>) {
+    match mode {
+        PutMode::Overwrite => (None, None),
+        PutMode::Create => (Some("*".to_owned()), None),
+        PutMode::Update(tag) => (None, Some(tag.0.clone())),
+    }
+}
+
 fn body_err(key: &str, e: impl std::fmt::Display) -> Error {
     Error::Backend {
         key: key.to_owned(),
@@ -228,11 +237,8 @@ impl Bucket for S3Bucket {
             .bucket(&self.bucket)
             .key(key)
             .body(ByteStream::from(data));
-        match &mode {
-            PutMode::Overwrite => {}
-            PutMode::Create => req = req.if_none_match("*"),
-            PutMode::Update(tag) => req = req.if_match(&tag.0),
-        }
+        let (if_none_match, if_match) = preconditions(&mode);
+        req = req.set_if_none_match(if_none_match).set_if_match(if_match);
         match req.send().await {
             Ok(out) => etag_of(key, out.e_tag),
             // If-Match on a missing key: the object we compared against is gone.
@@ -259,11 +265,8 @@ impl Bucket for S3Bucket {
                 .bucket(&self.bucket)
                 .key(key)
                 .body(body);
-            match &mode {
-                PutMode::Overwrite => {}
-                PutMode::Create => req = req.if_none_match("*"),
-                PutMode::Update(tag) => req = req.if_match(&tag.0),
-            }
+            let (if_none_match, if_match) = preconditions(&mode);
+            req = req.set_if_none_match(if_none_match).set_if_match(if_match);
             let out = req.send().await.map_err(|e| map_err(key, e))?;
             return etag_of(key, out.e_tag);
         }
@@ -414,11 +417,8 @@ impl S3Bucket {
                     .set_parts(Some(parts))
                     .build(),
             );
-        match mode {
-            PutMode::Overwrite => {}
-            PutMode::Create => req = req.if_none_match("*"),
-            PutMode::Update(tag) => req = req.if_match(&tag.0),
-        }
+        let (if_none_match, if_match) = preconditions(mode);
+        req = req.set_if_none_match(if_none_match).set_if_match(if_match);
         let out = req.send().await.map_err(|e| map_err(key, e))?;
         etag_of(key, out.e_tag)
     }

@@ -14,6 +14,7 @@ use gix_hash::ObjectId;
 use gix_object::Kind;
 use sha1::Digest;
 
+use super::generate::{entry_header, kind_code};
 use super::{Error, Result};
 
 /// Accumulates objects in a temporary file, then writes the pack.
@@ -21,26 +22,6 @@ pub struct PackBuilder {
     dir: tempfile::TempDir,
     body: BufWriter<File>,
     count: u32,
-}
-
-fn kind_code(kind: Kind) -> u8 {
-    match kind {
-        Kind::Commit => 1,
-        Kind::Tree => 2,
-        Kind::Blob => 3,
-        Kind::Tag => 4,
-    }
-}
-
-fn entry_header(out: &mut Vec<u8>, kind: u8, mut size: u64) {
-    let mut byte = (kind << 4) | (size & 0x0f) as u8;
-    size >>= 4;
-    while size != 0 {
-        out.push(byte | 0x80);
-        byte = (size & 0x7f) as u8;
-        size >>= 7;
-    }
-    out.push(byte);
 }
 
 impl PackBuilder {

@@ -60,7 +60,8 @@ impl Write for HashingWriter<'_> {
     }
 }
 
-fn entry_header(out: &mut Vec<u8>, kind: u8, size: u64) {
+/// The type-and-size header of a pack entry.
+pub(crate) fn entry_header(out: &mut Vec<u8>, kind: u8, size: u64) {
     let mut size = size;
     let mut byte = (kind << 4) | (size & 0x0f) as u8;
     size >>= 4;
@@ -87,7 +88,7 @@ fn ofs_encoding(out: &mut Vec<u8>, mut distance: u64) {
     out.extend_from_slice(&bytes[pos..]);
 }
 
-fn kind_code(kind: gix_object::Kind) -> u8 {
+pub(crate) fn kind_code(kind: gix_object::Kind) -> u8 {
     match kind {
         gix_object::Kind::Commit => OBJ_COMMIT,
         gix_object::Kind::Tree => OBJ_TREE,
