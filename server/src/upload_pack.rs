@@ -315,7 +315,7 @@ fn send_pack(
         out.progress(&format!("Counting objects: {n}\r"));
     })?;
     if req.options.include_tag {
-        include_tags(&source.snapshot, &mut selection);
+        include_tags(&source.snapshot, reader, &mut selection)?;
     }
     out.progress(&format!(
         "Counting objects: {}, done.\n",
@@ -373,17 +373,32 @@ fn verbatim_candidate<'a>(
     all_branches.then(|| packs[0].as_ref())
 }
 
-/// include-tag: annotated tags whose target is being sent go along.
-fn include_tags(snapshot: &Snapshot, selection: &mut walk::Selection) {
-    let sending: HashSet<ObjectId> = selection.objects.iter().copied().collect();
+/// include-tag: annotated tags whose target is being sent go along, with every tag between
+/// them and the target (a tag may point at a tag).
+fn include_tags(
+    snapshot: &Snapshot,
+    reader: &Reader<'_>,
+    selection: &mut walk::Selection,
+) -> Result<(), Error> {
+    let mut sending: HashSet<ObjectId> = selection.objects.iter().copied().collect();
+    let mut buf = Vec::new();
     for value in snapshot.refs.values() {
-        if let Some(peeled) = value.peeled {
-            if sending.contains(&peeled)
-                && !sending.contains(&value.target)
-                && !selection.client_has.contains(&value.target)
-            {
-                selection.objects.push(value.target);
+        let Some(peeled) = value.peeled else { continue };
+        if !sending.contains(&peeled)
+            || sending.contains(&value.target)
+            || selection.client_has.contains(&value.target)
+        {
+            continue;
+        }
+        let mut tag = value.target;
+        while tag != peeled && !sending.contains(&tag) && !selection.client_has.contains(&tag) {
+            sending.insert(tag);
+            selection.objects.push(tag);
+            match reader.read(&tag, &mut buf)? {
+                gix_object::Kind::Tag => tag = objectstore::odb::object::tag_target(&tag, &buf)?,
+                _ => break,
             }
         }
     }
+    Ok(())
 }

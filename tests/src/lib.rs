@@ -762,6 +762,22 @@ pub fn make_history(git: &Git, dir: &Path, commits: usize, seed: u64) {
     }
     git.fast_import(dir, &s);
     git.ok(dir, &["checkout", "-q", "main"]);
+    if feature_from.is_some() {
+        // A tag of a tag: include-tag and peeling must follow the chain.
+        git.ok(
+            dir,
+            &[
+                "-c",
+                "advice.nestedTag=false",
+                "tag",
+                "-a",
+                "-m",
+                "about v2.0",
+                "v2.0-notes",
+                "v2.0",
+            ],
+        );
+    }
 }
 
 /// Commit a change to `file` in the work tree at `dir`; returns the new commit id.

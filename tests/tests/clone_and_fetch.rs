@@ -419,7 +419,60 @@ fn shallow_clone_of_a_one_commit_repository(backend: &Backend) {
     }
 }
 
+fn fetch_follows_tags_including_tags_of_tags(backend: &Backend) {
+    let server = Server::start_on(backend);
+    server.init("lab/tags");
+    let git = Git::default();
+    let work = TempDir::new().unwrap();
+    let source = work.path().join("source");
+    git.ok(
+        work.path(),
+        &["init", "-q", "-b", "main", source.to_str().unwrap()],
+    );
+    commit_file(&git, &source, "a.txt", "a\n", "first");
+    let url = server.repo_url("lab/tags");
+    git.ok(&source, &["push", "-q", &url, "main"]);
+    let reference = format!("file://{}", source.display());
+    for protocol in ["0", "2"] {
+        let p = format!("protocol.version={protocol}");
+        let ours = work.path().join(format!("ours{protocol}"));
+        let theirs = work.path().join(format!("theirs{protocol}"));
+        git.ok(work.path(), &["clone", "-q", &url, ours.to_str().unwrap()]);
+        git.ok(
+            work.path(),
+            &["clone", "-q", &reference, theirs.to_str().unwrap()],
+        );
+        commit_file(&git, &source, "a.txt", &format!("{protocol}\n"), "tagged");
+        let release = format!("release-{protocol}");
+        let about = format!("about-{protocol}");
+        git.ok(&source, &["tag", "-a", "-m", "release", &release]);
+        git.ok(
+            &source,
+            &[
+                "-c",
+                "advice.nestedTag=false",
+                "tag",
+                "-a",
+                "-m",
+                "about the release",
+                &about,
+                &release,
+            ],
+        );
+        git.ok(&source, &["push", "-q", &url, "main", &release, &about]);
+        // A plain fetch follows the tags that point into what it fetched (include-tag).
+        for dir in [&ours, &theirs] {
+            git.ok(dir, &["-c", &p, "fetch", "-q", "origin"]);
+        }
+        let tags = git.refs(&ours, "refs/tags/");
+        assert_eq!(tags, git.refs(&theirs, "refs/tags/"), "protocol {protocol}");
+        assert!(tags.contains(&about), "{tags}");
+        git.ok(&ours, &["fsck", "--strict"]);
+    }
+}
+
 backend_tests!(
+    fetch_follows_tags_including_tags_of_tags,
     push_then_clone_with_every_protocol_and_git,
     the_same_on_the_other_route_form_and_with_dot_git,
     empty_repository_clones_and_says_so,
