@@ -303,6 +303,39 @@ fn send_pack(
         return Ok(());
     }
     crate::metrics::inc(&crate::metrics::PACKS_GENERATED);
+    if full_clone(source, req) {
+        // Everything is wanted: every stored object goes, each once, without a history walk.
+        let mut seen = HashSet::new();
+        let objects: Vec<ObjectId> = db
+            .packs()
+            .iter()
+            .flat_map(|p| {
+                let index = &p.bundle.index;
+                (0..index.num_objects()).map(move |i| index.oid_at_index(i).to_owned())
+            })
+            .filter(|id| seen.insert(*id))
+            .collect();
+        out.progress(&format!("Counting objects: {}, done.\n", objects.len()));
+        let options = generate::Options {
+            ofs_delta: true,
+            thin: false,
+        };
+        let stats = generate::write_pack(
+            db,
+            &objects,
+            &HashSet::new(),
+            options,
+            &mut data,
+            &mut |_, _| {},
+        )?;
+        data.flush()?;
+        drop(data);
+        out.progress(&format!(
+            "Total {} (delta {}), reused {} (delta {})\n",
+            stats.objects, stats.deltas, stats.reused, stats.reused_deltas
+        ));
+        return Ok(());
+    }
     let mut wants = req.wants.clone();
     wants.extend(shallow.extra_wants.iter().copied());
     let haves: Vec<ObjectId> = req
@@ -347,30 +380,35 @@ fn send_pack(
     Ok(())
 }
 
-/// The stored pack, when sending it unchanged is exactly right: a full clone (no haves, no
-/// shallow history) of every branch of a repository held in one pack.
+/// The stored pack, when sending it unchanged is exactly right: a full clone of a
+/// repository held in one pack.
 fn verbatim_candidate<'a>(
     source: &'a Source,
     req: &FetchRequest,
 ) -> Option<&'a objectstore::odb::Pack> {
     let packs = source.db.packs();
-    if packs.len() != 1
-        || !req.haves.is_empty()
+    (packs.len() == 1 && full_clone(source, req)).then(|| packs[0].as_ref())
+}
+
+/// A clone of everything: no haves, no shallow history, no filter, ofs-delta understood, and
+/// every branch wanted. Stored objects that no ref reaches (kept for maintenance's grace
+/// period) go along, as they do with a verbatim pack.
+fn full_clone(source: &Source, req: &FetchRequest) -> bool {
+    if !req.haves.is_empty()
         || !req.shallows.is_empty()
         || req.deepens()
         || req.filter.is_some()
         || !req.options.ofs_delta
     {
-        return None;
+        return false;
     }
     let wants: HashSet<&ObjectId> = req.wants.iter().collect();
-    let all_branches = source
+    source
         .snapshot
         .refs
         .iter()
         .filter(|(name, _)| name.starts_with("refs/heads/"))
-        .all(|(_, v)| wants.contains(&v.target));
-    all_branches.then(|| packs[0].as_ref())
+        .all(|(_, v)| wants.contains(&v.target))
 }
 
 /// include-tag: annotated tags whose target is being sent go along, with every tag between
