@@ -562,3 +562,76 @@ impl gix_object::Find for Reader<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bucket::MemoryBucket;
+
+    /// Publish a pack holding one blob into the repository at `prefix`.
+    async fn publish_blob(db: &ObjectDb, staging: &Path, content: &[u8]) -> Result<ObjectId> {
+        let mut builder = build::PackBuilder::new(staging)?;
+        let id = builder.add(Kind::Blob, content)?;
+        let (path, _guard) = builder.finish()?;
+        let ingested = {
+            let mut input = std::io::BufReader::new(std::fs::File::open(&path)?);
+            ingest::index_pack(db, &mut input, staging, ingest::Limits::default())?
+        };
+        ingested.publish(db).await?;
+        Ok(id)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn remote_packs_are_cached_within_the_bound() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let staging = dir.path().join("staging");
+        let cache_dir = dir.path().join("cache");
+        let bucket: Arc<dyn Bucket> = Arc::new(MemoryBucket::new());
+        let setup = Arc::new(PackCache::new(Some(dir.path().join("setup")), u64::MAX));
+        // Three repositories with one pack of ~20 KB each (different content, different names).
+        let mut blobs = Vec::new();
+        for r in 0..3u8 {
+            let prefix = format!("r{r}/");
+            let empty = ObjectDb::open(bucket.clone(), &prefix, setup.clone()).await?;
+            // Incompressible, so each pack really is ~20 KB.
+            let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(r);
+            let content: Vec<u8> = (0..20_000)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            blobs.push(publish_blob(&empty, &staging, &content).await?);
+        }
+        // Room for one of them.
+        let cache = Arc::new(PackCache::new(Some(cache_dir.clone()), 30_000));
+        let files = || {
+            std::fs::read_dir(&cache_dir)
+                .map(|d| d.count())
+                .unwrap_or(0)
+        };
+        for round in 0..2 {
+            for (r, blob) in blobs.iter().enumerate() {
+                let db = ObjectDb::open(bucket.clone(), &format!("r{r}/"), cache.clone()).await?;
+                let mut buf = Vec::new();
+                assert_eq!(
+                    db.reader().read(blob, &mut buf)?,
+                    Kind::Blob,
+                    "round {round}, repo {r}"
+                );
+                assert_eq!(buf.len(), 20_000);
+                drop(db);
+                // The pack just used is kept; the ones before it were evicted from disk too.
+                assert!(
+                    cache.cached_bytes() <= 30_000,
+                    "cached {} bytes",
+                    cache.cached_bytes()
+                );
+                assert_eq!(files(), 2, "one .pack and its .idx");
+            }
+        }
+        Ok(())
+    }
+}
