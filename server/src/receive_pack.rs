@@ -92,7 +92,7 @@ fn apply(
     let all = match &ingested {
         Some(i) => {
             let mut packs = ctx.db.packs().to_vec();
-            packs.push(i.pack.clone());
+            packs.extend(i.pack.clone());
             ctx.db.with_packs(packs)
         }
         None => ctx.db.clone(),

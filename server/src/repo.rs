@@ -151,3 +151,8 @@ impl Repo {
         &self.storage
     }
 }
+
+/// The all-zero object id.
+pub fn null_id() -> ObjectId {
+    ObjectId::null(gix_hash::Kind::Sha1)
+}

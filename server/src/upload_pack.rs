@@ -99,9 +99,11 @@ pub struct Source {
 }
 
 impl Source {
-    /// Every want must name an object of this repository (allow-reachable-sha1-in-want). The
-    /// pack list may be a moment old: a missing want re-lists once, since another replica may
-    /// just have stored the pack that has it.
+    /// Every want must name an object of this repository, and a commit must be reachable
+    /// from a ref (allow-tip-sha1-in-want, allow-reachable-sha1-in-want): a commit that a
+    /// force push left behind is not served, even before maintenance drops it. The pack list
+    /// may be a moment old: a missing want re-lists once, since another replica may just have
+    /// stored the pack that has it.
     fn check_wants(&mut self, wants: &[ObjectId]) -> Result<(), Error> {
         if let Some(missing) = wants.iter().find(|w| !self.db.contains(w)) {
             let missing = *missing;
@@ -114,7 +116,45 @@ impl Source {
                 )));
             }
         }
-        Ok(())
+        let tips: HashSet<ObjectId> = self
+            .snapshot
+            .refs
+            .values()
+            .flat_map(|v| std::iter::once(v.target).chain(v.peeled))
+            .collect();
+        let reader = self.db.reader();
+        let mut pending: HashSet<ObjectId> = HashSet::new();
+        for want in wants.iter().filter(|w| !tips.contains(*w)) {
+            if reader.kind(want)? == Some(gix_object::Kind::Commit) {
+                pending.insert(*want);
+            }
+        }
+        if pending.is_empty() {
+            return Ok(());
+        }
+        // Walk the history of every ref until each wanted commit is found.
+        let mut seen = HashSet::new();
+        let mut stack: Vec<ObjectId> = Vec::new();
+        for tip in &tips {
+            if let Ok((id, gix_object::Kind::Commit)) = reader.peel(tip) {
+                stack.push(id);
+            }
+        }
+        while let Some(id) = stack.pop() {
+            if !seen.insert(id) {
+                continue;
+            }
+            pending.remove(&id);
+            if pending.is_empty() {
+                return Ok(());
+            }
+            stack.extend(reader.commit(&id)?.parents);
+        }
+        let first = pending
+            .into_iter()
+            .next()
+            .unwrap_or_else(crate::repo::null_id);
+        Err(Error::Refused(format!("upload-pack: not our ref {first}")))
     }
 }
 

@@ -398,7 +398,34 @@ fn gzip_request_bodies_are_accepted(backend: &Backend) {
     git.ok(&clone, &["fsck", "--strict"]);
 }
 
+fn fetch_by_id_needs_a_reachable_commit(backend: &Backend) {
+    let server = Server::start_on(backend);
+    let git = Git::default();
+    let work = TempDir::new().unwrap();
+    let source = setup(&server, "lab/byid", &git, work.path());
+    let reachable = git.ok(&source, &["rev-parse", "main~3"]).trim().to_owned();
+    let orphan = commit_file(&git, &source, "secret.txt", "pushed by mistake\n", "oops");
+    git.ok(&source, &["push", "-q", "origin", "main"]);
+    git.ok(&source, &["reset", "-q", "--hard", "HEAD~1"]);
+    git.ok(&source, &["push", "-q", "--force", "origin", "main"]);
+    for protocol in ["0", "2"] {
+        let p = format!("protocol.version={protocol}");
+        let dir = work.path().join(format!("byid{protocol}"));
+        git.ok(work.path(), &["init", "-q", dir.to_str().unwrap()]);
+        let url = server.repo_url("lab/byid");
+        git.ok(&dir, &["-c", &p, "fetch", "-q", &url, &reachable]);
+        assert!(git
+            .run(&dir, &["cat-file", "-e", &reachable])
+            .status
+            .success());
+        let err = git.fails(&dir, &["-c", &p, "fetch", "-q", &url, &orphan]);
+        assert!(err.contains("not our ref"), "protocol {protocol}: {err}");
+        assert!(!git.run(&dir, &["cat-file", "-e", &orphan]).status.success());
+    }
+}
+
 backend_tests!(
+    fetch_by_id_needs_a_reachable_commit,
     delete_force_atomic_and_stale,
     racing_pushes_from_separate_processes_lose_nothing,
     bad_input_is_refused_and_changes_nothing,

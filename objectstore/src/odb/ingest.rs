@@ -29,10 +29,10 @@ impl Default for Limits {
 /// A received pack, indexed in a local staging directory and not yet visible to anyone.
 #[derive(Debug)]
 pub struct Ingested {
-    pub pack: Arc<Pack>,
+    /// `None` for an empty pack (git sends one when the server has every object already).
+    pub pack: Option<Arc<Pack>>,
     pub num_objects: u32,
-    pack_path: PathBuf,
-    idx_path: PathBuf,
+    paths: Option<(PathBuf, PathBuf)>,
     _dir: tempfile::TempDir,
 }
 
@@ -70,17 +70,19 @@ pub fn index_pack(
     if let Some(keep) = &outcome.keep_path {
         let _ = std::fs::remove_file(keep);
     }
-    let (Some(pack_path), Some(idx_path)) = (outcome.data_path.clone(), outcome.index_path.clone())
-    else {
-        return Err(Error::InvalidPack("the pack was not written".into()));
+    let (pack, paths) = match (outcome.data_path.clone(), outcome.index_path.clone()) {
+        (Some(pack_path), Some(idx_path)) if outcome.index.num_objects > 0 => {
+            let name = format!("pack-{}", outcome.index.data_hash);
+            let pack = Arc::new(Pack::open(&name, &idx_path, &pack_path)?);
+            (Some(pack), Some((pack_path, idx_path)))
+        }
+        _ if outcome.index.num_objects == 0 => (None, None),
+        _ => return Err(Error::InvalidPack("the pack was not written".into())),
     };
-    let name = format!("pack-{}", outcome.index.data_hash);
-    let pack = Arc::new(Pack::open(&name, &idx_path, &pack_path)?);
     Ok(Ingested {
         num_objects: outcome.index.num_objects,
         pack,
-        pack_path,
-        idx_path,
+        paths,
         _dir: dir,
     })
 }
@@ -88,18 +90,18 @@ pub fn index_pack(
 impl Ingested {
     /// Check that every object reachable from `tips` is in this pack or in `db`.
     pub fn check_connected(&self, db: &ObjectDb, tips: &[ObjectId]) -> Result<()> {
-        let incoming = db.with_packs(vec![self.pack.clone()]);
+        let incoming = db.with_packs(self.pack.iter().cloned().collect());
         walk::check_connected(&incoming, db, tips)
     }
 
     /// Upload the `.pack`, then the `.idx` that makes it visible. Packs are content-addressed,
     /// so finding one already there means the same bytes are there.
     pub async fn publish(&self, db: &ObjectDb) -> Result<()> {
-        if self.num_objects == 0 {
+        let (Some(pack), Some((pack_path, idx_path))) = (&self.pack, &self.paths) else {
             return Ok(());
-        }
-        let stem = format!("{}objects/pack/{}", db.prefix(), self.pack.name);
-        for (ext, path) in [("pack", &self.pack_path), ("idx", &self.idx_path)] {
+        };
+        let stem = format!("{}objects/pack/{}", db.prefix(), pack.name);
+        for (ext, path) in [("pack", pack_path), ("idx", idx_path)] {
             match db
                 .bucket()
                 .put_file(&format!("{stem}.{ext}"), path, PutMode::Create)

@@ -143,7 +143,10 @@ pub fn repack(
         ));
     }
     runtime.block_on(ingested.publish(db))?;
-    let new_name = ingested.pack.name.clone();
+    let Some(new_pack) = ingested.pack.clone() else {
+        return Err(Error::InvalidPack("the repacked pack is empty".into()));
+    };
+    let new_name = new_pack.name.clone();
     report.new_pack = Some(new_name.clone());
 
     // Mark every replaced pack; delete it now or in a later run.
@@ -155,7 +158,7 @@ pub fn repack(
         let contained = (0..index.num_objects())
             .map(|i| index.oid_at_index(i))
             .filter(|id| keep.contains(*id))
-            .all(|id| ingested.pack.lookup(id).is_some());
+            .all(|id| new_pack.lookup(id).is_some());
         if !contained {
             return Err(Error::InvalidPack(format!(
                 "{} is not contained in the new pack",
