@@ -182,6 +182,29 @@ impl RefStore {
         Ok(Snapshot { refs, head, etag })
     }
 
+    /// Point `HEAD` at `target` if it still names `expected` (a ref that does not exist):
+    /// after a first push of another branch, clones then check that branch out.
+    pub async fn repoint_unborn_head(&self, expected: &str, target: &str) -> Result<bool> {
+        validate_ref_name(target).map_err(|_| Error::InvalidName(target.to_owned()))?;
+        let current = self.bucket.get(&self.key("HEAD")).await?;
+        if current.data.as_ref() != format!("ref: {expected}\n").as_bytes() {
+            return Ok(false);
+        }
+        match self
+            .bucket
+            .put(
+                &self.key("HEAD"),
+                Bytes::from(format!("ref: {target}\n")),
+                PutMode::Update(current.etag),
+            )
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(bucket::Error::PreconditionFailed(_)) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Apply `tx`: each update whose old value matches the current one is applied, by one
     /// compare-and-swap of the refs object; on losing a race the current refs are re-read and
     /// every update is checked again.

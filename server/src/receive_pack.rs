@@ -166,6 +166,7 @@ fn apply(
             return (None, refuse_all(req, &format!("ref update failed: {e}")));
         }
     }
+    repoint_unborn_head(ctx, req, &errors);
     let applied = errors.iter().filter(|e| e.is_none()).count();
     tracing::info!(repo = %ctx.repo.id, applied, refused = errors.len() - applied, push_options = req.push_options.len(), "push");
     (None, results(req, errors, ""))
@@ -184,4 +185,42 @@ fn results(req: &PushRequest, errors: Vec<Option<String>>, fallback: &str) -> Ve
             },
         })
         .collect()
+}
+
+/// When `HEAD` names a branch that does not exist and this push created branches, point it at
+/// one of them (`main`, `master`, else the first pushed), as git hosting does on a first push.
+fn repoint_unborn_head(ctx: &PushContext<'_>, req: &PushRequest, errors: &[Option<String>]) {
+    let created: Vec<&str> = req
+        .commands
+        .iter()
+        .zip(errors)
+        .filter(|(c, e)| e.is_none() && !c.is_delete() && c.name.starts_with("refs/heads/"))
+        .map(|(c, _)| c.name.as_str())
+        .collect();
+    if created.is_empty() {
+        return;
+    }
+    let Ok(snapshot) = ctx.runtime.block_on(ctx.repo.refs.snapshot()) else {
+        return;
+    };
+    let Some(head) = snapshot.head.clone() else {
+        return;
+    };
+    if snapshot.get(&head).is_some() {
+        return;
+    }
+    let target = ["refs/heads/main", "refs/heads/master"]
+        .into_iter()
+        .find(|b| created.contains(b))
+        .unwrap_or(created[0]);
+    match ctx
+        .runtime
+        .block_on(ctx.repo.refs.repoint_unborn_head(&head, target))
+    {
+        Ok(true) => {
+            tracing::info!(repo = %ctx.repo.id, head = target, "HEAD now names the first pushed branch")
+        }
+        Ok(false) => {}
+        Err(e) => tracing::warn!(repo = %ctx.repo.id, error = %e, "could not re-point HEAD"),
+    }
 }

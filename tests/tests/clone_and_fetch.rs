@@ -471,7 +471,61 @@ fn fetch_follows_tags_including_tags_of_tags(backend: &Backend) {
     }
 }
 
+fn first_push_of_another_branch_becomes_head(backend: &Backend) {
+    let server = Server::start_on(backend);
+    server.init("lab/head");
+    let git = Git::default();
+    let work = TempDir::new().unwrap();
+    let source = work.path().join("source");
+    git.ok(
+        work.path(),
+        &["init", "-q", "-b", "trunk", source.to_str().unwrap()],
+    );
+    commit_file(&git, &source, "a.txt", "a\n", "on trunk");
+    git.ok(
+        &source,
+        &["push", "-q", &server.repo_url("lab/head"), "trunk"],
+    );
+    let clone = work.path().join("clone");
+    git.ok(
+        work.path(),
+        &[
+            "clone",
+            "-q",
+            &server.repo_url("lab/head"),
+            clone.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        git.ok(&clone, &["rev-parse", "--abbrev-ref", "HEAD"])
+            .trim(),
+        "trunk"
+    );
+    assert!(clone.join("a.txt").exists());
+    // Once HEAD names an existing branch, later pushes leave it alone.
+    git.ok(
+        &source,
+        &["push", "-q", &server.repo_url("lab/head"), "trunk:main"],
+    );
+    let again = work.path().join("again");
+    git.ok(
+        work.path(),
+        &[
+            "clone",
+            "-q",
+            &server.repo_url("lab/head"),
+            again.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        git.ok(&again, &["rev-parse", "--abbrev-ref", "HEAD"])
+            .trim(),
+        "trunk"
+    );
+}
+
 backend_tests!(
+    first_push_of_another_branch_becomes_head,
     fetch_follows_tags_including_tags_of_tags,
     push_then_clone_with_every_protocol_and_git,
     the_same_on_the_other_route_form_and_with_dot_git,
