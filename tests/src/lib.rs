@@ -206,19 +206,38 @@ impl Server {
 
     /// Run `artifact-git maintain` on a repository of this server's storage.
     pub fn maintain(&self, repo: &str, args: &[&str]) -> String {
+        let mut all = vec!["maintain", repo];
+        all.extend_from_slice(args);
+        self.cli(&all)
+    }
+
+    /// Run an `artifact-git` command with this server's storage and environment; its stdout.
+    pub fn cli(&self, args: &[&str]) -> String {
         let mut cmd = Command::new(server_bin());
-        cmd.args(["maintain", repo, "--storage", &self.storage])
-            .args(args);
+        cmd.args(args).args(["--storage", &self.storage]);
         for (k, v) in &self.extra_env {
             cmd.env(k, v);
         }
         let out = cmd.output().unwrap();
         assert!(
             out.status.success(),
-            "maintain {repo}: {}",
+            "artifact-git {args:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// (endpoint, bucket, key prefix) of an S3-backed server.
+    fn s3_location(&self) -> (String, &str, &str) {
+        let rest = self.storage.strip_prefix("s3://").expect("an S3 server");
+        let (bucket, prefix) = rest.split_once('/').unwrap();
+        let endpoint = self
+            .extra_env
+            .iter()
+            .find(|(k, _)| k == "AWS_ENDPOINT_URL")
+            .map(|(_, v)| v.clone())
+            .unwrap();
+        (endpoint, bucket, prefix)
     }
 
     /// The value of a counter at `/metrics`.
@@ -251,14 +270,7 @@ impl Server {
             std::fs::write(full, data).unwrap();
             return;
         }
-        let rest = self.storage.strip_prefix("s3://").unwrap();
-        let (bucket, prefix) = rest.split_once('/').unwrap();
-        let endpoint = self
-            .extra_env
-            .iter()
-            .find(|(k, _)| k == "AWS_ENDPOINT_URL")
-            .map(|(_, v)| v.clone())
-            .unwrap();
+        let (endpoint, bucket, prefix) = self.s3_location();
         let tmp = TempDir::new().unwrap();
         let file = tmp.path().join("f");
         std::fs::write(&file, data).unwrap();
@@ -326,16 +338,9 @@ impl Server {
                 _tmp: None,
             };
         }
-        let rest = self.storage.strip_prefix("s3://").unwrap();
-        let (bucket, prefix) = rest.split_once('/').unwrap();
+        let (endpoint, bucket, prefix) = self.s3_location();
         let key_prefix = format!("{prefix}/{ws}/artifacts/{alias}/git/");
         let tmp = TempDir::new().unwrap();
-        let endpoint = self
-            .extra_env
-            .iter()
-            .find(|(k, _)| k == "AWS_ENDPOINT_URL")
-            .map(|(_, v)| v.clone())
-            .unwrap();
         let python =
             std::env::var("ARTIFACT_GIT_TEST_S3_PYTHON").unwrap_or_else(|_| "python3".into());
         let script = r#"
@@ -436,17 +441,7 @@ for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=p
 
     /// `artifact-git init` a repository on this server's storage.
     pub fn init(&self, repo: &str) {
-        let mut cmd = Command::new(server_bin());
-        cmd.args(["init", repo, "--storage", &self.storage]);
-        for (k, v) in &self.extra_env {
-            cmd.env(k, v);
-        }
-        let out = cmd.output().unwrap();
-        assert!(
-            out.status.success(),
-            "init {repo}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        self.cli(&["init", repo]);
     }
 
     /// The clone URL of `workspace/alias`, with an admin token as the password.
@@ -469,8 +464,7 @@ for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=p
 
     /// Mint a token with `artifact-git token` (scope `r`, `rw` or `a`).
     pub fn token(&self, workspace: &str, artifact: Option<&str>, scope: &str) -> String {
-        let mut cmd = Command::new(server_bin());
-        cmd.args([
+        let mut args = vec![
             "token",
             "--workspace",
             workspace,
@@ -478,34 +472,11 @@ for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=p
             scope,
             "--ttl",
             "1h",
-            "--storage",
-            &self.storage,
-        ]);
+        ];
         if let Some(a) = artifact {
-            cmd.args(["--artifact", a]);
+            args.extend(["--artifact", a]);
         }
-        for (k, v) in &self.extra_env {
-            cmd.env(k, v);
-        }
-        let out = cmd.output().unwrap();
-        assert!(
-            out.status.success(),
-            "token: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    }
-
-    /// The bucket directory of a repository (filesystem backend).
-    pub fn repo_dir(&self, repo: &str) -> PathBuf {
-        let (ws, alias) = repo.split_once('/').unwrap();
-        self.data_dir
-            .as_ref()
-            .expect("filesystem backend")
-            .join(ws)
-            .join("artifacts")
-            .join(alias)
-            .join("git")
+        self.cli(&args).trim().to_owned()
     }
 }
 

@@ -164,19 +164,25 @@ fn racing_pushes_from_separate_processes_lose_nothing(backend: &Backend) {
 
 /// A pack of the objects of `range` made by git itself.
 fn pack_of(git: &Git, dir: &Path, revs: &str) -> Vec<u8> {
+    pack_objects(git, dir, &["--revs"], revs)
+}
+
+/// `git pack-objects --stdout` fed `input` (object ids, or revisions with `--revs`).
+fn pack_objects(git: &Git, dir: &Path, options: &[&str], input: &str) -> Vec<u8> {
+    use std::io::Write;
     let mut child = git
         .command(dir)
-        .args(["pack-objects", "--stdout", "--revs", "-q"])
+        .args(["pack-objects", "--stdout", "-q"])
+        .args(options)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    use std::io::Write;
     child
         .stdin
         .take()
         .unwrap()
-        .write_all(format!("{revs}\n").as_bytes())
+        .write_all(format!("{input}\n").as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
@@ -253,23 +259,7 @@ fn bad_input_is_refused_and_changes_nothing(backend: &Backend) {
     check("wrong checksum", status, &body, "unpack ");
 
     // A pack whose objects do not connect: the commit without its tree.
-    let commit_only = {
-        let mut child = git
-            .command(&source)
-            .args(["pack-objects", "--stdout", "-q"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{new}\n").as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap().stdout
-    };
+    let commit_only = pack_objects(&git, &source, &[], &new);
     let (status, body) = curl_post(
         &receive,
         ct,

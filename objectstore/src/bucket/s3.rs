@@ -156,14 +156,7 @@ fn etag_of(key: &str, tag: Option<String>) -> Result<ETag> {
 impl Bucket for S3Bucket {
     async fn get(&self, key: &str) -> Result<GetResult> {
         validate_key(key)?;
-        let out = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| map_err(key, e))?;
+        let out = self.get_object(key).await?;
         let etag = etag_of(key, out.e_tag)?;
         let data = out
             .body
@@ -205,14 +198,7 @@ impl Bucket for S3Bucket {
 
     async fn get_to_file(&self, key: &str, path: &Path) -> Result<u64> {
         validate_key(key)?;
-        let out = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| map_err(key, e))?;
+        let out = self.get_object(key).await?;
         let mut file = tokio::fs::File::create(path)
             .await
             .map_err(|e| Error::io(key, e))?;
@@ -366,6 +352,21 @@ impl Bucket for S3Bucket {
 }
 
 impl S3Bucket {
+    /// A whole-object GET, its body not yet read.
+    async fn get_object(
+        &self,
+        key: &str,
+    ) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput> {
+        validate_key(key)?;
+        self.client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| map_err(key, e))
+    }
+
     async fn upload_parts(
         &self,
         key: &str,
