@@ -22,6 +22,7 @@ pub const UPLOAD_PACK_V0: &[&str] = &[
     "allow-tip-sha1-in-want",
     "allow-reachable-sha1-in-want",
     "no-done",
+    "filter",
     "object-format=sha1",
 ];
 

@@ -165,6 +165,7 @@ pub fn serve_v0(source: &mut Source, request: &[u8], out: &mut Output) -> Result
         return Ok(());
     }
     source.check_wants(&req.wants)?;
+    let filter = filter_of(&req)?;
     let source = &*source;
     let reader = source.db.reader();
     let mut buf = Vec::new();
@@ -186,7 +187,7 @@ pub fn serve_v0(source: &mut Source, request: &[u8], out: &mut Output) -> Result
     }
     out.sideband = Some(req.options.sideband);
     out.progress = !req.options.no_progress;
-    send_pack(source, &reader, &req, &shallow, out)?;
+    send_pack(source, &reader, &req, &shallow, filter, out)?;
     if req.options.sideband != Mode::None {
         let mut end = Vec::new();
         write_flush(&mut end);
@@ -213,10 +214,9 @@ pub fn serve_v2(source: &mut Source, request: &[u8], out: &mut Output) -> Result
             if size {
                 write_line(&mut buf, "size");
             }
-            let mut data = Vec::new();
             for id in ids {
-                match reader.try_read(&id, &mut data)? {
-                    Some(_) if size => write_line(&mut buf, &format!("{id} {}", data.len())),
+                match reader.header(&id)? {
+                    Some((_, bytes)) if size => write_line(&mut buf, &format!("{id} {bytes}")),
                     _ => write_line(&mut buf, &format!("{id}")),
                 }
             }
@@ -238,6 +238,7 @@ pub fn serve_v2(source: &mut Source, request: &[u8], out: &mut Output) -> Result
                 return Ok(());
             }
             source.check_wants(&req.wants)?;
+            let filter = filter_of(&req)?;
             let source = &*source;
             let reader = source.db.reader();
             if v2_acknowledge(&req, &History(&reader), &mut buf)? == Next::EndRound {
@@ -261,7 +262,7 @@ pub fn serve_v2(source: &mut Source, request: &[u8], out: &mut Output) -> Result
             out.raw(&buf)?;
             out.sideband = Some(Mode::Large);
             out.progress = !req.options.no_progress;
-            send_pack(source, &reader, &req, &shallow, out)?;
+            send_pack(source, &reader, &req, &shallow, filter, out)?;
             let mut end = Vec::new();
             write_flush(&mut end);
             out.raw(&end)?;
@@ -269,6 +270,15 @@ pub fn serve_v2(source: &mut Source, request: &[u8], out: &mut Output) -> Result
         other => return Err(Error::Refused(format!("unknown command {other:?}"))),
     }
     Ok(())
+}
+
+/// The request's object filter; an unsupported spec is refused before anything is sent.
+fn filter_of(req: &FetchRequest) -> Result<Option<walk::Filter>, Error> {
+    req.filter
+        .as_deref()
+        .map(walk::Filter::parse)
+        .transpose()
+        .map_err(Error::Refused)
 }
 
 fn shallow_update(
@@ -327,6 +337,7 @@ fn send_pack(
     reader: &Reader<'_>,
     req: &FetchRequest,
     shallow: &walk::ShallowUpdate,
+    filter: Option<walk::Filter>,
     out: &Output,
 ) -> Result<(), Error> {
     let db = &source.db;
@@ -384,7 +395,7 @@ fn send_pack(
         .copied()
         .filter(|h| db.contains(h))
         .collect();
-    let mut selection = walk::select(reader, &wants, &haves, &shallow.grafts, &mut |n| {
+    let mut selection = walk::select(reader, &wants, &haves, &shallow.grafts, filter, &mut |n| {
         out.progress(&format!("Counting objects: {n}\r"));
     })?;
     if req.options.include_tag {

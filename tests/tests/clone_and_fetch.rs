@@ -524,7 +524,165 @@ fn first_push_of_another_branch_becomes_head(backend: &Backend) {
     );
 }
 
+/// Every local object of a repository, as sorted "id type" lines.
+fn local_objects(git: &Git, dir: &Path) -> Vec<String> {
+    let out = git.ok(
+        dir,
+        &[
+            "cat-file",
+            "--batch-all-objects",
+            "--batch-check=%(objectname) %(objecttype)",
+        ],
+    );
+    let mut lines: Vec<String> = out.lines().map(str::to_owned).collect();
+    lines.sort();
+    lines
+}
+
+fn partial_clones_get_what_git_sends_and_fetch_the_rest_lazily(backend: &Backend) {
+    let server = Server::start_on(backend);
+    server.init("lab/partial");
+    let git = Git::default();
+    let work = TempDir::new().unwrap();
+    let source = work.path().join("source");
+    std::fs::create_dir(&source).unwrap();
+    make_history(&git, &source, 60, 9);
+    let url = server.repo_url("lab/partial");
+    git.ok(&source, &["push", "-q", &url, "--all"]);
+    git.ok(&source, &["push", "-q", &url, "--tags"]);
+    git.ok(&source, &["config", "uploadpack.allowFilter", "true"]);
+    git.ok(
+        &source,
+        &["config", "uploadpack.allowAnySHA1InWant", "true"],
+    );
+    let reference = format!("file://{}", source.display());
+    let everything = local_objects(&git, &source).len();
+    for protocol in ["0", "2"] {
+        let p = format!("protocol.version={protocol}");
+        for spec in [
+            "blob:none",
+            "blob:limit=1k",
+            "tree:0",
+            "tree:2",
+            "object:type=commit",
+        ] {
+            let filter = format!("--filter={spec}");
+            let ours = work.path().join(format!("{spec}-{protocol}-ours"));
+            let theirs = work.path().join(format!("{spec}-{protocol}-git"));
+            for (from, dir) in [(&url, &ours), (&reference, &theirs)] {
+                git.ok(
+                    work.path(),
+                    &[
+                        "-c",
+                        &p,
+                        "clone",
+                        "-q",
+                        "--bare",
+                        &filter,
+                        from,
+                        dir.to_str().unwrap(),
+                    ],
+                );
+            }
+            let got = local_objects(&git, &ours);
+            assert_eq!(
+                got,
+                local_objects(&git, &theirs),
+                "{spec}, protocol {protocol}"
+            );
+            assert!(
+                !got.is_empty() && got.len() < everything,
+                "{spec} kept {} of {everything} objects",
+                got.len()
+            );
+            assert_eq!(
+                git.ok(&ours, &["config", "remote.origin.partialclonefilter"]),
+                git.ok(&theirs, &["config", "remote.origin.partialclonefilter"])
+            );
+        }
+        // A working clone fetches the blobs of its checkout, and of history when asked.
+        let clone = work.path().join(format!("lazy-{protocol}"));
+        git.ok(
+            work.path(),
+            &[
+                "-c",
+                &p,
+                "clone",
+                "-q",
+                "--filter=blob:none",
+                &url,
+                clone.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(
+            git.ok(&clone, &["rev-parse", "HEAD^{tree}"]),
+            git.ok(&source, &["rev-parse", "main^{tree}"])
+        );
+        assert_eq!(git.ok(&clone, &["status", "--porcelain"]), "");
+        let show = ["-c", p.as_str(), "log", "-p", "-5", "--format=%H %s"];
+        assert_eq!(
+            git.ok(&clone, &show),
+            git.ok(&source, &["log", "-p", "-5", "--format=%H %s", "main"])
+        );
+        git.ok(&clone, &["-c", &p, "fsck", "--strict"]);
+    }
+    // v2 object-info answers sizes from entry headers, deltas included.
+    let sizes = git.ok(
+        &source,
+        &[
+            "cat-file",
+            "--batch-all-objects",
+            "--batch-check=%(objectname) %(objectsize)",
+        ],
+    );
+    let sample: Vec<&str> = sizes.lines().step_by(7).collect();
+    let mut body = [
+        pkt("command=object-info\n"),
+        b"0001".to_vec(),
+        pkt("size\n"),
+    ]
+    .concat();
+    for line in &sample {
+        let id = line.split(' ').next().unwrap();
+        body.extend(pkt(&format!("oid {id}\n")));
+    }
+    body.extend(pkt("oid 0123456789012345678901234567890123456789\n"));
+    body.extend(b"0000");
+    let (status, answer) = curl_post(
+        &format!("{url}/git-upload-pack"),
+        "application/x-git-upload-pack-request",
+        &body,
+        &["-H", "Git-Protocol: version=2"],
+    );
+    assert_eq!(status, 200);
+    let mut expected: Vec<u8> = pkt("size\n");
+    for line in &sample {
+        expected.extend(pkt(&format!("{line}\n")));
+    }
+    expected.extend(pkt("0123456789012345678901234567890123456789\n"));
+    expected.extend(b"0000");
+    assert_eq!(
+        String::from_utf8_lossy(&answer),
+        String::from_utf8_lossy(&expected)
+    );
+
+    // A filter git has but this server does not: refused with a reason, not ignored.
+    let refused = git.fails(
+        work.path(),
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            "--filter=sparse:oid=main:sparse",
+            &url,
+            work.path().join("sparse").to_str().unwrap(),
+        ],
+    );
+    assert!(refused.contains("unsupported filter spec"), "{refused}");
+}
+
 backend_tests!(
+    partial_clones_get_what_git_sends_and_fetch_the_rest_lazily,
     first_push_of_another_branch_becomes_head,
     fetch_follows_tags_including_tags_of_tags,
     push_then_clone_with_every_protocol_and_git,

@@ -94,7 +94,7 @@ pub fn repack(
     }
 
     let reader = db.reader();
-    let selection = walk::select(&reader, tips, &[], &HashSet::new(), &mut |_| {})?;
+    let selection = walk::select(&reader, tips, &[], &HashSet::new(), None, &mut |_| {})?;
     let mut keep: HashSet<ObjectId> = selection.objects.iter().copied().collect();
     let mut objects = selection.objects;
     for pack in db.packs() {

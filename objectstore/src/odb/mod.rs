@@ -519,11 +519,45 @@ impl<'a> Reader<'a> {
         Commit::parse(id, &buf)
     }
 
-    /// The kind of an object, if it exists, without resolving deltas when the pack stores it
-    /// whole.
+    /// The kind of an object, if it exists, read from pack entry headers alone.
     pub fn kind(&self, id: &oid) -> Result<Option<Kind>> {
-        let mut buf = Vec::new();
-        self.try_read(id, &mut buf)
+        Ok(self.header(id)?.map(|(kind, _)| kind))
+    }
+
+    /// The kind and size of an object, if it exists, without decoding it: a delta chain is
+    /// followed through entry headers down to its base, and only the first bytes of the
+    /// outermost delta are inflated (they hold the result's size). Stored packs are
+    /// self-contained, so every REF base is in the same pack.
+    pub fn header(&self, id: &oid) -> Result<Option<(Kind, u64)>> {
+        let Some((pack, offset)) = self
+            .db
+            .packs
+            .iter()
+            .find_map(|p| p.lookup(id).map(|ofs| (p, ofs)))
+        else {
+            return Ok(None);
+        };
+        let corrupt = |e: gix_error::Error| Error::Corrupt {
+            id: id.to_owned(),
+            message: format!("{e:#}"),
+        };
+        let data = &pack.bundle.pack;
+        let entry = data.entry(offset).map_err(corrupt)?;
+        let resolve = |base: &oid| -> gix_error::Result<
+            Option<gix_pack::data::decode::header::ResolvedBase>,
+        > {
+            match pack.lookup(base) {
+                Some(ofs) => Ok(Some(gix_pack::data::decode::header::ResolvedBase::InPack(
+                    data.entry(ofs)?,
+                ))),
+                None => Ok(None),
+            }
+        };
+        let mut state = self.state.borrow_mut();
+        let outcome = data
+            .decode_header(entry, &mut state.inflate, &resolve)
+            .map_err(corrupt)?;
+        Ok(Some((outcome.kind, outcome.object_size)))
     }
 
     /// Follow annotated tags until a non-tag object.

@@ -26,6 +26,72 @@ pub struct Selection {
     pub commits: usize,
 }
 
+/// An object filter of a partial clone (`--filter=<spec>`), as git's `list-objects-filter`
+/// applies it: objects the client names in a want are always sent; the filter drops the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Filter {
+    /// `blob:none`: no blobs.
+    BlobNone,
+    /// `blob:limit=<n>[kmg]`: blobs smaller than `n` bytes.
+    BlobLimit(u64),
+    /// `tree:<depth>`: trees and blobs less than `depth` levels below a commit's root tree
+    /// (`tree:0` sends commits and tags only).
+    TreeDepth(u64),
+    /// `object:type=<type>`: objects of that type only.
+    ObjectType(Kind),
+}
+
+impl Filter {
+    /// Parse a filter spec as git sends it; `Err` names what is not supported.
+    pub fn parse(spec: &str) -> std::result::Result<Filter, String> {
+        let unsupported = || format!("unsupported filter spec '{spec}'");
+        if spec == "blob:none" {
+            return Ok(Filter::BlobNone);
+        }
+        if let Some(limit) = spec.strip_prefix("blob:limit=") {
+            return parse_size(limit)
+                .map(Filter::BlobLimit)
+                .ok_or_else(unsupported);
+        }
+        if let Some(depth) = spec.strip_prefix("tree:") {
+            return depth
+                .parse()
+                .map(Filter::TreeDepth)
+                .map_err(|_| unsupported());
+        }
+        if let Some(kind) = spec.strip_prefix("object:type=") {
+            return Kind::from_bytes(kind.as_bytes())
+                .map(Filter::ObjectType)
+                .map_err(|_| unsupported());
+        }
+        Err(unsupported())
+    }
+
+    /// Whether commits and tags that no want names go.
+    fn keeps_kind(self, kind: Kind) -> bool {
+        match self {
+            Filter::ObjectType(k) => k == kind,
+            _ => true,
+        }
+    }
+}
+
+/// `<n>[kmg]`, as git's `git_parse_ulong` reads it.
+fn parse_size(text: &str) -> Option<u64> {
+    let (digits, unit) = match text.char_indices().last()? {
+        (i, c) if c.is_ascii_alphabetic() => (&text[..i], c.to_ascii_lowercase()),
+        _ => (text, ' '),
+    };
+    let scale: u64 = match unit {
+        ' ' => 1,
+        'k' => 1 << 10,
+        'm' => 1 << 20,
+        'g' => 1 << 30,
+        _ => return None,
+    };
+    digits.parse::<u64>().ok()?.checked_mul(scale)
+}
+
 const UNINTERESTING: u8 = 1;
 const QUEUED: u8 = 2;
 const EMITTED: u8 = 4;
@@ -45,6 +111,7 @@ pub fn select(
     wants: &[ObjectId],
     haves: &[ObjectId],
     grafts: &HashSet<ObjectId>,
+    filter: Option<Filter>,
     progress: &mut dyn FnMut(usize),
 ) -> Result<Selection> {
     let mut flags: HashMap<ObjectId, u8> = HashMap::new();
@@ -87,7 +154,8 @@ pub fn select(
         loop {
             match reader.read(&current, &mut buf)? {
                 Kind::Tag => {
-                    if seen.insert(current) {
+                    let keep = current == *want || filter.is_none_or(|f| f.keeps_kind(Kind::Tag));
+                    if keep && seen.insert(current) {
                         selection.objects.push(current);
                     }
                     current = tag_target(&current, &buf)?;
@@ -217,21 +285,112 @@ pub fn select(
 
     seen.extend(selection.client_has.iter().copied());
     selection.commits = selected.len();
+    let wanted: HashSet<&ObjectId> = wants.iter().collect();
     for id in &selected {
-        if seen.insert(*id) {
+        let keep = filter.is_none_or(|f| f.keeps_kind(Kind::Commit)) || wanted.contains(id);
+        if keep && seen.insert(*id) {
             selection.objects.push(*id);
         }
     }
+    // Trees a want names are sent themselves whatever the filter says.
+    let named_trees: HashSet<ObjectId> = root_trees.iter().copied().collect();
     for id in &selected {
         if let Some(c) = commits.get(id) {
             root_trees.push(c.tree);
         }
     }
-    for tree in root_trees {
-        mark_tree(reader, tree, &mut seen, Some(&mut selection.objects))?;
+    match filter {
+        None => {
+            for tree in root_trees {
+                mark_tree(reader, tree, &mut seen, Some(&mut selection.objects))?;
+            }
+        }
+        Some(f) => mark_trees_filtered(
+            reader,
+            &root_trees,
+            &named_trees,
+            f,
+            &mut seen,
+            &mut selection.objects,
+        )?,
     }
     progress(selection.objects.len());
     Ok(selection)
+}
+
+/// Add the trees and blobs under `roots` that `filter` keeps, level by level, so each object
+/// is judged at the smallest depth it appears at (what `tree:<depth>` is about).
+fn mark_trees_filtered(
+    reader: &Reader<'_>,
+    roots: &[ObjectId],
+    named: &HashSet<ObjectId>,
+    filter: Filter,
+    seen: &mut HashSet<ObjectId>,
+    out: &mut Vec<ObjectId>,
+) -> Result<()> {
+    let mut level: Vec<ObjectId> = Vec::new();
+    let mut queued: HashSet<ObjectId> = HashSet::new();
+    for root in roots {
+        if queued.insert(*root) {
+            level.push(*root);
+        }
+    }
+    let mut depth = 0u64;
+    let mut buf = Vec::new();
+    while !level.is_empty() {
+        let mut next = Vec::new();
+        for tree in level {
+            // Known to the client (an edge of the negotiation), with everything below it.
+            if seen.contains(&tree) {
+                continue;
+            }
+            let keep = named.contains(&tree)
+                || match filter {
+                    Filter::TreeDepth(max) => depth < max,
+                    Filter::ObjectType(kind) => kind == Kind::Tree,
+                    Filter::BlobNone | Filter::BlobLimit(_) => true,
+                };
+            if keep {
+                seen.insert(tree);
+                out.push(tree);
+            }
+            // Below the depth limit nothing is kept; no need to read further.
+            if matches!(filter, Filter::TreeDepth(max) if depth + 1 >= max) {
+                continue;
+            }
+            reader.read_kind(&tree, Kind::Tree, &mut buf)?;
+            let mut blobs = Vec::new();
+            for_each_tree_entry(&tree, &buf, |entry| {
+                if entry.is_gitlink() {
+                    return;
+                }
+                if entry.is_tree() {
+                    if queued.insert(entry.id) {
+                        next.push(entry.id);
+                    }
+                } else if !seen.contains(&entry.id) {
+                    blobs.push(entry.id);
+                }
+            })?;
+            for blob in blobs {
+                let keep = match filter {
+                    Filter::BlobNone => false,
+                    Filter::BlobLimit(limit) => match reader.header(&blob)? {
+                        Some((_, size)) => size < limit,
+                        None => return Err(Error::Missing(blob)),
+                    },
+                    Filter::TreeDepth(max) => depth + 1 < max,
+                    Filter::ObjectType(kind) => kind == Kind::Blob,
+                };
+                if keep && seen.insert(blob) {
+                    out.push(blob);
+                }
+            }
+        }
+        level = next;
+        depth += 1;
+    }
+    Ok(())
 }
 
 /// Add `tree` and everything under it that is not yet in `seen` to `seen` (and to `out`).
@@ -459,4 +618,50 @@ pub fn check_connected(incoming: &ObjectDb, existing: &ObjectDb, tips: &[ObjectI
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_specs_parse_as_git_writes_them() {
+        assert_eq!(Filter::parse("blob:none"), Ok(Filter::BlobNone));
+        assert_eq!(Filter::parse("blob:limit=0"), Ok(Filter::BlobLimit(0)));
+        assert_eq!(
+            Filter::parse("blob:limit=1024"),
+            Ok(Filter::BlobLimit(1024))
+        );
+        assert_eq!(Filter::parse("blob:limit=2k"), Ok(Filter::BlobLimit(2048)));
+        assert_eq!(
+            Filter::parse("blob:limit=3M"),
+            Ok(Filter::BlobLimit(3 << 20))
+        );
+        assert_eq!(
+            Filter::parse("blob:limit=1g"),
+            Ok(Filter::BlobLimit(1 << 30))
+        );
+        assert_eq!(Filter::parse("tree:0"), Ok(Filter::TreeDepth(0)));
+        assert_eq!(Filter::parse("tree:3"), Ok(Filter::TreeDepth(3)));
+        assert_eq!(
+            Filter::parse("object:type=blob"),
+            Ok(Filter::ObjectType(Kind::Blob))
+        );
+        for bad in [
+            "",
+            "blob:some",
+            "blob:limit=",
+            "blob:limit=1x",
+            "blob:limit=k",
+            "blob:limit=99999999999999999999g",
+            "tree:-1",
+            "tree:",
+            "object:type=file",
+            "sparse:oid=main:x",
+            "combine:blob:none+tree:0",
+        ] {
+            let err = Filter::parse(bad).unwrap_err();
+            assert!(err.contains("unsupported filter spec"), "{bad}: {err}");
+        }
+    }
 }
