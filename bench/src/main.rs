@@ -11,31 +11,49 @@ use std::time::{Duration, Instant};
 
 use artifact_git_e2e::*;
 
+mod repos;
+use repos::RepoKind;
+
+const USAGE: &str =
+    "usage: bench/run [--repo small|medium|large|registry] [--commits N] [--runs N] [--no-s3]";
+
 struct Args {
-    commits: usize,
+    repo: RepoKind,
     runs: usize,
     s3: bool,
+    /// Build the repository in this directory, print its size, and stop.
+    build_only: Option<PathBuf>,
 }
 
 fn args() -> Args {
     let mut a = Args {
-        commits: 10_000,
+        repo: RepoKind::Synthetic(12_500),
         runs: 5,
         s3: true,
+        build_only: None,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < argv.len() {
         let value = argv.get(i + 1).and_then(|v| v.parse().ok());
         match (argv[i].as_str(), value) {
-            ("--commits", Some(v)) => a.commits = v,
+            ("--commits", Some(v)) => a.repo = RepoKind::Synthetic(v),
             ("--runs", Some(v)) => a.runs = v,
+            ("--repo", _) => {
+                a.repo = argv
+                    .get(i + 1)
+                    .and_then(|r| RepoKind::parse(r))
+                    .unwrap_or_else(|| panic!("{USAGE}"));
+            }
             ("--no-s3", _) => {
                 a.s3 = false;
                 i += 1;
                 continue;
             }
-            _ => panic!("usage: bench/run [--commits N] [--runs N] [--no-s3]"),
+            ("--build-only", _) => {
+                a.build_only = Some(argv.get(i + 1).unwrap_or_else(|| panic!("{USAGE}")).into());
+            }
+            _ => panic!("{USAGE}"),
         }
         i += 2;
     }
@@ -232,12 +250,17 @@ fn main() {
     let args = args();
     let git = Git::default();
     let work = TempDir::new().unwrap();
-    let source = work.path().join("source");
+    let source = args
+        .build_only
+        .clone()
+        .unwrap_or_else(|| work.path().join("source"));
     std::fs::create_dir(&source).unwrap();
-    eprintln!("generating a history of {} commits...", args.commits);
-    make_history(&git, &source, args.commits, 42);
+    eprintln!("building the repository ({})...", args.repo.describe());
+    let started = Instant::now();
+    args.repo.build(&git, &source);
     git.ok(&source, &["branch", "bench-old", "main~50"]);
-    git.ok(&source, &["repack", "-adq"]);
+    // fast-import's deltas are only against the previous version of a path: find real ones.
+    git.ok(&source, &["repack", "-adfq", "--window=10", "--depth=50"]);
     let count = git.ok(&source, &["count-objects", "-v"]);
     let stat = |k: &str| {
         count
@@ -249,7 +272,14 @@ fn main() {
     };
     let in_pack = stat("in-pack:");
     let size_pack = stat("size-pack:");
-    eprintln!("{in_pack} objects, {size_pack} KiB packed");
+    eprintln!(
+        "{in_pack} objects, {size_pack} KiB packed, built in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    if args.build_only.is_some() {
+        return;
+    }
 
     // The client's floor: indexing the full pack, as every clone must.
     let pack = work.path().join("full.pack");
@@ -431,6 +461,27 @@ fn main() {
             }),
         ),
         (
+            "clone --filter=blob:none",
+            Box::new(|target, i| {
+                let dir = work.path().join(format!("f-{i}"));
+                let d = time(|| {
+                    git.ok(
+                        work.path(),
+                        &[
+                            "clone",
+                            "-q",
+                            "--bare",
+                            "--filter=blob:none",
+                            &url_of(target),
+                            dir.to_str().unwrap(),
+                        ],
+                    );
+                });
+                let _ = std::fs::remove_dir_all(&dir);
+                d
+            }),
+        ),
+        (
             "ls-remote",
             Box::new(|target, _| {
                 time(|| {
@@ -563,7 +614,11 @@ fn main() {
 
     let names: Vec<&str> = targets.iter().map(|(t, s3)| t.name(*s3)).collect();
     println!();
-    println!("repository: {} commits, {in_pack} objects, {size_pack} KiB pack; {} runs per cell, medians", args.commits, args.runs);
+    println!(
+        "repository: {}, {in_pack} objects, {size_pack} KiB pack; {} runs per cell, medians",
+        args.repo.describe(),
+        args.runs
+    );
     println!(
         "client floor (git index-pack of the full pack): {:.3} s",
         floor.as_secs_f64()

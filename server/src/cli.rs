@@ -283,9 +283,8 @@ fn local_dirs(args: &StorageArgs) -> anyhow::Result<(Option<PathBuf>, PathBuf)> 
     let staging = match (&args.cache_dir, &args.storage) {
         (Some(dir), _) => dir.join("staging"),
         (None, StorageUrl::Dir(dir)) => dir.join(".artifact-git").join("staging"),
-        (None, StorageUrl::S3 { .. }) => {
-            std::env::temp_dir().join(format!("artifact-git-staging-{}", std::process::id()))
-        }
+        // Shared by every process: each push stages in its own temporary directory inside.
+        (None, StorageUrl::S3 { .. }) => std::env::temp_dir().join("artifact-git-staging"),
     };
     std::fs::create_dir_all(&staging)?;
     Ok((args.cache_dir.as_ref().map(|d| d.join("packs")), staging))

@@ -71,6 +71,7 @@ fn apply(
     pack: Box<dyn Read + Send>,
     progress: &mut dyn FnMut(&str),
 ) -> (Option<String>, Vec<CommandResult>) {
+    let started = std::time::Instant::now();
     let ingested: Option<Ingested> = if req.expects_pack() {
         let mut input = BufReader::with_capacity(256 * 1024, pack);
         match ingest::index_pack(&ctx.db, &mut input, ctx.staging, ctx.limits) {
@@ -87,6 +88,7 @@ fn apply(
     if let Some(i) = &ingested {
         progress(&format!("Received {} objects\n", i.num_objects));
     }
+    let indexed = started.elapsed();
 
     let mut errors: Vec<Option<String>> = vec![None; req.commands.len()];
     let all = match &ingested {
@@ -98,6 +100,7 @@ fn apply(
         None => ctx.db.clone(),
     };
     let reader = all.reader();
+    let mut connectivity = ingested.as_ref().map(|i| i.connectivity(&ctx.db));
     let mut updates = Vec::with_capacity(req.commands.len());
     for (i, c) in req.commands.iter().enumerate() {
         if let Err(e) = validate_ref_name(&c.name) {
@@ -106,8 +109,8 @@ fn apply(
         }
         let mut peeled = None;
         if !c.is_delete() {
-            let connected = match &ingested {
-                Some(pack) => pack.check_connected(&ctx.db, &[c.new]),
+            let connected = match &mut connectivity {
+                Some(check) => check.check(c.new),
                 None if ctx.db.contains(&c.new) => Ok(()),
                 None => Err(objectstore::odb::Error::Missing(c.new)),
             };
@@ -139,6 +142,7 @@ fn apply(
     if atomic && errors.iter().any(Option::is_some) {
         return (None, results(req, errors, "atomic push failed"));
     }
+    let checked = started.elapsed();
     if let Some(pack) = &ingested {
         let needed = updates.iter().any(|(_, u)| !u.new.is_null());
         if needed {
@@ -168,7 +172,16 @@ fn apply(
     }
     repoint_unborn_head(ctx, req, &errors);
     let applied = errors.iter().filter(|e| e.is_none()).count();
-    tracing::info!(repo = %ctx.repo.id, applied, refused = errors.len() - applied, push_options = req.push_options.len(), "push");
+    tracing::info!(
+        repo = %ctx.repo.id,
+        applied,
+        refused = errors.len() - applied,
+        objects = ingested.as_ref().map_or(0, |i| i.num_objects),
+        indexed_ms = indexed.as_millis() as u64,
+        checked_ms = (checked - indexed).as_millis() as u64,
+        total_ms = started.elapsed().as_millis() as u64,
+        "push"
+    );
     (None, results(req, errors, ""))
 }
 

@@ -300,7 +300,7 @@ async fn import_newest_version(
         let (path, _guard) = pack.finish().map_err(|e| e.to_string())?;
         let mut input = std::io::BufReader::new(std::fs::File::open(&path).map_err(|e| e.to_string())?);
         let ingested = ingest::index_pack(&db, &mut input, &staging, ingest::Limits::default()).map_err(|e| e.to_string())?;
-        ingested.check_connected(&db, &[head]).map_err(|e| e.to_string())?;
+        ingested.connectivity(&db).check(head).map_err(|e| e.to_string())?;
         runtime.block_on(ingested.publish(&db)).map_err(|e| e.to_string())?;
         Ok((ingested, head, count))
     })

@@ -273,6 +273,22 @@ fn bad_input_is_refused_and_changes_nothing(backend: &Backend) {
         "missing necessary objects",
     );
 
+    // The commit and its tree, without the new file's blob: blobs are checked too.
+    let tree = git.ok(&source, &["rev-parse", &format!("{new}^{{tree}}")]);
+    let no_blob = pack_objects(&git, &source, &[], &format!("{new}\n{}", tree.trim()));
+    let (status, body) = curl_post(
+        &receive,
+        ct,
+        &push_request(&tip, &new, "refs/heads/main", &no_blob),
+        &[],
+    );
+    check(
+        "pack without a blob",
+        status,
+        &body,
+        "missing necessary objects",
+    );
+
     // An invalid ref name, with a good pack.
     let (status, body) = curl_post(
         &receive,

@@ -6,8 +6,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use gix_hash::ObjectId;
-
 use super::{walk, Error, ObjectDb, Pack, Result};
 use crate::bucket::{self, PutMode};
 
@@ -88,10 +86,11 @@ pub fn index_pack(
 }
 
 impl Ingested {
-    /// Check that every object reachable from `tips` is in this pack or in `db`.
-    pub fn check_connected(&self, db: &ObjectDb, tips: &[ObjectId]) -> Result<()> {
+    /// A connectivity check of this pack against `db`: every object reachable from a
+    /// pushed tip must be in this pack or in `db`.
+    pub fn connectivity(&self, db: &ObjectDb) -> walk::Connectivity {
         let incoming = db.with_packs(self.pack.iter().cloned().collect());
-        walk::check_connected(&incoming, db, tips)
+        walk::Connectivity::new(incoming, db.clone())
     }
 
     /// Upload the `.pack`, then the `.idx` that makes it visible. Packs are content-addressed,

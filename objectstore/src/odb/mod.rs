@@ -157,6 +157,9 @@ impl Pack {
 #[derive(Debug)]
 pub struct PackCache {
     dir: Option<PathBuf>,
+    /// Without `dir`: a temporary directory, made on first use and removed with the cache, so
+    /// a short-lived command (`maintain` from cron) leaves nothing behind.
+    temp: Mutex<Option<tempfile::TempDir>>,
     max_bytes: u64,
     state: Mutex<CacheState>,
 }
@@ -192,17 +195,26 @@ impl PackCache {
     pub fn new(dir: Option<PathBuf>, max_bytes: u64) -> Self {
         PackCache {
             dir,
+            temp: Mutex::new(None),
             max_bytes,
             state: Mutex::new(CacheState::default()),
         }
     }
 
     fn dir(&self) -> Result<PathBuf> {
-        let dir = match &self.dir {
-            Some(d) => d.clone(),
-            None => std::env::temp_dir().join(format!("artifact-git-cache-{}", std::process::id())),
-        };
-        std::fs::create_dir_all(&dir)?;
+        if let Some(dir) = &self.dir {
+            std::fs::create_dir_all(dir)?;
+            return Ok(dir.clone());
+        }
+        let mut temp = self.temp.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = temp.as_ref() {
+            return Ok(t.path().to_owned());
+        }
+        let t = tempfile::Builder::new()
+            .prefix("artifact-git-cache-")
+            .tempdir()?;
+        let dir = t.path().to_owned();
+        *temp = Some(t);
         Ok(dir)
     }
 
@@ -449,13 +461,13 @@ impl ObjectDb {
             .find_map(|(i, p)| p.lookup(id).map(|ofs| (i, ofs)))
     }
 
-    /// A reader with its own decompression state and delta cache.
+    /// A reader with its own decompression state and a 16 MiB cache of delta bases.
     pub fn reader(&self) -> Reader<'_> {
         Reader {
             db: self,
             state: RefCell::new(ReaderState {
                 inflate: gix_zlib::Inflate::default(),
-                cache: gix_pack::cache::lru::MemoryCappedHashmap::new(16 * 1024 * 1024),
+                cache: gix_pack::cache::lru::MemoryCappedHashmap::new(16 << 20),
             }),
         }
     }

@@ -584,40 +584,79 @@ fn by_rev_list(
     Ok((shallow, not_shallow))
 }
 
-/// Check that everything reachable from `tips` exists: objects of the new pack (`incoming`) are
-/// walked, objects the repository already had are trusted to be complete, anything else is
-/// missing.
-pub fn check_connected(incoming: &ObjectDb, existing: &ObjectDb, tips: &[ObjectId]) -> Result<()> {
-    let reader = incoming.reader();
-    let mut seen = HashSet::new();
-    let mut stack: Vec<ObjectId> = tips.to_vec();
-    let mut buf = Vec::new();
-    while let Some(id) = stack.pop() {
-        if !seen.insert(id) {
-            continue;
-        }
-        let Some(kind) = reader.try_read(&id, &mut buf)? else {
-            if existing.contains(&id) {
-                continue;
-            }
-            return Err(Error::Missing(id));
-        };
-        match kind {
-            Kind::Commit => {
-                let c = Commit::parse(&id, &buf)?;
-                stack.push(c.tree);
-                stack.extend(c.parents);
-            }
-            Kind::Tree => for_each_tree_entry(&id, &buf, |e| {
-                if !e.is_gitlink() {
-                    stack.push(e.id);
-                }
-            })?,
-            Kind::Tag => stack.push(tag_target(&id, &buf)?),
-            Kind::Blob => {}
+/// Checks that everything reachable from pushed tips is in the incoming pack or already
+/// stored. Objects found connected by one check are not walked again by the next, so a push
+/// of many refs over one history walks it once.
+pub struct Connectivity {
+    incoming: ObjectDb,
+    existing: ObjectDb,
+    verified: HashSet<ObjectId>,
+}
+
+impl Connectivity {
+    /// `incoming` holds the received pack only; `existing` is what the repository had.
+    pub fn new(incoming: ObjectDb, existing: ObjectDb) -> Self {
+        Connectivity {
+            incoming,
+            existing,
+            verified: HashSet::new(),
         }
     }
-    Ok(())
+
+    fn exists(&self, id: &ObjectId) -> bool {
+        self.incoming.contains(id) || self.existing.contains(id)
+    }
+
+    /// Walk from `tip` through the incoming objects; a stored object ends the walk (stored
+    /// objects were checked when they came). Blobs are only looked up, never decoded.
+    pub fn check(&mut self, tip: ObjectId) -> Result<()> {
+        let reader = self.incoming.reader();
+        let mut seen = HashSet::new();
+        let mut stack: Vec<ObjectId> = vec![tip];
+        let mut buf = Vec::new();
+        while let Some(id) = stack.pop() {
+            if self.verified.contains(&id) || !seen.insert(id) {
+                continue;
+            }
+            let Some(kind) = reader.try_read(&id, &mut buf)? else {
+                if self.existing.contains(&id) {
+                    continue;
+                }
+                return Err(Error::Missing(id));
+            };
+            match kind {
+                Kind::Commit => {
+                    let c = Commit::parse(&id, &buf)?;
+                    // Each commit's trees before its parents: newest first, the order of
+                    // delta chains in packs, so each tree is one delta from a cached one.
+                    stack.extend(c.parents);
+                    stack.push(c.tree);
+                }
+                Kind::Tree => {
+                    let mut missing = None;
+                    for_each_tree_entry(&id, &buf, |e| {
+                        if e.is_gitlink() || missing.is_some() {
+                        } else if e.is_tree() {
+                            stack.push(e.id);
+                        } else if !self.verified.contains(&e.id) && !seen.contains(&e.id) {
+                            if self.exists(&e.id) {
+                                seen.insert(e.id);
+                            } else {
+                                missing = Some(e.id);
+                            }
+                        }
+                    })?;
+                    if let Some(m) = missing {
+                        return Err(Error::Missing(m));
+                    }
+                }
+                Kind::Tag => stack.push(tag_target(&id, &buf)?),
+                Kind::Blob => {}
+            }
+        }
+        self.verified.extend(seen);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
