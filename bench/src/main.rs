@@ -219,31 +219,95 @@ impl Target {
         }
     }
 
-    fn start_usage(&self) -> f64 {
+    fn start_usage(&self) -> Usage {
         match self {
             Target::HttpBackend(h) => {
                 h.take_usage();
-                0.0
+                Usage {
+                    cpu: 0.0,
+                    anon: None,
+                }
             }
             Target::Ours(s) => {
                 reset_peak_rss(s.pid());
-                cpu_seconds(s.pid())
+                Usage {
+                    cpu: cpu_seconds(s.pid()),
+                    anon: Some(AnonSampler::start(s.pid())),
+                }
             }
         }
     }
 
-    fn end_usage(&self, start: f64) -> (f64, f64) {
+    /// CPU seconds, peak RSS and (ours only) peak anonymous RSS, in MiB, since `start`.
+    fn end_usage(&self, start: Usage) -> (f64, f64, Option<f64>) {
+        let anon = start.anon.map(AnonSampler::stop);
         match self {
-            Target::HttpBackend(h) => h.take_usage(),
-            Target::Ours(s) => (cpu_seconds(s.pid()) - start, peak_rss_mib(s.pid())),
+            Target::HttpBackend(h) => {
+                let (cpu, rss) = h.take_usage();
+                (cpu, rss, None)
+            }
+            Target::Ours(s) => (
+                cpu_seconds(s.pid()) - start.cpu,
+                peak_rss_mib(s.pid()),
+                anon,
+            ),
         }
+    }
+}
+
+struct Usage {
+    cpu: f64,
+    anon: Option<AnonSampler>,
+}
+
+/// Samples a process's anonymous resident memory (heap, buffers: what it really holds, as
+/// opposed to mapped pack file pages the kernel can drop) every 10 ms and keeps the peak.
+struct AnonSampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<f64>,
+}
+
+impl AnonSampler {
+    fn start(pid: u32) -> AnonSampler {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut peak: f64 = 0.0;
+            loop {
+                let status =
+                    std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+                let anon = status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("RssAnon:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+                    .map_or(0.0, |k| k / 1024.0);
+                peak = peak.max(anon);
+                if flag.load(std::sync::atomic::Ordering::Relaxed) {
+                    return peak;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        });
+        AnonSampler { stop, thread }
+    }
+
+    fn stop(self) -> f64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap_or(0.0)
     }
 }
 
 struct Row {
     scenario: String,
-    /// Per target: median, CPU per run, peak RSS.
-    cells: Vec<(Duration, f64, f64)>,
+    cells: Vec<Cell>,
+}
+
+/// One scenario on one target.
+struct Cell {
+    median: Duration,
+    cpu_per_run: f64,
+    peak_rss: f64,
+    peak_anon: Option<f64>,
 }
 
 fn main() {
@@ -355,7 +419,7 @@ fn main() {
     }
 
     let mut rows: Vec<Row> = Vec::new();
-    let add = |rows: &mut Vec<Row>, scenario: &str, t: usize, cell: (Duration, f64, f64)| {
+    let add = |rows: &mut Vec<Row>, scenario: &str, t: usize, cell: Cell| {
         if t == 0 {
             rows.push(Row {
                 scenario: scenario.to_owned(),
@@ -379,8 +443,18 @@ fn main() {
         let d = time(|| {
             git.ok(&source, &["push", "-q", &push_url, "--all"]);
         });
-        let (cpu, rss) = target.end_usage(start);
-        add(&mut rows, "initial push", t, (d, cpu, rss));
+        let (cpu, rss, anon) = target.end_usage(start);
+        add(
+            &mut rows,
+            "initial push",
+            t,
+            Cell {
+                median: d,
+                cpu_per_run: cpu,
+                peak_rss: rss,
+                peak_anon: anon,
+            },
+        );
         if let Target::Ours(s) = target {
             git.ok(&source, &["push", "-q", &target.url("bench/repo"), "--all"]);
             git.ok(
@@ -589,6 +663,16 @@ fn main() {
     };
     for (name, run) in &scenarios {
         for (t, (target, _)) in targets.iter().enumerate() {
+            // Ours runs each scenario in a fresh process on the same storage, so its CPU and
+            // memory are that scenario's alone (http-backend starts a process per request).
+            let fresh;
+            let target = match target {
+                Target::Ours(s) => {
+                    fresh = Target::Ours(s.replica_with(&["--maintain-after-packs", "0"]));
+                    &fresh
+                }
+                other => other,
+            };
             prepare(name, target, usize::MAX);
             run(target, usize::MAX); // warm-up (and, on S3, the pack cache)
             for i in 0..args.runs {
@@ -596,12 +680,17 @@ fn main() {
             }
             let start = target.start_usage();
             let times: Vec<Duration> = (0..args.runs).map(|i| run(target, i)).collect();
-            let (cpu, rss) = target.end_usage(start);
+            let (cpu, rss, anon) = target.end_usage(start);
             add(
                 &mut rows,
                 name,
                 t,
-                (median(times), cpu / args.runs as f64, rss),
+                Cell {
+                    median: median(times),
+                    cpu_per_run: cpu / args.runs as f64,
+                    peak_rss: rss,
+                    peak_anon: anon,
+                },
             );
             for entry in std::fs::read_dir(work.path()).unwrap().flatten() {
                 let n = entry.file_name().to_string_lossy().into_owned();
@@ -636,7 +725,7 @@ fn main() {
     }
     for n in &names {
         header.push_str(&format!(
-            " CPU s/run, peak RSS MiB: {} |",
+            " CPU s/run, peak RSS MiB (anon): {} |",
             n.trim_start_matches("artifact-git ")
         ));
     }
@@ -645,14 +734,18 @@ fn main() {
     for row in rows {
         let mut line = format!("| {:<20} |", row.scenario);
         for c in &row.cells {
-            line.push_str(&format!(" {:.3} |", c.0.as_secs_f64()));
+            line.push_str(&format!(" {:.3} |", c.median.as_secs_f64()));
         }
-        let base = row.cells[0].0.as_secs_f64();
+        let base = row.cells[0].median.as_secs_f64();
         for c in row.cells.iter().skip(1) {
-            line.push_str(&format!(" {:.2} |", c.0.as_secs_f64() / base));
+            line.push_str(&format!(" {:.2} |", c.median.as_secs_f64() / base));
         }
         for c in &row.cells {
-            line.push_str(&format!(" {:.2}, {:.0} |", c.1, c.2));
+            line.push_str(&format!(" {:.2}, {:.0}", c.cpu_per_run, c.peak_rss));
+            if let Some(anon) = c.peak_anon {
+                line.push_str(&format!(" ({anon:.0})"));
+            }
+            line.push_str(" |");
         }
         println!("{line}");
     }

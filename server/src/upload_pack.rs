@@ -356,29 +356,13 @@ fn send_pack(
     crate::metrics::inc(&crate::metrics::PACKS_GENERATED);
     if full_clone(source, req) {
         // Everything is wanted: every stored object goes, each once, without a history walk.
-        let mut seen = HashSet::new();
-        let objects: Vec<ObjectId> = db
-            .packs()
-            .iter()
-            .flat_map(|p| {
-                let index = &p.bundle.index;
-                (0..index.num_objects()).map(move |i| index.oid_at_index(i).to_owned())
-            })
-            .filter(|id| seen.insert(*id))
-            .collect();
-        out.progress(&format!("Counting objects: {}, done.\n", objects.len()));
-        let options = generate::Options {
-            ofs_delta: true,
-            thin: false,
-        };
-        let stats = generate::write_pack(
-            db,
-            &objects,
-            &HashSet::new(),
-            options,
-            &mut data,
-            &mut |_, _| {},
-        )?;
+        let total: u32 = db.packs().iter().map(|p| p.num_objects()).sum();
+        out.progress(&format!("Counting objects: {total}, done.\n"));
+        let stats = generate::write_all_objects(db.packs(), &mut data, &mut |n, total| {
+            if let Some(pct) = (n * 100).checked_div(total) {
+                out.progress(&format!("Writing objects: {pct}% ({n}/{total})\r"));
+            }
+        })?;
         data.flush()?;
         drop(data);
         out.progress(&format!(

@@ -372,12 +372,17 @@ for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=p
 
     /// A second server process on the same storage (a replica).
     pub fn replica(&self) -> Server {
+        self.replica_with(&[])
+    }
+
+    /// A replica started with extra flags.
+    pub fn replica_with(&self, args: &[&str]) -> Server {
         Server::start_with(
             &self.storage,
             self.data_dir.clone(),
             self.extra_env.clone(),
             vec![],
-            &[],
+            args,
         )
     }
 

@@ -29,7 +29,40 @@ fn hundred_pushes_then_one_pack_and_a_verbatim_clone(backend: &Backend) {
         );
         git.ok(&source, &["push", "-q", "origin", "main"]);
     }
-    assert!(pack_count(&server.bare_repo("lab/m")) >= 101);
+    // The same objects twice in the bucket: a branch pushed, deleted, pushed again.
+    git.ok(&source, &["checkout", "-q", "-b", "again"]);
+    for i in 0..3 {
+        commit_file(&git, &source, "again.txt", &format!("{i}\n"), "again");
+    }
+    git.ok(&source, &["push", "-q", "origin", "again"]);
+    git.ok(&source, &["push", "-q", "origin", ":again"]);
+    git.ok(&source, &["push", "-q", "origin", "again"]);
+    git.ok(&source, &["checkout", "-q", "main"]);
+    assert!(pack_count(&server.bare_repo("lab/m")) >= 103);
+
+    // A full clone of many packs: every object once, no history walk, not the verbatim path.
+    let verbatim = server.metric("artifact_git_clones_verbatim_total");
+    let many = work.path().join("many.git");
+    git.ok(
+        work.path(),
+        &["clone", "-q", "--mirror", &url, many.to_str().unwrap()],
+    );
+    git.ok(&many, &["fsck", "--strict"]);
+    assert_eq!(
+        git.refs(&many, "refs/"),
+        git.refs(&source, "refs/heads/") + &git.refs(&source, "refs/tags/")
+    );
+    let objects = |dir: &std::path::Path| {
+        git.ok(dir, &["rev-list", "--objects", "--all"])
+            .lines()
+            .count()
+    };
+    assert_eq!(objects(&many), objects(&source));
+    assert_eq!(
+        server.metric("artifact_git_clones_verbatim_total"),
+        verbatim
+    );
+
     let report = server.maintain("lab/m", &["--delete-replaced-after", "0s"]);
     assert!(report.contains("replaced packs deleted"), "{report}");
     let bare = server.bare_repo("lab/m");
@@ -44,6 +77,9 @@ fn hundred_pushes_then_one_pack_and_a_verbatim_clone(backend: &Backend) {
         git.refs(&source, "refs/tags/")
     );
 
+    // The server lists a repository's packs at most every two seconds (PackCache::LIST_TTL);
+    // the clone above made it list the packs maintenance then replaced.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
     let before = server.metric("artifact_git_clones_verbatim_total");
     let clone = work.path().join("clone");
     git.ok(work.path(), &["clone", "-q", &url, clone.to_str().unwrap()]);

@@ -232,11 +232,163 @@ pub fn write_pack(
     Ok(stats)
 }
 
+/// Every stored object, once, for a full clone of a repository held in several packs.
+///
+/// Packs are read front to back as files, not mapped and not indexed into maps: memory is a
+/// few bytes per object whatever the repository's size, and each entry is copied as stored.
+/// The largest pack goes first, so only the entries of the smaller ones are looked up in the
+/// packs before them; an entry found there was already sent and is skipped. A delta whose base
+/// was sent names it by offset (or, when the base comes later in its pack, by id).
+pub fn write_all_objects(
+    packs: &[std::sync::Arc<Pack>],
+    out: &mut dyn Write,
+    progress: Progress<'_>,
+) -> Result<Stats> {
+    use std::io::{BufReader, Read};
+    let mut order: Vec<&Pack> = packs.iter().map(|p| p.as_ref()).collect();
+    order.sort_by_key(|p| std::cmp::Reverse(p.num_objects()));
+    // Positions (in offset order) of the entries sent earlier from another pack.
+    let mut duplicate: Vec<Vec<bool>> = Vec::with_capacity(order.len());
+    let mut total = 0usize;
+    for (i, pack) in order.iter().enumerate() {
+        let index = &pack.bundle.index;
+        let dup: Vec<bool> = pack
+            .by_offset()
+            .iter()
+            .map(|(_, at)| {
+                let id = index.oid_at_index(*at);
+                order[..i]
+                    .iter()
+                    .any(|earlier| earlier.lookup(id).is_some())
+            })
+            .collect();
+        total += dup.iter().filter(|d| !**d).count();
+        duplicate.push(dup);
+    }
+    let count = u32::try_from(total)
+        .map_err(|_| Error::Rejected("more objects than a pack can hold".into()))?;
+
+    let mut w = HashingWriter {
+        inner: out,
+        hasher: sha1::Sha1::new(),
+        written: 0,
+    };
+    let mut header = Vec::with_capacity(12);
+    header.extend_from_slice(b"PACK");
+    header.extend_from_slice(&2u32.to_be_bytes());
+    header.extend_from_slice(&count.to_be_bytes());
+    w.write_all(&header)?;
+
+    // Where each sent entry starts in the output, by pack and position; u64::MAX: not sent.
+    let mut sent_at: Vec<Vec<u64>> = Vec::with_capacity(order.len());
+    let written_at = |sent_at: &[Vec<u64>], upto: usize, id: &gix_hash::oid| -> Option<u64> {
+        order[..=upto].iter().zip(sent_at).find_map(|(p, at)| {
+            let offset = p.lookup(id)?;
+            let pos = p
+                .by_offset()
+                .binary_search_by_key(&offset, |(o, _)| *o)
+                .ok()?;
+            at.get(pos).copied().filter(|o| *o != u64::MAX)
+        })
+    };
+    let mut stats = Stats::default();
+    let mut head = Vec::with_capacity(32);
+    let mut n = 0usize;
+    for (i, pack) in order.iter().enumerate() {
+        let by_offset = pack.by_offset();
+        sent_at.push(vec![u64::MAX; by_offset.len()]);
+        let Some(&(first, _)) = by_offset.first() else {
+            continue;
+        };
+        let mut file = BufReader::with_capacity(1 << 20, pack.read_from(first)?);
+        let mut position = first;
+        for (k, (offset, _)) in by_offset.iter().enumerate() {
+            if position != *offset {
+                return Err(pack_err(pack, "entries are not contiguous"));
+            }
+            let end = pack.entry_end(*offset);
+            let len = end
+                .checked_sub(*offset)
+                .ok_or_else(|| pack_err(pack, "entry ends before it starts"))?;
+            position = end;
+            if duplicate[i][k] {
+                std::io::copy(&mut (&mut file).take(len), &mut std::io::sink())?;
+                continue;
+            }
+            let entry = gix_pack::data::Entry::from_read(&mut file, *offset, 20)
+                .map_err(|e| pack_err(pack, e))?;
+            let header_len = entry.data_offset - offset;
+            let here = w.written;
+            head.clear();
+            let base = match entry.header {
+                Header::Commit | Header::Tree | Header::Blob | Header::Tag => None,
+                Header::OfsDelta { base_distance } => {
+                    let base_offset = offset
+                        .checked_sub(base_distance)
+                        .ok_or_else(|| pack_err(pack, "delta base before the start of the pack"))?;
+                    Some(
+                        pack.id_at_offset(base_offset)
+                            .ok_or_else(|| pack_err(pack, "delta base is not an entry"))?,
+                    )
+                }
+                Header::RefDelta { base_id } => Some(base_id),
+            };
+            match base {
+                None => {
+                    let kind = entry
+                        .header
+                        .as_kind()
+                        .ok_or_else(|| pack_err(pack, "base entry without a kind"))?;
+                    entry_header(&mut head, kind_code(kind), entry.decompressed_size);
+                }
+                Some(base) => {
+                    match written_at(&sent_at, i, &base) {
+                        Some(base_at) => {
+                            entry_header(&mut head, OBJ_OFS_DELTA, entry.decompressed_size);
+                            ofs_encoding(&mut head, here - base_at);
+                        }
+                        // Later in this pack: the client resolves it by id.
+                        None if pack.lookup(&base).is_some() => {
+                            entry_header(&mut head, OBJ_REF_DELTA, entry.decompressed_size);
+                            head.extend_from_slice(base.as_bytes());
+                        }
+                        None => return Err(Error::Missing(base)),
+                    }
+                    stats.deltas += 1;
+                    stats.reused_deltas += 1;
+                }
+            }
+            w.write_all(&head)?;
+            let copied = std::io::copy(&mut (&mut file).take(len - header_len), &mut w)?;
+            if copied != len - header_len {
+                return Err(pack_err(
+                    pack,
+                    "the pack file is shorter than its index says",
+                ));
+            }
+            if let Some(at) = sent_at.last_mut().and_then(|v| v.get_mut(k)) {
+                *at = here;
+            }
+            stats.objects += 1;
+            stats.reused += 1;
+            n += 1;
+            if n.is_multiple_of(4096) {
+                progress(n, total);
+            }
+        }
+    }
+    progress(total, total);
+    let trailer = w.hasher.clone().finalize();
+    w.write_all(&trailer)?;
+    w.flush()?;
+    stats.bytes = w.written;
+    Ok(stats)
+}
+
 /// Stream a stored pack unchanged: the fast path of a full clone of a one-pack repository.
 /// The file is read, not mapped, so a clone of any size adds no pages to the process.
 pub fn write_verbatim(pack: &Pack, out: &mut dyn Write) -> Result<u64> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(pack.path())?;
+    let mut file = pack.read_from(0)?;
     let mut buf = vec![0u8; 256 * 1024];
     let mut total = 0u64;
     loop {

@@ -144,6 +144,27 @@ impl Pack {
     pub fn path(&self) -> &Path {
         self.bundle.pack.path()
     }
+
+    /// The pack's bytes from `offset` on, read from the file, so streaming a whole pack adds
+    /// no mapped pages to the process. A pack that maintenance deleted after this request
+    /// listed it is read from the mapping, which outlives the file.
+    pub fn read_from(&self, offset: u64) -> Result<Box<dyn std::io::Read + Send + '_>> {
+        use std::io::{Seek, SeekFrom};
+        match std::fs::File::open(self.path()) {
+            Ok(mut file) => {
+                file.seek(SeekFrom::Start(offset))?;
+                Ok(Box::new(file))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let data = self.data();
+                let start = usize::try_from(offset)
+                    .unwrap_or(usize::MAX)
+                    .min(data.len());
+                Ok(Box::new(&data[start..]))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
 }
 
 /// Local copies of packs for buckets that are not a local directory, the opened packs of every
