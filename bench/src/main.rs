@@ -579,15 +579,13 @@ fn main() {
         ),
         (
             "push one commit",
-            Box::new(|_target, i| {
+            Box::new(|target, i| {
                 let dir = work.path().join(format!("p1-{i}"));
+                let url = url_of(target);
                 let d = time(|| {
-                    git.ok(
-                        &dir,
-                        &["push", "-q", "origin", "HEAD:refs/heads/bench-push"],
-                    );
+                    git.ok(&dir, &["push", "-q", &url, "HEAD:refs/heads/bench-push"]);
                     // Leave the branch where it was so every run pushes one commit on the same base.
-                    git.ok(&dir, &["push", "-q", "origin", ":refs/heads/bench-push"]);
+                    git.ok(&dir, &["push", "-q", &url, ":refs/heads/bench-push"]);
                 });
                 let _ = std::fs::remove_dir_all(&dir);
                 d
@@ -663,8 +661,14 @@ fn main() {
     };
     for (name, run) in &scenarios {
         for (t, (target, _)) in targets.iter().enumerate() {
-            // Ours runs each scenario in a fresh process on the same storage, so its CPU and
-            // memory are that scenario's alone (http-backend starts a process per request).
+            // Preparation (the clones a fetch or a push starts from) goes through the
+            // long-lived server; the scenario itself runs in a fresh process on the same
+            // storage, so its CPU and memory are the scenario's alone (http-backend starts a
+            // process per request).
+            prepare(name, target, usize::MAX);
+            for i in 0..args.runs {
+                prepare(name, target, i);
+            }
             let fresh;
             let target = match target {
                 Target::Ours(s) => {
@@ -673,11 +677,7 @@ fn main() {
                 }
                 other => other,
             };
-            prepare(name, target, usize::MAX);
             run(target, usize::MAX); // warm-up (and, on S3, the pack cache)
-            for i in 0..args.runs {
-                prepare(name, target, i);
-            }
             let start = target.start_usage();
             let times: Vec<Duration> = (0..args.runs).map(|i| run(target, i)).collect();
             let (cpu, rss, anon) = target.end_usage(start);

@@ -61,6 +61,10 @@ impl MaintenanceArgs {
 pub struct MaintainArgs {
     /// `<workspace>/<alias>`.
     pub repository: RepoId,
+    /// Merge only the smallest packs, geometrically, dropping nothing (what runs after
+    /// pushes), instead of repacking everything into one pack.
+    #[arg(long)]
+    pub geometric: bool,
     #[command(flatten)]
     pub maintenance: MaintenanceArgs,
     #[command(flatten)]
@@ -406,8 +410,13 @@ async fn maintain(args: MaintainArgs) -> anyhow::Result<()> {
     let (cache_dir, staging) = local_dirs(&args.storage)?;
     let cache = Arc::new(PackCache::new(cache_dir, args.storage.cache_size));
     let repo = crate::repo::Repo::new(&storage, args.repository.clone());
+    let kind = if args.geometric {
+        crate::maintenance::Kind::Geometric
+    } else {
+        crate::maintenance::Kind::Full
+    };
     let report =
-        crate::maintenance::run(&repo, &cache, staging, args.maintenance.options()).await?;
+        crate::maintenance::run(&repo, &cache, staging, args.maintenance.options(), kind).await?;
     println!(
         "{}: {} packs -> {}; {} objects kept, {} unreachable dropped, {} replaced packs deleted",
         args.repository,

@@ -10,12 +10,22 @@ use objectstore::PackCache;
 
 use crate::repo::Repo;
 
-/// Repack `repo` now.
+/// What a maintenance run does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Everything reachable (and everything recent) into one pack; old unreachable objects go.
+    Full,
+    /// The smallest packs merged, geometrically; nothing dropped. What runs after pushes.
+    Geometric,
+}
+
+/// Maintain `repo` now.
 pub async fn run(
     repo: &Repo,
     cache: &Arc<PackCache>,
     staging: PathBuf,
     options: Options,
+    kind: Kind,
 ) -> anyhow::Result<Report> {
     let snapshot = repo.snapshot().await?;
     let db = repo.fresh_objects(cache).await?;
@@ -23,8 +33,9 @@ pub async fn run(
     tips.sort();
     tips.dedup();
     let runtime = tokio::runtime::Handle::current();
-    let report = tokio::task::spawn_blocking(move || {
-        maintain::repack(&db, &tips, &staging, options, &runtime)
+    let report = tokio::task::spawn_blocking(move || match kind {
+        Kind::Full => maintain::repack(&db, &tips, &staging, options, &runtime),
+        Kind::Geometric => maintain::roll_up(&db, &staging, options, &runtime),
     })
     .await??;
     crate::metrics::inc(&crate::metrics::MAINTENANCE_RUNS);
@@ -32,7 +43,7 @@ pub async fn run(
     Ok(report)
 }
 
-/// Starts background repacks after pushes, one at a time per repository in this process.
+/// Starts background geometric roll-ups after pushes, one at a time per repository in this process.
 #[derive(Debug, Default)]
 pub struct AutoMaintenance {
     /// Repack once a repository has more packs than this (0: never).
@@ -69,7 +80,7 @@ impl AutoMaintenance {
         }
         let this = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = run(&repo, &cache, staging, this.options).await {
+            if let Err(e) = run(&repo, &cache, staging, this.options, Kind::Geometric).await {
                 tracing::warn!(repo = %repo.id, error = %e, "background maintenance failed");
             }
             this.running

@@ -257,16 +257,25 @@ fn automatic_maintenance_after_pushes(backend: &Backend) {
     let git = Git::default();
     let work = TempDir::new().unwrap();
     let source = work.path().join("source");
-    git.ok(
-        work.path(),
-        &["init", "-q", "-b", "main", source.to_str().unwrap()],
-    );
+    std::fs::create_dir(&source).unwrap();
+    make_history(&git, &source, 60, 3);
+    let url = server.repo_url("lab/auto");
+    git.ok(&source, &["push", "-q", &url, "main"]);
+    let packs = |bare: &std::path::Path| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(bare.join("objects/pack"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".pack"))
+            .collect();
+        names.sort();
+        names
+    };
+    let big = packs(&server.bare_repo("lab/auto"));
+    assert_eq!(big.len(), 1);
     for i in 0..8 {
         commit_file(&git, &source, "f.txt", &format!("{i}\n"), &format!("c{i}"));
-        git.ok(
-            &source,
-            &["push", "-q", &server.repo_url("lab/auto"), "main"],
-        );
+        git.ok(&source, &["push", "-q", &url, "main"]);
     }
     assert!(eventually(std::time::Duration::from_secs(30), || server
         .metric("artifact_git_maintenance_runs_total")
@@ -275,7 +284,20 @@ fn automatic_maintenance_after_pushes(backend: &Backend) {
         std::time::Duration::from_secs(30),
         || pack_count(&server.bare_repo("lab/auto")) <= 4
     ));
-    git.ok(&server.bare_repo("lab/auto"), &["fsck", "--strict"]);
+    // Geometric: the pushes' small packs were merged, the big first pack was left alone.
+    let bare = server.bare_repo("lab/auto");
+    assert!(packs(&bare).contains(&big[0]), "{:?}", packs(&bare));
+    git.ok(&bare, &["fsck", "--strict"]);
+    assert_eq!(
+        git.refs(&bare, "refs/heads/"),
+        git.refs(&source, "refs/heads/main")
+    );
+
+    // A full run on demand leaves one pack.
+    server.maintain("lab/auto", &["--delete-replaced-after", "0s"]);
+    let bare = server.bare_repo("lab/auto");
+    assert_eq!(pack_count(&bare), 1);
+    git.ok(&bare, &["fsck", "--strict"]);
 }
 
 backend_tests!(

@@ -20,7 +20,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use gix_hash::ObjectId;
 
-use super::{generate, ingest, walk, Error, ObjectDb, Result};
+use std::sync::Arc;
+
+use super::{generate, ingest, walk, Error, ObjectDb, Pack, Result};
 use crate::bucket::PutMode;
 
 /// How maintenance treats unreachable objects and replaced packs.
@@ -66,9 +68,8 @@ pub fn repack(
     options: Options,
     runtime: &tokio::runtime::Handle,
 ) -> Result<Report> {
-    let bucket = db.bucket().clone();
     let pack_dir = format!("{}objects/pack/", db.prefix());
-    let listing = runtime.block_on(bucket.list(&pack_dir))?;
+    let listing = runtime.block_on(db.bucket().list(&pack_dir))?;
     let age_of = |name: &str| -> i64 {
         listing
             .iter()
@@ -150,14 +151,121 @@ pub fn repack(
     report.new_pack = Some(new_name.clone());
 
     // Mark every replaced pack; delete it now or in a later run.
-    for pack in db.packs() {
-        if pack.name == new_name {
-            continue;
+    let replaced: Vec<&Pack> = db
+        .packs()
+        .iter()
+        .map(|p| p.as_ref())
+        .filter(|p| p.name != new_name)
+        .collect();
+    report.deleted_packs += mark_replaced(
+        db,
+        &new_pack,
+        &replaced,
+        &|id| keep.contains(id),
+        options,
+        runtime,
+    )?;
+    Ok(report)
+}
+
+/// How many of the smallest packs a geometric roll-up merges, given every pack's object count
+/// in ascending order: all of them up to the last pack holding fewer than twice the objects of
+/// all smaller packs together. What remains is a progression in which each pack is at least
+/// twice everything smaller, so a repository keeps a logarithmic number of packs and an object
+/// is rewritten a logarithmic number of times, however many pushes come. 0: nothing to do.
+pub fn geometric_split(ascending: &[u64]) -> usize {
+    let mut smaller = 0u64;
+    let mut split = 0;
+    for (i, count) in ascending.iter().enumerate() {
+        if i > 0 && *count < smaller.saturating_mul(2) {
+            split = i + 1;
         }
+        smaller = smaller.saturating_add(*count);
+    }
+    split
+}
+
+/// Merge the smallest packs of the repository of `db` (whose pack list must be fresh) into one,
+/// as [`geometric_split`] says, every object kept: what runs after pushes, cheap because it
+/// reads and writes the small packs only. [`repack`] is the full run that leaves one pack.
+pub fn roll_up(
+    db: &ObjectDb,
+    staging: &Path,
+    options: Options,
+    runtime: &tokio::runtime::Handle,
+) -> Result<Report> {
+    let pack_dir = format!("{}objects/pack/", db.prefix());
+    let listing = runtime.block_on(db.bucket().list(&pack_dir))?;
+    let mut report = Report {
+        packs_before: db.packs().len(),
+        ..Report::default()
+    };
+    let gone = delete_replaced(db, &listing, &pack_dir, options, runtime)?;
+    report.deleted_packs += gone.len();
+    let mut packs: Vec<Arc<Pack>> = db
+        .packs()
+        .iter()
+        .filter(|p| !gone.contains(&p.name))
+        .cloned()
+        .collect();
+    packs.sort_by_key(|p| p.num_objects());
+    let counts: Vec<u64> = packs.iter().map(|p| u64::from(p.num_objects())).collect();
+    let split = geometric_split(&counts);
+    if split < 2 {
+        return Ok(report);
+    }
+    let merged = &packs[..split];
+    std::fs::create_dir_all(staging)?;
+    let dir = tempfile::Builder::new()
+        .prefix("roll-up-")
+        .tempdir_in(staging)?;
+    let path = dir.path().join("roll-up.pack");
+    let stats = {
+        let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?);
+        let stats = generate::write_all_objects(merged, &mut out, &mut |_, _| {})?;
+        out.flush()?;
+        stats
+    };
+    let mut input = BufReader::with_capacity(1 << 20, std::fs::File::open(&path)?);
+    let ingested = ingest::index_pack(db, &mut input, staging, ingest::Limits::default())?;
+    if ingested.num_objects as usize != stats.objects {
+        return Err(Error::InvalidPack(
+            "the rolled-up pack does not hold every object".into(),
+        ));
+    }
+    runtime.block_on(ingested.publish(db))?;
+    let Some(new_pack) = ingested.pack.clone() else {
+        return Err(Error::InvalidPack("the rolled-up pack is empty".into()));
+    };
+    report.objects = stats.objects;
+    report.new_pack = Some(new_pack.name.clone());
+    let replaced: Vec<&Pack> = merged
+        .iter()
+        .map(|p| p.as_ref())
+        .filter(|p| p.name != new_pack.name)
+        .collect();
+    report.deleted_packs += mark_replaced(db, &new_pack, &replaced, &|_| true, options, runtime)?;
+    Ok(report)
+}
+
+/// Mark every pack of `replaced` as replaced by `new_pack`, after checking that it holds each
+/// of their objects that `kept` says is kept; delete them at once when there is no grace.
+/// Returns how many were deleted.
+fn mark_replaced(
+    db: &ObjectDb,
+    new_pack: &Pack,
+    replaced: &[&Pack],
+    kept: &dyn Fn(&gix_hash::oid) -> bool,
+    options: Options,
+    runtime: &tokio::runtime::Handle,
+) -> Result<usize> {
+    let pack_dir = format!("{}objects/pack/", db.prefix());
+    let mut deleted = 0;
+    for pack in replaced {
         let index = &pack.bundle.index;
         let contained = (0..index.num_objects())
             .map(|i| index.oid_at_index(i))
-            .filter(|id| keep.contains(*id))
+            .filter(|id| kept(id))
             .all(|id| new_pack.lookup(id).is_some());
         if !contained {
             return Err(Error::InvalidPack(format!(
@@ -166,17 +274,17 @@ pub fn repack(
             )));
         }
         let marker = format!("{pack_dir}{}.replaced", pack.name);
-        runtime.block_on(bucket.put(
+        runtime.block_on(db.bucket().put(
             &marker,
             Bytes::from(now_secs().to_string()),
             PutMode::Overwrite,
         ))?;
         if options.delete_after.is_zero() {
             delete_pack(db, &pack_dir, &pack.name, runtime)?;
-            report.deleted_packs += 1;
+            deleted += 1;
         }
     }
-    Ok(report)
+    Ok(deleted)
 }
 
 /// Delete the packs whose replacement marker is older than `delete_after`.
@@ -217,4 +325,26 @@ fn delete_pack(
     }
     tracing::info!(pack = name, "deleted a replaced pack");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::geometric_split;
+
+    #[test]
+    fn geometric_split_merges_the_small_packs_only() {
+        // Already a progression: nothing to do.
+        assert_eq!(geometric_split(&[]), 0);
+        assert_eq!(geometric_split(&[500]), 0);
+        assert_eq!(geometric_split(&[5, 300]), 0);
+        assert_eq!(geometric_split(&[1, 2, 6, 20, 100]), 0);
+        // Many pushes of a few objects on top of a big pack: the pushes merge, the big one stays.
+        let mut counts = vec![3u64; 32];
+        counts.push(300);
+        assert_eq!(geometric_split(&counts), 32);
+        // Nothing big enough to stay: everything merges.
+        assert_eq!(geometric_split(&[3, 3, 3, 4]), 4);
+        // A pack in the middle that is too small pulls in everything below it.
+        assert_eq!(geometric_split(&[2, 3, 4, 100, 150, 1000]), 5);
+    }
 }

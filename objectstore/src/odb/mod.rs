@@ -353,7 +353,12 @@ impl PackCache {
             let Some(name) = stem.strip_prefix(&dir) else {
                 continue;
             };
-            if name.starts_with("pack-") && keys.contains(format!("{stem}.pack").as_str()) {
+            // A pack maintenance replaced is skipped: the pack that replaced it, stored before
+            // the marker was written, holds everything of it worth keeping.
+            if name.starts_with("pack-")
+                && keys.contains(format!("{stem}.pack").as_str())
+                && !keys.contains(format!("{stem}.replaced").as_str())
+            {
                 packs.push((stem.to_owned(), name.to_owned()));
             }
         }
