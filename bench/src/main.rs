@@ -23,6 +23,8 @@ struct Args {
     s3: bool,
     /// Build the repository in this directory, print its size, and stop.
     build_only: Option<PathBuf>,
+    /// Measure only the scenarios whose name contains this.
+    only: Option<String>,
 }
 
 fn args() -> Args {
@@ -31,6 +33,7 @@ fn args() -> Args {
         runs: 5,
         s3: true,
         build_only: None,
+        only: None,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -49,6 +52,9 @@ fn args() -> Args {
                 a.s3 = false;
                 i += 1;
                 continue;
+            }
+            ("--only", _) => {
+                a.only = Some(argv.get(i + 1).unwrap_or_else(|| panic!("{USAGE}")).clone());
             }
             ("--build-only", _) => {
                 a.build_only = Some(argv.get(i + 1).unwrap_or_else(|| panic!("{USAGE}")).into());
@@ -394,6 +400,8 @@ fn main() {
     );
     git.ok(&hb_repo, &["repack", "-adq", "--write-bitmap-index"]);
     git.ok(&hb_repo, &["config", "http.receivepack", "true"]);
+    // Without it upload-pack ignores a filter and sends everything.
+    git.ok(&hb_repo, &["config", "uploadpack.allowFilter", "true"]);
     let hb_push = hb_root.join("bench-push.git");
     git.ok(
         work.path(),
@@ -429,7 +437,20 @@ fn main() {
         rows.last_mut().unwrap().cells.push(cell);
     };
 
+    let measured = |name: &str| args.only.as_ref().is_none_or(|o| name.contains(o.as_str()));
     for (t, (target, _)) in targets.iter().enumerate() {
+        if !measured("initial push") {
+            if let Target::Ours(s) = target {
+                s.init("bench/repo");
+                git.ok(&source, &["push", "-q", &target.url("bench/repo"), "--all"]);
+                git.ok(
+                    &source,
+                    &["push", "-q", &target.url("bench/repo"), "--tags"],
+                );
+                s.maintain("bench/repo", &["--delete-replaced-after", "0s"]);
+            }
+            continue;
+        }
         // Initial push of the whole repository.
         let push_url = match target {
             Target::HttpBackend(_) => target.url("bench/push"),
@@ -659,7 +680,7 @@ fn main() {
         }
         _ => {}
     };
-    for (name, run) in &scenarios {
+    for (name, run) in scenarios.iter().filter(|(name, _)| measured(name)) {
         for (t, (target, _)) in targets.iter().enumerate() {
             // Preparation (the clones a fetch or a push starts from) goes through the
             // long-lived server; the scenario itself runs in a fresh process on the same

@@ -5,7 +5,7 @@
 //! known to the client). Only a delta whose base is neither is decoded and compressed afresh.
 //! Entries are written in stored pack order, which keeps every OFS base ahead of its deltas.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::io::Write;
 
 use gix_hash::ObjectId;
@@ -114,14 +114,17 @@ pub fn write_pack(
     progress: Progress<'_>,
 ) -> Result<Stats> {
     let packs = db.packs();
-    let mut located: HashMap<ObjectId, (usize, u64)> = HashMap::with_capacity(objects.len());
+    // Every object by where it is stored, in stored order; where each went in the output is
+    // kept beside it. Sorted vectors, not maps: a fetch of millions of objects stays small.
+    let mut order: Vec<(usize, u64, ObjectId)> = Vec::with_capacity(objects.len());
     for id in objects {
-        let loc = db.locate(id).ok_or(Error::Missing(*id))?;
-        located.insert(*id, loc);
+        let (p, o) = db.locate(id).ok_or(Error::Missing(*id))?;
+        order.push((p, o, *id));
     }
-    let mut order: Vec<(usize, u64, ObjectId)> =
-        located.iter().map(|(id, (p, o))| (*p, *o, *id)).collect();
     order.sort_unstable();
+    order.dedup_by_key(|e| (e.0, e.1));
+    let position = |loc: (usize, u64)| order.binary_search_by(|e| (e.0, e.1).cmp(&loc)).ok();
+    let mut written_at: Vec<u64> = vec![u64::MAX; order.len()];
 
     let mut w = HashingWriter {
         inner: out,
@@ -135,7 +138,6 @@ pub fn write_pack(
     w.write_all(&header)?;
 
     let reader = db.reader();
-    let mut written: HashMap<ObjectId, u64> = HashMap::with_capacity(order.len());
     let mut stats = Stats::default();
     let mut head = Vec::with_capacity(32);
     let mut decoded = Vec::new();
@@ -170,25 +172,33 @@ pub fn write_pack(
         let reuse = match base {
             None => true,
             Some(base) => {
-                if let Some(base_at) = written.get(&base) {
-                    if options.ofs_delta {
-                        entry_header(&mut head, OBJ_OFS_DELTA, entry.decompressed_size);
-                        ofs_encoding(&mut head, here - base_at);
-                    } else {
-                        entry_header(&mut head, OBJ_REF_DELTA, entry.decompressed_size);
-                        head.extend_from_slice(base.as_bytes());
+                // Where the base is sent from, if it is sent: where `order` put it.
+                let sent = db.locate(&base).and_then(|loc| Some((loc, position(loc)?)));
+                match sent {
+                    Some((_, pos)) if written_at[pos] != u64::MAX => {
+                        let base_at = written_at[pos];
+                        if options.ofs_delta {
+                            entry_header(&mut head, OBJ_OFS_DELTA, entry.decompressed_size);
+                            ofs_encoding(&mut head, here - base_at);
+                        } else {
+                            entry_header(&mut head, OBJ_REF_DELTA, entry.decompressed_size);
+                            head.extend_from_slice(base.as_bytes());
+                        }
+                        true
                     }
-                    true
-                } else if located.get(&base).is_some_and(|(p, _)| p == pack_index)
-                    || (options.thin && client_has.contains(&base))
-                {
                     // A base later in the same stored pack cannot form a cycle; a thin base is
                     // resolved by the client from its own objects.
-                    entry_header(&mut head, OBJ_REF_DELTA, entry.decompressed_size);
-                    head.extend_from_slice(base.as_bytes());
-                    true
-                } else {
-                    false
+                    Some(((p, _), _)) if p == *pack_index => {
+                        entry_header(&mut head, OBJ_REF_DELTA, entry.decompressed_size);
+                        head.extend_from_slice(base.as_bytes());
+                        true
+                    }
+                    _ if options.thin && client_has.contains(&base) => {
+                        entry_header(&mut head, OBJ_REF_DELTA, entry.decompressed_size);
+                        head.extend_from_slice(base.as_bytes());
+                        true
+                    }
+                    _ => false,
                 }
             }
         };
@@ -218,7 +228,7 @@ pub fn write_pack(
             w.write_all(&head)?;
             w.write_all(&z)?;
         }
-        written.insert(*id, here);
+        written_at[n] = here;
         stats.objects += 1;
         if n.is_multiple_of(4096) {
             progress(n, total);
