@@ -354,15 +354,26 @@ fn send_pack(
         return Ok(());
     }
     crate::metrics::inc(&crate::metrics::PACKS_GENERATED);
-    if full_clone(source, req) {
+    let everything = full_clone(source, req);
+    // A partial clone without blobs of everything: every stored commit, tree and tag, found
+    // from pack entry headers instead of a walk of every tree (unless a want is a blob).
+    let everything_but_blobs = filter == Some(walk::Filter::BlobNone)
+        && full_clone_but_filter(source, req)
+        && req
+            .wants
+            .iter()
+            .all(|w| !matches!(reader.kind(w), Ok(Some(gix_object::Kind::Blob)) | Err(_)));
+    if everything || everything_but_blobs {
         // Everything is wanted: every stored object goes, each once, without a history walk.
         let total: u32 = db.packs().iter().map(|p| p.num_objects()).sum();
         out.progress(&format!("Counting objects: {total}, done.\n"));
-        let stats = generate::write_all_objects(db.packs(), &mut data, &mut |n, total| {
-            if let Some(pct) = (n * 100).checked_div(total) {
-                out.progress(&format!("Writing objects: {pct}% ({n}/{total})\r"));
-            }
-        })?;
+        let skip_blobs = !everything;
+        let stats =
+            generate::write_all_objects(db.packs(), skip_blobs, &mut data, &mut |n, total| {
+                if let Some(pct) = (n * 100).checked_div(total) {
+                    out.progress(&format!("Writing objects: {pct}% ({n}/{total})\r"));
+                }
+            })?;
         data.flush()?;
         drop(data);
         out.progress(&format!(
@@ -429,11 +440,12 @@ fn verbatim_candidate<'a>(
 /// every branch wanted. Stored objects that no ref reaches (kept for maintenance's grace
 /// period) go along, as they do with a verbatim pack.
 fn full_clone(source: &Source, req: &FetchRequest) -> bool {
-    if !req.haves.is_empty()
-        || !req.shallows.is_empty()
-        || req.deepens()
-        || req.filter.is_some()
-        || !req.options.ofs_delta
+    req.filter.is_none() && full_clone_but_filter(source, req)
+}
+
+/// [`full_clone`], whatever the filter.
+fn full_clone_but_filter(source: &Source, req: &FetchRequest) -> bool {
+    if !req.haves.is_empty() || !req.shallows.is_empty() || req.deepens() || !req.options.ofs_delta
     {
         return false;
     }

@@ -249,8 +249,12 @@ pub fn write_pack(
 /// The largest pack goes first, so only the entries of the smaller ones are looked up in the
 /// packs before them; an entry found there was already sent and is skipped. A delta whose base
 /// was sent names it by offset (or, when the base comes later in its pack, by id).
+///
+/// With `skip_blobs`, blobs are left out (a partial clone's `blob:none`): the kind of every
+/// entry comes from a first read of the entry headers, a delta taking its base's kind.
 pub fn write_all_objects(
     packs: &[std::sync::Arc<Pack>],
+    skip_blobs: bool,
     out: &mut dyn Write,
     progress: Progress<'_>,
 ) -> Result<Stats> {
@@ -262,7 +266,7 @@ pub fn write_all_objects(
     let mut total = 0usize;
     for (i, pack) in order.iter().enumerate() {
         let index = &pack.bundle.index;
-        let dup: Vec<bool> = pack
+        let mut dup: Vec<bool> = pack
             .by_offset()
             .iter()
             .map(|(_, at)| {
@@ -272,6 +276,11 @@ pub fn write_all_objects(
                     .any(|earlier| earlier.lookup(id).is_some())
             })
             .collect();
+        if skip_blobs {
+            for (d, kind) in dup.iter_mut().zip(entry_kinds(pack)?) {
+                *d |= kind == gix_object::Kind::Blob;
+            }
+        }
         total += dup.iter().filter(|d| !**d).count();
         duplicate.push(dup);
     }
@@ -393,6 +402,65 @@ pub fn write_all_objects(
     w.flush()?;
     stats.bytes = w.written;
     Ok(stats)
+}
+
+/// The kind of every entry of `pack`, by position in offset order, from one sequential read of
+/// the entry headers; a delta has its base's kind (bases later in the pack are resolved after).
+fn entry_kinds(pack: &Pack) -> Result<Vec<gix_object::Kind>> {
+    use std::io::{BufReader, Read};
+    let by_offset = pack.by_offset();
+    let mut kinds: Vec<Option<gix_object::Kind>> = vec![None; by_offset.len()];
+    let Some(&(first, _)) = by_offset.first() else {
+        return Ok(Vec::new());
+    };
+    let position = |offset: u64| by_offset.binary_search_by_key(&offset, |(o, _)| *o).ok();
+    // Entries whose base's kind was not known yet: (entry, base).
+    let mut pending: Vec<(usize, usize)> = Vec::new();
+    let mut file = BufReader::with_capacity(1 << 20, pack.read_from(first)?);
+    for (k, (offset, _)) in by_offset.iter().enumerate() {
+        let entry = gix_pack::data::Entry::from_read(&mut file, *offset, 20)
+            .map_err(|e| pack_err(pack, e))?;
+        let rest = pack
+            .entry_end(*offset)
+            .checked_sub(entry.data_offset)
+            .ok_or_else(|| pack_err(pack, "entry ends before its data"))?;
+        std::io::copy(&mut (&mut file).take(rest), &mut std::io::sink())?;
+        let base = match entry.header {
+            Header::OfsDelta { base_distance } => offset
+                .checked_sub(base_distance)
+                .and_then(position)
+                .ok_or_else(|| pack_err(pack, "delta base is not an entry"))?,
+            Header::RefDelta { base_id } => pack
+                .lookup(&base_id)
+                .and_then(position)
+                .ok_or(Error::Missing(base_id))?,
+            header => {
+                kinds[k] = header.as_kind();
+                continue;
+            }
+        };
+        match kinds.get(base).copied().flatten() {
+            Some(kind) => kinds[k] = Some(kind),
+            None => pending.push((k, base)),
+        }
+    }
+    while !pending.is_empty() {
+        let before = pending.len();
+        pending.retain(|(k, base)| match kinds[*base] {
+            Some(kind) => {
+                kinds[*k] = Some(kind);
+                false
+            }
+            None => true,
+        });
+        if pending.len() == before {
+            return Err(pack_err(pack, "a delta chain has no base"));
+        }
+    }
+    kinds
+        .into_iter()
+        .map(|k| k.ok_or_else(|| pack_err(pack, "an entry without a kind")))
+        .collect()
 }
 
 /// Stream a stored pack unchanged: the fast path of a full clone of a one-pack repository.

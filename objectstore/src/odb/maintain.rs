@@ -222,7 +222,7 @@ pub fn roll_up(
     let path = dir.path().join("roll-up.pack");
     let stats = {
         let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?);
-        let stats = generate::write_all_objects(merged, &mut out, &mut |_, _| {})?;
+        let stats = generate::write_all_objects(merged, false, &mut out, &mut |_, _| {})?;
         out.flush()?;
         stats
     };
