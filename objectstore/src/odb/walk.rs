@@ -261,12 +261,15 @@ pub fn select(
     // Trees of the boundary are known to the client: never send them, and use them as thin bases.
     let mut edges: Vec<ObjectId> = Vec::new();
     let mut edge_set = HashSet::new();
-    let mut candidates: Vec<ObjectId> = haves.to_vec();
+    // The boundary (uninteresting parents of what is sent) first: their trees are the likely
+    // delta bases; the client's other haves may be far older and only cost tree walks.
+    let mut candidates: Vec<ObjectId> = Vec::new();
     for c in selected.iter().filter(|c| !grafts.contains(*c)) {
         if let Some(commit) = commits.get(c) {
             candidates.extend(commit.parents.iter().copied());
         }
     }
+    candidates.extend(haves.iter().copied());
     for id in &candidates {
         if flags.get(id).copied().unwrap_or(0) & UNINTERESTING != 0 && edge_set.insert(*id) {
             edges.push(*id);
