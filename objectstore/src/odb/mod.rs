@@ -183,6 +183,10 @@ pub struct PackCache {
     temp: Mutex<Option<tempfile::TempDir>>,
     max_bytes: u64,
     state: Mutex<CacheState>,
+    /// Parsed commits by id, shared by every repository of the process: a commit's content is
+    /// its id, and walks read the same recent commits fetch after fetch (through delta chains
+    /// when the pack deltifies commits). Emptied when full.
+    commits: Mutex<HashMap<ObjectId, object::Commit>>,
 }
 
 #[derive(Debug, Default)]
@@ -217,6 +221,7 @@ impl PackCache {
         PackCache {
             dir,
             temp: Mutex::new(None),
+            commits: Mutex::new(HashMap::new()),
             max_bytes,
             state: Mutex::new(CacheState::default()),
         }
@@ -241,6 +246,22 @@ impl PackCache {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, CacheState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How many parsed commits are kept (about 100 bytes each).
+    const MAX_COMMITS: usize = 100_000;
+
+    fn cached_commit(&self, id: &oid) -> Option<object::Commit> {
+        let commits = self.commits.lock().unwrap_or_else(|p| p.into_inner());
+        commits.get(id).cloned()
+    }
+
+    fn remember_commit(&self, id: &oid, commit: &object::Commit) {
+        let mut commits = self.commits.lock().unwrap_or_else(|p| p.into_inner());
+        if commits.len() >= Self::MAX_COMMITS {
+            commits.clear();
+        }
+        commits.insert(id.to_owned(), commit.clone());
     }
 
     /// Bytes of remote packs currently copied locally.
@@ -552,9 +573,17 @@ impl<'a> Reader<'a> {
     }
 
     pub fn commit(&self, id: &oid) -> Result<Commit> {
+        // The cache is shared between repositories: only an object this one has may come from it.
+        if let Some(commit) = self.db.cache.cached_commit(id) {
+            if self.db.contains(id) {
+                return Ok(commit);
+            }
+        }
         let mut buf = Vec::new();
         self.read_kind(id, Kind::Commit, &mut buf)?;
-        Commit::parse(id, &buf)
+        let commit = Commit::parse(id, &buf)?;
+        self.db.cache.remember_commit(id, &commit);
+        Ok(commit)
     }
 
     /// The kind of an object, if it exists, read from pack entry headers alone.
