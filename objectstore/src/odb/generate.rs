@@ -60,6 +60,48 @@ impl Write for HashingWriter<'_> {
     }
 }
 
+impl<'a> HashingWriter<'a> {
+    /// Start a pack of `count` objects on `out`.
+    fn start_pack(out: &'a mut dyn Write, count: u32) -> std::io::Result<Self> {
+        let mut w = HashingWriter {
+            inner: out,
+            hasher: sha1::Sha1::new(),
+            written: 0,
+        };
+        let mut header = Vec::with_capacity(12);
+        header.extend_from_slice(b"PACK");
+        header.extend_from_slice(&2u32.to_be_bytes());
+        header.extend_from_slice(&count.to_be_bytes());
+        w.write_all(&header)?;
+        Ok(w)
+    }
+
+    /// Write the trailing checksum; returns the pack's size.
+    fn finish_pack(mut self) -> std::io::Result<u64> {
+        let trailer = self.hasher.clone().finalize();
+        self.write_all(&trailer)?;
+        self.flush()?;
+        Ok(self.written)
+    }
+}
+
+/// The base a stored entry is a delta of, if it is one.
+fn delta_base(pack: &Pack, offset: u64, header: &Header) -> Result<Option<ObjectId>> {
+    Ok(match header {
+        Header::Commit | Header::Tree | Header::Blob | Header::Tag => None,
+        Header::OfsDelta { base_distance } => {
+            let base_offset = offset
+                .checked_sub(*base_distance)
+                .ok_or_else(|| pack_err(pack, "delta base before the start of the pack"))?;
+            Some(
+                pack.id_at_offset(base_offset)
+                    .ok_or_else(|| pack_err(pack, "delta base is not an entry"))?,
+            )
+        }
+        Header::RefDelta { base_id } => Some(*base_id),
+    })
+}
+
 /// The type-and-size header of a pack entry.
 pub(crate) fn entry_header(out: &mut Vec<u8>, kind: u8, size: u64) {
     let mut size = size;
@@ -126,16 +168,9 @@ pub fn write_pack(
     let position = |loc: (usize, u64)| order.binary_search_by(|e| (e.0, e.1).cmp(&loc)).ok();
     let mut written_at: Vec<u64> = vec![u64::MAX; order.len()];
 
-    let mut w = HashingWriter {
-        inner: out,
-        hasher: sha1::Sha1::new(),
-        written: 0,
-    };
-    let mut header = Vec::with_capacity(12);
-    header.extend_from_slice(b"PACK");
-    header.extend_from_slice(&2u32.to_be_bytes());
-    header.extend_from_slice(&(order.len() as u32).to_be_bytes());
-    w.write_all(&header)?;
+    let count = u32::try_from(order.len())
+        .map_err(|_| Error::Rejected("more objects than a pack can hold".into()))?;
+    let mut w = HashingWriter::start_pack(out, count)?;
 
     let reader = db.reader();
     let mut stats = Stats::default();
@@ -156,19 +191,7 @@ pub fn write_pack(
             .ok_or_else(|| pack_err(pack, "entry extends past the end of the pack"))?;
         let here = w.written;
         head.clear();
-        let base = match entry.header {
-            Header::Commit | Header::Tree | Header::Blob | Header::Tag => None,
-            Header::OfsDelta { base_distance } => {
-                let base_offset = offset
-                    .checked_sub(base_distance)
-                    .ok_or_else(|| pack_err(pack, "delta base before the start of the pack"))?;
-                Some(
-                    pack.id_at_offset(base_offset)
-                        .ok_or_else(|| pack_err(pack, "delta base is not an entry"))?,
-                )
-            }
-            Header::RefDelta { base_id } => Some(base_id),
-        };
+        let base = delta_base(pack, *offset, &entry.header)?;
         let reuse = match base {
             None => true,
             Some(base) => {
@@ -235,10 +258,7 @@ pub fn write_pack(
         }
     }
     progress(total, total);
-    let trailer = w.hasher.clone().finalize();
-    w.write_all(&trailer)?;
-    w.flush()?;
-    stats.bytes = w.written;
+    stats.bytes = w.finish_pack()?;
     Ok(stats)
 }
 
@@ -287,16 +307,7 @@ pub fn write_all_objects(
     let count = u32::try_from(total)
         .map_err(|_| Error::Rejected("more objects than a pack can hold".into()))?;
 
-    let mut w = HashingWriter {
-        inner: out,
-        hasher: sha1::Sha1::new(),
-        written: 0,
-    };
-    let mut header = Vec::with_capacity(12);
-    header.extend_from_slice(b"PACK");
-    header.extend_from_slice(&2u32.to_be_bytes());
-    header.extend_from_slice(&count.to_be_bytes());
-    w.write_all(&header)?;
+    let mut w = HashingWriter::start_pack(out, count)?;
 
     // Where each sent entry starts in the output, by pack and position; u64::MAX: not sent.
     let mut sent_at: Vec<Vec<u64>> = Vec::with_capacity(order.len());
@@ -339,19 +350,7 @@ pub fn write_all_objects(
             let header_len = entry.data_offset - offset;
             let here = w.written;
             head.clear();
-            let base = match entry.header {
-                Header::Commit | Header::Tree | Header::Blob | Header::Tag => None,
-                Header::OfsDelta { base_distance } => {
-                    let base_offset = offset
-                        .checked_sub(base_distance)
-                        .ok_or_else(|| pack_err(pack, "delta base before the start of the pack"))?;
-                    Some(
-                        pack.id_at_offset(base_offset)
-                            .ok_or_else(|| pack_err(pack, "delta base is not an entry"))?,
-                    )
-                }
-                Header::RefDelta { base_id } => Some(base_id),
-            };
+            let base = delta_base(pack, *offset, &entry.header)?;
             match base {
                 None => {
                     let kind = entry
@@ -397,10 +396,7 @@ pub fn write_all_objects(
         }
     }
     progress(total, total);
-    let trailer = w.hasher.clone().finalize();
-    w.write_all(&trailer)?;
-    w.flush()?;
-    stats.bytes = w.written;
+    stats.bytes = w.finish_pack()?;
     Ok(stats)
 }
 
