@@ -487,94 +487,33 @@ fn main() {
     }
 
     let url_of = |target: &Target| target.url("bench/repo");
-    type Scenario<'a> = (&'a str, Box<dyn Fn(&Target, usize) -> Duration + 'a>);
+    type Run<'a> = Box<dyn Fn(&Target, usize) -> Duration + 'a>;
+    type Scenario<'a> = (&'a str, Run<'a>);
+    // A bare clone with git options `config` and clone options `options`, into a new
+    // directory, timed, then removed.
+    let clone = |config: &'static [&'static str], options: &'static [&'static str]| -> Run<'_> {
+        let (work, git, url_of) = (&work, &git, &url_of);
+        Box::new(move |target, i| {
+            let dir = work.path().join(format!("clone-{i}"));
+            let url = url_of(target);
+            let mut argv: Vec<&str> = config.to_vec();
+            argv.extend(["clone", "-q", "--bare"]);
+            argv.extend(options);
+            argv.extend([url.as_str(), dir.to_str().unwrap()]);
+            let d = time(|| {
+                git.ok(work.path(), &argv);
+            });
+            let _ = std::fs::remove_dir_all(&dir);
+            d
+        })
+    };
     let scenarios: Vec<Scenario> = vec![
-        (
-            "full clone v2",
-            Box::new(|target, i| {
-                let dir = work.path().join(format!("c2-{i}"));
-                let d = time(|| {
-                    git.ok(
-                        work.path(),
-                        &[
-                            "-c",
-                            "protocol.version=2",
-                            "clone",
-                            "-q",
-                            "--bare",
-                            &url_of(target),
-                            dir.to_str().unwrap(),
-                        ],
-                    );
-                });
-                let _ = std::fs::remove_dir_all(&dir);
-                d
-            }),
-        ),
-        (
-            "full clone v0",
-            Box::new(|target, i| {
-                let dir = work.path().join(format!("c0-{i}"));
-                let d = time(|| {
-                    git.ok(
-                        work.path(),
-                        &[
-                            "-c",
-                            "protocol.version=0",
-                            "clone",
-                            "-q",
-                            "--bare",
-                            &url_of(target),
-                            dir.to_str().unwrap(),
-                        ],
-                    );
-                });
-                let _ = std::fs::remove_dir_all(&dir);
-                d
-            }),
-        ),
-        (
-            "clone --depth 1",
-            Box::new(|target, i| {
-                let dir = work.path().join(format!("d1-{i}"));
-                let d = time(|| {
-                    git.ok(
-                        work.path(),
-                        &[
-                            "clone",
-                            "-q",
-                            "--bare",
-                            "--depth",
-                            "1",
-                            &url_of(target),
-                            dir.to_str().unwrap(),
-                        ],
-                    );
-                });
-                let _ = std::fs::remove_dir_all(&dir);
-                d
-            }),
-        ),
+        ("full clone v2", clone(&["-c", "protocol.version=2"], &[])),
+        ("full clone v0", clone(&["-c", "protocol.version=0"], &[])),
+        ("clone --depth 1", clone(&[], &["--depth", "1"])),
         (
             "clone --filter=blob:none",
-            Box::new(|target, i| {
-                let dir = work.path().join(format!("f-{i}"));
-                let d = time(|| {
-                    git.ok(
-                        work.path(),
-                        &[
-                            "clone",
-                            "-q",
-                            "--bare",
-                            "--filter=blob:none",
-                            &url_of(target),
-                            dir.to_str().unwrap(),
-                        ],
-                    );
-                });
-                let _ = std::fs::remove_dir_all(&dir);
-                d
-            }),
+            clone(&[], &["--filter=blob:none"]),
         ),
         (
             "ls-remote",

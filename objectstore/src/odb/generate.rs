@@ -196,33 +196,29 @@ pub fn write_pack(
             None => true,
             Some(base) => {
                 // Where the base is sent from, if it is sent: where `order` put it.
-                let sent = db.locate(&base).and_then(|loc| Some((loc, position(loc)?)));
-                match sent {
-                    Some((_, pos)) if written_at[pos] != u64::MAX => {
-                        let base_at = written_at[pos];
-                        if options.ofs_delta {
-                            entry_header(&mut head, OBJ_OFS_DELTA, entry.decompressed_size);
-                            ofs_encoding(&mut head, here - base_at);
-                        } else {
-                            entry_header(&mut head, OBJ_REF_DELTA, entry.decompressed_size);
-                            head.extend_from_slice(base.as_bytes());
-                        }
-                        true
+                let sent = db
+                    .locate(&base)
+                    .and_then(|loc| Some((loc.0, position(loc)?)));
+                let base_at = sent
+                    .map(|(_, pos)| written_at[pos])
+                    .filter(|at| *at != u64::MAX);
+                // A base later in the same stored pack cannot form a cycle; a thin base is
+                // resolved by the client from its own objects.
+                let reusable = base_at.is_some()
+                    || sent.is_some_and(|(p, _)| p == *pack_index)
+                    || (options.thin && client_has.contains(&base));
+                match base_at {
+                    Some(at) if options.ofs_delta => {
+                        entry_header(&mut head, OBJ_OFS_DELTA, entry.decompressed_size);
+                        ofs_encoding(&mut head, here - at);
                     }
-                    // A base later in the same stored pack cannot form a cycle; a thin base is
-                    // resolved by the client from its own objects.
-                    Some(((p, _), _)) if p == *pack_index => {
+                    _ if reusable => {
                         entry_header(&mut head, OBJ_REF_DELTA, entry.decompressed_size);
                         head.extend_from_slice(base.as_bytes());
-                        true
                     }
-                    _ if options.thin && client_has.contains(&base) => {
-                        entry_header(&mut head, OBJ_REF_DELTA, entry.decompressed_size);
-                        head.extend_from_slice(base.as_bytes());
-                        true
-                    }
-                    _ => false,
+                    _ => {}
                 }
+                reusable
             }
         };
         if reuse {
@@ -242,14 +238,11 @@ pub fn write_pack(
         } else {
             let kind = reader.read(id, &mut decoded)?;
             entry_header(&mut head, kind_code(kind), decoded.len() as u64);
-            let mut z = flate2::write::ZlibEncoder::new(
-                Vec::with_capacity(decoded.len() / 2 + 64),
-                flate2::Compression::fast(),
-            );
-            z.write_all(&decoded)?;
-            let z = z.finish()?;
             w.write_all(&head)?;
-            w.write_all(&z)?;
+            // Compressed straight into the stream: no second copy of a large object.
+            let mut z = flate2::write::ZlibEncoder::new(&mut w, flate2::Compression::fast());
+            z.write_all(&decoded)?;
+            z.finish()?;
         }
         written_at[n] = here;
         stats.objects += 1;
@@ -313,11 +306,7 @@ pub fn write_all_objects(
     let mut sent_at: Vec<Vec<u64>> = Vec::with_capacity(order.len());
     let written_at = |sent_at: &[Vec<u64>], upto: usize, id: &gix_hash::oid| -> Option<u64> {
         order[..=upto].iter().zip(sent_at).find_map(|(p, at)| {
-            let offset = p.lookup(id)?;
-            let pos = p
-                .by_offset()
-                .binary_search_by_key(&offset, |(o, _)| *o)
-                .ok()?;
+            let pos = p.position_at(p.lookup(id)?)?;
             at.get(pos).copied().filter(|o| *o != u64::MAX)
         })
     };
@@ -409,7 +398,7 @@ fn entry_kinds(pack: &Pack) -> Result<Vec<gix_object::Kind>> {
     let Some(&(first, _)) = by_offset.first() else {
         return Ok(Vec::new());
     };
-    let position = |offset: u64| by_offset.binary_search_by_key(&offset, |(o, _)| *o).ok();
+    let position = |offset: u64| pack.position_at(offset);
     // Entries whose base's kind was not known yet: (entry, base).
     let mut pending: Vec<(usize, usize)> = Vec::new();
     let mut file = BufReader::with_capacity(1 << 20, pack.read_from(first)?);

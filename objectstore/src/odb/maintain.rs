@@ -59,6 +59,30 @@ fn now_secs() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// The start of every run: list the packs, delete those replaced long enough ago (marked by
+/// an earlier run), and return the report so far, the listing and the packs left to work on.
+fn begin(
+    db: &ObjectDb,
+    options: Options,
+    runtime: &tokio::runtime::Handle,
+) -> Result<(Report, Vec<crate::bucket::ObjectMeta>, Vec<Arc<Pack>>)> {
+    let pack_dir = format!("{}objects/pack/", db.prefix());
+    let listing = runtime.block_on(db.bucket().list(&pack_dir))?;
+    let gone = delete_replaced(db, &listing, &pack_dir, options, runtime)?;
+    let report = Report {
+        packs_before: db.packs().len(),
+        deleted_packs: gone.len(),
+        ..Report::default()
+    };
+    let remaining = db
+        .packs()
+        .iter()
+        .filter(|p| !gone.contains(&p.name))
+        .cloned()
+        .collect();
+    Ok((report, listing, remaining))
+}
+
 /// Repack the repository of `db` (whose pack list must be fresh) given the ref tips `tips`.
 /// Runs on a blocking thread; bucket calls go through `runtime`.
 pub fn repack(
@@ -68,27 +92,14 @@ pub fn repack(
     options: Options,
     runtime: &tokio::runtime::Handle,
 ) -> Result<Report> {
+    let (mut report, listing, remaining) = begin(db, options, runtime)?;
     let pack_dir = format!("{}objects/pack/", db.prefix());
-    let listing = runtime.block_on(db.bucket().list(&pack_dir))?;
     let age_of = |name: &str| -> i64 {
         listing
             .iter()
             .find(|m| m.key == format!("{pack_dir}{name}.idx"))
             .map_or(0, |m| now_secs() - m.last_modified)
     };
-    let mut report = Report {
-        packs_before: db.packs().len(),
-        ..Report::default()
-    };
-    // Delete packs replaced long enough ago (marked by an earlier run); the rest is repacked.
-    let gone = delete_replaced(db, &listing, &pack_dir, options, runtime)?;
-    report.deleted_packs += gone.len();
-    let remaining: Vec<_> = db
-        .packs()
-        .iter()
-        .filter(|p| !gone.contains(&p.name))
-        .cloned()
-        .collect();
     let db = &db.with_packs(remaining);
     if db.packs().len() <= 1 {
         return Ok(report);
@@ -194,20 +205,7 @@ pub fn roll_up(
     options: Options,
     runtime: &tokio::runtime::Handle,
 ) -> Result<Report> {
-    let pack_dir = format!("{}objects/pack/", db.prefix());
-    let listing = runtime.block_on(db.bucket().list(&pack_dir))?;
-    let mut report = Report {
-        packs_before: db.packs().len(),
-        ..Report::default()
-    };
-    let gone = delete_replaced(db, &listing, &pack_dir, options, runtime)?;
-    report.deleted_packs += gone.len();
-    let mut packs: Vec<Arc<Pack>> = db
-        .packs()
-        .iter()
-        .filter(|p| !gone.contains(&p.name))
-        .cloned()
-        .collect();
+    let (mut report, _, mut packs) = begin(db, options, runtime)?;
     packs.sort_by_key(|p| p.num_objects());
     let counts: Vec<u64> = packs.iter().map(|p| u64::from(p.num_objects())).collect();
     let split = geometric_split(&counts);

@@ -116,11 +116,22 @@ impl Pack {
         })
     }
 
+    /// The position in [`Pack::by_offset`] of the entry at `offset`, if an entry starts there.
+    pub fn position_at(&self, offset: u64) -> Option<usize> {
+        self.by_offset()
+            .binary_search_by_key(&offset, |(o, _)| *o)
+            .ok()
+    }
+
     /// The id of the entry at `offset`, if an entry starts there.
     pub fn id_at_offset(&self, offset: u64) -> Option<ObjectId> {
-        let v = self.by_offset();
-        let pos = v.binary_search_by_key(&offset, |(o, _)| *o).ok()?;
-        Some(self.bundle.index.oid_at_index(v[pos].1).to_owned())
+        let pos = self.position_at(offset)?;
+        Some(
+            self.bundle
+                .index
+                .oid_at_index(self.by_offset()[pos].1)
+                .to_owned(),
+        )
     }
 
     /// Where the entry starting at `offset` ends: the next entry or the trailing checksum.
@@ -596,14 +607,10 @@ impl<'a> Reader<'a> {
     /// outermost delta are inflated (they hold the result's size). Stored packs are
     /// self-contained, so every REF base is in the same pack.
     pub fn header(&self, id: &oid) -> Result<Option<(Kind, u64)>> {
-        let Some((pack, offset)) = self
-            .db
-            .packs
-            .iter()
-            .find_map(|p| p.lookup(id).map(|ofs| (p, ofs)))
-        else {
+        let Some((at, offset)) = self.db.locate(id) else {
             return Ok(None);
         };
+        let pack = &self.db.packs[at];
         let corrupt = |e: gix_error::Error| Error::Corrupt {
             id: id.to_owned(),
             message: format!("{e:#}"),
