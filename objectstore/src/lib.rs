@@ -8,6 +8,9 @@
 #![forbid(unsafe_code)]
 
 pub mod bucket;
+pub mod budget;
+pub mod fsck;
+pub mod layout;
 pub mod odb;
 
 pub use bucket::{Bucket, ETag, FsBucket, MemoryBucket, PutMode};

@@ -31,7 +31,7 @@ pub enum Error {
     Truncated,
     #[error("protocol error: {0}")]
     Protocol(String),
-    #[error("the request exceeds the limit of {0}")]
+    #[error("the request exceeds the server's limit on {0}")]
     Limit(&'static str),
     #[error("could not read the repository: {0}")]
     Storage(String),

@@ -7,10 +7,33 @@ use crate::pktline::{write_flush, write_line, Packet, PktReader};
 use crate::sideband::{write_band, Mode, DATA};
 use crate::{parse_oid, Error, ObjectId, Result};
 
-/// At most this many ref updates in one push.
-pub const MAX_COMMANDS: usize = 100_000;
-/// At most this many push options, each at most one pkt-line.
-pub const MAX_PUSH_OPTIONS: usize = 1_000;
+/// Limits on the part of a push that precedes the pack, checked line by line as it is read,
+/// so that nothing larger than a limit is ever held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Ref updates in one push.
+    pub max_commands: usize,
+    /// Bytes of one ref name.
+    pub max_ref_name: usize,
+    /// Bytes of all ref names together.
+    pub max_command_bytes: usize,
+    /// `shallow` lines (the client's shallow commits).
+    pub max_shallow: usize,
+    /// Push options, each at most one pkt-line.
+    pub max_push_options: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_commands: 100_000,
+            max_ref_name: 4096,
+            max_command_bytes: 16 << 20,
+            max_shallow: 100_000,
+            max_push_options: 1_000,
+        }
+    }
+}
 
 /// One `<old> <new> <ref>` line of a push.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,9 +63,11 @@ pub struct PushRequest {
 
 impl PushRequest {
     /// Read commands (and push options, when negotiated) from `reader`, leaving the pack data
-    /// unread in it. `None` when the client sent only a flush (nothing to do).
-    pub fn read<R: Read>(reader: &mut PktReader<R>) -> Result<Option<Self>> {
+    /// unread in it. `None` when the client sent only a flush (nothing to do). Every line is
+    /// checked against `limits` as it arrives.
+    pub fn read<R: Read>(reader: &mut PktReader<R>, limits: &Limits) -> Result<Option<Self>> {
         let mut req = PushRequest::default();
+        let mut name_bytes = 0usize;
         loop {
             let packet = reader.read_required()?;
             let line = match packet {
@@ -51,6 +76,9 @@ impl PushRequest {
                 _ => return Err(Error::Protocol("unexpected delimiter in commands".into())),
             };
             if let Some(hex) = line.strip_prefix(b"shallow ") {
+                if req.shallows.len() >= limits.max_shallow {
+                    return Err(Error::Limit("shallow lines"));
+                }
                 req.shallows.push(parse_oid(hex)?);
                 continue;
             }
@@ -63,10 +91,18 @@ impl PushRequest {
                     req.capabilities = ClientCapabilities::parse(caps);
                 }
             }
-            req.commands.push(parse_command(command)?);
-            if req.commands.len() > MAX_COMMANDS {
-                return Err(Error::Limit("100000 ref updates"));
+            if req.commands.len() >= limits.max_commands {
+                return Err(Error::Limit("ref updates in one push"));
             }
+            let name_len = command.len().saturating_sub(82);
+            if name_len > limits.max_ref_name {
+                return Err(Error::Limit("bytes in a ref name"));
+            }
+            name_bytes += name_len;
+            if name_bytes > limits.max_command_bytes {
+                return Err(Error::Limit("bytes of ref names in one push"));
+            }
+            req.commands.push(parse_command(command)?);
         }
         if req.commands.is_empty() {
             return Ok(None);
@@ -77,12 +113,12 @@ impl PushRequest {
                 match packet {
                     Packet::Flush => break,
                     Packet::Data(_) => {
+                        if req.push_options.len() >= limits.max_push_options {
+                            return Err(Error::Limit("push options"));
+                        }
                         let line = packet.line().unwrap_or_default();
                         req.push_options
                             .push(String::from_utf8_lossy(line).into_owned());
-                        if req.push_options.len() > MAX_PUSH_OPTIONS {
-                            return Err(Error::Limit("1000 push options"));
-                        }
                     }
                     _ => return Err(Error::Protocol("unexpected packet in push options".into())),
                 }
@@ -185,7 +221,7 @@ mod tests {
         write_flush(&mut body);
         body.extend_from_slice(b"PACK");
         let mut reader = PktReader::new(&body[..]);
-        let req = PushRequest::read(&mut reader)?.ok_or(Error::Truncated)?;
+        let req = PushRequest::read(&mut reader, &Limits::default())?.ok_or(Error::Truncated)?;
         assert_eq!(req.commands.len(), 2);
         assert!(req.commands[0].is_create());
         assert!(req.commands[1].is_delete());
@@ -202,7 +238,52 @@ mod tests {
         let mut body = Vec::new();
         write_line(&mut body, "not a command");
         write_flush(&mut body);
-        assert!(PushRequest::read(&mut PktReader::new(&body[..])).is_err());
+        assert!(PushRequest::read(&mut PktReader::new(&body[..]), &Limits::default()).is_err());
+    }
+
+    #[test]
+    fn limits_are_checked_line_by_line() {
+        let limits = Limits {
+            max_commands: 2,
+            max_ref_name: 20,
+            max_command_bytes: 30,
+            max_shallow: 1,
+            max_push_options: 1,
+        };
+        let read = |lines: &[String]| {
+            let mut body = Vec::new();
+            for l in lines {
+                write_line(&mut body, l);
+            }
+            write_flush(&mut body);
+            PushRequest::read(&mut PktReader::new(&body[..]), &limits)
+        };
+        let cmd = |name: &str| format!("{Z} {A} {name}");
+        assert!(read(&[cmd("refs/heads/a"), cmd("refs/heads/b")]).is_ok());
+        let too_many = read(&[
+            cmd("refs/heads/a"),
+            cmd("refs/heads/b"),
+            cmd("refs/heads/c"),
+        ]);
+        assert!(matches!(too_many, Err(Error::Limit(_))));
+        assert!(matches!(
+            read(&[cmd("refs/heads/a-very-long-name")]),
+            Err(Error::Limit(_))
+        ));
+        assert!(matches!(
+            read(&[cmd("refs/heads/abcdefghi"), cmd("refs/heads/jklmnopqr")]),
+            Err(Error::Limit(_))
+        ));
+        let shallow = |n: u8| {
+            format!(
+                "shallow {}",
+                std::iter::repeat_n(char::from(b'0' + n), 40).collect::<String>()
+            )
+        };
+        assert!(matches!(
+            read(&[shallow(1), shallow(2), cmd("refs/heads/a")]),
+            Err(Error::Limit(_))
+        ));
     }
 
     #[test]

@@ -98,7 +98,7 @@ impl FetchRequest {
             };
             lines += 1;
             if lines > MAX_REQUEST_LINES {
-                return Err(Error::Limit("1000000 request lines"));
+                return Err(Error::Limit("lines in one request"));
             }
             if let Some(rest) = line.strip_prefix(b"want ") {
                 let (hex, caps) = rest.split_at(rest.len().min(40));
@@ -127,7 +127,7 @@ impl FetchRequest {
                     let line = packet.line().unwrap_or_default();
                     lines += 1;
                     if lines > MAX_REQUEST_LINES {
-                        return Err(Error::Limit("1000000 request lines"));
+                        return Err(Error::Limit("lines in one request"));
                     }
                     if let Some(hex) = line.strip_prefix(b"have ") {
                         req.haves.push(parse_oid(hex)?);
@@ -268,7 +268,7 @@ impl Command {
                     let line = packet.line().unwrap_or_default();
                     lines += 1;
                     if lines > MAX_REQUEST_LINES {
-                        return Err(Error::Limit("1000000 request lines"));
+                        return Err(Error::Limit("lines in one request"));
                     }
                     if in_args {
                         command.args.push(line.to_vec());

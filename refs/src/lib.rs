@@ -1,43 +1,58 @@
 //! The ref container of a repository: `HEAD` plus one `packed-refs` object holding every ref,
-//! replaced as a whole by compare-and-swap. That single object is the commit point of every
-//! push, so a [`RefTransaction`] is atomic across any number of refs and any number of server
-//! replicas, with the bucket's conditional write as the only coordination.
+//! replaced as a whole by compare-and-swap.
+//!
+//! That single object is the commit point of every push, so a [`RefTransaction`] is atomic
+//! across any number of refs and any number of server replicas, with the bucket's conditional
+//! write as the only coordination. [`RefStore::commit`] applies a transaction with git's rules:
+//! each update must name the value the client saw ([`Refusal::FetchFirst`] otherwise), names
+//! follow `git check-ref-format` ([`validate_ref_name`]), a ref and a ref below it cannot both
+//! exist ([`Refusal::DirectoryConflict`]), and one push may not update a ref twice
+//! ([`Refusal::MultipleUpdates`]).
 #![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use gix_hash::ObjectId;
 use objectstore::bucket::{self, Bucket, ETag, PutMode};
+use objectstore::layout::RepoKeys;
 
 mod name;
 mod packed;
 
-pub use name::validate_ref_name;
+pub use name::{validate_ref_name, InvalidName};
 pub use packed::{parse_packed_refs, write_packed_refs, RefValue};
 
+/// What reading or writing refs can fail with (a refused update is a [`Refusal`], not an error).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The bucket failed.
     #[error(transparent)]
     Bucket(#[from] bucket::Error),
     /// The refs object exists but cannot be understood: never treated as "no refs".
     #[error("the refs of this repository are corrupt: {0}")]
     Corrupt(String),
+    /// The repository (its `HEAD`) does not exist.
     #[error("repository not found")]
     NotFound,
+    /// `init` of a repository that exists.
     #[error("repository already exists")]
     AlreadyExists,
+    /// A branch name that is not a valid ref name.
     #[error("invalid ref name {0:?}")]
     InvalidName(String),
 }
 
+/// The result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// All refs of a repository at one moment, with the tag to compare-and-swap against.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {
+    /// Every ref by full name.
     pub refs: BTreeMap<String, RefValue>,
     /// The ref `HEAD` points at (it may not exist yet).
     pub head: Option<String>,
@@ -46,6 +61,7 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The target of a ref, if it exists.
     pub fn get(&self, name: &str) -> Option<ObjectId> {
         self.refs.get(name).map(|v| v.target)
     }
@@ -54,6 +70,7 @@ impl Snapshot {
 /// One requested ref change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefUpdate {
+    /// The full name, `refs/...`.
     pub name: String,
     /// The value the client saw; the null id means "must not exist".
     pub old: ObjectId,
@@ -66,41 +83,81 @@ pub struct RefUpdate {
 /// A set of ref updates applied together.
 #[derive(Debug, Clone, Default)]
 pub struct RefTransaction {
+    /// The updates, in the order the client sent them.
     pub updates: Vec<RefUpdate>,
     /// All or nothing: one refused update refuses every update.
     pub atomic: bool,
 }
 
-/// Outcome of one update: `None` if applied, else the reason.
-pub type UpdateResult = Option<String>;
+/// Why one ref update was not applied. `Display` is git's own wording, what the client prints
+/// after `[remote rejected]`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The ref moved since the client read it.
+    #[error("fetch first")]
+    FetchFirst,
+    /// The client expected the ref to exist, and it no longer does.
+    #[error("stale info")]
+    StaleInfo,
+    /// The client expected to create the ref, and it exists.
+    #[error("already exists")]
+    AlreadyExists,
+    /// A delete of a ref that does not exist.
+    #[error("no such ref")]
+    NoSuchRef,
+    /// Another update of an atomic push was refused.
+    #[error("atomic push failed")]
+    AtomicPushFailed,
+    /// The name breaks `git check-ref-format`.
+    #[error("funny refname: {0}")]
+    InvalidName(InvalidName),
+    /// A stored ref is this ref's directory or lies below it (`refs/heads/x` against
+    /// `refs/heads/x/y`): a repository cannot hold both.
+    #[error("cannot lock ref '{name}': '{existing}' exists; cannot create '{name}'")]
+    DirectoryConflict {
+        /// The refused ref.
+        name: String,
+        /// The stored ref it conflicts with.
+        existing: String,
+    },
+    /// Two refs of this push conflict as directory and file; both are refused.
+    #[error("cannot process '{name}' and '{other}' at the same time")]
+    ConflictInPush {
+        /// The refused ref.
+        name: String,
+        /// The other ref of the push.
+        other: String,
+    },
+    /// The push names this ref in more than one command.
+    #[error("multiple updates for ref '{0}' not allowed")]
+    MultipleUpdates(String),
+    /// Every compare-and-swap attempt lost a race.
+    #[error("too many concurrent pushes to this repository; try again")]
+    Contention,
+}
+
+/// Outcome of one update: applied, or refused with a reason.
+pub type UpdateResult = std::result::Result<(), Refusal>;
 
 /// How many times a transaction re-reads and retries after losing a compare-and-swap race.
 pub const MAX_ATTEMPTS: u32 = 12;
 
-/// The refs of one repository (keys under `prefix`, which ends in `/`).
+/// The refs of one repository.
 #[derive(Debug, Clone)]
 pub struct RefStore {
     bucket: Arc<dyn Bucket>,
-    prefix: String,
+    keys: RepoKeys,
 }
 
-const PACKED_REFS: &str = "packed-refs";
-
 impl RefStore {
-    pub fn new(bucket: Arc<dyn Bucket>, prefix: &str) -> Self {
-        RefStore {
-            bucket,
-            prefix: prefix.to_owned(),
-        }
-    }
-
-    fn key(&self, name: &str) -> String {
-        format!("{}{}", self.prefix, name)
+    /// The refs of the repository whose keys are `keys`.
+    pub fn new(bucket: Arc<dyn Bucket>, keys: RepoKeys) -> Self {
+        RefStore { bucket, keys }
     }
 
     /// Whether the repository exists (its `HEAD` does).
     pub async fn exists(&self) -> Result<bool> {
-        match self.bucket.get(&self.key("HEAD")).await {
+        match self.bucket.get(&self.keys.head()).await {
             Ok(_) => Ok(true),
             Err(e) if e.is_not_found() => Ok(false),
             Err(e) => Err(e.into()),
@@ -115,27 +172,15 @@ impl RefStore {
         if self.exists().await? {
             return Err(Error::AlreadyExists);
         }
-        let config = "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = true\n";
-        // Stock git recognises a directory as a repository only if `refs/` and `objects/`
-        // exist; git ignores files whose names start with a dot there.
-        for (key, data) in [
-            ("config", config.as_bytes()),
-            ("refs/heads/.keep", b"".as_slice()),
-            ("objects/info/.keep", b"".as_slice()),
-            ("description", b"artifact-git repository\n".as_slice()),
-        ] {
+        for (key, data) in self.keys.init_files() {
             self.bucket
-                .put(
-                    &self.key(key),
-                    Bytes::copy_from_slice(data),
-                    PutMode::Overwrite,
-                )
+                .put(&key, Bytes::from_static(data), PutMode::Overwrite)
                 .await?;
         }
         match self
             .bucket
             .put(
-                &self.key(PACKED_REFS),
+                &self.keys.packed_refs(),
                 Bytes::from(write_packed_refs(&BTreeMap::new())),
                 PutMode::Create,
             )
@@ -147,7 +192,7 @@ impl RefStore {
         match self
             .bucket
             .put(
-                &self.key("HEAD"),
+                &self.keys.head(),
                 Bytes::from(format!("ref: {head_ref}\n")),
                 PutMode::Create,
             )
@@ -162,8 +207,8 @@ impl RefStore {
     /// Read `HEAD` and every ref (both objects fetched concurrently: on S3 each is a round
     /// trip).
     pub async fn snapshot(&self) -> Result<Snapshot> {
-        let head_key = self.key("HEAD");
-        let refs_key = self.key(PACKED_REFS);
+        let head_key = self.keys.head();
+        let refs_key = self.keys.packed_refs();
         let (head, packed) = tokio::join!(self.bucket.get(&head_key), self.bucket.get(&refs_key));
         let head = match head {
             Ok(h) => h.data,
@@ -186,14 +231,14 @@ impl RefStore {
     /// after a first push of another branch, clones then check that branch out.
     pub async fn repoint_unborn_head(&self, expected: &str, target: &str) -> Result<bool> {
         validate_ref_name(target).map_err(|_| Error::InvalidName(target.to_owned()))?;
-        let current = self.bucket.get(&self.key("HEAD")).await?;
+        let current = self.bucket.get(&self.keys.head()).await?;
         if current.data.as_ref() != format!("ref: {expected}\n").as_bytes() {
             return Ok(false);
         }
         match self
             .bucket
             .put(
-                &self.key("HEAD"),
+                &self.keys.head(),
                 Bytes::from(format!("ref: {target}\n")),
                 PutMode::Update(current.etag),
             )
@@ -209,53 +254,12 @@ impl RefStore {
     /// compare-and-swap of the refs object; on losing a race the current refs are re-read and
     /// every update is checked again.
     pub async fn commit(&self, tx: &RefTransaction) -> Result<Vec<UpdateResult>> {
-        let mut results: Vec<UpdateResult> = vec![None; tx.updates.len()];
-        for (i, u) in tx.updates.iter().enumerate() {
-            if let Err(e) = validate_ref_name(&u.name) {
-                results[i] = Some(e.to_string());
-            }
-        }
+        let precheck = precheck(tx);
         for attempt in 0..MAX_ATTEMPTS {
             let snapshot = self.snapshot().await?;
-            let mut refs = snapshot.refs.clone();
-            let mut attempt_results = results.clone();
-            for (i, u) in tx.updates.iter().enumerate() {
-                if attempt_results[i].is_some() {
-                    continue;
-                }
-                let current = snapshot.get(&u.name);
-                let matches = match current {
-                    Some(cur) => cur == u.old,
-                    None => u.old.is_null(),
-                };
-                if !matches {
-                    attempt_results[i] = Some(match (current, u.old.is_null()) {
-                        (Some(_), true) => "already exists".to_owned(),
-                        (None, false) if u.new.is_null() => "ref does not exist".to_owned(),
-                        _ => "fetch first".to_owned(),
-                    });
-                    continue;
-                }
-                if u.new.is_null() {
-                    refs.remove(&u.name);
-                } else {
-                    refs.insert(
-                        u.name.clone(),
-                        RefValue {
-                            target: u.new,
-                            peeled: u.peeled,
-                        },
-                    );
-                }
-            }
-            if tx.atomic && attempt_results.iter().any(Option::is_some) {
-                return Ok(attempt_results
-                    .into_iter()
-                    .map(|r| Some(r.unwrap_or_else(|| "atomic push failed".to_owned())))
-                    .collect());
-            }
-            if attempt_results.iter().all(Option::is_some) || refs == snapshot.refs {
-                return Ok(attempt_results);
+            let (refs, results) = apply(&snapshot.refs, tx, &precheck);
+            if results.iter().all(Result::is_err) || refs == snapshot.refs {
+                return Ok(results);
             }
             let mode = match &snapshot.etag {
                 Some(tag) => PutMode::Update(tag.clone()),
@@ -264,13 +268,13 @@ impl RefStore {
             match self
                 .bucket
                 .put(
-                    &self.key(PACKED_REFS),
+                    &self.keys.packed_refs(),
                     Bytes::from(write_packed_refs(&refs)),
                     mode,
                 )
                 .await
             {
-                Ok(_) => return Ok(attempt_results),
+                Ok(_) => return Ok(results),
                 Err(bucket::Error::PreconditionFailed(_)) => {
                     tracing::debug!(attempt, "lost the refs compare-and-swap; retrying");
                     tokio::time::sleep(backoff(attempt)).await;
@@ -278,15 +282,152 @@ impl RefStore {
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(results
+        Ok(precheck
             .into_iter()
-            .map(|r| {
-                Some(r.unwrap_or_else(|| {
-                    "too many concurrent pushes to this repository; try again".to_owned()
-                }))
-            })
+            .map(|r| r.and(Err(Refusal::Contention)))
             .collect())
     }
+}
+
+/// What can be refused without looking at the stored refs: invalid names and refs named twice.
+fn precheck(tx: &RefTransaction) -> Vec<UpdateResult> {
+    let mut count: HashMap<&str, usize> = HashMap::new();
+    for u in &tx.updates {
+        *count.entry(u.name.as_str()).or_default() += 1;
+    }
+    tx.updates
+        .iter()
+        .map(|u| {
+            validate_ref_name(&u.name).map_err(Refusal::InvalidName)?;
+            if count.get(u.name.as_str()).copied().unwrap_or(0) > 1 {
+                return Err(Refusal::MultipleUpdates(u.name.clone()));
+            }
+            Ok(())
+        })
+        .collect()
+}
+
+/// The refs after `tx` is applied to `current`, and the outcome of each update.
+fn apply(
+    current: &BTreeMap<String, RefValue>,
+    tx: &RefTransaction,
+    precheck: &[UpdateResult],
+) -> (BTreeMap<String, RefValue>, Vec<UpdateResult>) {
+    let mut refs = current.clone();
+    let mut results = precheck.to_vec();
+    let mut created: Vec<usize> = Vec::new();
+    for (i, u) in tx.updates.iter().enumerate() {
+        if results[i].is_err() {
+            continue;
+        }
+        let stored = current.get(&u.name).map(|v| v.target);
+        let refusal = match stored {
+            Some(cur) if cur == u.old => None,
+            None if u.old.is_null() => None,
+            Some(_) if u.old.is_null() => Some(Refusal::AlreadyExists),
+            Some(_) => Some(Refusal::FetchFirst),
+            None if u.new.is_null() => Some(Refusal::NoSuchRef),
+            None => Some(Refusal::StaleInfo),
+        };
+        if let Some(r) = refusal {
+            results[i] = Err(r);
+            continue;
+        }
+        if u.new.is_null() {
+            refs.remove(&u.name);
+        } else {
+            if stored.is_none() {
+                created.push(i);
+            }
+            refs.insert(
+                u.name.clone(),
+                RefValue {
+                    target: u.new,
+                    peeled: u.peeled,
+                },
+            );
+        }
+    }
+    // A created ref may not be the directory of another ref, nor lie below one. Conflicts are
+    // judged on the refs as they would be afterwards, so deleting `x` and creating `x/y` in one
+    // push is fine; two created refs that conflict are both refused.
+    let created_names: HashMap<&str, usize> = created
+        .iter()
+        .map(|i| (tx.updates[*i].name.as_str(), *i))
+        .collect();
+    // First against stored refs (such a ref is refused whatever else the push does), then
+    // between the refs this push still creates.
+    let mut still_created = created_names.clone();
+    for &i in &created {
+        let name = tx.updates[i].name.as_str();
+        let stored = directory_conflict(&refs, name, |n| created_names.contains_key(n))
+            .filter(|other| !created_names.contains_key(other.as_str()));
+        if let Some(existing) = stored {
+            results[i] = Err(Refusal::DirectoryConflict {
+                name: name.to_owned(),
+                existing,
+            });
+            refs.remove(name);
+            still_created.remove(name);
+        }
+    }
+    let mut refused = Vec::new();
+    for &i in &created {
+        let name = tx.updates[i].name.as_str();
+        if results[i].is_err() {
+            continue;
+        }
+        if let Some(other) = directory_conflict(&refs, name, |_| false) {
+            results[i] = Err(Refusal::ConflictInPush {
+                name: name.to_owned(),
+                other,
+            });
+            refused.push(i);
+        }
+    }
+    for i in refused {
+        refs.remove(&tx.updates[i].name);
+    }
+    if tx.atomic && results.iter().any(Result::is_err) {
+        let results = results
+            .into_iter()
+            .map(|r| r.and(Err(Refusal::AtomicPushFailed)))
+            .collect();
+        return (current.clone(), results);
+    }
+    (refs, results)
+}
+
+/// A ref of `refs` that is a directory of `name` (`refs/heads/x` for `refs/heads/x/y`) or lies
+/// below it (`refs/heads/x/y` for `refs/heads/x`); one that `is_new` does not call new (a
+/// stored ref) if there is one.
+fn directory_conflict<'r>(
+    refs: &'r BTreeMap<String, RefValue>,
+    name: &str,
+    is_new: impl Fn(&str) -> bool,
+) -> Option<String> {
+    let mut found: Option<&'r str> = None;
+    let mut consider = |other: &'r str| {
+        if found.is_none_or(|f| is_new(f) && !is_new(other)) {
+            found = Some(other);
+        }
+    };
+    let mut end = 0;
+    while let Some(slash) = name[end..].find('/') {
+        end += slash;
+        if let Some((k, _)) = refs.get_key_value(&name[..end]) {
+            consider(k);
+        }
+        end += 1;
+    }
+    let below = format!("{name}/");
+    for (k, _) in refs
+        .range(below.clone()..)
+        .take_while(|(k, _)| k.starts_with(&below))
+    {
+        consider(k);
+    }
+    found.map(str::to_owned)
 }
 
 /// Exponential backoff with jitter, so that racing replicas spread out.
@@ -320,9 +461,21 @@ mod tests {
         ObjectId::null(gix_hash::Kind::Sha1)
     }
 
+    fn store(bucket: Arc<dyn Bucket>) -> RefStore {
+        RefStore::new(bucket, RepoKeys::at("ws/artifacts/a/git/"))
+    }
+
+    async fn commit(
+        store: &RefStore,
+        updates: Vec<RefUpdate>,
+        atomic: bool,
+    ) -> Result<Vec<UpdateResult>> {
+        store.commit(&RefTransaction { updates, atomic }).await
+    }
+
     #[tokio::test]
     async fn create_update_delete_and_stale() -> Result<()> {
-        let store = RefStore::new(Arc::new(MemoryBucket::new()), "ws/artifacts/a/git/");
+        let store = store(Arc::new(MemoryBucket::new()));
         store.init("main").await?;
         assert!(matches!(
             store.init("main").await,
@@ -332,50 +485,166 @@ mod tests {
         assert_eq!(snap.head.as_deref(), Some("refs/heads/main"));
         assert!(snap.refs.is_empty());
 
-        let r = store
-            .commit(&RefTransaction {
-                updates: vec![update("refs/heads/main", null(), id(1))],
-                atomic: false,
-            })
-            .await?;
-        assert_eq!(r, vec![None]);
-        let r = store
-            .commit(&RefTransaction {
-                updates: vec![
-                    update("refs/heads/main", id(9), id(2)),
-                    update("refs/heads/dev", null(), id(3)),
-                ],
-                atomic: false,
-            })
-            .await?;
-        assert_eq!(r, vec![Some("fetch first".into()), None]);
-        let r = store
-            .commit(&RefTransaction {
-                updates: vec![
-                    update("refs/heads/dev", id(3), null()),
-                    update("refs/heads/main", id(9), id(2)),
-                ],
-                atomic: true,
-            })
-            .await?;
-        assert!(r.iter().all(Option::is_some));
+        let r = commit(
+            &store,
+            vec![update("refs/heads/main", null(), id(1))],
+            false,
+        )
+        .await?;
+        assert_eq!(r, vec![Ok(())]);
+        let r = commit(
+            &store,
+            vec![
+                update("refs/heads/main", id(9), id(2)),
+                update("refs/heads/dev", null(), id(3)),
+                update("refs/heads/gone", id(4), id(5)),
+                update("refs/heads/gone", id(4), null()),
+            ],
+            false,
+        )
+        .await?;
+        assert_eq!(
+            r,
+            vec![
+                Err(Refusal::FetchFirst),
+                Ok(()),
+                Err(Refusal::MultipleUpdates("refs/heads/gone".into())),
+                Err(Refusal::MultipleUpdates("refs/heads/gone".into())),
+            ]
+        );
+        let r = commit(
+            &store,
+            vec![
+                update("refs/heads/x", id(4), id(5)),
+                update("refs/heads/y", id(4), null()),
+                update("refs/heads/main", null(), id(5)),
+            ],
+            false,
+        )
+        .await?;
+        assert_eq!(
+            r,
+            vec![
+                Err(Refusal::StaleInfo),
+                Err(Refusal::NoSuchRef),
+                Err(Refusal::AlreadyExists)
+            ]
+        );
+        let r = commit(
+            &store,
+            vec![
+                update("refs/heads/dev", id(3), null()),
+                update("refs/heads/main", id(9), id(2)),
+            ],
+            true,
+        )
+        .await?;
+        assert_eq!(
+            r,
+            vec![Err(Refusal::AtomicPushFailed), Err(Refusal::FetchFirst)]
+        );
         let snap = store.snapshot().await?;
         assert_eq!(snap.get("refs/heads/main"), Some(id(1)));
         assert_eq!(snap.get("refs/heads/dev"), Some(id(3)));
-        let r = store
-            .commit(&RefTransaction {
-                updates: vec![update("refs/heads/bad..name", null(), id(1))],
-                atomic: false,
+        let r = commit(
+            &store,
+            vec![update("refs/heads/bad..name", null(), id(1))],
+            false,
+        )
+        .await?;
+        assert!(matches!(r[0], Err(Refusal::InvalidName(_))));
+        assert_eq!(
+            Refusal::MultipleUpdates("refs/heads/x".into()).to_string(),
+            "multiple updates for ref 'refs/heads/x' not allowed"
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn directory_and_file_conflicts_are_refused() -> Result<()> {
+        let store = store(Arc::new(MemoryBucket::new()));
+        store.init("main").await?;
+        // Within one push: both refused, nothing stored.
+        let r = commit(
+            &store,
+            vec![
+                update("refs/heads/x", null(), id(1)),
+                update("refs/heads/x/y", null(), id(2)),
+                update("refs/heads/main", null(), id(3)),
+            ],
+            false,
+        )
+        .await?;
+        assert_eq!(
+            r,
+            vec![
+                Err(Refusal::ConflictInPush {
+                    name: "refs/heads/x".into(),
+                    other: "refs/heads/x/y".into()
+                }),
+                Err(Refusal::ConflictInPush {
+                    name: "refs/heads/x/y".into(),
+                    other: "refs/heads/x".into()
+                }),
+                Ok(()),
+            ]
+        );
+        assert_eq!(store.snapshot().await?.refs.len(), 1);
+        // Against stored refs, in both directions.
+        commit(
+            &store,
+            vec![update("refs/heads/a/b/c", null(), id(1))],
+            false,
+        )
+        .await?;
+        let r = commit(
+            &store,
+            vec![
+                update("refs/heads/a", null(), id(1)),
+                update("refs/heads/a/b", null(), id(1)),
+                update("refs/heads/main/sub", null(), id(1)),
+                update("refs/heads/a/bc", null(), id(1)),
+            ],
+            false,
+        )
+        .await?;
+        assert_eq!(
+            r[0],
+            Err(Refusal::DirectoryConflict {
+                name: "refs/heads/a".into(),
+                existing: "refs/heads/a/b/c".into()
             })
-            .await?;
-        assert!(r[0].is_some());
+        );
+        assert!(matches!(r[1], Err(Refusal::DirectoryConflict { .. })));
+        assert_eq!(
+            r[2],
+            Err(Refusal::DirectoryConflict {
+                name: "refs/heads/main/sub".into(),
+                existing: "refs/heads/main".into()
+            })
+        );
+        assert_eq!(r[3], Ok(()));
+        assert_eq!(
+            r[2].clone().unwrap_err().to_string(),
+            "cannot lock ref 'refs/heads/main/sub': 'refs/heads/main' exists; cannot create 'refs/heads/main/sub'"
+        );
+        // Deleting the file and creating below it in one push leaves no conflict.
+        let r = commit(
+            &store,
+            vec![
+                update("refs/heads/main", id(3), null()),
+                update("refs/heads/main/sub", null(), id(1)),
+            ],
+            false,
+        )
+        .await?;
+        assert_eq!(r, vec![Ok(()), Ok(())]);
         Ok(())
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn racing_transactions_lose_nothing() -> Result<()> {
-        let bucket: Arc<dyn Bucket> = Arc::new(MemoryBucket::new());
-        let store = RefStore::new(bucket, "r/");
+        let store = store(Arc::new(MemoryBucket::new()));
         store.init("main").await?;
         let mut tasks = Vec::new();
         for t in 0..8u8 {
@@ -384,13 +653,8 @@ mod tests {
                 let mut applied = 0;
                 for n in 0..10u8 {
                     let name = format!("refs/heads/t{t}-{n}");
-                    let r = store
-                        .commit(&RefTransaction {
-                            updates: vec![update(&name, null(), id(n + 1))],
-                            atomic: false,
-                        })
-                        .await?;
-                    if r[0].is_none() {
+                    let r = commit(&store, vec![update(&name, null(), id(n + 1))], false).await?;
+                    if r[0].is_ok() {
                         applied += 1;
                     }
                 }
@@ -409,11 +673,11 @@ mod tests {
     #[tokio::test]
     async fn corrupt_refs_are_an_error() -> Result<()> {
         let bucket: Arc<dyn Bucket> = Arc::new(MemoryBucket::new());
-        let store = RefStore::new(bucket.clone(), "r/");
+        let store = store(bucket.clone());
         store.init("main").await?;
         bucket
             .put(
-                "r/packed-refs",
+                "ws/artifacts/a/git/packed-refs",
                 Bytes::from_static(b"garbage line\n"),
                 PutMode::Overwrite,
             )

@@ -1,8 +1,8 @@
 //! git's ref-name rules (`git check-ref-format`), for names a client pushes.
 
-/// Why a name is refused.
+/// Why a name is refused: the rule it breaks.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid ref name: {0}")]
+#[error("{0}")]
 pub struct InvalidName(pub &'static str);
 
 /// Accept only full names under `refs/` that `git check-ref-format` accepts.

@@ -11,7 +11,9 @@ const HEADER: &str = "# pack-refs with: peeled fully-peeled sorted \n";
 /// A ref's value: its target and, for annotated tags, what the tag peels to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RefValue {
+    /// The object the ref names.
     pub target: ObjectId,
+    /// For an annotated tag, the non-tag object it finally points at (git's `^` line).
     pub peeled: Option<ObjectId>,
 }
 

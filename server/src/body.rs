@@ -9,6 +9,7 @@
 use std::io::{self, Read, Write};
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame};
@@ -116,13 +117,23 @@ pub struct BodyReader {
     limit: u64,
 }
 
-/// Start forwarding `body` into a [`BodyReader`]; at most `limit` bytes are accepted.
-pub fn reader(body: hyper::body::Incoming, limit: u64) -> BodyReader {
+/// Start forwarding `body` into a [`BodyReader`]; at most `limit` bytes are accepted, and a
+/// client that sends nothing for `idle` gets an error.
+pub fn reader(body: hyper::body::Incoming, limit: u64, idle: Duration) -> BodyReader {
     let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
     tokio::spawn(async move {
         let mut body = body;
         loop {
-            match body.frame().await {
+            let Ok(frame) = tokio::time::timeout(idle, body.frame()).await else {
+                let _ = tx
+                    .send(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("the client sent nothing for {} s", idle.as_secs()),
+                    )))
+                    .await;
+                return;
+            };
+            match frame {
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
                         if tx.send(Ok(data)).await.is_err() {
@@ -169,6 +180,45 @@ impl Read for BodyReader {
     }
 }
 
+/// Why a whole request body could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// More than the limit.
+    #[error("the request body is larger than {0} bytes")]
+    TooLarge(u64),
+    /// Not complete in time.
+    #[error("the request body was not complete within {} s", .0.as_secs())]
+    TimedOut(Duration),
+    /// The connection failed.
+    #[error("reading the request body failed: {0}")]
+    Io(String),
+}
+
+/// Read a whole (small) request body: at most `limit` bytes, within `within`.
+pub async fn read_all(
+    body: hyper::body::Incoming,
+    limit: u64,
+    within: Duration,
+) -> Result<Vec<u8>, BodyError> {
+    let read = async move {
+        let mut body = body;
+        let mut out = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| BodyError::Io(e.to_string()))?;
+            if let Ok(data) = frame.into_data() {
+                if (out.len() + data.len()) as u64 > limit {
+                    return Err(BodyError::TooLarge(limit));
+                }
+                out.extend_from_slice(&data);
+            }
+        }
+        Ok(out)
+    };
+    tokio::time::timeout(within, read)
+        .await
+        .unwrap_or(Err(BodyError::TimedOut(within)))
+}
+
 /// A reader that fails once more than `limit` bytes came out of it (a gzip bomb guard).
 pub struct Limited<R> {
     inner: R,
@@ -201,7 +251,7 @@ impl<R: Read> Read for Limited<R> {
 }
 
 /// The request body, decompressed when it is gzip-encoded, as a blocking reader.
-pub fn decoded(body: BodyReader, gzip: bool, limit: u64) -> Box<dyn Read + Send> {
+pub fn decoded<R: Read + Send + 'static>(body: R, gzip: bool, limit: u64) -> Box<dyn Read + Send> {
     if gzip {
         Box::new(Limited::new(flate2::read::MultiGzDecoder::new(body), limit))
     } else {

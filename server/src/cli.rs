@@ -8,7 +8,7 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 use objectstore::PackCache;
 
-use crate::http::{App, Limits};
+use crate::app::{App, Limits, Timeouts};
 use crate::storage::{RepoId, Storage, StorageUrl};
 
 #[derive(Debug, Parser)]
@@ -28,7 +28,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve every repository of the storage over Smart HTTP.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create an empty repository.
     Init(InitArgs),
     /// Mint a token with the configured (or the embedded default's) secret.
@@ -65,6 +65,9 @@ pub struct MaintainArgs {
     /// pushes), instead of repacking everything into one pack.
     #[arg(long)]
     pub geometric: bool,
+    /// Memory the run may use for indexing the packs it writes.
+    #[arg(long, env = "ARTIFACT_GIT_MEMORY_BUDGET", default_value = "384MiB", value_parser = parse_size)]
+    pub memory_budget: u64,
     #[command(flatten)]
     pub maintenance: MaintenanceArgs,
     #[command(flatten)]
@@ -211,14 +214,132 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("size {s:?} is too large"))
 }
 
+/// What a client may send, how much memory heavy work may take, and how long a peer may stall.
+/// Size and count limits left unset take their default, or with `--trusted` a higher one.
+#[derive(Debug, Args, Clone)]
+pub struct LimitArgs {
+    /// Raise the size and count limits for deployments whose clients are trusted (objects of
+    /// 2 GiB, 100 million objects per pack, a 4 GiB memory budget...).
+    #[arg(long, env = "ARTIFACT_GIT_TRUSTED")]
+    pub trusted: bool,
+    /// The largest object (file) a push may hold; larger ones belong in Git LFS.
+    #[arg(long, env = "ARTIFACT_GIT_MAX_OBJECT_SIZE", value_parser = parse_size)]
+    pub max_object_size: Option<u64>,
+    /// The most objects one pushed pack may hold.
+    #[arg(long, env = "ARTIFACT_GIT_MAX_PACK_OBJECTS")]
+    pub max_pack_objects: Option<u32>,
+    /// The longest delta chain a pushed pack may hold.
+    #[arg(long, env = "ARTIFACT_GIT_MAX_DELTA_DEPTH")]
+    pub max_delta_depth: Option<u32>,
+    /// The largest push (its pack is staged on local disk).
+    #[arg(long, env = "ARTIFACT_GIT_MAX_PUSH_SIZE", value_parser = parse_size)]
+    pub max_push_size: Option<u64>,
+    /// The largest clone or fetch request (wants and haves), after decompression.
+    #[arg(long, env = "ARTIFACT_GIT_MAX_REQUEST_SIZE", value_parser = parse_size)]
+    pub max_request_size: Option<u64>,
+    /// The most ref updates in one push.
+    #[arg(long, env = "ARTIFACT_GIT_MAX_REF_UPDATES")]
+    pub max_ref_updates: Option<usize>,
+    /// Memory all clones, fetches and pushes together may reserve.
+    #[arg(long, env = "ARTIFACT_GIT_MEMORY_BUDGET", value_parser = parse_size)]
+    pub memory_budget: Option<u64>,
+    /// Memory reserved for each clone or fetch.
+    #[arg(long, env = "ARTIFACT_GIT_FETCH_MEMORY", default_value = "32MiB", value_parser = parse_size)]
+    pub fetch_memory: u64,
+    /// Threads resolving the deltas of one push.
+    #[arg(long, env = "ARTIFACT_GIT_INDEX_THREADS", default_value_t = 2)]
+    pub index_threads: usize,
+    /// Clones, fetches and pushes worked on at once; beyond it clones and fetches get 503 and
+    /// pushes wait (up to --queue-timeout).
+    #[arg(long, env = "ARTIFACT_GIT_MAX_CONCURRENT", default_value_t = 32)]
+    pub max_concurrent: usize,
+    /// Open connections; beyond it the server stops accepting until one closes.
+    #[arg(long, env = "ARTIFACT_GIT_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Time to send a request's head (also how long an idle connection stays open).
+    #[arg(long, env = "ARTIFACT_GIT_HEADER_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub header_timeout: std::time::Duration,
+    /// Time a request body may go without a byte.
+    #[arg(long, env = "ARTIFACT_GIT_BODY_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub body_idle_timeout: std::time::Duration,
+    /// Time for a whole clone, fetch or API request body.
+    #[arg(long, env = "ARTIFACT_GIT_REQUEST_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub request_timeout: std::time::Duration,
+    /// Time a response may wait for a client that stopped reading.
+    #[arg(long, env = "ARTIFACT_GIT_SEND_TIMEOUT", default_value = "120s", value_parser = parse_duration)]
+    pub send_timeout: std::time::Duration,
+    /// Time a received push waits for a slot, and heavy work for memory.
+    #[arg(long, env = "ARTIFACT_GIT_QUEUE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub queue_timeout: std::time::Duration,
+    /// Time requests in flight get to finish on shutdown (SIGTERM, Ctrl-C).
+    #[arg(long, env = "ARTIFACT_GIT_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_timeout: std::time::Duration,
+}
+
+impl LimitArgs {
+    /// The limits and timeouts these flags describe.
+    pub fn resolve(&self) -> (Limits, Timeouts) {
+        let defaults = Limits::default();
+        let pick = |explicit: Option<u64>, default: u64, trusted: u64| {
+            explicit.unwrap_or(if self.trusted { trusted } else { default })
+        };
+        let pack = objectstore::odb::index::Limits {
+            max_object_bytes: pick(
+                self.max_object_size,
+                defaults.pack.max_object_bytes,
+                2 << 30,
+            )
+            .min(u64::from(u32::MAX)),
+            max_objects: self.max_pack_objects.unwrap_or(if self.trusted {
+                100_000_000
+            } else {
+                defaults.pack.max_objects
+            }),
+            max_delta_depth: self.max_delta_depth.unwrap_or(if self.trusted {
+                u32::MAX
+            } else {
+                defaults.pack.max_delta_depth
+            }),
+            threads: self.index_threads.max(1),
+            ..defaults.pack
+        };
+        let commands = protocol::receive_pack::Limits {
+            max_commands: self.max_ref_updates.unwrap_or(if self.trusted {
+                10_000_000
+            } else {
+                defaults.commands.max_commands
+            }),
+            ..defaults.commands
+        };
+        let limits = Limits {
+            max_request_bytes: pick(self.max_request_size, defaults.max_request_bytes, 256 << 20),
+            max_push_bytes: pick(self.max_push_size, defaults.max_push_bytes, 1 << 40),
+            commands,
+            pack,
+            max_heavy_requests: self.max_concurrent,
+            fetch_memory: self.fetch_memory,
+            memory_budget: pick(self.memory_budget, defaults.memory_budget, 4 << 30),
+            max_connections: self.max_connections,
+        };
+        let timeouts = Timeouts {
+            header: self.header_timeout,
+            body_idle: self.body_idle_timeout,
+            request_body: self.request_timeout,
+            send_stall: self.send_timeout,
+            queue: self.queue_timeout,
+            shutdown: self.shutdown_timeout,
+        };
+        (limits, timeouts)
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "ARTIFACT_GIT_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// Clones, fetches and pushes served at once; beyond it clients get 503 and retry.
-    #[arg(long, env = "ARTIFACT_GIT_MAX_CONCURRENT", default_value_t = 32)]
-    pub max_concurrent: usize,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// The URL clients reach this server at (shown in clone URLs); defaults to the listen address.
     #[arg(long, env = "ARTIFACT_GIT_PUBLIC_URL")]
     pub public_url: Option<String>,
@@ -267,12 +388,15 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => serve(args).await,
+            Command::Serve(args) => serve(*args).await,
             Command::Init(args) => init(args).await,
             Command::Token(args) => token(args),
             Command::Maintain(args) => maintain(args).await,
         }
     });
+    // Whatever is still running on blocking threads (a response to a client that went
+    // quiet) does not hold the exit up for long.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -315,10 +439,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let limits = Limits {
-        max_heavy_requests: args.max_concurrent,
-        ..Limits::default()
-    };
+    let (limits, timeouts) = args.limits.resolve();
     let app = Arc::new(App {
         auth,
         storage,
@@ -326,7 +447,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         staging,
         public_url: public_url.clone(),
         limits,
-        heavy: crate::layers::HeavyLimitLayer::new(limits.max_heavy_requests),
+        timeouts,
+        slots: crate::slots::Slots::new(limits.max_heavy_requests),
+        budget: objectstore::budget::MemoryBudget::new(limits.memory_budget),
         maintenance: Arc::new(crate::maintenance::AutoMaintenance::new(
             args.maintain_after_packs,
             args.maintenance.options(),
@@ -358,12 +481,28 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     }
     tracing::info!(%local, "listening");
-    crate::http::serve(app, listener, async {
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("shutting down");
-    })
-    .await?;
+    crate::serve::serve(app, listener, shutdown_signal()).await?;
     Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM (what container runtimes send).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down");
 }
 
 async fn init(args: InitArgs) -> anyhow::Result<()> {
@@ -415,16 +554,26 @@ async fn maintain(args: MaintainArgs) -> anyhow::Result<()> {
     } else {
         crate::maintenance::Kind::Full
     };
+    let workspace = objectstore::odb::maintain::Workspace {
+        staging,
+        budget: objectstore::budget::MemoryBudget::new(args.memory_budget),
+    };
     let report =
-        crate::maintenance::run(&repo, &cache, staging, args.maintenance.options(), kind).await?;
+        crate::maintenance::run(&repo, &cache, &workspace, args.maintenance.options(), kind)
+            .await?;
     println!(
-        "{}: {} packs -> {}; {} objects kept, {} unreachable dropped, {} replaced packs deleted",
+        "{}: {} packs -> {}; {} objects kept, {} unreachable dropped, {} replaced packs deleted{}",
         args.repository,
         report.packs_before,
         report.new_pack.as_deref().unwrap_or("unchanged"),
         report.objects,
         report.dropped_unreachable,
-        report.deleted_packs
+        report.deleted_packs,
+        report
+            .unreachable_pack
+            .as_deref()
+            .map(|p| format!("; young unreachable objects kept apart in {p}"))
+            .unwrap_or_default()
     );
     Ok(())
 }

@@ -2,91 +2,115 @@
 //! repository has too many packs.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use objectstore::odb::maintain::{self, Options, Report};
+use objectstore::odb::maintain::{self, Options, Report, Workspace};
 use objectstore::PackCache;
+use tokio_util::task::TaskTracker;
 
+use crate::app::App;
 use crate::repo::Repo;
 
 /// What a maintenance run does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// Everything reachable (and everything recent) into one pack; old unreachable objects go.
+    /// Everything reachable into one pack (young unreachable objects into a second one); old
+    /// unreachable objects go.
     Full,
     /// The smallest packs merged, geometrically; nothing dropped. What runs after pushes.
     Geometric,
+}
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Reading the refs failed.
+    #[error(transparent)]
+    Refs(#[from] refs::Error),
+    /// Reading or writing packs failed.
+    #[error(transparent)]
+    Objects(#[from] objectstore::odb::Error),
 }
 
 /// Maintain `repo` now.
 pub async fn run(
     repo: &Repo,
     cache: &Arc<PackCache>,
-    staging: PathBuf,
+    workspace: &Workspace,
     options: Options,
     kind: Kind,
-) -> anyhow::Result<Report> {
+) -> Result<Report, Error> {
     let snapshot = repo.snapshot().await?;
     let db = repo.fresh_objects(cache).await?;
     let mut tips: Vec<_> = snapshot.refs.values().map(|v| v.target).collect();
     tips.sort();
     tips.dedup();
-    let runtime = tokio::runtime::Handle::current();
-    let report = tokio::task::spawn_blocking(move || match kind {
-        Kind::Full => maintain::repack(&db, &tips, &staging, options, &runtime),
-        Kind::Geometric => maintain::roll_up(&db, &staging, options, &runtime),
-    })
-    .await??;
+    let report = match kind {
+        Kind::Full => maintain::repack(&db, &tips, workspace, options).await?,
+        Kind::Geometric => maintain::roll_up(&db, workspace, options).await?,
+    };
     crate::metrics::inc(&crate::metrics::MAINTENANCE_RUNS);
     tracing::info!(repo = %repo.id, ?report, "maintenance");
     Ok(report)
 }
 
-/// Starts background geometric roll-ups after pushes, one at a time per repository in this process.
+/// Starts background geometric roll-ups after pushes, one at a time per repository in this
+/// process, and lets shutdown wait for those in flight.
 #[derive(Debug, Default)]
 pub struct AutoMaintenance {
-    /// Repack once a repository has more packs than this (0: never).
+    /// Roll up once a repository has more packs than this (0: never).
     pub threshold: usize,
+    /// How unreachable objects and replaced packs are treated.
     pub options: Options,
     running: Mutex<HashSet<String>>,
+    tasks: TaskTracker,
 }
 
 impl AutoMaintenance {
+    /// Roll up repositories with more than `threshold` packs.
     pub fn new(threshold: usize, options: Options) -> Self {
         AutoMaintenance {
             threshold,
             options,
             running: Mutex::new(HashSet::new()),
+            tasks: TaskTracker::new(),
         }
     }
 
     /// Called after a push that left `packs` packs.
-    pub fn after_push(
-        self: &Arc<Self>,
-        repo: Repo,
-        packs: usize,
-        cache: Arc<PackCache>,
-        staging: PathBuf,
-    ) {
+    pub fn after_push(self: &Arc<Self>, app: &App, repo: Repo, packs: usize) {
         if self.threshold == 0 || packs <= self.threshold {
             return;
         }
         {
             let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-            if !running.insert(repo.prefix.clone()) {
+            if !running.insert(repo.keys.prefix().to_owned()) {
                 return;
             }
         }
         let this = self.clone();
-        tokio::spawn(async move {
-            if let Err(e) = run(&repo, &cache, staging, this.options, Kind::Geometric).await {
+        let cache = app.cache.clone();
+        let workspace = Workspace {
+            staging: app.staging.clone(),
+            budget: app.budget.clone(),
+        };
+        self.tasks.spawn(async move {
+            if let Err(e) = run(&repo, &cache, &workspace, this.options, Kind::Geometric).await {
                 tracing::warn!(repo = %repo.id, error = %e, "background maintenance failed");
             }
             this.running
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .remove(&repo.prefix);
+                .remove(repo.keys.prefix());
         });
+    }
+
+    /// Stop starting runs and wait up to `max` for those in flight.
+    pub async fn wait(&self, max: Duration) {
+        self.tasks.close();
+        if tokio::time::timeout(max, self.tasks.wait()).await.is_err() {
+            tracing::warn!("background maintenance still running at shutdown");
+        }
     }
 }

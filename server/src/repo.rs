@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use gix_hash::ObjectId;
+use objectstore::layout::RepoKeys;
 use objectstore::odb::{self, Reader};
 use objectstore::{ObjectDb, PackCache};
 use protocol::advertisement::{AdvertisedRef, RefsView};
@@ -14,18 +15,18 @@ use crate::storage::{RepoId, Storage};
 #[derive(Debug, Clone)]
 pub struct Repo {
     pub id: RepoId,
-    pub prefix: String,
+    pub keys: RepoKeys,
     pub refs: RefStore,
     storage: Storage,
 }
 
 impl Repo {
     pub fn new(storage: &Storage, id: RepoId) -> Self {
-        let prefix = storage.repo_prefix(&id);
+        let keys = storage.artifact_keys(&id).repo();
         Repo {
-            refs: RefStore::new(storage.bucket.clone(), &prefix),
+            refs: RefStore::new(storage.bucket.clone(), keys.clone()),
             id,
-            prefix,
+            keys,
             storage: storage.clone(),
         }
     }
@@ -37,14 +38,19 @@ impl Repo {
 
     /// The objects, from a pack list that may be a moment old.
     pub async fn objects(&self, cache: &Arc<PackCache>) -> Result<ObjectDb, odb::Error> {
-        ObjectDb::open(self.storage.bucket.clone(), &self.prefix, cache.clone()).await
+        ObjectDb::open(
+            self.storage.bucket.clone(),
+            self.keys.clone(),
+            cache.clone(),
+        )
+        .await
     }
 
     /// The objects, from a pack list read now.
     pub async fn fresh_objects(&self, cache: &Arc<PackCache>) -> Result<ObjectDb, odb::Error> {
         ObjectDb::open_with(
             self.storage.bucket.clone(),
-            &self.prefix,
+            self.keys.clone(),
             cache.clone(),
             std::time::Duration::ZERO,
         )
@@ -109,20 +115,13 @@ pub struct Settings {
     pub public: bool,
 }
 
-const SETTINGS: &str = "artifact-git.json";
-
 impl Repo {
     /// The repository's settings (defaults when none were written).
     pub async fn settings(&self) -> Result<Settings, objectstore::bucket::Error> {
-        match self
-            .storage
-            .bucket
-            .get(&format!("{}{SETTINGS}", self.prefix))
-            .await
-        {
+        match self.storage.bucket.get(&self.keys.settings()).await {
             Ok(got) => {
                 serde_json::from_slice(&got.data).map_err(|e| objectstore::bucket::Error::Backend {
-                    key: format!("{}{SETTINGS}", self.prefix),
+                    key: self.keys.settings(),
                     message: format!("unreadable settings: {e}"),
                 })
             }
@@ -139,7 +138,7 @@ impl Repo {
         self.storage
             .bucket
             .put(
-                &format!("{}{SETTINGS}", self.prefix),
+                &self.keys.settings(),
                 data.into(),
                 objectstore::PutMode::Overwrite,
             )

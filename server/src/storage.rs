@@ -75,12 +75,9 @@ impl Storage {
         }
     }
 
-    /// The key prefix of a repository: `{prefix}{workspace}/artifacts/{alias}/git/`.
-    pub fn repo_prefix(&self, id: &RepoId) -> String {
-        format!(
-            "{}{}/artifacts/{}/git/",
-            self.prefix, id.workspace, id.alias
-        )
+    /// The keys of an artifact (its versions and its git repository).
+    pub fn artifact_keys(&self, id: &RepoId) -> objectstore::layout::ArtifactKeys {
+        objectstore::layout::ArtifactKeys::new(&self.prefix, &id.workspace, &id.alias)
     }
 }
 

@@ -1,11 +1,19 @@
 //! `git-upload-pack` over Smart HTTP: clone and fetch, protocol v0/v1 and v2.
+//!
+//! The request body is small (wants, haves, arguments): it is read whole, within a size limit
+//! and a time limit, and parsed before anything else happens. Only a valid request that may
+//! send a pack takes a slot and reserves memory; its pack is then written on a blocking thread
+//! into a channel that streams the response.
 
 use std::cell::RefCell;
 use std::collections::HashSet;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Write};
+use std::sync::Arc;
 
 use gix_hash::ObjectId;
-use objectstore::odb::{generate, walk, Reader};
+use http::{Request, StatusCode};
+use hyper::body::Incoming;
+use objectstore::odb::{generate, walk, Pack, Reach, Reader};
 use objectstore::ObjectDb;
 use protocol::advertisement::write_ls_refs;
 use protocol::negotiate::{v0_acknowledge, v2_acknowledge, Next};
@@ -14,8 +22,10 @@ use protocol::sideband::{write_band, Mode, DATA, ERROR, PROGRESS};
 use protocol::upload_pack::{Command, FetchRequest};
 use refs::Snapshot;
 
-use crate::body::ChannelWriter;
-use crate::repo::{refs_view, History};
+use crate::app::App;
+use crate::body::{self, ChannelWriter, ResponseBody};
+use crate::http::{git_response, is_gzip, plain, protocol_version};
+use crate::repo::{refs_view, History, Repo};
 
 /// What a request handler can fail with; every variant reaches the client as an `ERR` line
 /// or, once a pack is being streamed, on side-band 3.
@@ -95,26 +105,17 @@ impl Write for PackData<'_> {
 pub struct Source {
     pub snapshot: Snapshot,
     pub db: ObjectDb,
-    pub runtime: tokio::runtime::Handle,
 }
 
 impl Source {
     /// Every want must name an object of this repository, and a commit must be reachable
     /// from a ref (allow-tip-sha1-in-want, allow-reachable-sha1-in-want): a commit that a
-    /// force push left behind is not served, even before maintenance drops it. The pack list
-    /// may be a moment old: a missing want re-lists once, since another replica may just have
-    /// stored the pack that has it.
-    fn check_wants(&mut self, wants: &[ObjectId]) -> Result<(), Error> {
+    /// force push left behind is not served, even before maintenance drops it.
+    fn check_wants(&self, wants: &[ObjectId]) -> Result<(), Error> {
         if let Some(missing) = wants.iter().find(|w| !self.db.contains(w)) {
-            let missing = *missing;
-            let mut db = self.db.clone();
-            self.runtime.block_on(db.refresh())?;
-            self.db = db;
-            if !self.db.contains(&missing) || wants.iter().any(|w| !self.db.contains(w)) {
-                return Err(Error::Refused(format!(
-                    "upload-pack: not our ref {missing}"
-                )));
-            }
+            return Err(Error::Refused(format!(
+                "upload-pack: not our ref {missing}"
+            )));
         }
         let tips: HashSet<ObjectId> = self
             .snapshot
@@ -159,14 +160,13 @@ impl Source {
 }
 
 /// Serve a stateless v0/v1 request.
-pub fn serve_v0(source: &mut Source, request: &[u8], out: &mut Output) -> Result<(), Error> {
-    let req = FetchRequest::parse_v0(request)?;
+fn serve_v0(source: &Source, req: &FetchRequest, out: &mut Output) -> Result<(), Error> {
+    let req = req.clone();
     if req.wants.is_empty() {
         return Ok(());
     }
     source.check_wants(&req.wants)?;
     let filter = filter_of(&req)?;
-    let source = &*source;
     let reader = source.db.reader();
     let mut buf = Vec::new();
     let shallow = shallow_update(source, &reader, &req)?;
@@ -197,10 +197,7 @@ pub fn serve_v0(source: &mut Source, request: &[u8], out: &mut Output) -> Result
 }
 
 /// Serve one v2 command.
-pub fn serve_v2(source: &mut Source, request: &[u8], out: &mut Output) -> Result<(), Error> {
-    let Some(command) = Command::read(request)? else {
-        return Ok(());
-    };
+fn serve_v2(source: &Source, command: &Command, out: &mut Output) -> Result<(), Error> {
     let mut buf = Vec::new();
     match command.name.as_str() {
         "ls-refs" => {
@@ -224,22 +221,12 @@ pub fn serve_v2(source: &mut Source, request: &[u8], out: &mut Output) -> Result
             out.raw(&buf)?;
         }
         "fetch" => {
-            let mut req = FetchRequest::parse_v2(&command)?;
-            let mut wanted_refs = Vec::new();
-            for name in &req.want_refs {
-                let id = source
-                    .snapshot
-                    .get(name)
-                    .ok_or_else(|| Error::Refused(format!("unknown ref {name}")))?;
-                wanted_refs.push((id, name.clone()));
-                req.wants.push(id);
-            }
+            let (req, wanted_refs) = fetch_request_v2(&source.snapshot, command)?;
             if req.wants.is_empty() {
                 return Ok(());
             }
             source.check_wants(&req.wants)?;
             let filter = filter_of(&req)?;
-            let source = &*source;
             let reader = source.db.reader();
             if v2_acknowledge(&req, &History(&reader), &mut buf)? == Next::EndRound {
                 out.raw(&buf)?;
@@ -270,6 +257,23 @@ pub fn serve_v2(source: &mut Source, request: &[u8], out: &mut Output) -> Result
         other => return Err(Error::Refused(format!("unknown command {other:?}"))),
     }
     Ok(())
+}
+
+/// A v2 `fetch`, with `want-ref`s resolved against the refs (and added to the wants).
+fn fetch_request_v2(
+    snapshot: &Snapshot,
+    command: &Command,
+) -> Result<(FetchRequest, Vec<(ObjectId, String)>), Error> {
+    let mut req = FetchRequest::parse_v2(command)?;
+    let mut wanted_refs = Vec::new();
+    for name in &req.want_refs {
+        let id = snapshot
+            .get(name)
+            .ok_or_else(|| Error::Refused(format!("unknown ref {name}")))?;
+        wanted_refs.push((id, name.clone()));
+        req.wants.push(id);
+    }
+    Ok((req, wanted_refs))
 }
 
 /// The request's object filter; an unsupported spec is refused before anything is sent.
@@ -342,7 +346,21 @@ fn send_pack(
 ) -> Result<(), Error> {
     let db = &source.db;
     let mut data = BufWriter::with_capacity(Mode::Large.max_payload(), PackData(out));
-    if let Some(pack) = verbatim_candidate(source, req) {
+    let everything = full_clone(source, req);
+    // A partial clone without blobs of everything: every stored commit, tree and tag, found
+    // from pack entry headers instead of a walk of every tree (unless a want is a blob).
+    let everything_but_blobs = filter == Some(walk::Filter::BlobNone)
+        && full_clone_but_filter(source, req)
+        && req
+            .wants
+            .iter()
+            .all(|w| !matches!(reader.kind(w), Ok(Some(gix_object::Kind::Blob)) | Err(_)));
+    let stored = if everything || everything_but_blobs {
+        stored_packs_reached_by_refs(source, reader)?
+    } else {
+        None
+    };
+    if let (Some([pack]), true) = (stored.as_deref(), everything) {
         out.progress(&format!(
             "Sending the stored pack: {} objects\n",
             pack.num_objects()
@@ -354,26 +372,16 @@ fn send_pack(
         return Ok(());
     }
     crate::metrics::inc(&crate::metrics::PACKS_GENERATED);
-    let everything = full_clone(source, req);
-    // A partial clone without blobs of everything: every stored commit, tree and tag, found
-    // from pack entry headers instead of a walk of every tree (unless a want is a blob).
-    let everything_but_blobs = filter == Some(walk::Filter::BlobNone)
-        && full_clone_but_filter(source, req)
-        && req
-            .wants
-            .iter()
-            .all(|w| !matches!(reader.kind(w), Ok(Some(gix_object::Kind::Blob)) | Err(_)));
-    if everything || everything_but_blobs {
+    if let Some(packs) = stored {
         // Everything is wanted: every stored object goes, each once, without a history walk.
-        let total: u32 = db.packs().iter().map(|p| p.num_objects()).sum();
+        let total: u32 = packs.iter().map(|p| p.num_objects()).sum();
         out.progress(&format!("Counting objects: {total}, done.\n"));
         let skip_blobs = !everything;
-        let stats =
-            generate::write_all_objects(db.packs(), skip_blobs, &mut data, &mut |n, total| {
-                if let Some(pct) = (n * 100).checked_div(total) {
-                    out.progress(&format!("Writing objects: {pct}% ({n}/{total})\r"));
-                }
-            })?;
+        let stats = generate::write_all_objects(&packs, skip_blobs, &mut data, &mut |n, total| {
+            if let Some(pct) = (n * 100).checked_div(total) {
+                out.progress(&format!("Writing objects: {pct}% ({n}/{total})\r"));
+            }
+        })?;
         data.flush()?;
         drop(data);
         out.progress(&format!(
@@ -426,19 +434,50 @@ fn send_pack(
     Ok(())
 }
 
-/// The stored pack, when sending it unchanged is exactly right: a full clone of a
-/// repository held in one pack.
-fn verbatim_candidate<'a>(
-    source: &'a Source,
-    req: &FetchRequest,
-) -> Option<&'a objectstore::odb::Pack> {
+/// The stored packs to send whole for a clone of everything, when their `.tips` records prove
+/// that together they hold exactly what the refs reach (so nothing a deleted or rewritten
+/// branch left behind goes out):
+/// - a pack maintenance wrote holds exactly what its tips reach: alone, it is the answer when
+///   every ref names an object in it and each of its tips is still reachable from the refs;
+/// - otherwise every pack must record tips its objects are within, each still reachable.
+///
+/// `None`: walk the history instead.
+fn stored_packs_reached_by_refs(
+    source: &Source,
+    reader: &Reader<'_>,
+) -> Result<Option<Vec<Arc<Pack>>>, Error> {
     let packs = source.db.packs();
-    (packs.len() == 1 && full_clone(source, req)).then(|| packs[0].as_ref())
+    let roots: Vec<ObjectId> = source.snapshot.refs.values().map(|v| v.target).collect();
+    for pack in packs {
+        if let Reach::Exactly(tips) = &pack.reach {
+            if roots.iter().all(|r| pack.lookup(r).is_some())
+                && walk::all_reachable(reader, &roots, tips, MAX_REACH_WALK)?
+            {
+                return Ok(Some(vec![pack.clone()]));
+            }
+        }
+    }
+    let mut tips = Vec::new();
+    for pack in packs {
+        match pack.reach.tips() {
+            Some(t) => tips.extend_from_slice(t),
+            None => return Ok(None),
+        }
+    }
+    tips.sort();
+    tips.dedup();
+    if walk::all_reachable(reader, &roots, &tips, MAX_REACH_WALK)? {
+        Ok(Some(packs.to_vec()))
+    } else {
+        Ok(None)
+    }
 }
 
+/// Commits walked at most to find that every pack's tips are still reachable.
+const MAX_REACH_WALK: usize = 2_000_000;
+
 /// A clone of everything: no haves, no shallow history, no filter, ofs-delta understood, and
-/// every branch wanted. Stored objects that no ref reaches (kept for maintenance's grace
-/// period) go along, as they do with a verbatim pack.
+/// every branch wanted.
 fn full_clone(source: &Source, req: &FetchRequest) -> bool {
     req.filter.is_none() && full_clone_but_filter(source, req)
 }
@@ -486,4 +525,146 @@ fn include_tags(
         }
     }
     Ok(())
+}
+
+/// An upload-pack request, parsed.
+enum Parsed {
+    /// v0/v1: wants, haves and capabilities.
+    V0(FetchRequest),
+    /// One v2 command.
+    V2(Command),
+    /// Nothing to do.
+    Empty,
+}
+
+impl Parsed {
+    /// Whether answering may build a pack: such requests take a slot and reserve memory.
+    fn is_heavy(&self) -> bool {
+        match self {
+            Parsed::V0(r) => !r.wants.is_empty(),
+            Parsed::V2(c) => c.name == "fetch",
+            Parsed::Empty => false,
+        }
+    }
+
+    /// The objects the request wants (for a v2 fetch, named refs resolved).
+    fn wants(&self, snapshot: &Snapshot) -> Vec<ObjectId> {
+        match self {
+            Parsed::V0(r) => r.wants.clone(),
+            Parsed::V2(c) if c.name == "fetch" => fetch_request_v2(snapshot, c)
+                .map(|(r, _)| r.wants)
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Decode (gzip) and parse a request body.
+fn parse(raw: Vec<u8>, gzip: bool, v2: bool, limit: u64) -> Result<Parsed, Error> {
+    let mut request = Vec::new();
+    body::decoded(std::io::Cursor::new(raw), gzip, limit).read_to_end(&mut request)?;
+    if v2 {
+        Ok(Command::read(&request[..])?.map_or(Parsed::Empty, Parsed::V2))
+    } else {
+        Ok(Parsed::V0(FetchRequest::parse_v0(&request[..])?))
+    }
+}
+
+fn refusal(message: &str) -> http::Response<ResponseBody> {
+    let mut out = Vec::new();
+    write_line(&mut out, &format!("ERR {message}"));
+    git_response("application/x-git-upload-pack-result", body::full(out))
+}
+
+/// Serve a clone, fetch, `ls-refs` or `object-info` request.
+pub async fn handle(
+    app: Arc<App>,
+    repo: Repo,
+    snapshot: Snapshot,
+    req: Request<Incoming>,
+) -> http::Response<ResponseBody> {
+    let v2 = protocol_version(&req) == 2;
+    let gzip = is_gzip(&req);
+    let limit = app.limits.max_request_bytes;
+    let raw = match body::read_all(req.into_body(), limit, app.timeouts.request_body).await {
+        Ok(raw) => raw,
+        Err(e @ body::BodyError::TooLarge(_)) => {
+            return plain(StatusCode::PAYLOAD_TOO_LARGE, &e.to_string())
+        }
+        Err(e @ body::BodyError::TimedOut(_)) => {
+            return plain(StatusCode::REQUEST_TIMEOUT, &e.to_string())
+        }
+        Err(e) => return plain(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    let parsed = match tokio::task::spawn_blocking(move || parse(raw, gzip, v2, limit)).await {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => {
+            tracing::warn!(repo = %repo.id, error = %e, "upload-pack request refused");
+            return refusal(&e.to_string());
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "upload-pack task failed");
+            return plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the request failed unexpectedly",
+            );
+        }
+    };
+    let heavy = parsed.is_heavy();
+    let slot = match heavy {
+        false => None,
+        true => match app.slots.try_take() {
+            Some(slot) => Some(slot),
+            None => return crate::http::busy(),
+        },
+    };
+    // Packs are published before the refs that need them, so a pack list that shows every ref
+    // tip and every want shows everything reachable from them; a briefly cached list that
+    // misses one is read again (another replica may just have stored the pack).
+    let mut db = match repo.objects(&app.cache).await {
+        Ok(db) => db,
+        Err(e) => return crate::http::storage_error(&repo, e),
+    };
+    let wants = parsed.wants(&snapshot);
+    let stale = snapshot.refs.values().any(|v| !db.contains(&v.target))
+        || wants.iter().any(|w| !db.contains(w));
+    if stale {
+        if let Err(e) = db.refresh().await {
+            return crate::http::storage_error(&repo, e);
+        }
+    }
+    let (writer, response_body) = body::channel();
+    let id = repo.id.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut out = Output::new(writer);
+        let _memory = match heavy {
+            false => None,
+            true => match app
+                .budget
+                .reserve(app.limits.fetch_memory, app.timeouts.queue)
+            {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    crate::metrics::inc(&crate::metrics::REJECTED_BUSY);
+                    out.fail(&e.to_string());
+                    return;
+                }
+            },
+        };
+        let source = Source { snapshot, db };
+        let result = match &parsed {
+            Parsed::V0(r) => serve_v0(&source, r, &mut out),
+            Parsed::V2(c) => serve_v2(&source, c, &mut out),
+            Parsed::Empty => Ok(()),
+        };
+        if let Err(e) = result {
+            tracing::warn!(repo = %id, error = %e, "upload-pack failed");
+            out.fail(&e.to_string());
+        }
+    });
+    let body = match slot {
+        Some(slot) => slot.hold(response_body),
+        None => response_body,
+    };
+    git_response("application/x-git-upload-pack-result", body)
 }

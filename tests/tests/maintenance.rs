@@ -130,16 +130,42 @@ fn unreachable_objects_go_only_after_the_grace_period(backend: &Backend) {
         &source,
         &["push", "-q", "--force", &server.repo_url("lab/u"), "main"],
     );
-    // Within the grace period the orphan is kept.
+    // Within the grace period the orphan is kept, apart from the reachable objects.
     server.maintain("lab/u", &["--delete-replaced-after", "0s"]);
     let bare = server.bare_repo("lab/u");
-    assert_eq!(pack_count(&bare), 1);
+    assert_eq!(
+        pack_count(&bare),
+        2,
+        "one pack of what the refs reach, one of the rest"
+    );
     assert!(
         git.run(&bare, &["cat-file", "-e", &orphan])
             .status
             .success(),
         "kept during the grace period"
     );
+    // A full clone streams the reachable pack as it is, and the orphan is not in it.
+    let verbatim = server.metric("artifact_git_clones_verbatim_total");
+    let mirror = work.path().join("mirror");
+    git.ok(
+        work.path(),
+        &[
+            "clone",
+            "-q",
+            "--mirror",
+            &server.repo_url("lab/u"),
+            mirror.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        server.metric("artifact_git_clones_verbatim_total"),
+        verbatim + 1
+    );
+    assert!(!git
+        .run(&mirror, &["cat-file", "-e", &orphan])
+        .status
+        .success());
+    git.ok(&mirror, &["fsck", "--strict"]);
     // Past it (a grace of zero), it is dropped; everything reachable stays.
     commit_file(&git, &source, "c.txt", "c\n", "more");
     git.ok(&source, &["push", "-q", &server.repo_url("lab/u"), "main"]);

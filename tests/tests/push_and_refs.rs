@@ -296,7 +296,7 @@ fn bad_input_is_refused_and_changes_nothing(backend: &Backend) {
         &push_request(ZERO, &new, "refs/heads/bad..name", &good_pack),
         &[],
     );
-    check("invalid ref name", status, &body, "invalid ref name");
+    check("invalid ref name", status, &body, "funny refname");
 
     // Garbage pkt-lines to both services.
     let (status, body) = curl_post(&receive, ct, b"zzzz this is not a pkt-line", &[]);

@@ -11,10 +11,10 @@ use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use gix_hash::ObjectId;
-use gix_object::Kind;
+use gix_object::{Kind, WriteTo};
 use sha1::Digest;
 
-use super::generate::{entry_header, kind_code};
+use super::generate::object_header;
 use super::{Error, Result};
 
 /// Accumulates objects in a temporary file, then writes the pack.
@@ -45,11 +45,9 @@ impl PackBuilder {
 
     /// Add an object of `size` bytes read from `input`, hashing and compressing as it streams.
     pub fn add_from(&mut self, kind: Kind, size: u64, input: &mut dyn Read) -> Result<ObjectId> {
-        let mut hasher = sha1::Sha1::new();
-        hasher.update(format!("{kind} {size}\0").as_bytes());
-        let mut head = Vec::with_capacity(16);
-        entry_header(&mut head, kind_code(kind), size);
-        self.body.write_all(&head)?;
+        let mut hasher = gix_hash::hasher(gix_hash::Kind::Sha1);
+        hasher.update(&gix_object::encode::loose_header(kind, size));
+        object_header(kind).write_to(size, &mut self.body)?;
         let mut z = flate2::write::ZlibEncoder::new(&mut self.body, flate2::Compression::fast());
         let mut buf = vec![0u8; 256 * 1024];
         let mut seen = 0u64;
@@ -67,13 +65,14 @@ impl PackBuilder {
         }
         z.finish()?;
         if seen != size {
-            return Err(Error::InvalidPack(format!(
+            return Err(Error::Rejected(format!(
                 "an object changed size while it was read ({seen} bytes, expected {size})"
             )));
         }
         self.count += 1;
-        let digest: [u8; 20] = hasher.finalize().into();
-        Ok(ObjectId::from_bytes_or_panic(&digest))
+        hasher
+            .try_finalize()
+            .map_err(|e| Error::Rejected(format!("{e}")))
     }
 
     /// Write the pack (header, objects, checksum); the path lives as long as the builder's
@@ -84,11 +83,8 @@ impl PackBuilder {
         let path = self.dir.path().join("import.pack");
         let mut out = BufWriter::new(File::create(&path)?);
         let mut hasher = sha1::Sha1::new();
-        let mut header = Vec::with_capacity(12);
-        header.extend_from_slice(b"PACK");
-        header.extend_from_slice(&2u32.to_be_bytes());
-        header.extend_from_slice(&self.count.to_be_bytes());
-        hasher.update(&header);
+        let header = gix_pack::data::header::encode(gix_pack::data::Version::V2, self.count);
+        hasher.update(header);
         out.write_all(&header)?;
         let mut body = File::open(self.dir.path().join("body"))?;
         let mut buf = vec![0u8; 256 * 1024];
@@ -160,28 +156,28 @@ impl TreeBuilder {
 
     /// Write this tree and every subtree; the id of the root.
     pub fn write(&self, pack: &mut PackBuilder) -> Result<ObjectId> {
-        // git sorts entries by name, comparing a directory as if its name ended in '/'.
-        let mut entries: Vec<(Vec<u8>, &str, &Node)> = self
-            .entries
-            .iter()
-            .map(|(name, node)| {
-                let mut key = name.as_bytes().to_vec();
-                if matches!(node, Node::Dir(_)) {
-                    key.push(b'/');
-                }
-                (key, name.as_str(), node)
-            })
-            .collect();
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut data = Vec::new();
-        for (_, name, node) in entries {
-            let (mode, id) = match node {
-                Node::File { id, mode } => (*mode, *id),
-                Node::Dir(sub) => (0o40000, sub.write(pack)?),
+        let mut tree = gix_object::Tree {
+            entries: Vec::with_capacity(self.entries.len()),
+        };
+        for (name, node) in &self.entries {
+            let (mode, oid) = match node {
+                Node::File { id, mode } => (
+                    gix_object::tree::EntryMode::try_from(*mode)
+                        .map_err(|_| Error::Rejected(format!("invalid file mode {mode:o}")))?,
+                    *id,
+                ),
+                Node::Dir(sub) => (gix_object::tree::EntryKind::Tree.into(), sub.write(pack)?),
             };
-            data.extend_from_slice(format!("{mode:o} {name}\0").as_bytes());
-            data.extend_from_slice(id.as_bytes());
+            tree.entries.push(gix_object::tree::Entry {
+                mode,
+                filename: name.as_str().into(),
+                oid,
+            });
         }
+        // git's order: a directory sorts as if its name ended in '/'.
+        tree.entries.sort();
+        let mut data = Vec::new();
+        tree.write_to(&mut data)?;
         pack.add(Kind::Tree, &data)
     }
 }

@@ -34,13 +34,6 @@ pub struct Stats {
 /// Progress while writing: objects written so far out of the total.
 pub type Progress<'a> = &'a mut dyn FnMut(usize, usize);
 
-const OBJ_COMMIT: u8 = 1;
-const OBJ_TREE: u8 = 2;
-const OBJ_BLOB: u8 = 3;
-const OBJ_TAG: u8 = 4;
-const OBJ_OFS_DELTA: u8 = 6;
-const OBJ_REF_DELTA: u8 = 7;
-
 /// A writer that hashes and counts what passes through, for the trailer and the stats.
 struct HashingWriter<'a> {
     inner: &'a mut dyn Write,
@@ -68,11 +61,10 @@ impl<'a> HashingWriter<'a> {
             hasher: sha1::Sha1::new(),
             written: 0,
         };
-        let mut header = Vec::with_capacity(12);
-        header.extend_from_slice(b"PACK");
-        header.extend_from_slice(&2u32.to_be_bytes());
-        header.extend_from_slice(&count.to_be_bytes());
-        w.write_all(&header)?;
+        w.write_all(&gix_pack::data::header::encode(
+            gix_pack::data::Version::V2,
+            count,
+        ))?;
         Ok(w)
     }
 
@@ -102,41 +94,20 @@ fn delta_base(pack: &Pack, offset: u64, header: &Header) -> Result<Option<Object
     })
 }
 
-/// The type-and-size header of a pack entry.
-pub(crate) fn entry_header(out: &mut Vec<u8>, kind: u8, size: u64) {
-    let mut size = size;
-    let mut byte = (kind << 4) | (size & 0x0f) as u8;
-    size >>= 4;
-    while size != 0 {
-        out.push(byte | 0x80);
-        byte = (size & 0x7f) as u8;
-        size >>= 7;
-    }
-    out.push(byte);
-}
-
-fn ofs_encoding(out: &mut Vec<u8>, mut distance: u64) {
-    let mut bytes = [0u8; 10];
-    let mut pos = bytes.len() - 1;
-    bytes[pos] = (distance & 0x7f) as u8;
-    while {
-        distance >>= 7;
-        distance != 0
-    } {
-        distance -= 1;
-        pos -= 1;
-        bytes[pos] = 0x80 | (distance & 0x7f) as u8;
-    }
-    out.extend_from_slice(&bytes[pos..]);
-}
-
-pub(crate) fn kind_code(kind: gix_object::Kind) -> u8 {
+/// The entry header of a whole object of `kind`.
+pub(crate) fn object_header(kind: gix_object::Kind) -> Header {
     match kind {
-        gix_object::Kind::Commit => OBJ_COMMIT,
-        gix_object::Kind::Tree => OBJ_TREE,
-        gix_object::Kind::Blob => OBJ_BLOB,
-        gix_object::Kind::Tag => OBJ_TAG,
+        gix_object::Kind::Commit => Header::Commit,
+        gix_object::Kind::Tree => Header::Tree,
+        gix_object::Kind::Blob => Header::Blob,
+        gix_object::Kind::Tag => Header::Tag,
     }
+}
+
+/// Append an entry header to `out`.
+fn write_header(out: &mut Vec<u8>, header: Header, size: u64) {
+    // Writing to a Vec cannot fail.
+    let _ = header.write_to(size, out);
 }
 
 fn pack_err(pack: &Pack, e: impl std::fmt::Display) -> Error {
@@ -208,14 +179,18 @@ pub fn write_pack(
                     || sent.is_some_and(|(p, _)| p == *pack_index)
                     || (options.thin && client_has.contains(&base));
                 match base_at {
-                    Some(at) if options.ofs_delta => {
-                        entry_header(&mut head, OBJ_OFS_DELTA, entry.decompressed_size);
-                        ofs_encoding(&mut head, here - at);
-                    }
-                    _ if reusable => {
-                        entry_header(&mut head, OBJ_REF_DELTA, entry.decompressed_size);
-                        head.extend_from_slice(base.as_bytes());
-                    }
+                    Some(at) if options.ofs_delta => write_header(
+                        &mut head,
+                        Header::OfsDelta {
+                            base_distance: here - at,
+                        },
+                        entry.decompressed_size,
+                    ),
+                    _ if reusable => write_header(
+                        &mut head,
+                        Header::RefDelta { base_id: base },
+                        entry.decompressed_size,
+                    ),
                     _ => {}
                 }
                 reusable
@@ -223,11 +198,7 @@ pub fn write_pack(
         };
         if reuse {
             if base.is_none() {
-                let kind = entry
-                    .header
-                    .as_kind()
-                    .ok_or_else(|| pack_err(pack, "base entry without a kind"))?;
-                entry_header(&mut head, kind_code(kind), entry.decompressed_size);
+                write_header(&mut head, entry.header, entry.decompressed_size);
             } else {
                 stats.deltas += 1;
                 stats.reused_deltas += 1;
@@ -237,7 +208,7 @@ pub fn write_pack(
             w.write_all(compressed)?;
         } else {
             let kind = reader.read(id, &mut decoded)?;
-            entry_header(&mut head, kind_code(kind), decoded.len() as u64);
+            write_header(&mut head, object_header(kind), decoded.len() as u64);
             w.write_all(&head)?;
             // Compressed straight into the stream: no second copy of a large object.
             let mut z = flate2::write::ZlibEncoder::new(&mut w, flate2::Compression::fast());
@@ -341,24 +312,22 @@ pub fn write_all_objects(
             head.clear();
             let base = delta_base(pack, *offset, &entry.header)?;
             match base {
-                None => {
-                    let kind = entry
-                        .header
-                        .as_kind()
-                        .ok_or_else(|| pack_err(pack, "base entry without a kind"))?;
-                    entry_header(&mut head, kind_code(kind), entry.decompressed_size);
-                }
+                None => write_header(&mut head, entry.header, entry.decompressed_size),
                 Some(base) => {
                     match written_at(&sent_at, i, &base) {
-                        Some(base_at) => {
-                            entry_header(&mut head, OBJ_OFS_DELTA, entry.decompressed_size);
-                            ofs_encoding(&mut head, here - base_at);
-                        }
+                        Some(base_at) => write_header(
+                            &mut head,
+                            Header::OfsDelta {
+                                base_distance: here - base_at,
+                            },
+                            entry.decompressed_size,
+                        ),
                         // Later in this pack: the client resolves it by id.
-                        None if pack.lookup(&base).is_some() => {
-                            entry_header(&mut head, OBJ_REF_DELTA, entry.decompressed_size);
-                            head.extend_from_slice(base.as_bytes());
-                        }
+                        None if pack.lookup(&base).is_some() => write_header(
+                            &mut head,
+                            Header::RefDelta { base_id: base },
+                            entry.decompressed_size,
+                        ),
                         None => return Err(Error::Missing(base)),
                     }
                     stats.deltas += 1;
@@ -477,18 +446,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn header_encodings_match_git() {
+    fn headers_are_encoded_as_git_writes_them() {
         let mut v = Vec::new();
-        entry_header(&mut v, OBJ_BLOB, 15);
+        write_header(&mut v, Header::Blob, 15);
         assert_eq!(v, [0x3f]);
         v.clear();
-        entry_header(&mut v, OBJ_COMMIT, 16);
+        write_header(&mut v, Header::Commit, 16);
         assert_eq!(v, [0x90, 0x01]);
         v.clear();
-        ofs_encoding(&mut v, 127);
-        assert_eq!(v, [0x7f]);
+        write_header(&mut v, Header::OfsDelta { base_distance: 127 }, 1);
+        assert_eq!(v, [0x61, 0x7f]);
         v.clear();
-        ofs_encoding(&mut v, 128);
-        assert_eq!(v, [0x80, 0x00]);
+        write_header(&mut v, Header::OfsDelta { base_distance: 128 }, 1);
+        assert_eq!(v, [0x61, 0x80, 0x00]);
     }
 }

@@ -1,29 +1,38 @@
-//! Maintenance: repack a repository's packs into one, so lookups stay fast and a full clone
-//! can stream the stored pack as it is.
+//! Maintenance: merge a repository's packs so lookups stay fast and full clones can stream
+//! stored packs as they are.
 //!
 //! Safety against concurrent pushes comes from what is kept, not from locks:
 //! - every object reachable from the refs read at the start is kept;
 //! - every object of a pack younger than `prune_after` is kept too, reachable or not: a push
 //!   uploads its pack before it commits its refs, so a pack being pushed right now is young
-//!   and its objects survive into the new pack even if the refs do not name them yet;
-//! - the new pack is published (`.pack`, then `.idx`) before anything is deleted, and a
-//!   replaced pack is deleted only once all its kept objects are in the new pack, and only
+//!   and its objects survive into the new packs even if the refs do not name them yet;
+//! - new packs are published (`.pack`, `.tips`, then `.idx`) before anything is deleted, and a
+//!   replaced pack is deleted only once all its kept objects are in the new packs, and only
 //!   `delete_after` after it was replaced (readers that listed it may still be using it).
 //!
-//! Unreachable objects of old packs are dropped: git's `gc --prune` in the same spirit.
+//! A full [`repack`] writes the reachable objects into one pack recorded as holding exactly what
+//! the refs it started from reach (a full clone streams it as it is while those are the refs),
+//! and young unreachable objects into a second pack, recorded as within the tips of the packs
+//! they came from. Unreachable objects of old packs are dropped: git's `gc --prune` in the
+//! same spirit. A [`roll_up`] merges the smallest packs only, dropping nothing.
+//!
+//! Each run is async: listing, uploads and deletes are bucket calls; choosing objects, writing
+//! and indexing the new packs run on blocking threads.
 
 use std::collections::HashSet;
-use std::io::{BufReader, BufWriter, Write};
-use std::path::Path;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use gix_hash::ObjectId;
 
-use std::sync::Arc;
-
-use super::{generate, ingest, walk, Error, ObjectDb, Pack, Result};
-use crate::bucket::PutMode;
+use super::index::{self, Checks, Indexed, Limits};
+use super::{generate, walk, Error, ObjectDb, Pack, Reach, Result};
+use crate::bucket::{ObjectMeta, PutMode};
+use crate::budget::MemoryBudget;
+use crate::layout::PackFile;
 
 /// How maintenance treats unreachable objects and replaced packs.
 #[derive(Debug, Clone, Copy)]
@@ -46,11 +55,27 @@ impl Default for Options {
 /// What a run did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Report {
+    /// Visible packs when the run started.
     pub packs_before: usize,
+    /// The pack written, if any.
     pub new_pack: Option<String>,
+    /// The pack of young objects the refs did not reach when the run started, if any.
+    pub unreachable_pack: Option<String>,
+    /// Objects in the new packs.
     pub objects: usize,
+    /// Unreachable objects of old packs left out.
     pub dropped_unreachable: usize,
+    /// Replaced packs deleted by this run.
     pub deleted_packs: usize,
+}
+
+/// Where a run works and what it may use.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    /// Local directory for the packs being written.
+    pub staging: PathBuf,
+    /// The memory budget indexing draws on.
+    pub budget: Arc<MemoryBudget>,
 }
 
 fn now_secs() -> i64 {
@@ -59,16 +84,30 @@ fn now_secs() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// Run `f` on a blocking thread.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Rejected(format!("a maintenance task failed: {e}")))?
+}
+
 /// The start of every run: list the packs, delete those replaced long enough ago (marked by
 /// an earlier run), and return the report so far, the listing and the packs left to work on.
-fn begin(
+async fn begin(
     db: &ObjectDb,
     options: Options,
-    runtime: &tokio::runtime::Handle,
-) -> Result<(Report, Vec<crate::bucket::ObjectMeta>, Vec<Arc<Pack>>)> {
-    let pack_dir = format!("{}objects/pack/", db.prefix());
-    let listing = runtime.block_on(db.bucket().list(&pack_dir))?;
-    let gone = delete_replaced(db, &listing, &pack_dir, options, runtime)?;
+) -> Result<(Report, Vec<ObjectMeta>, Vec<Arc<Pack>>)> {
+    let listing = db.bucket().list(&db.keys().pack_dir()).await?;
+    let mut gone = HashSet::new();
+    for meta in &listing {
+        let Some((name, PackFile::Replaced)) = db.keys().parse_pack_file(&meta.key) else {
+            continue;
+        };
+        if now_secs() - meta.last_modified >= options.delete_after.as_secs() as i64 {
+            delete_pack(db, name).await?;
+            gone.insert(name.to_owned());
+        }
+    }
     let report = Report {
         packs_before: db.packs().len(),
         deleted_packs: gone.len(),
@@ -83,100 +122,211 @@ fn begin(
     Ok((report, listing, remaining))
 }
 
-/// Repack the repository of `db` (whose pack list must be fresh) given the ref tips `tips`.
-/// Runs on a blocking thread; bucket calls go through `runtime`.
-pub fn repack(
+/// Index a pack file this process wrote, every object already checked.
+fn index_own_pack(db: &ObjectDb, path: &Path, workspace: &Workspace) -> Result<Indexed> {
+    let limits = Limits::trusted(u64::from(u32::MAX));
+    let reader = db.reader();
+    let mut bases = |id: &gix_hash::oid| {
+        let mut buf = Vec::new();
+        Ok(reader.try_read(id, &mut buf)?.map(|kind| (kind, buf)))
+    };
+    index::index_file(
+        path,
+        &workspace.staging,
+        &limits,
+        &workspace.budget,
+        Checks::NONE,
+        &mut bases,
+    )
+}
+
+/// Repack the repository of `db` (whose pack list must be fresh) given the ref tips `tips`:
+/// reachable objects into one pack, young unreachable ones into another.
+pub async fn repack(
     db: &ObjectDb,
     tips: &[ObjectId],
-    staging: &Path,
+    workspace: &Workspace,
     options: Options,
-    runtime: &tokio::runtime::Handle,
 ) -> Result<Report> {
-    let (mut report, listing, remaining) = begin(db, options, runtime)?;
-    let pack_dir = format!("{}objects/pack/", db.prefix());
-    let age_of = |name: &str| -> i64 {
-        listing
-            .iter()
-            .find(|m| m.key == format!("{pack_dir}{name}.idx"))
-            .map_or(0, |m| now_secs() - m.last_modified)
+    let (mut report, listing, remaining) = begin(db, options).await?;
+    let mut tip_set: Vec<ObjectId> = tips.to_vec();
+    tip_set.sort();
+    tip_set.dedup();
+    let already_done = match remaining.as_slice() {
+        [] => true,
+        [only] => matches!(&only.reach, Reach::Exactly(t) if {
+            let mut t = t.clone();
+            t.sort();
+            t.dedup();
+            t == tip_set
+        }),
+        _ => false,
     };
-    let db = &db.with_packs(remaining);
-    if db.packs().len() <= 1 {
+    if already_done {
         return Ok(report);
     }
+    let young: HashSet<String> = remaining
+        .iter()
+        .filter(|p| {
+            let idx = db.keys().pack_file(&p.name, PackFile::Idx);
+            let age = listing
+                .iter()
+                .find(|m| m.key == idx)
+                .map_or(0, |m| now_secs() - m.last_modified);
+            age < options.prune_after.as_secs() as i64
+        })
+        .map(|p| p.name.clone())
+        .collect();
+    let db = db.with_packs(remaining);
+    let (written, plan) = {
+        let db = db.clone();
+        let tips = tip_set.clone();
+        let workspace = workspace.clone();
+        blocking(move || write_repack(&db, &tips, &young, &workspace)).await?
+    };
+    report.objects = plan.reachable + plan.unreachable;
+    report.dropped_unreachable = plan.dropped;
+    let mut new_packs: Vec<(Indexed, Reach)> = Vec::new();
+    for (indexed, reach) in written {
+        if indexed.name.is_some() {
+            new_packs.push((indexed, reach));
+        }
+    }
+    for (indexed, reach) in &new_packs {
+        indexed
+            .publish(db.bucket().as_ref(), db.keys(), reach)
+            .await?;
+        match reach {
+            Reach::Exactly(_) => report.new_pack = indexed.name.clone(),
+            _ => report.unreachable_pack = indexed.name.clone(),
+        }
+    }
+    let opened: Vec<Arc<Pack>> = new_packs
+        .iter()
+        .map(|(i, _)| i.open())
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .flatten()
+        .collect();
+    let new_names: HashSet<String> = opened.iter().map(|p| p.name.clone()).collect();
+    let replaced: Vec<Arc<Pack>> = db
+        .packs()
+        .iter()
+        .filter(|p| !new_names.contains(&p.name))
+        .cloned()
+        .collect();
+    let kept = plan.kept;
+    report.deleted_packs += mark_replaced(
+        &db,
+        &opened,
+        &replaced,
+        Arc::new(move |id| kept.contains(id)),
+        options,
+    )
+    .await?;
+    db.cache().forget_list(db.keys());
+    Ok(report)
+}
 
+/// What a repack chose.
+struct Plan {
+    reachable: usize,
+    unreachable: usize,
+    dropped: usize,
+    kept: HashSet<ObjectId>,
+}
+
+/// The CPU part of a repack: choose, write and index the new packs.
+fn write_repack(
+    db: &ObjectDb,
+    tips: &[ObjectId],
+    young: &HashSet<String>,
+    workspace: &Workspace,
+) -> Result<(Vec<(Indexed, Reach)>, Plan)> {
     let reader = db.reader();
     let selection = walk::select(&reader, tips, &[], &HashSet::new(), None, &mut |_| {})?;
-    let mut keep: HashSet<ObjectId> = selection.objects.iter().copied().collect();
-    let mut objects = selection.objects;
+    let mut kept: HashSet<ObjectId> = selection.objects.iter().copied().collect();
+    let reachable = selection.objects;
+    let mut unreachable = Vec::new();
+    let mut dropped = 0;
+    // The young objects kept apart are within what their packs' tips reach: a push committing
+    // while this run works has its tips become reachable, and its objects with them.
+    let mut young_tips: Option<Vec<ObjectId>> = Some(Vec::new());
     for pack in db.packs() {
-        let young = age_of(&pack.name) < options.prune_after.as_secs() as i64;
+        let is_young = young.contains(&pack.name);
         let index = &pack.bundle.index;
+        let mut contributed = false;
         for i in 0..index.num_objects() {
             let id = index.oid_at_index(i).to_owned();
-            if keep.contains(&id) {
+            if kept.contains(&id) {
                 continue;
             }
-            if young {
-                keep.insert(id);
-                objects.push(id);
+            if is_young {
+                kept.insert(id);
+                unreachable.push(id);
+                contributed = true;
             } else {
-                report.dropped_unreachable += 1;
+                dropped += 1;
+            }
+        }
+        if contributed {
+            match (pack.reach.tips(), young_tips.as_mut()) {
+                (Some(t), Some(all)) => all.extend_from_slice(t),
+                _ => young_tips = None,
             }
         }
     }
-    report.objects = objects.len();
-
-    std::fs::create_dir_all(staging)?;
+    let young_reach = match young_tips {
+        Some(mut t) => {
+            t.sort();
+            t.dedup();
+            Reach::Within(t)
+        }
+        None => Reach::Unknown,
+    };
+    std::fs::create_dir_all(&workspace.staging)?;
     let dir = tempfile::Builder::new()
         .prefix("repack-")
-        .tempdir_in(staging)?;
-    let path = dir.path().join("repack.pack");
-    {
-        let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?);
-        generate::write_pack(
-            db,
-            &objects,
-            &HashSet::new(),
-            generate::Options {
-                ofs_delta: true,
-                thin: false,
-            },
-            &mut out,
-            &mut |_, _| {},
-        )?;
-        out.flush()?;
+        .tempdir_in(&workspace.staging)?;
+    let mut written = Vec::new();
+    for (objects, reach, file) in [
+        (&reachable, Reach::Exactly(tips.to_vec()), "reachable.pack"),
+        (&unreachable, young_reach, "young.pack"),
+    ] {
+        if objects.is_empty() {
+            continue;
+        }
+        let path = dir.path().join(file);
+        {
+            let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?);
+            generate::write_pack(
+                db,
+                objects,
+                &HashSet::new(),
+                generate::Options {
+                    ofs_delta: true,
+                    thin: false,
+                },
+                &mut out,
+                &mut |_, _| {},
+            )?;
+            out.flush()?;
+        }
+        let indexed = index_own_pack(db, &path, workspace)?;
+        if indexed.num_objects != objects.len() {
+            return Err(Error::Rejected(
+                "a repacked pack does not hold every kept object".into(),
+            ));
+        }
+        written.push((indexed, reach));
     }
-    let mut input = BufReader::with_capacity(1 << 20, std::fs::File::open(&path)?);
-    let ingested = ingest::index_pack(db, &mut input, staging, ingest::Limits::default())?;
-    if ingested.num_objects as usize != objects.len() {
-        return Err(Error::InvalidPack(
-            "the repacked pack does not hold every kept object".into(),
-        ));
-    }
-    runtime.block_on(ingested.publish(db))?;
-    let Some(new_pack) = ingested.pack.clone() else {
-        return Err(Error::InvalidPack("the repacked pack is empty".into()));
+    let plan = Plan {
+        reachable: reachable.len(),
+        unreachable: unreachable.len(),
+        dropped,
+        kept,
     };
-    let new_name = new_pack.name.clone();
-    report.new_pack = Some(new_name.clone());
-
-    // Mark every replaced pack; delete it now or in a later run.
-    let replaced: Vec<&Pack> = db
-        .packs()
-        .iter()
-        .map(|p| p.as_ref())
-        .filter(|p| p.name != new_name)
-        .collect();
-    report.deleted_packs += mark_replaced(
-        db,
-        &new_pack,
-        &replaced,
-        &|id| keep.contains(id),
-        options,
-        runtime,
-    )?;
-    Ok(report)
+    Ok((written, plan))
 }
 
 /// How many of the smallest packs a geometric roll-up merges, given every pack's object count
@@ -196,130 +346,142 @@ pub fn geometric_split(ascending: &[u64]) -> usize {
     split
 }
 
+/// The most tips a merged pack's `.tips` record lists; beyond it the record says nothing.
+const MAX_MERGED_TIPS: usize = 10_000;
+
+/// The record of a pack merged from `packs`: within every tip of theirs, when each has tips.
+fn merged_reach(packs: &[Arc<Pack>]) -> Reach {
+    let mut tips = Vec::new();
+    for pack in packs {
+        match pack.reach.tips() {
+            Some(t) => tips.extend_from_slice(t),
+            None => return Reach::Unknown,
+        }
+    }
+    tips.sort();
+    tips.dedup();
+    if tips.len() > MAX_MERGED_TIPS {
+        return Reach::Unknown;
+    }
+    Reach::Within(tips)
+}
+
 /// Merge the smallest packs of the repository of `db` (whose pack list must be fresh) into one,
 /// as [`geometric_split`] says, every object kept: what runs after pushes, cheap because it
-/// reads and writes the small packs only. [`repack`] is the full run that leaves one pack.
-pub fn roll_up(
-    db: &ObjectDb,
-    staging: &Path,
-    options: Options,
-    runtime: &tokio::runtime::Handle,
-) -> Result<Report> {
-    let (mut report, _, mut packs) = begin(db, options, runtime)?;
+/// reads and writes the small packs only. [`repack`] is the full run that leaves one pack of
+/// reachable objects.
+pub async fn roll_up(db: &ObjectDb, workspace: &Workspace, options: Options) -> Result<Report> {
+    let (mut report, _, mut packs) = begin(db, options).await?;
     packs.sort_by_key(|p| p.num_objects());
     let counts: Vec<u64> = packs.iter().map(|p| u64::from(p.num_objects())).collect();
     let split = geometric_split(&counts);
     if split < 2 {
         return Ok(report);
     }
-    let merged = &packs[..split];
-    std::fs::create_dir_all(staging)?;
-    let dir = tempfile::Builder::new()
-        .prefix("roll-up-")
-        .tempdir_in(staging)?;
-    let path = dir.path().join("roll-up.pack");
-    let stats = {
-        let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?);
-        let stats = generate::write_all_objects(merged, false, &mut out, &mut |_, _| {})?;
-        out.flush()?;
-        stats
+    let merged: Vec<Arc<Pack>> = packs[..split].to_vec();
+    let reach = merged_reach(&merged);
+    let (indexed, objects) = {
+        let db = db.clone();
+        let merged = merged.clone();
+        let workspace = workspace.clone();
+        blocking(move || {
+            std::fs::create_dir_all(&workspace.staging)?;
+            let dir = tempfile::Builder::new()
+                .prefix("roll-up-")
+                .tempdir_in(&workspace.staging)?;
+            let path = dir.path().join("roll-up.pack");
+            let stats = {
+                let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?);
+                let stats = generate::write_all_objects(&merged, false, &mut out, &mut |_, _| {})?;
+                out.flush()?;
+                stats
+            };
+            let indexed = index_own_pack(&db, &path, &workspace)?;
+            if indexed.num_objects != stats.objects {
+                return Err(Error::Rejected(
+                    "the rolled-up pack does not hold every object".into(),
+                ));
+            }
+            Ok((indexed, stats.objects))
+        })
+        .await?
     };
-    let mut input = BufReader::with_capacity(1 << 20, std::fs::File::open(&path)?);
-    let ingested = ingest::index_pack(db, &mut input, staging, ingest::Limits::default())?;
-    if ingested.num_objects as usize != stats.objects {
-        return Err(Error::InvalidPack(
-            "the rolled-up pack does not hold every object".into(),
-        ));
-    }
-    runtime.block_on(ingested.publish(db))?;
-    let Some(new_pack) = ingested.pack.clone() else {
-        return Err(Error::InvalidPack("the rolled-up pack is empty".into()));
+    indexed
+        .publish(db.bucket().as_ref(), db.keys(), &reach)
+        .await?;
+    let Some(new_pack) = indexed.open()? else {
+        return Err(Error::Rejected("the rolled-up pack is empty".into()));
     };
-    report.objects = stats.objects;
+    report.objects = objects;
     report.new_pack = Some(new_pack.name.clone());
-    let replaced: Vec<&Pack> = merged
-        .iter()
-        .map(|p| p.as_ref())
+    let replaced: Vec<Arc<Pack>> = merged
+        .into_iter()
         .filter(|p| p.name != new_pack.name)
         .collect();
-    report.deleted_packs += mark_replaced(db, &new_pack, &replaced, &|_| true, options, runtime)?;
+    report.deleted_packs +=
+        mark_replaced(db, &[new_pack], &replaced, Arc::new(|_| true), options).await?;
+    db.cache().forget_list(db.keys());
     Ok(report)
 }
 
-/// Mark every pack of `replaced` as replaced by `new_pack`, after checking that it holds each
-/// of their objects that `kept` says is kept; delete them at once when there is no grace.
+/// Mark every pack of `replaced` as replaced, after checking that the new packs hold each of
+/// its objects that `kept` says is kept; delete them at once when there is no grace period.
 /// Returns how many were deleted.
-fn mark_replaced(
+async fn mark_replaced(
     db: &ObjectDb,
-    new_pack: &Pack,
-    replaced: &[&Pack],
-    kept: &dyn Fn(&gix_hash::oid) -> bool,
+    new_packs: &[Arc<Pack>],
+    replaced: &[Arc<Pack>],
+    kept: Arc<dyn Fn(&gix_hash::oid) -> bool + Send + Sync>,
     options: Options,
-    runtime: &tokio::runtime::Handle,
 ) -> Result<usize> {
-    let pack_dir = format!("{}objects/pack/", db.prefix());
+    {
+        let new_packs = new_packs.to_vec();
+        let replaced = replaced.to_vec();
+        blocking(move || {
+            for pack in &replaced {
+                let index = &pack.bundle.index;
+                let contained = (0..index.num_objects())
+                    .map(|i| index.oid_at_index(i))
+                    .filter(|id| kept(id))
+                    .all(|id| new_packs.iter().any(|p| p.lookup(id).is_some()));
+                if !contained {
+                    return Err(Error::Rejected(format!(
+                        "{} is not contained in the new packs",
+                        pack.name
+                    )));
+                }
+            }
+            Ok(())
+        })
+        .await?;
+    }
     let mut deleted = 0;
     for pack in replaced {
-        let index = &pack.bundle.index;
-        let contained = (0..index.num_objects())
-            .map(|i| index.oid_at_index(i))
-            .filter(|id| kept(id))
-            .all(|id| new_pack.lookup(id).is_some());
-        if !contained {
-            return Err(Error::InvalidPack(format!(
-                "{} is not contained in the new pack",
-                pack.name
-            )));
-        }
-        let marker = format!("{pack_dir}{}.replaced", pack.name);
-        runtime.block_on(db.bucket().put(
-            &marker,
-            Bytes::from(now_secs().to_string()),
-            PutMode::Overwrite,
-        ))?;
+        db.bucket()
+            .put(
+                &db.keys().pack_file(&pack.name, PackFile::Replaced),
+                Bytes::from(now_secs().to_string()),
+                PutMode::Overwrite,
+            )
+            .await?;
         if options.delete_after.is_zero() {
-            delete_pack(db, &pack_dir, &pack.name, runtime)?;
+            delete_pack(db, &pack.name).await?;
             deleted += 1;
         }
     }
     Ok(deleted)
 }
 
-/// Delete the packs whose replacement marker is older than `delete_after`.
-fn delete_replaced(
-    db: &ObjectDb,
-    listing: &[crate::bucket::ObjectMeta],
-    pack_dir: &str,
-    options: Options,
-    runtime: &tokio::runtime::Handle,
-) -> Result<HashSet<String>> {
-    let mut deleted = HashSet::new();
-    for meta in listing {
-        let Some(name) = meta
-            .key
-            .strip_prefix(pack_dir)
-            .and_then(|k| k.strip_suffix(".replaced"))
-        else {
-            continue;
-        };
-        if now_secs() - meta.last_modified >= options.delete_after.as_secs() as i64 {
-            delete_pack(db, pack_dir, name, runtime)?;
-            deleted.insert(name.to_owned());
-        }
-    }
-    Ok(deleted)
-}
-
-/// Remove a pack: the `.idx` first (the pack becomes invisible), then the data, then the marker.
-fn delete_pack(
-    db: &ObjectDb,
-    pack_dir: &str,
-    name: &str,
-    runtime: &tokio::runtime::Handle,
-) -> Result<()> {
-    let bucket = db.bucket();
-    for ext in ["idx", "pack", "replaced"] {
-        runtime.block_on(bucket.delete(&format!("{pack_dir}{name}.{ext}")))?;
+/// Remove a pack: the `.idx` first (the pack becomes invisible), then the data, its tips and
+/// the marker.
+async fn delete_pack(db: &ObjectDb, name: &str) -> Result<()> {
+    for file in [
+        PackFile::Idx,
+        PackFile::Pack,
+        PackFile::Tips,
+        PackFile::Replaced,
+    ] {
+        db.bucket().delete(&db.keys().pack_file(name, file)).await?;
     }
     tracing::info!(pack = name, "deleted a replaced pack");
     Ok(())

@@ -7,7 +7,7 @@ use gix_hash::ObjectId;
 use gix_object::Kind;
 
 use super::object::{for_each_tree_entry, tag_target, Commit};
-use super::{Error, ObjectDb, Reader, Result};
+use super::{Error, ObjectDb, Reach, Reader, Result};
 
 /// The depth git sends for `--unshallow`: "all of it".
 pub const INFINITE_DEPTH: u32 = 0x7fff_ffff;
@@ -428,6 +428,60 @@ fn mark_tree(
     Ok(())
 }
 
+/// Whether every object of `tips` is reachable from `roots` (ref targets). A tip that is not a
+/// commit must be a root or lie on a root's chain of tags; a commit tip must be found by a walk
+/// of the roots' history. Gives up, answering `false`, after `max_commits` commits.
+pub fn all_reachable(
+    reader: &Reader<'_>,
+    roots: &[ObjectId],
+    tips: &[ObjectId],
+    max_commits: usize,
+) -> Result<bool> {
+    let mut remaining: HashSet<ObjectId> = tips.iter().copied().collect();
+    let mut stack = Vec::new();
+    let mut buf = Vec::new();
+    for root in roots {
+        let mut current = *root;
+        for _ in 0..64 {
+            remaining.remove(&current);
+            match reader.kind(&current)? {
+                Some(Kind::Tag) => {
+                    reader.read_kind(&current, Kind::Tag, &mut buf)?;
+                    current = tag_target(&current, &buf)?;
+                }
+                Some(Kind::Commit) => {
+                    stack.push(current);
+                    break;
+                }
+                _ => break,
+            }
+        }
+    }
+    if remaining.is_empty() {
+        return Ok(true);
+    }
+    for tip in &remaining {
+        if reader.kind(tip)? != Some(Kind::Commit) {
+            return Ok(false);
+        }
+    }
+    let mut seen = HashSet::new();
+    while let Some(id) = stack.pop() {
+        if !seen.insert(id) {
+            continue;
+        }
+        remaining.remove(&id);
+        if remaining.is_empty() {
+            return Ok(true);
+        }
+        if seen.len() >= max_commits {
+            return Ok(false);
+        }
+        stack.extend(reader.commit(&id)?.parents);
+    }
+    Ok(false)
+}
+
 /// How a fetch changes the client's shallow boundary.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ShallowUpdate {
@@ -659,6 +713,25 @@ impl Connectivity {
         }
         self.verified.extend(seen);
         Ok(())
+    }
+
+    /// What the incoming pack's `.tips` record may say once every tip in `tips` was checked:
+    /// those tips, when each object of the pack was reached from them or is also stored
+    /// already (a duplicate, reachable as its stored copy is); otherwise nothing.
+    pub fn reach(&self, tips: Vec<ObjectId>) -> Reach {
+        let Some(pack) = self.incoming.packs().first() else {
+            return Reach::Within(tips);
+        };
+        let index = &pack.bundle.index;
+        let all_reached = (0..index.num_objects()).all(|i| {
+            let id = index.oid_at_index(i);
+            self.verified.contains(id) || self.existing.contains(id)
+        });
+        if all_reached {
+            Reach::Within(tips)
+        } else {
+            Reach::Unknown
+        }
     }
 }
 

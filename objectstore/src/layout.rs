@@ -1,0 +1,243 @@
+//! The bucket layout: every key artifact-git reads or writes, formatted in this one module.
+//!
+//! An artifact `{workspace}/{alias}` owns the prefix `{root}{workspace}/artifacts/{alias}/`
+//! ([`ArtifactKeys`]). Beside the artifact service's own files (numbered versions `v{N}/` and
+//! their manifests `v{N}.json`), its git repository lives under `git/` ([`RepoKeys`]), laid out
+//! as a bare git repository that stock git opens as is: `HEAD`, `config`, `packed-refs` and
+//! `objects/pack/pack-<hash>.{pack,idx}`, never loose objects. Every key below says who writes
+//! it, when, and under which precondition; nothing outside this module formats a key.
+
+/// The directory under a filesystem bucket's root that is never a key: lock files, temporary
+/// files, the embedded default's generated secret and the staging area of received packs.
+pub const LOCAL_INTERNAL_DIR: &str = ".artifact-git";
+
+/// The extension of each file that belongs to a pack (`pack-<hash>.<ext>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PackFile {
+    /// The pack data. Written once (`Create`), by a push, maintenance or an import, before any
+    /// other file of the pack; immutable and content-addressed (the hash is its checksum).
+    Pack,
+    /// The index. Written once (`Create`) after the `.pack` (and its `.tips`): a pack is
+    /// visible to readers only once its `.idx` exists. Deleted first when the pack goes.
+    Idx,
+    /// Written (`Overwrite`) by maintenance once another pack holds every kept object of this
+    /// one; readers skip the pack from then on, and a later run deletes it.
+    Replaced,
+    /// The ref tips this pack's objects are all reachable from, one hex id per line (empty:
+    /// every object was unreachable when the pack was written). Written once (`Create`) before
+    /// the `.idx`; absent when nothing is known. Full clones stream packs as they are only
+    /// when every tip is still reachable from the refs.
+    Tips,
+}
+
+impl PackFile {
+    const ALL: [PackFile; 4] = [
+        PackFile::Pack,
+        PackFile::Idx,
+        PackFile::Replaced,
+        PackFile::Tips,
+    ];
+
+    fn extension(self) -> &'static str {
+        match self {
+            PackFile::Pack => "pack",
+            PackFile::Idx => "idx",
+            PackFile::Replaced => "replaced",
+            PackFile::Tips => "tips",
+        }
+    }
+}
+
+/// The keys of one artifact: its version folders and its git repository.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ArtifactKeys {
+    /// `{root}{workspace}/artifacts/{alias}/`.
+    base: String,
+}
+
+impl ArtifactKeys {
+    /// The artifact `workspace/alias` under the storage root `root` (empty or ending in `/`).
+    /// Names must already be valid single path components (the server checks them).
+    pub fn new(root: &str, workspace: &str, alias: &str) -> Self {
+        ArtifactKeys {
+            base: format!("{root}{workspace}/artifacts/{alias}/"),
+        }
+    }
+
+    /// The prefix every key of the artifact starts with.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The artifact's git repository.
+    pub fn repo(&self) -> RepoKeys {
+        RepoKeys {
+            prefix: format!("{}git/", self.base),
+        }
+    }
+
+    /// A file of version `N`: `v{N}/{path}`. Written by the artifact service (or by a publish
+    /// of a pushed commit), never modified afterwards.
+    pub fn version_file(&self, version: u64, path: &str) -> String {
+        format!("{}v{version}/{path}", self.base)
+    }
+
+    /// The folder of version `N`, for listings.
+    pub fn version_dir(&self, version: u64) -> String {
+        format!("{}v{version}/", self.base)
+    }
+
+    /// The manifest of version `N`: `v{N}.json`, written after every file of the version.
+    pub fn version_manifest(&self, version: u64) -> String {
+        format!("{}v{version}.json", self.base)
+    }
+
+    /// The version number and path of a key inside a version folder, from a listing of
+    /// [`ArtifactKeys::base`].
+    pub fn parse_version_file<'k>(&self, key: &'k str) -> Option<(u64, &'k str)> {
+        let rest = key.strip_prefix(&self.base)?;
+        let (dir, path) = rest.split_once('/')?;
+        let digits = dir.strip_prefix('v')?;
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        Some((digits.parse().ok()?, path))
+    }
+}
+
+/// The keys of one git repository, all under one prefix ending in `/`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RepoKeys {
+    prefix: String,
+}
+
+impl RepoKeys {
+    /// A repository at an arbitrary prefix (ending in `/`), for tests and tools.
+    pub fn at(prefix: &str) -> Self {
+        RepoKeys {
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    /// The prefix every key of the repository starts with.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// `HEAD`: `ref: refs/heads/<branch>`. Written `Create` last by `init`, so its existence
+    /// means the repository exists; re-pointed by `Update` when the first push creates another
+    /// branch than the one it names.
+    pub fn head(&self) -> String {
+        format!("{}HEAD", self.prefix)
+    }
+
+    /// `packed-refs`: every ref in git's format, the commit point of every ref change. Written
+    /// `Create` by `init`, then only by `Update` against the tag that was read (compare-and-swap).
+    pub fn packed_refs(&self) -> String {
+        format!("{}packed-refs", self.prefix)
+    }
+
+    /// The files `init` writes (`Overwrite`) before `HEAD` so stock git recognises the prefix
+    /// as a bare repository: `config`, `description`, and placeholders for `refs/` and
+    /// `objects/` (git ignores names starting with a dot there).
+    pub fn init_files(&self) -> [(String, &'static [u8]); 4] {
+        [
+            (
+                format!("{}config", self.prefix),
+                b"[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = true\n",
+            ),
+            (format!("{}refs/heads/.keep", self.prefix), b""),
+            (format!("{}objects/info/.keep", self.prefix), b""),
+            (
+                format!("{}description", self.prefix),
+                b"artifact-git repository\n",
+            ),
+        ]
+    }
+
+    /// `artifact-git.json`: the repository's settings (public or not, ...). Written by
+    /// `enable_git`, `init` and settings changes (`Overwrite`); stock git ignores it.
+    pub fn settings(&self) -> String {
+        format!("{}artifact-git.json", self.prefix)
+    }
+
+    /// The folder of every pack file, for listings.
+    pub fn pack_dir(&self) -> String {
+        format!("{}objects/pack/", self.prefix)
+    }
+
+    /// A file of the pack `name` (`pack-<hash>`).
+    pub fn pack_file(&self, name: &str, file: PackFile) -> String {
+        format!("{}objects/pack/{name}.{}", self.prefix, file.extension())
+    }
+
+    /// The pack name and file kind of a key from a listing of [`RepoKeys::pack_dir`]; `None`
+    /// for anything else found there.
+    pub fn parse_pack_file<'k>(&self, key: &'k str) -> Option<(&'k str, PackFile)> {
+        let rest = key
+            .strip_prefix(&self.prefix)?
+            .strip_prefix("objects/pack/")?;
+        let (name, ext) = rest.rsplit_once('.')?;
+        if !name.starts_with("pack-") || name.contains('/') {
+            return None;
+        }
+        let file = PackFile::ALL.into_iter().find(|f| f.extension() == ext)?;
+        Some((name, file))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_of_an_artifact_and_its_repository() {
+        let artifact = ArtifactKeys::new("root/", "ws", "data");
+        assert_eq!(artifact.base(), "root/ws/artifacts/data/");
+        assert_eq!(
+            artifact.version_file(3, "a/b.txt"),
+            "root/ws/artifacts/data/v3/a/b.txt"
+        );
+        assert_eq!(
+            artifact.version_manifest(3),
+            "root/ws/artifacts/data/v3.json"
+        );
+        assert_eq!(
+            artifact.parse_version_file("root/ws/artifacts/data/v12/x/y"),
+            Some((12, "x/y"))
+        );
+        assert_eq!(
+            artifact.parse_version_file("root/ws/artifacts/data/v1.json"),
+            None
+        );
+        assert_eq!(
+            artifact.parse_version_file("root/ws/artifacts/data/vx/y"),
+            None
+        );
+        assert_eq!(
+            artifact.parse_version_file("root/ws/artifacts/data/git/HEAD"),
+            None
+        );
+        let repo = artifact.repo();
+        assert_eq!(repo.head(), "root/ws/artifacts/data/git/HEAD");
+        assert_eq!(repo.packed_refs(), "root/ws/artifacts/data/git/packed-refs");
+        let idx = repo.pack_file("pack-abc", PackFile::Idx);
+        assert_eq!(idx, "root/ws/artifacts/data/git/objects/pack/pack-abc.idx");
+        assert_eq!(
+            repo.parse_pack_file(&idx),
+            Some(("pack-abc", PackFile::Idx))
+        );
+        assert_eq!(
+            repo.parse_pack_file(&repo.pack_file("pack-abc", PackFile::Tips)),
+            Some(("pack-abc", PackFile::Tips))
+        );
+        assert_eq!(
+            repo.parse_pack_file(&format!("{}x.idx", repo.pack_dir())),
+            None
+        );
+        assert_eq!(
+            repo.parse_pack_file(&format!("{}pack-a.bitmap", repo.pack_dir())),
+            None
+        );
+    }
+}

@@ -1,0 +1,360 @@
+//! What every request of a process shares: local copies of remote packs, opened packs, briefly
+//! each repository's pack list, and parsed commits.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gix_hash::{oid, ObjectId};
+
+use super::object::Commit;
+use super::pack::{next_unique, Pack, Reach};
+use super::Result;
+use crate::bucket::Bucket;
+use crate::layout::{PackFile, RepoKeys};
+
+/// Local copies of packs for buckets that are not a local directory, the opened packs of every
+/// repository, and briefly each repository's pack list; shared by all requests of the process.
+///
+/// Packs are immutable and content-addressed, so an opened pack is never stale. Copies of
+/// remote packs are kept within `max_bytes`: past it, the least recently used packs that no
+/// request holds are dropped from memory and disk. The pack list is the only thing that can
+/// go stale; it is kept for [`PackCache::LIST_TTL`] at most, and readers re-list when an object
+/// they were promised is missing.
+#[derive(Debug)]
+pub struct PackCache {
+    dir: Option<PathBuf>,
+    /// Without `dir`: a temporary directory, made on first use and removed with the cache, so
+    /// a short-lived command (`maintain` from cron) leaves nothing behind.
+    temp: Mutex<Option<tempfile::TempDir>>,
+    max_bytes: u64,
+    state: Mutex<CacheState>,
+    /// Parsed commits by id, shared by every repository of the process: a commit's content is
+    /// its id, and walks read the same recent commits fetch after fetch (through delta chains
+    /// when the pack deltifies commits). Emptied when full.
+    commits: Mutex<HashMap<ObjectId, Commit>>,
+}
+
+/// One visible pack as a listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Listed {
+    pub(crate) name: String,
+    pub(crate) has_tips: bool,
+}
+
+#[derive(Debug, Default)]
+struct CacheState {
+    /// Opened packs by their `.idx` key.
+    open: HashMap<String, CachedPack>,
+    /// Bytes of remote packs copied to the cache directory.
+    cached_bytes: u64,
+    clock: u64,
+    lists: HashMap<String, (Instant, Vec<Listed>)>,
+}
+
+#[derive(Debug)]
+struct CachedPack {
+    pack: Arc<Pack>,
+    /// Local copy (for eviction); `None` when read in place from a filesystem bucket.
+    copy: Option<(PathBuf, PathBuf, u64)>,
+    last_used: u64,
+}
+
+impl Default for PackCache {
+    fn default() -> Self {
+        PackCache::new(None, u64::MAX)
+    }
+}
+
+impl PackCache {
+    /// How long a listing of a repository's packs is reused.
+    pub const LIST_TTL: Duration = Duration::from_secs(2);
+
+    /// How many parsed commits are kept (about 100 bytes each).
+    const MAX_COMMITS: usize = 100_000;
+
+    /// `dir` is where remote packs are copied to (a temporary directory without it).
+    pub fn new(dir: Option<PathBuf>, max_bytes: u64) -> Self {
+        PackCache {
+            dir,
+            temp: Mutex::new(None),
+            commits: Mutex::new(HashMap::new()),
+            max_bytes,
+            state: Mutex::new(CacheState::default()),
+        }
+    }
+
+    fn dir(&self) -> Result<PathBuf> {
+        if let Some(dir) = &self.dir {
+            std::fs::create_dir_all(dir)?;
+            return Ok(dir.clone());
+        }
+        let mut temp = self.temp.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = temp.as_ref() {
+            return Ok(t.path().to_owned());
+        }
+        let t = tempfile::Builder::new()
+            .prefix("artifact-git-cache-")
+            .tempdir()?;
+        let dir = t.path().to_owned();
+        *temp = Some(t);
+        Ok(dir)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn cached_commit(&self, id: &oid) -> Option<Commit> {
+        let commits = self.commits.lock().unwrap_or_else(|p| p.into_inner());
+        commits.get(id).cloned()
+    }
+
+    pub(crate) fn remember_commit(&self, id: &oid, commit: &Commit) {
+        let mut commits = self.commits.lock().unwrap_or_else(|p| p.into_inner());
+        if commits.len() >= Self::MAX_COMMITS {
+            commits.clear();
+        }
+        commits.insert(id.to_owned(), commit.clone());
+    }
+
+    /// Bytes of remote packs currently copied locally.
+    pub fn cached_bytes(&self) -> u64 {
+        self.lock().cached_bytes
+    }
+
+    /// Forget the pack list of a repository, so the next open lists again (after this process
+    /// changed it).
+    pub fn forget_list(&self, keys: &RepoKeys) {
+        self.lock().lists.remove(keys.prefix());
+    }
+
+    pub(crate) async fn open(
+        &self,
+        bucket: &dyn Bucket,
+        keys: &RepoKeys,
+        listed: &Listed,
+    ) -> Result<Arc<Pack>> {
+        let idx_key = keys.pack_file(&listed.name, PackFile::Idx);
+        {
+            let mut state = self.lock();
+            state.clock += 1;
+            let now = state.clock;
+            if let Some(entry) = state.open.get_mut(&idx_key) {
+                entry.last_used = now;
+                return Ok(entry.pack.clone());
+            }
+        }
+        let pack_key = keys.pack_file(&listed.name, PackFile::Pack);
+        let reach = if listed.has_tips {
+            let tips = bucket
+                .get(&keys.pack_file(&listed.name, PackFile::Tips))
+                .await?;
+            Reach::decode(&tips.data)
+        } else {
+            Reach::Unknown
+        };
+        let (idx, pack, copy) = match (bucket.local_path(&idx_key), bucket.local_path(&pack_key)) {
+            (Some(i), Some(p)) => (i, p, None),
+            _ => {
+                let dir = self.dir()?;
+                let local = dir.join(idx_key.replace('/', "%"));
+                let idx = local.with_extension("idx");
+                let pack = local.with_extension("pack");
+                let mut bytes = 0;
+                for (key, path) in [(&pack_key, &pack), (&idx_key, &idx)] {
+                    if !path.exists() {
+                        // Concurrent downloads of one pack each use their own temporary name;
+                        // the renames put identical bytes in place.
+                        let tmp = path.with_extension(format!(
+                            "tmp-{}-{}",
+                            std::process::id(),
+                            next_unique()
+                        ));
+                        if let Err(e) = bucket.get_to_file(key, &tmp).await {
+                            let _ = std::fs::remove_file(&tmp);
+                            return Err(e.into());
+                        }
+                        std::fs::rename(&tmp, path)?;
+                    }
+                    bytes += std::fs::metadata(path)?.len();
+                }
+                (idx.clone(), pack.clone(), Some((idx, pack, bytes)))
+            }
+        };
+        let opened = Arc::new(Pack::open(&listed.name, &idx, &pack, reach)?);
+        let mut state = self.lock();
+        if let Some(existing) = state.open.get(&idx_key) {
+            return Ok(existing.pack.clone());
+        }
+        state.clock += 1;
+        let now = state.clock;
+        if let Some((_, _, bytes)) = &copy {
+            state.cached_bytes += bytes;
+        }
+        state.open.insert(
+            idx_key,
+            CachedPack {
+                pack: opened.clone(),
+                copy,
+                last_used: now,
+            },
+        );
+        self.evict(&mut state);
+        Ok(opened)
+    }
+
+    /// Drop least recently used local copies nobody holds until within `max_bytes`.
+    fn evict(&self, state: &mut CacheState) {
+        while state.cached_bytes > self.max_bytes {
+            let victim = state
+                .open
+                .iter()
+                .filter(|(_, e)| e.copy.is_some() && Arc::strong_count(&e.pack) == 1)
+                .min_by_key(|(_, e)| e.last_used)
+                .map(|(k, _)| k.clone());
+            let Some(key) = victim else { break };
+            if let Some(CachedPack {
+                copy: Some((idx, pack, bytes)),
+                ..
+            }) = state.open.remove(&key)
+            {
+                let _ = std::fs::remove_file(idx);
+                let _ = std::fs::remove_file(pack);
+                state.cached_bytes = state.cached_bytes.saturating_sub(bytes);
+            }
+        }
+    }
+
+    /// Every visible pack of the repository: an `.idx` with its `.pack`, not replaced.
+    pub(crate) async fn list(
+        &self,
+        bucket: &dyn Bucket,
+        keys: &RepoKeys,
+        max_age: Duration,
+    ) -> Result<Vec<Listed>> {
+        if let Some((at, list)) = self.lock().lists.get(keys.prefix()) {
+            if at.elapsed() <= max_age {
+                return Ok(list.clone());
+            }
+        }
+        let listing = bucket.list(&keys.pack_dir()).await?;
+        let mut files: HashMap<&str, HashSet<PackFile>> = HashMap::new();
+        for meta in &listing {
+            if let Some((name, file)) = keys.parse_pack_file(&meta.key) {
+                files.entry(name).or_default().insert(file);
+            }
+        }
+        // A pack maintenance replaced is skipped: the pack that replaced it, stored before the
+        // marker was written, holds everything of it worth keeping.
+        let mut packs: Vec<Listed> = files
+            .into_iter()
+            .filter(|(_, f)| {
+                f.contains(&PackFile::Idx)
+                    && f.contains(&PackFile::Pack)
+                    && !f.contains(&PackFile::Replaced)
+            })
+            .map(|(name, f)| Listed {
+                name: name.to_owned(),
+                has_tips: f.contains(&PackFile::Tips),
+            })
+            .collect();
+        packs.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut state = self.lock();
+        if state.lists.len() > 10_000 {
+            state.lists.clear();
+        }
+        state
+            .lists
+            .insert(keys.prefix().to_owned(), (Instant::now(), packs.clone()));
+        Ok(packs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bucket::MemoryBucket;
+    use crate::odb::{build, index, ObjectDb};
+    use gix_object::Kind;
+    use std::path::Path;
+
+    /// Publish a pack holding one blob into the repository at `prefix`.
+    async fn publish_blob(db: &ObjectDb, staging: &Path, content: &[u8]) -> Result<ObjectId> {
+        let mut builder = build::PackBuilder::new(staging)?;
+        let id = builder.add(Kind::Blob, content)?;
+        let (path, _guard) = builder.finish()?;
+        let indexed = index::index_file(
+            &path,
+            staging,
+            &index::Limits::default(),
+            &crate::budget::MemoryBudget::new(1 << 30),
+            index::Checks::STRICT,
+            &mut |_| Ok(None),
+        )?;
+        indexed
+            .publish(db.bucket().as_ref(), db.keys(), &Reach::Unknown)
+            .await?;
+        Ok(id)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn remote_packs_are_cached_within_the_bound() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let staging = dir.path().join("staging");
+        let cache_dir = dir.path().join("cache");
+        let bucket: Arc<dyn Bucket> = Arc::new(MemoryBucket::new());
+        let setup = Arc::new(PackCache::new(Some(dir.path().join("setup")), u64::MAX));
+        // Three repositories with one pack of ~20 KB each (different content, different names).
+        let mut blobs = Vec::new();
+        for r in 0..3u8 {
+            let keys = RepoKeys::at(&format!("r{r}/"));
+            let empty = ObjectDb::open(bucket.clone(), keys, setup.clone()).await?;
+            // Incompressible, so each pack really is ~20 KB.
+            let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(r);
+            let content: Vec<u8> = (0..20_000)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            blobs.push(publish_blob(&empty, &staging, &content).await?);
+        }
+        // Room for one of them.
+        let cache = Arc::new(PackCache::new(Some(cache_dir.clone()), 30_000));
+        let files = || {
+            std::fs::read_dir(&cache_dir)
+                .map(|d| d.count())
+                .unwrap_or(0)
+        };
+        for round in 0..2 {
+            for (r, blob) in blobs.iter().enumerate() {
+                let db = ObjectDb::open(
+                    bucket.clone(),
+                    RepoKeys::at(&format!("r{r}/")),
+                    cache.clone(),
+                )
+                .await?;
+                let mut buf = Vec::new();
+                assert_eq!(
+                    db.reader().read(blob, &mut buf)?,
+                    Kind::Blob,
+                    "round {round}, repo {r}"
+                );
+                assert_eq!(buf.len(), 20_000);
+                drop(db);
+                // The pack just used is kept; the ones before it were evicted from disk too.
+                assert!(
+                    cache.cached_bytes() <= 30_000,
+                    "cached {} bytes",
+                    cache.cached_bytes()
+                );
+                assert_eq!(files(), 2, "one .pack and its .idx");
+            }
+        }
+        Ok(())
+    }
+}

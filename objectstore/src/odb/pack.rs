@@ -1,0 +1,234 @@
+//! One stored pack, opened from local files with gix-pack, and what is known about the
+//! reachability of its objects.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+
+use gix_hash::{oid, ObjectId};
+
+use super::{Error, Result};
+
+/// Which ref tips a pack's objects are reachable from, as recorded when it was written (the
+/// pack's `.tips` file, see [`crate::layout::PackFile::Tips`]). A full clone may stream stored
+/// packs as they are only when these records prove that they hold exactly what the refs reach.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Reach {
+    /// Nothing is known (no record, or a pack being received).
+    #[default]
+    Unknown,
+    /// Every object of the pack is reachable from one of these ids (a pushed pack).
+    Within(Vec<ObjectId>),
+    /// The pack holds exactly what these ids reach, every object of their history (a pack
+    /// maintenance wrote from the refs).
+    Exactly(Vec<ObjectId>),
+}
+
+impl Reach {
+    /// The tips, when known.
+    pub fn tips(&self) -> Option<&[ObjectId]> {
+        match self {
+            Reach::Unknown => None,
+            Reach::Within(t) | Reach::Exactly(t) => Some(t),
+        }
+    }
+
+    /// The `.tips` file's content: `within` or `exactly`, then one hex id per line.
+    pub fn encode(&self) -> Option<Vec<u8>> {
+        let (word, tips) = match self {
+            Reach::Unknown => return None,
+            Reach::Within(t) => ("within\n", t),
+            Reach::Exactly(t) => ("exactly\n", t),
+        };
+        let mut out = Vec::with_capacity(word.len() + tips.len() * 41);
+        out.extend_from_slice(word.as_bytes());
+        for tip in tips {
+            out.extend_from_slice(tip.to_hex().to_string().as_bytes());
+            out.push(b'\n');
+        }
+        Some(out)
+    }
+
+    /// Parse a `.tips` file; anything malformed is [`Reach::Unknown`] (the safe answer).
+    pub fn decode(data: &[u8]) -> Reach {
+        let mut lines = data.split(|b| *b == b'\n').filter(|l| !l.is_empty());
+        let exactly = match lines.next() {
+            Some(b"within") => false,
+            Some(b"exactly") => true,
+            _ => return Reach::Unknown,
+        };
+        let mut tips = Vec::new();
+        for line in lines {
+            match ObjectId::from_hex(line) {
+                Ok(id) => tips.push(id),
+                Err(_) => return Reach::Unknown,
+            }
+        }
+        if exactly {
+            Reach::Exactly(tips)
+        } else {
+            Reach::Within(tips)
+        }
+    }
+}
+
+/// One immutable pack with its index, opened from local files.
+pub struct Pack {
+    /// `pack-<hex>`, the common stem of the pack's keys.
+    pub name: String,
+    /// The `.pack` and `.idx`, memory-mapped by gix-pack.
+    pub bundle: gix_pack::Bundle,
+    /// Unique in this process, so decoded-object caches can key on it.
+    pub id: u32,
+    /// What the pack's `.tips` record says.
+    pub reach: Reach,
+    /// (offset, index position) of every entry, sorted by offset: the end of each entry's
+    /// compressed data is the next entry's offset, and OFS deltas name their base by offset.
+    by_offset: OnceLock<Vec<(u64, u32)>>,
+}
+
+impl std::fmt::Debug for Pack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pack").field("name", &self.name).finish()
+    }
+}
+
+static NEXT_PACK_ID: AtomicU32 = AtomicU32::new(1);
+
+/// A number unique in this process (pack ids, temporary file names).
+pub(crate) fn next_unique() -> u32 {
+    NEXT_PACK_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+impl Pack {
+    /// Open a pack from its local `.idx` and `.pack` paths.
+    pub fn open(name: &str, idx: &Path, pack: &Path, reach: Reach) -> Result<Self> {
+        let err = |e: gix_error::Error| Error::Pack {
+            pack: name.to_owned(),
+            message: format!("{e:#}"),
+        };
+        let index = gix_pack::index::File::at(idx, gix_hash::Kind::Sha1).map_err(err)?;
+        let data = gix_pack::data::File::at(pack, gix_hash::Kind::Sha1).map_err(err)?;
+        if index.num_objects() != data.num_objects() {
+            return Err(Error::Pack {
+                pack: name.to_owned(),
+                message: "index and pack disagree on the number of objects".into(),
+            });
+        }
+        Ok(Pack {
+            name: name.to_owned(),
+            bundle: gix_pack::Bundle { pack: data, index },
+            id: next_unique(),
+            reach,
+            by_offset: OnceLock::new(),
+        })
+    }
+
+    /// How many objects the pack holds.
+    pub fn num_objects(&self) -> u32 {
+        self.bundle.index.num_objects()
+    }
+
+    /// Where an object starts in the pack, if the pack has it.
+    pub fn lookup(&self, id: &oid) -> Option<u64> {
+        let idx = self.bundle.index.lookup(id)?;
+        Some(self.bundle.index.pack_offset_at_index(idx))
+    }
+
+    /// (offset, index position) of every entry, sorted by offset.
+    pub fn by_offset(&self) -> &[(u64, u32)] {
+        self.by_offset.get_or_init(|| {
+            let index = &self.bundle.index;
+            let mut v: Vec<(u64, u32)> = (0..index.num_objects())
+                .map(|i| (index.pack_offset_at_index(i), i))
+                .collect();
+            v.sort_unstable();
+            v
+        })
+    }
+
+    /// The position in [`Pack::by_offset`] of the entry at `offset`, if an entry starts there.
+    pub fn position_at(&self, offset: u64) -> Option<usize> {
+        self.by_offset()
+            .binary_search_by_key(&offset, |(o, _)| *o)
+            .ok()
+    }
+
+    /// The id of the entry at `offset`, if an entry starts there.
+    pub fn id_at_offset(&self, offset: u64) -> Option<ObjectId> {
+        let pos = self.position_at(offset)?;
+        Some(
+            self.bundle
+                .index
+                .oid_at_index(self.by_offset()[pos].1)
+                .to_owned(),
+        )
+    }
+
+    /// Where the entry starting at `offset` ends: the next entry or the trailing checksum.
+    pub fn entry_end(&self, offset: u64) -> u64 {
+        let v = self.by_offset();
+        let pos = v.partition_point(|(o, _)| *o <= offset);
+        match v.get(pos) {
+            Some((next, _)) => *next,
+            None => self.bundle.pack.pack_end() as u64,
+        }
+    }
+
+    /// The pack's bytes, memory-mapped.
+    pub fn data(&self) -> &[u8] {
+        self.bundle
+            .pack
+            .entry_slice(0..self.bundle.pack.data_len() as u64)
+            .unwrap_or_default()
+    }
+
+    /// The local path of the `.pack` file.
+    pub fn path(&self) -> &Path {
+        self.bundle.pack.path()
+    }
+
+    /// The pack's bytes from `offset` on, read from the file, so streaming a whole pack adds
+    /// no mapped pages to the process. A pack that maintenance deleted after this request
+    /// listed it is read from the mapping, which outlives the file.
+    pub fn read_from(&self, offset: u64) -> Result<Box<dyn std::io::Read + Send + '_>> {
+        use std::io::{Seek, SeekFrom};
+        match std::fs::File::open(self.path()) {
+            Ok(mut file) => {
+                file.seek(SeekFrom::Start(offset))?;
+                Ok(Box::new(file))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let data = self.data();
+                let start = usize::try_from(offset)
+                    .unwrap_or(usize::MAX)
+                    .min(data.len());
+                Ok(Box::new(&data[start..]))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reach_records_round_trip() {
+        let a = ObjectId::from_bytes_or_panic(&[1; 20]);
+        let b = ObjectId::from_bytes_or_panic(&[2; 20]);
+        for reach in [
+            Reach::Within(vec![a, b]),
+            Reach::Exactly(vec![a]),
+            Reach::Within(Vec::new()),
+        ] {
+            let data = reach.encode().unwrap_or_default();
+            assert_eq!(Reach::decode(&data), reach);
+        }
+        assert_eq!(Reach::Unknown.encode(), None);
+        assert_eq!(Reach::decode(b"within\nnot an id\n"), Reach::Unknown);
+        assert_eq!(Reach::decode(b""), Reach::Unknown);
+        assert_eq!(Reach::decode(b"maybe\n"), Reach::Unknown);
+    }
+}

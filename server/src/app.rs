@@ -1,0 +1,114 @@
+//! The shared state of a running server, and every limit and timeout it enforces.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use objectstore::budget::MemoryBudget;
+use objectstore::odb::index;
+use objectstore::PackCache;
+
+use crate::slots::Slots;
+use crate::storage::Storage;
+
+/// Limits on what one request may send. The defaults keep the server within a 512 MiB
+/// container at the default concurrency; the README's "Limits" table lists each with its flag.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// An upload-pack request (wants and haves), after decompression.
+    pub max_request_bytes: u64,
+    /// A push, pack included (it is staged on disk, not in memory).
+    pub max_push_bytes: u64,
+    /// What precedes the pack of a push: ref updates, shallow lines, push options.
+    pub commands: protocol::receive_pack::Limits,
+    /// What a pushed pack may hold.
+    pub pack: index::Limits,
+    /// Clones, fetches and pushes worked on at once.
+    pub max_heavy_requests: usize,
+    /// Memory reserved for each clone or fetch while its pack is built.
+    pub fetch_memory: u64,
+    /// Memory all heavy work together may reserve.
+    pub memory_budget: u64,
+    /// Open connections; beyond it the server stops accepting until one closes.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_request_bytes: 16 << 20,
+            max_push_bytes: 16 << 30,
+            commands: protocol::receive_pack::Limits::default(),
+            pack: index::Limits::default(),
+            max_heavy_requests: 32,
+            fetch_memory: 32 << 20,
+            memory_budget: 384 << 20,
+            max_connections: 1024,
+        }
+    }
+}
+
+/// How long a peer may stall before the server gives up on it.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// Sending a request's head; also how long an idle keep-alive connection stays open.
+    pub header: Duration,
+    /// Between two reads of a request body that has not ended.
+    pub body_idle: Duration,
+    /// A whole upload-pack or API request body (they are small).
+    pub request_body: Duration,
+    /// Between two writes of a response the client is not reading.
+    pub send_stall: Duration,
+    /// How long a received push waits for a free slot, and heavy work for memory.
+    pub queue: Duration,
+    /// How long shutdown lets requests in flight finish.
+    pub shutdown: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            header: Duration::from_secs(30),
+            body_idle: Duration::from_secs(60),
+            request_body: Duration::from_secs(60),
+            send_stall: Duration::from_secs(120),
+            queue: Duration::from_secs(30),
+            shutdown: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Shared state of the server: storage and caches, nothing that must survive a restart.
+#[derive(Debug)]
+pub struct App {
+    /// Where repositories live.
+    pub storage: Storage,
+    /// Verifies tokens.
+    pub auth: crate::auth::Authenticator,
+    /// Packs and pack lists, shared by every request.
+    pub cache: Arc<PackCache>,
+    /// Where received packs are indexed before upload.
+    pub staging: PathBuf,
+    /// The URL clients reach this server at.
+    pub public_url: String,
+    /// What a request may send.
+    pub limits: Limits,
+    /// How long a peer may stall.
+    pub timeouts: Timeouts,
+    /// The cap on concurrent heavy requests.
+    pub slots: Slots,
+    /// Memory heavy work reserves before allocating.
+    pub budget: Arc<MemoryBudget>,
+    /// Background maintenance after pushes.
+    pub maintenance: Arc<crate::maintenance::AutoMaintenance>,
+}
+
+impl App {
+    /// Limits for indexing a pushed pack, waiting for memory as long as requests queue.
+    pub fn pack_limits(&self) -> index::Limits {
+        index::Limits {
+            budget_wait: self.timeouts.queue,
+            ..self.limits.pack
+        }
+    }
+}

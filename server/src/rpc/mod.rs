@@ -1,0 +1,288 @@
+//! The JSON-RPC 2.0 artifact API (`POST /rpc`): parsing, dispatch, and the one place errors
+//! become JSON-RPC error codes.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::app::App;
+use crate::auth::{decide, Access, Decision, Grants};
+use crate::repo::{Repo, Settings};
+use crate::storage::RepoId;
+
+/// JSON-RPC error codes: the standard ones and the API's own.
+pub mod code {
+    /// The body is not JSON.
+    pub const PARSE_ERROR: i64 = -32700;
+    /// Not a JSON-RPC 2.0 request.
+    pub const INVALID_REQUEST: i64 = -32600;
+    /// No such method.
+    pub const METHOD_NOT_FOUND: i64 = -32601;
+    /// The params do not fit the method.
+    pub const INVALID_PARAMS: i64 = -32602;
+    /// The server failed.
+    pub const INTERNAL: i64 = -32603;
+    /// No (valid) token.
+    pub const UNAUTHORIZED: i64 = -32001;
+    /// The token lacks the permission.
+    pub const FORBIDDEN: i64 = -32003;
+    /// No such artifact or repository.
+    pub const NOT_FOUND: i64 = -32004;
+    /// The state changed meanwhile (a stale expected value, a concurrent creation).
+    pub const CONFLICT: i64 = -32009;
+}
+
+/// An error answer.
+#[derive(Debug, thiserror::Error)]
+pub enum RpcError {
+    /// The body is not JSON.
+    #[error("invalid JSON: {0}")]
+    Parse(String),
+    /// Not a JSON-RPC 2.0 request.
+    #[error("{0}")]
+    InvalidRequest(&'static str),
+    /// No such method.
+    #[error("unknown method {0:?}; the methods are enable_git and get_git_url")]
+    MethodNotFound(String),
+    /// The params do not fit the method.
+    #[error("invalid params: {0}")]
+    InvalidParams(String),
+    /// No (valid) token.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The token lacks the permission.
+    #[error("{0}")]
+    Forbidden(String),
+    /// No such artifact or repository.
+    #[error("{0}")]
+    NotFound(String),
+    /// The state changed meanwhile.
+    #[error("{0}")]
+    Conflict(String),
+    /// The server failed; the message says where.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl RpcError {
+    /// The JSON-RPC code of this error.
+    pub fn code(&self) -> i64 {
+        match self {
+            RpcError::Parse(_) => code::PARSE_ERROR,
+            RpcError::InvalidRequest(_) => code::INVALID_REQUEST,
+            RpcError::MethodNotFound(_) => code::METHOD_NOT_FOUND,
+            RpcError::InvalidParams(_) => code::INVALID_PARAMS,
+            RpcError::Unauthorized(_) => code::UNAUTHORIZED,
+            RpcError::Forbidden(_) => code::FORBIDDEN,
+            RpcError::NotFound(_) => code::NOT_FOUND,
+            RpcError::Conflict(_) => code::CONFLICT,
+            RpcError::Internal(_) => code::INTERNAL,
+        }
+    }
+}
+
+/// Failures of storage become internal errors, logged where they are mapped.
+macro_rules! internal_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for RpcError {
+            fn from(e: $t) -> Self {
+                tracing::error!(error = %e, "api request failed");
+                RpcError::Internal(e.to_string())
+            }
+        }
+    )*};
+}
+internal_from!(
+    refs::Error,
+    objectstore::odb::Error,
+    objectstore::bucket::Error
+);
+
+impl From<crate::import::ImportError> for RpcError {
+    fn from(e: crate::import::ImportError) -> Self {
+        match e {
+            crate::import::ImportError::Refused(r) => {
+                RpcError::Conflict(format!("the default branch was created concurrently: {r}"))
+            }
+            e => {
+                tracing::error!(error = %e, "import failed");
+                RpcError::Internal(format!("importing the files failed: {e}"))
+            }
+        }
+    }
+}
+
+/// Answer one request body (a single call; batches are refused).
+pub async fn handle(app: Arc<App>, identity: Option<Grants>, body: &[u8]) -> Value {
+    let request: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => return response(Value::Null, Err(RpcError::Parse(e.to_string()))),
+    };
+    let id = request.get("id").cloned().unwrap_or(Value::Null);
+    if request.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        return response(
+            id,
+            Err(RpcError::InvalidRequest(
+                "not a JSON-RPC 2.0 request (\"jsonrpc\": \"2.0\" is missing)",
+            )),
+        );
+    }
+    let Some(method) = request.get("method").and_then(Value::as_str) else {
+        return response(
+            id,
+            Err(RpcError::InvalidRequest("the request has no method")),
+        );
+    };
+    let params = request
+        .get("params")
+        .cloned()
+        .unwrap_or(Value::Object(Default::default()));
+    let result = match method {
+        "enable_git" => enable_git(&app, identity.as_ref(), params).await,
+        "get_git_url" => get_git_url(&app, identity.as_ref(), params).await,
+        other => Err(RpcError::MethodNotFound(other.to_owned())),
+    };
+    response(id, result)
+}
+
+fn response(id: Value, result: Result<Value, RpcError>) -> Value {
+    match result {
+        Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
+        Err(e) => json!({
+            "jsonrpc": "2.0",
+            "id": id,
+            "error": {"code": e.code(), "message": e.to_string()}
+        }),
+    }
+}
+
+fn params<T: for<'de> Deserialize<'de>>(params: Value) -> Result<T, RpcError> {
+    serde_json::from_value(params).map_err(|e| RpcError::InvalidParams(e.to_string()))
+}
+
+fn artifact(id: &str) -> Result<RepoId, RpcError> {
+    id.parse::<RepoId>().map_err(RpcError::InvalidParams)
+}
+
+/// Check `need` on the artifact, whatever state its repository is in; whether it exists.
+async fn authorize(repo: &Repo, identity: Option<&Grants>, need: Access) -> Result<bool, RpcError> {
+    let exists = repo.refs.exists().await?;
+    // Existence is only revealed to callers with some access; decide as if it existed.
+    match decide(
+        identity,
+        true,
+        false,
+        need,
+        &repo.id.workspace,
+        &repo.id.alias,
+    ) {
+        Decision::Allow => Ok(exists),
+        Decision::Unauthorized(m) => Err(RpcError::Unauthorized(m)),
+        Decision::Forbidden(m) => Err(RpcError::Forbidden(m)),
+        Decision::NotFound => Err(RpcError::NotFound("not found".into())),
+    }
+}
+
+fn git_url(app: &App, id: &RepoId) -> String {
+    format!("{}/{}/git/{}", app.public_url, id.workspace, id.alias)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnableGit {
+    artifact_id: String,
+    #[serde(default = "main")]
+    default_branch: String,
+    #[serde(default = "yes")]
+    import_existing_files: bool,
+    #[serde(default)]
+    public: bool,
+}
+
+fn main() -> String {
+    "main".into()
+}
+fn yes() -> bool {
+    true
+}
+
+async fn enable_git(
+    app: &Arc<App>,
+    identity: Option<&Grants>,
+    p: Value,
+) -> Result<Value, RpcError> {
+    let p: EnableGit = params(p)?;
+    let id = artifact(&p.artifact_id)?;
+    let repo = Repo::new(&app.storage, id.clone());
+    if refs::validate_ref_name(&format!("refs/heads/{}", p.default_branch)).is_err() {
+        return Err(RpcError::InvalidParams(format!(
+            "invalid branch name {:?}",
+            p.default_branch
+        )));
+    }
+    let exists = authorize(&repo, identity, Access::Admin).await?;
+    if exists {
+        let snapshot = repo.snapshot().await?;
+        let branch = snapshot
+            .head
+            .as_deref()
+            .and_then(|h| h.strip_prefix("refs/heads/"))
+            .unwrap_or("main")
+            .to_owned();
+        return Ok(json!({
+            "git_url": git_url(app, &id),
+            "default_branch": branch,
+            "created": false,
+            "imported_files": 0,
+            "head": snapshot.head.as_deref().and_then(|h| snapshot.get(h)).map(|h| h.to_string()),
+            "message": "git is already enabled for this artifact; nothing was changed",
+        }));
+    }
+    repo.write_settings(&Settings { public: p.public }).await?;
+    match repo.refs.init(&p.default_branch).await {
+        Ok(()) => {}
+        Err(refs::Error::AlreadyExists) => {
+            return Err(RpcError::Conflict(
+                "the repository was created concurrently; call enable_git again".into(),
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let imported = if p.import_existing_files {
+        crate::import::import_newest_version(app, &repo, &p.default_branch).await?
+    } else {
+        crate::import::Imported::default()
+    };
+    tracing::info!(repo = %id, imported = imported.files, public = p.public, "git enabled");
+    Ok(json!({
+        "git_url": git_url(app, &id),
+        "default_branch": p.default_branch,
+        "created": true,
+        "imported_files": imported.files,
+        "head": imported.head.map(|h| h.to_string()),
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GetGitUrl {
+    artifact_id: String,
+}
+
+async fn get_git_url(
+    app: &Arc<App>,
+    identity: Option<&Grants>,
+    p: Value,
+) -> Result<Value, RpcError> {
+    let p: GetGitUrl = params(p)?;
+    let id = artifact(&p.artifact_id)?;
+    let repo = Repo::new(&app.storage, id.clone());
+    let exists = authorize(&repo, identity, Access::Read).await?;
+    if !exists {
+        return Err(RpcError::NotFound(format!(
+            "git is not enabled for artifact {id}; enable it with the enable_git method (params: {{\"artifact_id\": \"{id}\"}})"
+        )));
+    }
+    Ok(json!({ "git_url": git_url(app, &id) }))
+}

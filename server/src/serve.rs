@@ -1,0 +1,135 @@
+//! Accepting connections and serving HTTP/1.1 on them, with every wait on a peer bounded.
+//!
+//! - At most [`Limits::max_connections`](crate::app::Limits) connections are open; beyond
+//!   that the server stops accepting (the kernel's backlog holds the rest) instead of running
+//!   out of file descriptors.
+//! - An error from `accept` (out of file descriptors, a reset before accept) is logged at most
+//!   once a second and backed off, so the loop never spins.
+//! - A request's head must arrive within `header` (hyper's timer; the same timer closes idle
+//!   keep-alive connections); a request body that stalls for `body_idle` fails its request;
+//!   a response the client stops reading for `send_stall` closes the connection.
+//! - On shutdown the listener closes, idle connections are closed at once, requests in flight
+//!   get `shutdown` to finish (a push in flight completes or is refused cleanly), then
+//!   background work gets what remains of it.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::Request;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+
+use crate::app::App;
+
+/// Accept connections until `shutdown` resolves, then let in-flight requests finish.
+pub async fn serve(
+    app: Arc<App>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let mut shutdown = std::pin::pin!(shutdown);
+    let graceful = GracefulShutdown::new();
+    let connections = Arc::new(Semaphore::new(app.limits.max_connections.max(1)));
+    let mut backoff = Duration::ZERO;
+    let mut errors = ErrorLog::default();
+    loop {
+        let permit = tokio::select! {
+            permit = connections.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => {
+                    backoff = Duration::ZERO;
+                    a
+                }
+                Err(e) => {
+                    backoff = (backoff * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
+                    errors.report(&e);
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => continue,
+                        _ = &mut shutdown => break,
+                    }
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let connection = serve_connection(app.clone(), stream, peer);
+        let watched = graceful.watch(connection);
+        tokio::spawn(async move {
+            let _permit = permit;
+            if let Err(e) = watched.await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down: waiting for requests in flight");
+    let deadline = Instant::now() + app.timeouts.shutdown;
+    if tokio::time::timeout(app.timeouts.shutdown, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still in flight at the end of the shutdown timeout");
+    }
+    app.maintenance
+        .wait(deadline.saturating_duration_since(Instant::now()))
+        .await;
+    Ok(())
+}
+
+/// One connection: hyper with a header timer, over a socket whose writes time out.
+fn serve_connection(
+    app: Arc<App>,
+    stream: TcpStream,
+    peer: SocketAddr,
+) -> impl hyper_util::server::graceful::GracefulConnection<Error = hyper::Error> {
+    let _ = stream.set_nodelay(true);
+    let mut io = tokio_io_timeout::TimeoutStream::new(stream);
+    io.set_write_timeout(Some(app.timeouts.send_stall));
+    let header_timeout = app.timeouts.header;
+    let service = tower::ServiceBuilder::new()
+        .layer(crate::layers::LogLayer)
+        .service_fn(move |req: Request<Incoming>| {
+            let app = app.clone();
+            async move { Ok::<_, Infallible>(crate::http::handle(app, req).await) }
+        });
+    let _ = peer;
+    hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .keep_alive(true)
+        .serve_connection(
+            TokioIo::new(Box::pin(io)),
+            hyper_util::service::TowerToHyperService::new(service),
+        )
+}
+
+/// Logs accept errors at most once a second, with how many there were.
+#[derive(Default)]
+struct ErrorLog {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl ErrorLog {
+    fn report(&mut self, e: &std::io::Error) {
+        match self.last {
+            Some(at) if at.elapsed() < Duration::from_secs(1) => self.suppressed += 1,
+            _ => {
+                tracing::warn!(error = %e, suppressed = self.suppressed, "accept failed; backing off");
+                self.last = Some(Instant::now());
+                self.suppressed = 0;
+            }
+        }
+    }
+}

@@ -1,0 +1,472 @@
+//! The server under test: a separate `artifact-git serve` process on a free port, on a fresh
+//! storage of either backend.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use tempfile::TempDir;
+
+use crate::http::curl_post;
+use crate::http::http_status;
+
+/// The `artifact-git` binary under test.
+pub fn server_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("ARTIFACT_GIT_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/artifact-git
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = profile_dir.join("artifact-git");
+    assert!(
+        bin.exists(),
+        "{} does not exist: build the server first (scripts/test does: cargo build --bin artifact-git)",
+        bin.display()
+    );
+    bin
+}
+
+/// Where a test server keeps its repositories.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// A fresh local directory.
+    Fs,
+    /// A fresh bucket on the S3 test server.
+    S3 { endpoint: String },
+}
+
+impl Backend {
+    /// The S3 test server that `scripts/test` started, if any. In CI its absence is a failure,
+    /// never a silent skip.
+    pub fn s3() -> Option<Backend> {
+        match std::env::var("ARTIFACT_GIT_TEST_S3_ENDPOINT") {
+            Ok(endpoint) if !endpoint.is_empty() => Some(Backend::S3 { endpoint }),
+            _ => {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "CI must run the S3 tests, but ARTIFACT_GIT_TEST_S3_ENDPOINT is not set (run scripts/test)"
+                );
+                eprintln!("skipping the S3 variant: no S3 test server (run scripts/test)");
+                None
+            }
+        }
+    }
+}
+
+/// Generate `fs` and `s3` test functions for each named `fn(&Backend)`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn fs() {
+                super::$name(&$crate::Backend::Fs)
+            }
+            #[test]
+            fn s3() {
+                if let Some(backend) = $crate::Backend::s3() {
+                    super::$name(&backend)
+                }
+            }
+        }
+    )*};
+}
+
+static BUCKETS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Create a bucket on the S3 test server (which accepts unsigned requests).
+pub fn create_bucket(endpoint: &str) -> String {
+    let n = BUCKETS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let name = format!("t{}-{n}", std::process::id());
+    let out = Command::new("curl")
+        .args(["-s", "-f", "-X", "PUT"])
+        .arg(format!("{endpoint}/{name}"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "creating bucket {name} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    name
+}
+
+/// The S3 client settings every server process of a test gets.
+pub fn s3_env(endpoint: &str) -> Vec<(String, String)> {
+    let var = |k: &str, default: &str| {
+        (
+            k.to_owned(),
+            std::env::var(k).unwrap_or_else(|_| default.to_owned()),
+        )
+    };
+    vec![
+        ("AWS_ENDPOINT_URL".into(), endpoint.to_owned()),
+        ("ARTIFACT_GIT_S3_PATH_STYLE".into(), "true".into()),
+        var("AWS_ACCESS_KEY_ID", "test"),
+        var("AWS_SECRET_ACCESS_KEY", "test"),
+        var("AWS_REGION", "us-east-1"),
+    ]
+}
+
+/// A bare repository on local disk: the filesystem backend's directory itself, or every key
+/// of the repository's prefix downloaded from S3 by an independent client (boto3).
+pub struct BareRepo {
+    path: PathBuf,
+    _tmp: Option<TempDir>,
+}
+
+impl std::ops::Deref for BareRepo {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// The JWT secret of test servers (tokens are minted with `artifact-git token`).
+pub const TEST_SECRET: &str = "e2e-test-secret-0123456789abcdef";
+
+/// A running `artifact-git serve`, killed on drop.
+pub struct Server {
+    child: Child,
+    pub url: String,
+    /// `--storage` as passed to the server.
+    pub storage: String,
+    /// The storage directory of a filesystem backend.
+    pub data_dir: Option<PathBuf>,
+    extra_env: Vec<(String, String)>,
+    _dirs: Vec<TempDir>,
+}
+
+impl Server {
+    /// A server on a fresh filesystem storage directory.
+    pub fn start() -> Server {
+        let dir = TempDir::new().unwrap();
+        let data = dir.path().join("data");
+        Server::start_with(
+            &format!("file://{}", data.display()),
+            Some(data),
+            vec![],
+            vec![dir],
+            &[],
+        )
+    }
+
+    /// A server on a fresh storage of `backend`.
+    pub fn start_on(backend: &Backend) -> Server {
+        Server::start_on_with(backend, &[])
+    }
+
+    pub fn start_on_with(backend: &Backend, args: &[&str]) -> Server {
+        match backend {
+            Backend::Fs => {
+                let dir = TempDir::new().unwrap();
+                let data = dir.path().join("data");
+                Server::start_with(
+                    &format!("file://{}", data.display()),
+                    Some(data),
+                    vec![],
+                    vec![dir],
+                    args,
+                )
+            }
+            Backend::S3 { endpoint } => {
+                let bucket = create_bucket(endpoint);
+                Server::start_with(
+                    &format!("s3://{bucket}/repos"),
+                    None,
+                    s3_env(endpoint),
+                    vec![],
+                    args,
+                )
+            }
+        }
+    }
+
+    /// Run `artifact-git maintain` on a repository of this server's storage.
+    pub fn maintain(&self, repo: &str, args: &[&str]) -> String {
+        let mut all = vec!["maintain", repo];
+        all.extend_from_slice(args);
+        self.cli(&all)
+    }
+
+    /// Run an `artifact-git` command with this server's storage and environment; its stdout.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let mut cmd = Command::new(server_bin());
+        cmd.args(args).args(["--storage", &self.storage]);
+        for (k, v) in &self.extra_env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "artifact-git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// (endpoint, bucket, key prefix) of an S3-backed server.
+    fn s3_location(&self) -> (String, &str, &str) {
+        let rest = self.storage.strip_prefix("s3://").expect("an S3 server");
+        let (bucket, prefix) = rest.split_once('/').unwrap();
+        let endpoint = self
+            .extra_env
+            .iter()
+            .find(|(k, _)| k == "AWS_ENDPOINT_URL")
+            .map(|(_, v)| v.clone())
+            .unwrap();
+        (endpoint, bucket, prefix)
+    }
+
+    /// The value of a counter at `/metrics`.
+    pub fn metric(&self, name: &str) -> u64 {
+        let out = Command::new("curl")
+            .args(["-s"])
+            .arg(format!("{}/metrics", self.url))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no metric {name}"))
+    }
+
+    /// The server's process id (to read its memory use).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Store a file of an artifact version the way the artifact service does, before git is
+    /// enabled: `{workspace}/artifacts/{alias}/v{version}/{path}` in the same storage.
+    pub fn put_artifact_file(&self, repo: &str, version: u32, path: &str, data: &[u8]) {
+        let (ws, alias) = repo.split_once('/').unwrap();
+        let rel = format!("{ws}/artifacts/{alias}/v{version}/{path}");
+        if let Some(dir) = &self.data_dir {
+            let full = dir.join(&rel);
+            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+            std::fs::write(full, data).unwrap();
+            return;
+        }
+        let (endpoint, bucket, prefix) = self.s3_location();
+        let tmp = TempDir::new().unwrap();
+        let file = tmp.path().join("f");
+        std::fs::write(&file, data).unwrap();
+        let key: String = format!("{prefix}/{rel}")
+            .split('/')
+            .map(|c| c.replace(' ', "%20"))
+            .collect::<Vec<_>>()
+            .join("/");
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-f",
+                "-H",
+                "Expect:",
+                "-H",
+                "Content-Type: application/octet-stream",
+                "-X",
+                "PUT",
+                "--data-binary",
+            ])
+            .arg(format!("@{}", file.display()))
+            .arg(format!("{endpoint}/{bucket}/{key}"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "upload of {rel} failed");
+    }
+
+    /// Call the JSON-RPC API; the whole JSON-RPC response.
+    pub fn rpc(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        params: serde_json::Value,
+    ) -> serde_json::Value {
+        let body =
+            serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        let mut extra = Vec::new();
+        let auth;
+        if let Some(t) = token {
+            auth = format!("Authorization: Bearer {t}");
+            extra.push("-H");
+            extra.push(auth.as_str());
+        }
+        let (status, out) = curl_post(
+            &format!("{}/rpc", self.url),
+            "application/json",
+            body.to_string().as_bytes(),
+            &extra,
+        );
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&out));
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    /// The HTTP status of a GET with an optional token as the Basic password.
+    pub fn status(&self, path: &str, token: Option<&str>) -> u16 {
+        http_status(&format!("{}{path}", self.url), token)
+    }
+
+    /// A copy of (or, on a filesystem, the path to) the repository's storage prefix.
+    pub fn bare_repo(&self, repo: &str) -> BareRepo {
+        let (ws, alias) = repo.split_once('/').unwrap();
+        if let Some(data) = &self.data_dir {
+            return BareRepo {
+                path: data.join(ws).join("artifacts").join(alias).join("git"),
+                _tmp: None,
+            };
+        }
+        let (endpoint, bucket, prefix) = self.s3_location();
+        let key_prefix = format!("{prefix}/{ws}/artifacts/{alias}/git/");
+        let tmp = TempDir::new().unwrap();
+        let python =
+            std::env::var("ARTIFACT_GIT_TEST_S3_PYTHON").unwrap_or_else(|_| "python3".into());
+        let script = r#"
+import os, sys, boto3
+endpoint, bucket, prefix, dest = sys.argv[1:5]
+s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                  aws_access_key_id="test", aws_secret_access_key="test")
+for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+    for obj in page.get("Contents", []):
+        path = os.path.join(dest, obj["Key"][len(prefix):])
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        s3.download_file(bucket, obj["Key"], path)
+"#;
+        let out = Command::new(python)
+            .args(["-c", script, &endpoint, bucket, &key_prefix])
+            .arg(tmp.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "exporting {repo} from S3 failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        BareRepo {
+            path: tmp.path().to_owned(),
+            _tmp: Some(tmp),
+        }
+    }
+
+    /// A second server process on the same storage (a replica).
+    pub fn replica(&self) -> Server {
+        self.replica_with(&[])
+    }
+
+    /// A replica started with extra flags.
+    pub fn replica_with(&self, args: &[&str]) -> Server {
+        Server::start_with(
+            &self.storage,
+            self.data_dir.clone(),
+            self.extra_env.clone(),
+            vec![],
+            args,
+        )
+    }
+
+    pub fn start_with(
+        storage: &str,
+        data_dir: Option<PathBuf>,
+        mut extra_env: Vec<(String, String)>,
+        mut dirs: Vec<TempDir>,
+        extra_args: &[&str],
+    ) -> Server {
+        if !extra_args.iter().any(|a| a.starts_with("--jwt-public-key"))
+            && !extra_env
+                .iter()
+                .any(|(k, _)| k == "ARTIFACT_GIT_JWT_SECRET")
+        {
+            extra_env.push(("ARTIFACT_GIT_JWT_SECRET".into(), TEST_SECRET.into()));
+        }
+        let cache = TempDir::new().unwrap();
+        let mut cmd = Command::new(server_bin());
+        cmd.args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--storage",
+            storage,
+            "--cache-dir",
+        ])
+        .arg(cache.path())
+        .args(extra_args)
+        .env(
+            "ARTIFACT_GIT_LOG",
+            std::env::var("ARTIFACT_GIT_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+        for (k, v) in &extra_env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start artifact-git");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let first = lines.next().and_then(Result::ok).unwrap_or_default();
+        let url = first
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("server did not announce its address: {first:?}"))
+            .to_owned();
+        // Keep draining stdout so the server never blocks on it.
+        std::thread::spawn(move || for _ in lines {});
+        dirs.push(cache);
+        Server {
+            child,
+            url,
+            storage: storage.to_owned(),
+            data_dir,
+            extra_env,
+            _dirs: dirs,
+        }
+    }
+
+    /// `artifact-git init` a repository on this server's storage.
+    pub fn init(&self, repo: &str) {
+        self.cli(&["init", repo]);
+    }
+
+    /// The clone URL of `workspace/alias`, with an admin token as the password.
+    pub fn repo_url(&self, repo: &str) -> String {
+        let token = self.token("*", None, "a");
+        self.url_with_token(repo, &token)
+    }
+
+    /// The clone URL of `workspace/alias` without credentials.
+    pub fn plain_url(&self, repo: &str) -> String {
+        let (ws, alias) = repo.split_once('/').unwrap();
+        format!("{}/{ws}/git/{alias}", self.url)
+    }
+
+    /// The clone URL with `token` as the password of user `git`.
+    pub fn url_with_token(&self, repo: &str, token: &str) -> String {
+        self.plain_url(repo)
+            .replacen("http://", &format!("http://git:{token}@"), 1)
+    }
+
+    /// Mint a token with `artifact-git token` (scope `r`, `rw` or `a`).
+    pub fn token(&self, workspace: &str, artifact: Option<&str>, scope: &str) -> String {
+        let mut args = vec![
+            "token",
+            "--workspace",
+            workspace,
+            "--scope",
+            scope,
+            "--ttl",
+            "1h",
+        ];
+        if let Some(a) = artifact {
+            args.extend(["--artifact", a]);
+        }
+        self.cli(&args).trim().to_owned()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
