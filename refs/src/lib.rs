@@ -111,22 +111,14 @@ pub enum Refusal {
     /// The name breaks `git check-ref-format`.
     #[error("funny refname: {0}")]
     InvalidName(InvalidName),
-    /// A stored ref is this ref's directory or lies below it (`refs/heads/x` against
-    /// `refs/heads/x/y`): a repository cannot hold both.
+    /// Another ref (stored, or created earlier in the same push) is this ref's directory or
+    /// lies below it (`refs/heads/x` against `refs/heads/x/y`): a repository cannot hold both.
     #[error("cannot lock ref '{name}': '{existing}' exists; cannot create '{name}'")]
     DirectoryConflict {
         /// The refused ref.
         name: String,
-        /// The stored ref it conflicts with.
+        /// The ref it conflicts with.
         existing: String,
-    },
-    /// Two refs of this push conflict as directory and file; both are refused.
-    #[error("cannot process '{name}' and '{other}' at the same time")]
-    ConflictInPush {
-        /// The refused ref.
-        name: String,
-        /// The other ref of the push.
-        other: String,
     },
     /// The push names this ref in more than one command.
     #[error("multiple updates for ref '{0}' not allowed")]
@@ -348,45 +340,31 @@ fn apply(
             );
         }
     }
-    // A created ref may not be the directory of another ref, nor lie below one. Conflicts are
-    // judged on the refs as they would be afterwards, so deleting `x` and creating `x/y` in one
-    // push is fine; two created refs that conflict are both refused.
-    let created_names: HashMap<&str, usize> = created
-        .iter()
-        .map(|i| (tx.updates[*i].name.as_str(), *i))
-        .collect();
-    // First against stored refs (such a ref is refused whatever else the push does), then
-    // between the refs this push still creates.
-    let mut still_created = created_names.clone();
+    // A created ref may not be the directory of another ref, nor lie below one. As in git, the
+    // refs are judged as they would be afterwards (deleting `x` and creating `x/y` in one push
+    // is fine), and among the refs a push creates the first one wins.
     for &i in &created {
-        let name = tx.updates[i].name.as_str();
-        let stored = directory_conflict(&refs, name, |n| created_names.contains_key(n))
-            .filter(|other| !created_names.contains_key(other.as_str()));
-        if let Some(existing) = stored {
-            results[i] = Err(Refusal::DirectoryConflict {
-                name: name.to_owned(),
-                existing,
-            });
-            refs.remove(name);
-            still_created.remove(name);
-        }
-    }
-    let mut refused = Vec::new();
-    for &i in &created {
-        let name = tx.updates[i].name.as_str();
-        if results[i].is_err() {
-            continue;
-        }
-        if let Some(other) = directory_conflict(&refs, name, |_| false) {
-            results[i] = Err(Refusal::ConflictInPush {
-                name: name.to_owned(),
-                other,
-            });
-            refused.push(i);
-        }
-    }
-    for i in refused {
         refs.remove(&tx.updates[i].name);
+    }
+    for &i in &created {
+        let u = &tx.updates[i];
+        match directory_conflict(&refs, &u.name) {
+            Some(existing) => {
+                results[i] = Err(Refusal::DirectoryConflict {
+                    name: u.name.clone(),
+                    existing,
+                })
+            }
+            None => {
+                refs.insert(
+                    u.name.clone(),
+                    RefValue {
+                        target: u.new,
+                        peeled: u.peeled,
+                    },
+                );
+            }
+        }
     }
     if tx.atomic && results.iter().any(Result::is_err) {
         let results = results
@@ -399,35 +377,21 @@ fn apply(
 }
 
 /// A ref of `refs` that is a directory of `name` (`refs/heads/x` for `refs/heads/x/y`) or lies
-/// below it (`refs/heads/x/y` for `refs/heads/x`); one that `is_new` does not call new (a
-/// stored ref) if there is one.
-fn directory_conflict<'r>(
-    refs: &'r BTreeMap<String, RefValue>,
-    name: &str,
-    is_new: impl Fn(&str) -> bool,
-) -> Option<String> {
-    let mut found: Option<&'r str> = None;
-    let mut consider = |other: &'r str| {
-        if found.is_none_or(|f| is_new(f) && !is_new(other)) {
-            found = Some(other);
-        }
-    };
+/// below it (`refs/heads/x/y` for `refs/heads/x`).
+fn directory_conflict(refs: &BTreeMap<String, RefValue>, name: &str) -> Option<String> {
     let mut end = 0;
     while let Some(slash) = name[end..].find('/') {
         end += slash;
-        if let Some((k, _)) = refs.get_key_value(&name[..end]) {
-            consider(k);
+        if refs.contains_key(&name[..end]) {
+            return Some(name[..end].to_owned());
         }
         end += 1;
     }
     let below = format!("{name}/");
-    for (k, _) in refs
-        .range(below.clone()..)
-        .take_while(|(k, _)| k.starts_with(&below))
-    {
-        consider(k);
-    }
-    found.map(str::to_owned)
+    refs.range(below.clone()..)
+        .next()
+        .filter(|(k, _)| k.starts_with(&below))
+        .map(|(k, _)| k.clone())
 }
 
 /// Exponential backoff with jitter, so that racing replicas spread out.
@@ -564,7 +528,7 @@ mod tests {
     async fn directory_and_file_conflicts_are_refused() -> Result<()> {
         let store = store(Arc::new(MemoryBucket::new()));
         store.init("main").await?;
-        // Within one push: both refused, nothing stored.
+        // Within one push, as git does: the first one is created, the later one refused.
         let r = commit(
             &store,
             vec![
@@ -578,18 +542,16 @@ mod tests {
         assert_eq!(
             r,
             vec![
-                Err(Refusal::ConflictInPush {
-                    name: "refs/heads/x".into(),
-                    other: "refs/heads/x/y".into()
-                }),
-                Err(Refusal::ConflictInPush {
+                Ok(()),
+                Err(Refusal::DirectoryConflict {
                     name: "refs/heads/x/y".into(),
-                    other: "refs/heads/x".into()
+                    existing: "refs/heads/x".into()
                 }),
                 Ok(()),
             ]
         );
-        assert_eq!(store.snapshot().await?.refs.len(), 1);
+        assert_eq!(store.snapshot().await?.refs.len(), 2);
+        commit(&store, vec![update("refs/heads/x", id(1), null())], false).await?;
         // Against stored refs, in both directions.
         commit(
             &store,

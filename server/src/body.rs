@@ -250,7 +250,8 @@ impl<R: Read> Read for Limited<R> {
     }
 }
 
-/// The request body, decompressed when it is gzip-encoded, as a blocking reader.
+/// The request body, decompressed when it is gzip-encoded, as a blocking reader. Call it on a
+/// blocking thread: a gzip decoder reads the stream's header as it is made.
 pub fn decoded<R: Read + Send + 'static>(body: R, gzip: bool, limit: u64) -> Box<dyn Read + Send> {
     if gzip {
         Box::new(Limited::new(flate2::read::MultiGzDecoder::new(body), limit))

@@ -132,12 +132,16 @@ pub async fn handle(
         app.limits.max_push_bytes,
         app.timeouts.body_idle,
     );
-    let input = body::decoded(request_body, gzip, app.limits.max_push_bytes);
 
-    // 1. Receive: commands, then the pack to a staging file.
+    // 1. Receive: commands, then the pack to a staging file (on a blocking thread, where the
+    // gzip decoder may read).
     let received = {
         let app = app.clone();
-        tokio::task::spawn_blocking(move || receive(&app, input)).await
+        tokio::task::spawn_blocking(move || {
+            let input = body::decoded(request_body, gzip, app.limits.max_push_bytes);
+            receive(&app, input)
+        })
+        .await
     };
     let (request, pack) = match received {
         Ok(Received::Nothing) => return response(Vec::new()),

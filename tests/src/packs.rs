@@ -134,16 +134,24 @@ fn varint(mut n: u64, out: &mut Vec<u8>) {
     }
 }
 
-/// A delta: base size, result size, then `copies` of (offset, size) from the base. Copies of
-/// up to 16 MiB each take eight bytes: the cheapest way to promise a large result.
-pub fn copy_delta(base_size: u64, copies: &[(u32, u32)]) -> Vec<u8> {
+/// A delta: base size, result size, then `copies` of (offset, size) from the base and the
+/// bytes `insert` (at most 127). Copies of up to 16 MiB each take eight bytes: the cheapest
+/// way to promise a large result.
+pub fn copy_delta(base_size: u64, copies: &[(u32, u32)], insert: &[u8]) -> Vec<u8> {
     let mut d = Vec::new();
     varint(base_size, &mut d);
-    varint(copies.iter().map(|c| u64::from(c.1)).sum(), &mut d);
+    varint(
+        copies.iter().map(|c| u64::from(c.1)).sum::<u64>() + insert.len() as u64,
+        &mut d,
+    );
     for (offset, size) in copies {
         d.push(0x80 | 0x0f | 0x70);
         d.extend_from_slice(&offset.to_le_bytes());
         d.extend_from_slice(&size.to_le_bytes()[..3]);
+    }
+    if !insert.is_empty() {
+        d.push(insert.len() as u8);
+        d.extend_from_slice(insert);
     }
     d
 }

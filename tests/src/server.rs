@@ -10,6 +10,15 @@ use tempfile::TempDir;
 use crate::http::curl_post;
 use crate::http::http_status;
 
+/// How to start a server process, beyond its flags.
+#[derive(Debug, Clone, Default)]
+pub struct Launch {
+    /// `ulimit -n` for the process.
+    pub max_open_files: Option<u32>,
+    /// Where its log goes (the test's stderr otherwise).
+    pub log_file: Option<PathBuf>,
+}
+
 /// The `artifact-git` binary under test.
 pub fn server_bin() -> PathBuf {
     if let Ok(p) = std::env::var("ARTIFACT_GIT_BIN") {
@@ -368,9 +377,41 @@ for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=p
     pub fn start_with(
         storage: &str,
         data_dir: Option<PathBuf>,
+        extra_env: Vec<(String, String)>,
+        dirs: Vec<TempDir>,
+        extra_args: &[&str],
+    ) -> Server {
+        Server::launch(
+            storage,
+            data_dir,
+            extra_env,
+            dirs,
+            extra_args,
+            &Launch::default(),
+        )
+    }
+
+    /// A server on a fresh filesystem storage, started as `launch` says.
+    pub fn start_launched(args: &[&str], launch: &Launch) -> Server {
+        let dir = TempDir::new().unwrap();
+        let data = dir.path().join("data");
+        Server::launch(
+            &format!("file://{}", data.display()),
+            Some(data),
+            vec![],
+            vec![dir],
+            args,
+            launch,
+        )
+    }
+
+    fn launch(
+        storage: &str,
+        data_dir: Option<PathBuf>,
         mut extra_env: Vec<(String, String)>,
         mut dirs: Vec<TempDir>,
         extra_args: &[&str],
+        launch: &Launch,
     ) -> Server {
         if !extra_args.iter().any(|a| a.starts_with("--jwt-public-key"))
             && !extra_env
@@ -380,7 +421,16 @@ for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=p
             extra_env.push(("ARTIFACT_GIT_JWT_SECRET".into(), TEST_SECRET.into()));
         }
         let cache = TempDir::new().unwrap();
-        let mut cmd = Command::new(server_bin());
+        let mut cmd = match launch.max_open_files {
+            // `exec` keeps the process id: the test watches the server itself.
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\"")])
+                    .arg(server_bin());
+                c
+            }
+            None => Command::new(server_bin()),
+        };
         cmd.args([
             "serve",
             "--listen",
@@ -397,7 +447,10 @@ for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=p
         )
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+        .stderr(match &launch.log_file {
+            Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+            None => Stdio::inherit(),
+        });
         for (k, v) in &extra_env {
             cmd.env(k, v);
         }

@@ -144,7 +144,9 @@ fn unreachable_objects_go_only_after_the_grace_period(backend: &Backend) {
             .success(),
         "kept during the grace period"
     );
-    // A full clone streams the reachable pack as it is, and the orphan is not in it.
+    // A full clone streams the reachable pack as it is, and the orphan is not in it (once the
+    // server lists the packs again: at most every 2 s).
+    std::thread::sleep(std::time::Duration::from_millis(2100));
     let verbatim = server.metric("artifact_git_clones_verbatim_total");
     let mirror = work.path().join("mirror");
     git.ok(

@@ -40,7 +40,9 @@ pub struct PackCache {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Listed {
     pub(crate) name: String,
-    pub(crate) has_tips: bool,
+    /// The size and time of its `.tips` record, if it has one: a pack is immutable, its
+    /// record may be rewritten (by maintenance, with a stronger claim).
+    pub(crate) tips: Option<(u64, i64)>,
 }
 
 #[derive(Debug, Default)]
@@ -56,6 +58,8 @@ struct CacheState {
 #[derive(Debug)]
 struct CachedPack {
     pack: Arc<Pack>,
+    /// The `.tips` record the pack's `reach` was read from.
+    tips: Option<(u64, i64)>,
     /// Local copy (for eviction); `None` when read in place from a filesystem bucket.
     copy: Option<(PathBuf, PathBuf, u64)>,
     last_used: u64,
@@ -142,12 +146,14 @@ impl PackCache {
             state.clock += 1;
             let now = state.clock;
             if let Some(entry) = state.open.get_mut(&idx_key) {
-                entry.last_used = now;
-                return Ok(entry.pack.clone());
+                if entry.tips == listed.tips {
+                    entry.last_used = now;
+                    return Ok(entry.pack.clone());
+                }
             }
         }
         let pack_key = keys.pack_file(&listed.name, PackFile::Pack);
-        let reach = if listed.has_tips {
+        let reach = if listed.tips.is_some() {
             let tips = bucket
                 .get(&keys.pack_file(&listed.name, PackFile::Tips))
                 .await?;
@@ -185,7 +191,12 @@ impl PackCache {
         };
         let opened = Arc::new(Pack::open(&listed.name, &idx, &pack, reach)?);
         let mut state = self.lock();
-        if let Some(existing) = state.open.get(&idx_key) {
+        if let Some(existing) = state.open.get_mut(&idx_key) {
+            if existing.tips != listed.tips {
+                // The same files with a newer record: keep the copy, take the record.
+                existing.pack = opened.clone();
+                existing.tips = listed.tips;
+            }
             return Ok(existing.pack.clone());
         }
         state.clock += 1;
@@ -197,6 +208,7 @@ impl PackCache {
             idx_key,
             CachedPack {
                 pack: opened.clone(),
+                tips: listed.tips,
                 copy,
                 last_used: now,
             },
@@ -241,9 +253,13 @@ impl PackCache {
         }
         let listing = bucket.list(&keys.pack_dir()).await?;
         let mut files: HashMap<&str, HashSet<PackFile>> = HashMap::new();
+        let mut tips: HashMap<&str, (u64, i64)> = HashMap::new();
         for meta in &listing {
             if let Some((name, file)) = keys.parse_pack_file(&meta.key) {
                 files.entry(name).or_default().insert(file);
+                if file == PackFile::Tips {
+                    tips.insert(name, (meta.size, meta.last_modified));
+                }
             }
         }
         // A pack maintenance replaced is skipped: the pack that replaced it, stored before the
@@ -255,9 +271,9 @@ impl PackCache {
                     && f.contains(&PackFile::Pack)
                     && !f.contains(&PackFile::Replaced)
             })
-            .map(|(name, f)| Listed {
+            .map(|(name, _)| Listed {
                 name: name.to_owned(),
-                has_tips: f.contains(&PackFile::Tips),
+                tips: tips.get(name).copied(),
             })
             .collect();
         packs.sort_by(|a, b| a.name.cmp(&b.name));

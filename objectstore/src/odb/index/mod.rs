@@ -315,13 +315,15 @@ impl Indexed {
                 .await,
         )?;
         if let Some(tips) = reach.encode() {
+            // An exact record (maintenance, imports) is true of the same bytes written before
+            // under a weaker one; a push's record never replaces one already there.
+            let mode = match reach {
+                Reach::Exactly(_) => PutMode::Overwrite,
+                _ => PutMode::Create,
+            };
             create(
                 bucket
-                    .put(
-                        &keys.pack_file(name, PackFile::Tips),
-                        tips.into(),
-                        PutMode::Create,
-                    )
+                    .put(&keys.pack_file(name, PackFile::Tips), tips.into(), mode)
                     .await,
             )?;
         }
