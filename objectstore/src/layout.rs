@@ -11,6 +11,23 @@
 /// files, the embedded default's generated secret and the staging area of received packs.
 pub const LOCAL_INTERNAL_DIR: &str = ".artifact-git";
 
+/// Files of the embedded default (a filesystem bucket) that live beside the keys, under
+/// [`LOCAL_INTERNAL_DIR`]: local disk, never in a bucket.
+pub mod local {
+    use std::path::{Path, PathBuf};
+
+    /// The HS256 secret the embedded default generates on first start (mode 0600).
+    pub fn jwt_secret(root: &Path) -> PathBuf {
+        root.join(super::LOCAL_INTERNAL_DIR).join("jwt-secret")
+    }
+
+    /// Where received packs are indexed before upload: beside the bucket, so publishing is a
+    /// rename on the same disk.
+    pub fn staging(root: &Path) -> PathBuf {
+        root.join(super::LOCAL_INTERNAL_DIR).join("staging")
+    }
+}
+
 /// The extension of each file that belongs to a pack (`pack-<hash>.<ext>`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PackFile {
@@ -169,6 +186,43 @@ impl RepoKeys {
     /// A file of the pack `name` (`pack-<hash>`).
     pub fn pack_file(&self, name: &str, file: PackFile) -> String {
         format!("{}objects/pack/{name}.{}", self.prefix, file.extension())
+    }
+
+    /// A Git LFS object, at the path `git lfs` uses in a local repository
+    /// (`lfs/objects/<oid[0:2]>/<oid[2:4]>/<oid>`), so an exported prefix is a bare repository
+    /// whose LFS objects stock tools find. Written once (`Create`) and only after its SHA-256
+    /// and size were checked: by a verified upload, or by an import. `oid` is 64 lowercase hex
+    /// digits (the caller checked).
+    pub fn lfs_object(&self, oid: &str) -> String {
+        format!(
+            "{}lfs/objects/{}/{}/{oid}",
+            self.prefix,
+            &oid[..2.min(oid.len())],
+            &oid[2.min(oid.len())..4.min(oid.len())]
+        )
+    }
+
+    /// Where a client uploads an LFS object with a presigned URL before it is verified
+    /// (`lfs/incoming/<oid>-<nonce>`): whatever is here is untrusted. Written by the client
+    /// (`Overwrite`, through the URL); deleted once verified, or by maintenance a day later.
+    pub fn lfs_incoming(&self, oid: &str, nonce: &str) -> String {
+        format!("{}lfs/incoming/{oid}-{nonce}", self.prefix)
+    }
+
+    /// The folder of uploads awaiting verification, for listings.
+    pub fn lfs_incoming_dir(&self) -> String {
+        format!("{}lfs/incoming/", self.prefix)
+    }
+
+    /// An LFS lock: one object per locked path, named by the SHA-256 of the path. Written
+    /// `Create` (so of two replicas locking one path exactly one wins), deleted on unlock.
+    pub fn lfs_lock(&self, id: &str) -> String {
+        format!("{}lfs/locks/{id}.json", self.prefix)
+    }
+
+    /// The folder of locks, for listings.
+    pub fn lfs_locks_dir(&self) -> String {
+        format!("{}lfs/locks/", self.prefix)
     }
 
     /// The pack name and file kind of a key from a listing of [`RepoKeys::pack_dir`]; `None`

@@ -24,7 +24,7 @@ mod name;
 mod packed;
 
 pub use name::{validate_ref_name, InvalidName};
-pub use packed::{parse_packed_refs, write_packed_refs, RefValue};
+pub use packed::{parse_packed_refs, write_packed_refs, PackedRefs, RefValue};
 
 /// What reading or writing refs can fail with (a refused update is a [`Refusal`], not an error).
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +58,11 @@ pub struct Snapshot {
     pub head: Option<String>,
     /// `None` when the refs object does not exist yet.
     pub etag: Option<ETag>,
+    /// How many changes led to these refs.
+    pub seq: u64,
+    /// The SHA-1 of the refs object's bytes (empty when it does not exist): what names this
+    /// state in the event log.
+    pub content_id: String,
 }
 
 impl Snapshot {
@@ -131,6 +136,39 @@ pub enum Refusal {
 /// Outcome of one update: applied, or refused with a reason.
 pub type UpdateResult = std::result::Result<(), Refusal>;
 
+/// One ref that a change moved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Moved {
+    /// The ref.
+    pub name: String,
+    /// Its value before (null: created).
+    pub before: ObjectId,
+    /// Its value after (null: deleted).
+    pub after: ObjectId,
+}
+
+/// A change of the refs, as the journal records it before it is committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The change's number: one more than the refs it starts from.
+    pub seq: u64,
+    /// The content id of the refs it starts from.
+    pub prev: String,
+    /// The content id of the refs it makes.
+    pub id: String,
+    /// The refs it moves, in the order they were asked for.
+    pub moved: Vec<Moved>,
+}
+
+/// Where changes are recorded before they are committed (the event log). A record whose
+/// change then loses its compare-and-swap is never valid: readers follow the chain of records
+/// back from the refs' current content id, and a losing record is not on it.
+#[async_trait::async_trait]
+pub trait Journal: Send + Sync {
+    /// Store the record of `change` durably.
+    async fn record(&self, change: &Change) -> std::result::Result<(), bucket::Error>;
+}
+
 /// How many times a transaction re-reads and retries after losing a compare-and-swap race.
 pub const MAX_ATTEMPTS: u32 = 12;
 
@@ -173,7 +211,7 @@ impl RefStore {
             .bucket
             .put(
                 &self.keys.packed_refs(),
-                Bytes::from(write_packed_refs(&BTreeMap::new())),
+                Bytes::from(write_packed_refs(&BTreeMap::new(), 0)),
                 PutMode::Create,
             )
             .await
@@ -211,12 +249,22 @@ impl RefStore {
             .ok()
             .and_then(|h| h.trim_end().strip_prefix("ref: "))
             .map(str::to_owned);
-        let (refs, etag) = match packed {
-            Ok(got) => (parse_packed_refs(&got.data)?, Some(got.etag)),
-            Err(e) if e.is_not_found() => (BTreeMap::new(), None),
+        let (packed, etag, content_id) = match packed {
+            Ok(got) => (
+                parse_packed_refs(&got.data)?,
+                Some(got.etag),
+                content_id(&got.data),
+            ),
+            Err(e) if e.is_not_found() => (PackedRefs::default(), None, String::new()),
             Err(e) => return Err(e.into()),
         };
-        Ok(Snapshot { refs, head, etag })
+        Ok(Snapshot {
+            refs: packed.refs,
+            head,
+            etag,
+            seq: packed.seq,
+            content_id,
+        })
     }
 
     /// Point `HEAD` at `target` if it still names `expected` (a ref that does not exist):
@@ -246,6 +294,16 @@ impl RefStore {
     /// compare-and-swap of the refs object; on losing a race the current refs are re-read and
     /// every update is checked again.
     pub async fn commit(&self, tx: &RefTransaction) -> Result<Vec<UpdateResult>> {
+        self.commit_with(tx, None).await
+    }
+
+    /// [`RefStore::commit`], recording the change in `journal` (when given) before the
+    /// compare-and-swap that commits it.
+    pub async fn commit_with(
+        &self,
+        tx: &RefTransaction,
+        journal: Option<&dyn Journal>,
+    ) -> Result<Vec<UpdateResult>> {
         let precheck = precheck(tx);
         for attempt in 0..MAX_ATTEMPTS {
             let snapshot = self.snapshot().await?;
@@ -257,13 +315,33 @@ impl RefStore {
                 Some(tag) => PutMode::Update(tag.clone()),
                 None => PutMode::Create,
             };
+            let data = write_packed_refs(&refs, snapshot.seq + 1);
+            if let Some(journal) = journal {
+                let moved = tx
+                    .updates
+                    .iter()
+                    .zip(&results)
+                    .filter(|(_, r)| r.is_ok())
+                    .map(|(u, _)| Moved {
+                        name: u.name.clone(),
+                        before: snapshot
+                            .get(&u.name)
+                            .unwrap_or_else(|| ObjectId::null(gix_hash::Kind::Sha1)),
+                        after: u.new,
+                    })
+                    .collect();
+                journal
+                    .record(&Change {
+                        seq: snapshot.seq + 1,
+                        prev: snapshot.content_id.clone(),
+                        id: content_id(&data),
+                        moved,
+                    })
+                    .await?;
+            }
             match self
                 .bucket
-                .put(
-                    &self.keys.packed_refs(),
-                    Bytes::from(write_packed_refs(&refs)),
-                    mode,
-                )
+                .put(&self.keys.packed_refs(), Bytes::from(data), mode)
                 .await
             {
                 Ok(_) => return Ok(results),
@@ -279,6 +357,11 @@ impl RefStore {
             .map(|r| r.and(Err(Refusal::Contention)))
             .collect())
     }
+}
+
+/// The content id of a refs object: the SHA-1 of its bytes, in hex.
+pub fn content_id(data: &[u8]) -> String {
+    objectstore::bucket::content_etag(data).0
 }
 
 /// What can be refused without looking at the stored refs: invalid names and refs named twice.

@@ -1,4 +1,9 @@
-//! git's `packed-refs` format, peeled tags included.
+//! git's `packed-refs` format, peeled tags included, with the sequence number of the change
+//! that wrote it.
+//!
+//! The header names the traits a reader may rely on; git ignores traits it does not know, so
+//! `artifact-git-seq=<n>` in it leaves the file a valid `packed-refs` for stock git while
+//! numbering every change of a repository's refs: the event log hangs off that number.
 
 use std::collections::BTreeMap;
 
@@ -6,7 +11,17 @@ use gix_hash::ObjectId;
 
 use crate::{Error, Result};
 
-const HEADER: &str = "# pack-refs with: peeled fully-peeled sorted \n";
+const HEADER: &str = "# pack-refs with: peeled fully-peeled sorted ";
+const SEQ_TRAIT: &str = "artifact-git-seq=";
+
+/// A parsed `packed-refs` file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PackedRefs {
+    /// Every ref by name.
+    pub refs: BTreeMap<String, RefValue>,
+    /// How many changes led to this file (0 for a file written by anything else).
+    pub seq: u64,
+}
 
 /// A ref's value: its target and, for annotated tags, what the tag peels to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,14 +34,22 @@ pub struct RefValue {
 
 /// Parse a `packed-refs` file. Anything that is not a header, a ref line or a peel line makes
 /// the whole file an error.
-pub fn parse_packed_refs(data: &[u8]) -> Result<BTreeMap<String, RefValue>> {
+pub fn parse_packed_refs(data: &[u8]) -> Result<PackedRefs> {
     let text =
         std::str::from_utf8(data).map_err(|_| Error::Corrupt("packed-refs is not UTF-8".into()))?;
     let mut refs = BTreeMap::new();
+    let mut seq = 0;
     let mut last: Option<String> = None;
     for (n, line) in text.lines().enumerate() {
         let bad = || Error::Corrupt(format!("packed-refs line {} is malformed", n + 1));
         if line.starts_with('#') && n == 0 {
+            if let Some(traits) = line.strip_prefix("# pack-refs with:") {
+                for t in traits.split_ascii_whitespace() {
+                    if let Some(v) = t.strip_prefix(SEQ_TRAIT) {
+                        seq = v.parse().map_err(|_| bad())?;
+                    }
+                }
+            }
             continue;
         }
         if let Some(hex) = line.strip_prefix('^') {
@@ -52,13 +75,14 @@ pub fn parse_packed_refs(data: &[u8]) -> Result<BTreeMap<String, RefValue>> {
         );
         last = Some(name.to_owned());
     }
-    Ok(refs)
+    Ok(PackedRefs { refs, seq })
 }
 
-/// Serialise refs in git's sorted, fully-peeled form.
-pub fn write_packed_refs(refs: &BTreeMap<String, RefValue>) -> Vec<u8> {
-    let mut out = String::with_capacity(HEADER.len() + refs.len() * 64);
+/// Serialise refs in git's sorted, fully-peeled form, as change number `seq`.
+pub fn write_packed_refs(refs: &BTreeMap<String, RefValue>, seq: u64) -> Vec<u8> {
+    let mut out = String::with_capacity(HEADER.len() + 32 + refs.len() * 64);
     out.push_str(HEADER);
+    out.push_str(&format!("{SEQ_TRAIT}{seq} \n"));
     for (name, value) in refs {
         out.push_str(&format!("{} {}\n", value.target, name));
         if let Some(peeled) = value.peeled {
@@ -91,10 +115,19 @@ mod tests {
                 peeled: Some(a),
             },
         );
-        let data = write_packed_refs(&refs);
+        let data = write_packed_refs(&refs, 42);
         assert!(String::from_utf8_lossy(&data)
-            .starts_with("# pack-refs with: peeled fully-peeled sorted"));
-        assert_eq!(parse_packed_refs(&data)?, refs);
+            .starts_with("# pack-refs with: peeled fully-peeled sorted artifact-git-seq=42 \n"));
+        assert_eq!(
+            parse_packed_refs(&data)?,
+            PackedRefs {
+                refs: refs.clone(),
+                seq: 42
+            }
+        );
+        // A file git wrote has no number.
+        let git = b"# pack-refs with: peeled fully-peeled sorted \n0101010101010101010101010101010101010101 refs/heads/main\n";
+        assert_eq!(parse_packed_refs(git)?.seq, 0);
         Ok(())
     }
 

@@ -101,6 +101,12 @@ pub struct App {
     pub budget: Arc<MemoryBudget>,
     /// Background maintenance after pushes.
     pub maintenance: Arc<crate::maintenance::AutoMaintenance>,
+    /// How LFS objects move.
+    pub lfs: lfs::Transfer,
+    /// Refuse pushes whose LFS pointers name objects the store does not have.
+    pub lfs_check_pointers: bool,
+    /// Files larger than this become LFS objects when a version is imported.
+    pub lfs_threshold: u64,
 }
 
 impl App {

@@ -120,6 +120,58 @@ pub struct BodyReader {
 /// Start forwarding `body` into a [`BodyReader`]; at most `limit` bytes are accepted, and a
 /// client that sends nothing for `idle` gets an error.
 pub fn reader(body: hyper::body::Incoming, limit: u64, idle: Duration) -> BodyReader {
+    BodyReader {
+        rx: forward(body, idle),
+        current: Bytes::new(),
+        remaining: limit,
+        limit,
+    }
+}
+
+/// The request body as an async stream of bytes, for code that streams it on (an LFS upload
+/// to the bucket): at most `limit` bytes, and none missing for `idle`.
+pub fn async_reader(
+    body: hyper::body::Incoming,
+    limit: u64,
+    idle: Duration,
+) -> objectstore::bucket::ByteStream {
+    Box::pin(AsyncBodyReader {
+        rx: forward(body, idle),
+        current: Bytes::new(),
+        remaining: limit,
+        limit,
+    })
+}
+
+/// A response body streamed from an async reader (an LFS object from the bucket), through the
+/// same small channel as every streamed response. A read error ends the body early, which the
+/// client sees against the `Content-Length` it was promised.
+pub fn stream(mut reader: objectstore::bucket::ByteStream) -> ResponseBody {
+    let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
+    tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        loop {
+            let mut chunk = vec![0u8; CHUNK_BYTES];
+            match reader.read(&mut chunk).await {
+                Ok(0) => return,
+                Ok(n) => {
+                    chunk.truncate(n);
+                    if tx.send(Bytes::from(chunk)).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading a streamed response failed");
+                    return;
+                }
+            }
+        }
+    });
+    ChannelBody { rx }.boxed()
+}
+
+/// Forward the body's data frames into a small channel, failing when none comes for `idle`.
+fn forward(body: hyper::body::Incoming, idle: Duration) -> mpsc::Receiver<io::Result<Bytes>> {
     let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
     tokio::spawn(async move {
         let mut body = body;
@@ -149,11 +201,43 @@ pub fn reader(body: hyper::body::Incoming, limit: u64, idle: Duration) -> BodyRe
             }
         }
     });
-    BodyReader {
-        rx,
-        current: Bytes::new(),
-        remaining: limit,
-        limit,
+    rx
+}
+
+/// [`BodyReader`]'s async twin.
+struct AsyncBodyReader {
+    rx: mpsc::Receiver<io::Result<Bytes>>,
+    current: Bytes,
+    remaining: u64,
+    limit: u64,
+}
+
+impl tokio::io::AsyncRead for AsyncBodyReader {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        while self.current.is_empty() {
+            match self.rx.poll_recv(cx) {
+                Poll::Ready(Some(Ok(b))) => self.current = b,
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e)),
+                Poll::Ready(None) => return Poll::Ready(Ok(())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        let n = buf.remaining().min(self.current.len());
+        if n as u64 > self.remaining {
+            let limit = self.limit;
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("the request body exceeds the limit of {limit} bytes"),
+            )));
+        }
+        let chunk = self.current.split_to(n);
+        buf.put_slice(&chunk);
+        self.remaining -= n as u64;
+        Poll::Ready(Ok(()))
     }
 }
 

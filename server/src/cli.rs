@@ -156,11 +156,13 @@ fn auth_config(
     let StorageUrl::Dir(dir) = storage else {
         anyhow::bail!("S3 storage needs --jwt-secret or --jwt-public-key (every replica must verify the same tokens)");
     };
-    let path = dir.join(".artifact-git").join("jwt-secret");
+    let path = objectstore::layout::local::jwt_secret(dir);
     let secret = match std::fs::read_to_string(&path) {
         Ok(s) => s.trim().to_owned(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(dir.join(".artifact-git"))?;
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
             let secret = crate::auth::random_secret()?;
             let mut options = std::fs::OpenOptions::new();
             options.write(true).create_new(true);
@@ -333,6 +335,27 @@ impl LimitArgs {
     }
 }
 
+/// Git LFS.
+#[derive(Debug, Args, Clone)]
+pub struct LfsArgs {
+    /// How long LFS transfer URLs (presigned, or the server's own) are valid.
+    #[arg(long, env = "ARTIFACT_GIT_LFS_URL_TTL", default_value = "1h", value_parser = parse_duration)]
+    pub lfs_url_ttl: std::time::Duration,
+    /// LFS uploads larger than this go through the server (streamed to S3 in parts, hashed on
+    /// the way) rather than to a presigned URL; S3 takes at most 5 GiB in one PUT.
+    #[arg(long, env = "ARTIFACT_GIT_LFS_PROXY_ABOVE", default_value = "5GiB", value_parser = parse_size)]
+    pub lfs_proxy_above: u64,
+    /// The largest LFS object accepted.
+    #[arg(long, env = "ARTIFACT_GIT_LFS_MAX_OBJECT_SIZE", default_value = "100GiB", value_parser = parse_size)]
+    pub lfs_max_object_size: u64,
+    /// Refuse pushes whose LFS pointers name objects the store does not have.
+    #[arg(long, env = "ARTIFACT_GIT_LFS_CHECK_POINTERS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub lfs_check_pointers: bool,
+    /// Files larger than this become LFS objects when `enable_git` imports a version.
+    #[arg(long, env = "ARTIFACT_GIT_LFS_THRESHOLD", default_value = "1MiB", value_parser = parse_size)]
+    pub lfs_threshold: u64,
+}
+
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on.
@@ -340,6 +363,8 @@ pub struct ServeArgs {
     pub listen: SocketAddr,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub lfs: LfsArgs,
     /// The URL clients reach this server at (shown in clone URLs); defaults to the listen address.
     #[arg(long, env = "ARTIFACT_GIT_PUBLIC_URL")]
     pub public_url: Option<String>,
@@ -410,7 +435,7 @@ fn local_dirs(args: &StorageArgs) -> anyhow::Result<(Option<PathBuf>, PathBuf)> 
     // Received packs are staged beside a filesystem bucket, so publishing is a hard link.
     let staging = match (&args.cache_dir, &args.storage) {
         (Some(dir), _) => dir.join("staging"),
-        (None, StorageUrl::Dir(dir)) => dir.join(".artifact-git").join("staging"),
+        (None, StorageUrl::Dir(dir)) => objectstore::layout::local::staging(dir),
         // Shared by every process: each push stages in its own temporary directory inside.
         (None, StorageUrl::S3 { .. }) => std::env::temp_dir().join("artifact-git-staging"),
     };
@@ -454,6 +479,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             args.maintain_after_packs,
             args.maintenance.options(),
         )),
+        lfs: lfs::Transfer {
+            url_ttl: args.lfs.lfs_url_ttl,
+            proxy_above: args.lfs.lfs_proxy_above,
+            max_object: args.lfs.lfs_max_object_size,
+        },
+        lfs_check_pointers: args.lfs.lfs_check_pointers,
+        lfs_threshold: args.lfs.lfs_threshold,
     });
     let storage_desc = match &args.storage.storage {
         StorageUrl::Dir(d) => format!("file://{}", d.display()),

@@ -16,17 +16,23 @@ use crate::{receive_pack, upload_pack};
 /// Which endpoint of a repository a path names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
+    /// Discovery.
     InfoRefs,
+    /// Clone and fetch.
     UploadPack,
+    /// Push.
     ReceivePack,
+    /// The Git LFS API.
+    Lfs(crate::lfs_http::LfsRoute),
 }
 
-/// Parse `/{ws}/git/{alias}[.git]/{endpoint}` and `/{ws}/artifacts/{alias}/git/{endpoint}`.
+/// Parse `/{ws}/git/{alias}[.git]/{endpoint}` and `/{ws}/artifacts/{alias}/git[.git]/{endpoint}`
+/// (`git lfs` appends `.git` to a URL without it to find its endpoint).
 pub fn route(path: &str) -> Option<(RepoId, Endpoint)> {
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let (ws, alias, rest) = match parts.as_slice() {
         [ws, "git", alias, rest @ ..] => (*ws, alias.strip_suffix(".git").unwrap_or(alias), rest),
-        [ws, "artifacts", alias, "git", rest @ ..] => (*ws, *alias, rest),
+        [ws, "artifacts", alias, "git" | "git.git", rest @ ..] => (*ws, *alias, rest),
         _ => return None,
     };
     if !valid_name(ws) || !valid_name(alias) {
@@ -36,6 +42,7 @@ pub fn route(path: &str) -> Option<(RepoId, Endpoint)> {
         ["info", "refs"] => Endpoint::InfoRefs,
         ["git-upload-pack"] => Endpoint::UploadPack,
         ["git-receive-pack"] => Endpoint::ReceivePack,
+        ["info", "lfs", lfs @ ..] => Endpoint::Lfs(crate::lfs_http::LfsRoute::parse(lfs)?),
         _ => return None,
     };
     Some((
@@ -135,12 +142,15 @@ fn refs_error(e: refs::Error) -> Response<ResponseBody> {
     }
 }
 
-fn unauthorized(reason: &str) -> Response<ResponseBody> {
+/// `401` asking for credentials: `WWW-Authenticate` for git, `LFS-Authenticate` for `git lfs`
+/// (each asks its credential helper).
+pub(crate) fn unauthorized(reason: &str) -> Response<ResponseBody> {
     let mut resp = plain(StatusCode::UNAUTHORIZED, reason);
-    resp.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        header::HeaderValue::from_static("Basic realm=\"artifact-git\", charset=\"UTF-8\""),
-    );
+    let challenge =
+        header::HeaderValue::from_static("Basic realm=\"artifact-git\", charset=\"UTF-8\"");
+    resp.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, challenge.clone());
+    resp.headers_mut().insert("lfs-authenticate", challenge);
     resp
 }
 
@@ -184,6 +194,7 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<ResponseB
         (Endpoint::ReceivePack, _) | (Endpoint::InfoRefs, Some("git-receive-pack")) => {
             Access::Write
         }
+        (Endpoint::Lfs(route), _) => route.access(&req),
         _ => Access::Read,
     };
     let identity = match identify(&app, &req) {
@@ -223,11 +234,16 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<ResponseB
         (Decision::Forbidden(reason), _) => return plain(StatusCode::FORBIDDEN, &reason),
     };
     match (req.method(), endpoint) {
+        (_, Endpoint::Lfs(route)) => {
+            crate::lfs_http::handle(app, repo, identity, settings.public, route, req).await
+        }
         (&Method::GET, Endpoint::InfoRefs) => info_refs(snapshot, &req),
         (&Method::POST, Endpoint::UploadPack) => {
             upload_pack::handle(app, repo, snapshot, req).await
         }
-        (&Method::POST, Endpoint::ReceivePack) => receive_pack::handle(app, repo, req).await,
+        (&Method::POST, Endpoint::ReceivePack) => {
+            receive_pack::handle(app, repo, identity, req).await
+        }
         _ => plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
     }
 }
@@ -295,6 +311,9 @@ mod tests {
         );
         let (id, ep) = route("/ws/artifacts/data/git/git-receive-pack").unwrap();
         assert_eq!((id.alias.as_str(), ep), ("data", Endpoint::ReceivePack));
+        let (id, ep) = route("/ws/artifacts/data/git.git/info/lfs/locks").unwrap();
+        let locks = Endpoint::Lfs(crate::lfs_http::LfsRoute::Locks);
+        assert_eq!((id.alias.as_str(), ep), ("data", locks));
         assert!(route("/ws/git/../info/refs").is_none());
         assert!(route("/ws/git/a%2fb/info/refs").is_none());
         assert!(route("/ws/git/a/objects/info/packs").is_none());

@@ -1,9 +1,11 @@
 //! Importing an artifact's newest version (`v{N}/` files written by the artifact service
 //! before git was enabled) as the first commit of a branch.
 //!
-//! The files are downloaded to local disk (async), written into a pack as blobs, trees and a
-//! commit and indexed (blocking), then the pack is published and the branch created by the
-//! same compare-and-swap as a push.
+//! Files above a size threshold become Git LFS objects without leaving the bucket: each is read
+//! once through SHA-256 and copied inside the bucket to its LFS key; the commit holds a pointer
+//! for it and a `.gitattributes` that tracks it. The other files are downloaded to local disk
+//! (async), written into a pack as blobs, trees and a commit and indexed (blocking), then the
+//! pack is published and the branch created by the same compare-and-swap as a push.
 
 use std::path::PathBuf;
 
@@ -37,6 +39,9 @@ pub enum ImportError {
     /// A blocking task failed.
     #[error("the import task failed: {0}")]
     Task(String),
+    /// Storing a file as an LFS object failed.
+    #[error(transparent)]
+    Lfs(#[from] lfs::StoreError),
 }
 
 /// What an import did.
@@ -46,15 +51,43 @@ pub struct Imported {
     pub version: Option<u64>,
     /// Files committed.
     pub files: usize,
+    /// Of them, stored as Git LFS objects.
+    pub lfs_files: usize,
     /// The new commit.
     pub head: Option<ObjectId>,
 }
 
-/// Commit the files of the artifact's newest version as the first commit of `branch`.
+/// Where the content of a file of the new commit comes from.
+enum Content {
+    /// A local copy.
+    File(PathBuf),
+    /// Bytes made here (a pointer, `.gitattributes`).
+    Inline(Vec<u8>),
+}
+
+/// A `.gitattributes` pattern matching exactly `path` (from the root).
+fn attributes_pattern(path: &str) -> String {
+    let mut out = String::from("/");
+    for c in path.chars() {
+        match c {
+            ' ' => out.push_str("[[:space:]]"),
+            '*' | '?' | '[' | ']' | '\\' | '!' | '#' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Commit the files of the artifact's newest version as the first commit of `branch`; files
+/// larger than `lfs_threshold` as Git LFS objects.
 pub async fn import_newest_version(
     app: &App,
     repo: &Repo,
     branch: &str,
+    lfs_threshold: u64,
 ) -> Result<Imported, ImportError> {
     let storage = repo.storage();
     let artifact = storage.artifact_keys(&repo.id);
@@ -67,11 +100,11 @@ pub async fn import_newest_version(
     else {
         return Ok(Imported::default());
     };
-    let files: Vec<String> = listing
+    let files: Vec<(String, u64)> = listing
         .iter()
-        .filter_map(|m| artifact.parse_version_file(&m.key))
-        .filter(|(v, path)| *v == version && !path.is_empty() && !path.ends_with('/'))
-        .map(|(_, path)| path.to_owned())
+        .filter_map(|m| Some((artifact.parse_version_file(&m.key)?, m.size)))
+        .filter(|((v, path), _)| *v == version && !path.is_empty() && !path.ends_with('/'))
+        .map(|((_, path), size)| (path.to_owned(), size))
         .collect();
     if files.is_empty() {
         return Ok(Imported::default());
@@ -80,14 +113,45 @@ pub async fn import_newest_version(
     let download = tempfile::Builder::new()
         .prefix("import-")
         .tempdir_in(&app.staging)?;
-    let mut local: Vec<(String, PathBuf)> = Vec::with_capacity(files.len());
-    for (n, path) in files.into_iter().enumerate() {
+    let store = lfs::Store::new(storage.bucket.clone(), repo.keys.clone(), app.lfs);
+    let mut local: Vec<(String, Content)> = Vec::with_capacity(files.len() + 1);
+    let mut tracked = Vec::new();
+    let mut attributes: Option<Vec<u8>> = None;
+    for (n, (path, size)) in files.into_iter().enumerate() {
+        let key = artifact.version_file(version, &path);
+        if size > lfs_threshold {
+            let (oid, size) = store.import(&key).await?;
+            let pointer = lfs::Pointer { oid, size };
+            local.push((path.clone(), Content::Inline(pointer.encode().into_bytes())));
+            tracked.push(path);
+            continue;
+        }
         let file = download.path().join(n.to_string());
-        storage
-            .bucket
-            .get_to_file(&artifact.version_file(version, &path), &file)
-            .await?;
-        local.push((path, file));
+        storage.bucket.get_to_file(&key, &file).await?;
+        if path == ".gitattributes" {
+            attributes = Some(std::fs::read(&file)?);
+            continue;
+        }
+        local.push((path, Content::File(file)));
+    }
+    let lfs_files = tracked.len();
+    // A `.gitattributes` written only for LFS is not one of the artifact's files.
+    let generated_attributes = usize::from(!tracked.is_empty() && attributes.is_none());
+    if !tracked.is_empty() || attributes.is_some() {
+        let mut text = attributes.unwrap_or_default();
+        if !text.is_empty() && !text.ends_with(b"\n") {
+            text.push(b'\n');
+        }
+        for path in &tracked {
+            text.extend_from_slice(
+                format!(
+                    "{} filter=lfs diff=lfs merge=lfs -text\n",
+                    attributes_pattern(path)
+                )
+                .as_bytes(),
+            );
+        }
+        local.push((".gitattributes".to_owned(), Content::Inline(text)));
     }
     let db = repo.fresh_objects(&app.cache).await?;
     let message = format!(
@@ -125,14 +189,15 @@ pub async fn import_newest_version(
     }
     Ok(Imported {
         version: Some(version),
-        files: count,
+        files: count.saturating_sub(generated_attributes),
+        lfs_files,
         head: Some(head),
     })
 }
 
 /// Write the files into a pack with their trees and one commit, and index it.
 fn build(
-    files: &[(String, PathBuf)],
+    files: &[(String, Content)],
     message: &str,
     staging: &std::path::Path,
     limits: &Limits,
@@ -142,13 +207,18 @@ fn build(
     let mut pack = PackBuilder::new(staging)?;
     let mut tree = TreeBuilder::default();
     let mut count = 0;
-    for (path, file) in files {
-        let size = std::fs::metadata(file)?.len();
-        let id = pack.add_from(
-            gix_object::Kind::Blob,
-            size,
-            &mut std::fs::File::open(file)?,
-        )?;
+    for (path, content) in files {
+        let id = match content {
+            Content::File(file) => {
+                let size = std::fs::metadata(file)?.len();
+                pack.add_from(
+                    gix_object::Kind::Blob,
+                    size,
+                    &mut std::fs::File::open(file)?,
+                )?
+            }
+            Content::Inline(data) => pack.add(gix_object::Kind::Blob, data)?,
+        };
         match tree.insert(path, id, 0o100644) {
             Ok(()) => count += 1,
             Err(e) => tracing::warn!(%repo, path = %path, error = %e, "file not imported"),
@@ -166,4 +236,18 @@ fn build(
         Ok(None)
     })?;
     Ok((indexed, head, count))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attribute_patterns_match_exactly_one_path() {
+        assert_eq!(attributes_pattern("data/model.bin"), "/data/model.bin");
+        assert_eq!(
+            attributes_pattern("a b/c*d[1]#"),
+            "/a[[:space:]]b/c\\*d\\[1\\]\\#"
+        );
+    }
 }

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod http;
 pub mod import;
 pub mod layers;
+pub mod lfs_http;
 pub mod maintenance;
 pub mod metrics;
 pub mod receive_pack;

@@ -31,7 +31,14 @@ pub enum Error {
     /// Reading or writing packs failed.
     #[error(transparent)]
     Objects(#[from] objectstore::odb::Error),
+    /// Sweeping abandoned LFS uploads failed.
+    #[error(transparent)]
+    Lfs(#[from] lfs::StoreError),
 }
+
+/// LFS uploads still waiting for their verify after this long are deleted: longer than any
+/// presigned URL lives (S3 allows 7 days), so no client can still verify them.
+pub const LFS_UPLOADS_ABANDONED_AFTER: Duration = Duration::from_secs(8 * 24 * 3600);
 
 /// Maintain `repo` now.
 pub async fn run(
@@ -50,8 +57,14 @@ pub async fn run(
         Kind::Full => maintain::repack(&db, &tips, workspace, options).await?,
         Kind::Geometric => maintain::roll_up(&db, workspace, options).await?,
     };
+    let lfs = lfs::Store::new(
+        repo.storage().bucket.clone(),
+        repo.keys.clone(),
+        lfs::Transfer::default(),
+    );
+    let swept = lfs.sweep_incoming(LFS_UPLOADS_ABANDONED_AFTER).await?;
     crate::metrics::inc(&crate::metrics::MAINTENANCE_RUNS);
-    tracing::info!(repo = %repo.id, ?report, "maintenance");
+    tracing::info!(repo = %repo.id, ?report, abandoned_lfs_uploads = swept, "maintenance");
     Ok(report)
 }
 

@@ -7,9 +7,23 @@ pub static PACKS_GENERATED: AtomicU64 = AtomicU64::new(0);
 pub static PUSHES: AtomicU64 = AtomicU64::new(0);
 pub static MAINTENANCE_RUNS: AtomicU64 = AtomicU64::new(0);
 pub static REJECTED_BUSY: AtomicU64 = AtomicU64::new(0);
+pub static LFS_BATCHES: AtomicU64 = AtomicU64::new(0);
+pub static LFS_UPLOADS: AtomicU64 = AtomicU64::new(0);
+pub static LFS_UPLOAD_BYTES: AtomicU64 = AtomicU64::new(0);
+pub static LFS_DOWNLOADS: AtomicU64 = AtomicU64::new(0);
+pub static LFS_DOWNLOAD_BYTES: AtomicU64 = AtomicU64::new(0);
+pub static LFS_VERIFIES: AtomicU64 = AtomicU64::new(0);
+pub static LFS_VERIFY_FAILED: AtomicU64 = AtomicU64::new(0);
+pub static LFS_PROXIED_IN_BYTES: AtomicU64 = AtomicU64::new(0);
+pub static LFS_PROXIED_OUT_BYTES: AtomicU64 = AtomicU64::new(0);
+pub static LFS_POINTERS_MISSING: AtomicU64 = AtomicU64::new(0);
 
 pub fn inc(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
+}
+
+pub fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
 }
 
 pub fn render() -> String {
@@ -25,7 +39,11 @@ pub fn render() -> String {
             "Fetches and clones answered with a pack built for them.",
             &PACKS_GENERATED,
         ),
-        ("artifact_git_pushes_total", "Pushes received.", &PUSHES),
+        (
+            "artifact_git_pushes_total",
+            "Pushes whose commands were read (the pack may still be arriving).",
+            &PUSHES,
+        ),
         (
             "artifact_git_maintenance_runs_total",
             "Repacks run by this process.",
@@ -35,6 +53,56 @@ pub fn render() -> String {
             "artifact_git_rejected_busy_total",
             "Clones, fetches and pushes refused with 503.",
             &REJECTED_BUSY,
+        ),
+        (
+            "artifact_git_lfs_batches_total",
+            "LFS batch requests.",
+            &LFS_BATCHES,
+        ),
+        (
+            "artifact_git_lfs_uploads_total",
+            "LFS objects a batch asked to upload (not stored yet).",
+            &LFS_UPLOADS,
+        ),
+        (
+            "artifact_git_lfs_upload_bytes_total",
+            "Bytes of LFS objects stored after their hash was checked.",
+            &LFS_UPLOAD_BYTES,
+        ),
+        (
+            "artifact_git_lfs_downloads_total",
+            "LFS objects a batch answered with a download action.",
+            &LFS_DOWNLOADS,
+        ),
+        (
+            "artifact_git_lfs_download_bytes_total",
+            "Bytes of the LFS objects download actions were given for.",
+            &LFS_DOWNLOAD_BYTES,
+        ),
+        (
+            "artifact_git_lfs_verifies_total",
+            "LFS verify calls.",
+            &LFS_VERIFIES,
+        ),
+        (
+            "artifact_git_lfs_verify_failed_total",
+            "LFS uploads refused: not uploaded, wrong size or wrong hash.",
+            &LFS_VERIFY_FAILED,
+        ),
+        (
+            "artifact_git_lfs_proxied_in_bytes_total",
+            "LFS bytes uploaded through this server (not presigned).",
+            &LFS_PROXIED_IN_BYTES,
+        ),
+        (
+            "artifact_git_lfs_proxied_out_bytes_total",
+            "LFS bytes downloaded through this server (not presigned).",
+            &LFS_PROXIED_OUT_BYTES,
+        ),
+        (
+            "artifact_git_lfs_pointers_missing_total",
+            "Pushes refused for LFS pointers to objects the store does not have.",
+            &LFS_POINTERS_MISSING,
         ),
     ] {
         out.push_str(&format!(

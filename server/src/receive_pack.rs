@@ -34,6 +34,7 @@ use protocol::sideband::{write_band, Mode, PROGRESS};
 use refs::{RefTransaction, RefUpdate, Refusal};
 
 use crate::app::App;
+use crate::auth::Grants;
 use crate::body::{self, full, ResponseBody};
 use crate::http::{git_response, is_gzip, plain};
 use crate::repo::Repo;
@@ -118,14 +119,15 @@ fn response(out: Vec<u8>) -> http::Response<ResponseBody> {
     )
 }
 
-/// Serve a push.
+/// Serve a push by `pusher`.
 pub async fn handle(
     app: Arc<App>,
     repo: Repo,
+    pusher: Option<Grants>,
     req: Request<Incoming>,
 ) -> http::Response<ResponseBody> {
+    let _ = &pusher;
     let started = Instant::now();
-    crate::metrics::inc(&crate::metrics::PUSHES);
     let gzip = is_gzip(&req);
     let request_body = body::reader(
         req.into_body(),
@@ -210,6 +212,34 @@ pub async fn handle(
     };
     let checked_at = started.elapsed();
 
+    // LFS pointers must name objects the store has (uploaded by `git lfs` before the push).
+    if let Some(indexed) = &checked.indexed {
+        match missing_lfs_objects(&app, &repo, &indexed.kept_blobs).await {
+            Ok(missing) if missing.is_empty() => {}
+            Ok(missing) => {
+                crate::metrics::inc(&crate::metrics::LFS_POINTERS_MISSING);
+                let shown: Vec<&str> = missing.iter().take(10).map(String::as_str).collect();
+                let more = missing.len().saturating_sub(shown.len());
+                let reason = format!(
+                    "the push has Git LFS pointers to objects the server does not have: {}{} (upload them with git lfs push --all)",
+                    shown.join(", "),
+                    if more > 0 { format!(" and {more} more") } else { String::new() }
+                );
+                tracing::warn!(repo = %repo.id, missing = missing.len(), "push refused: LFS objects missing");
+                return response(
+                    Reply::refuse_all(&request, reason, Rejection::Unpacker).encode(&request),
+                );
+            }
+            Err(e) => {
+                tracing::error!(repo = %repo.id, error = %e, "checking LFS objects failed");
+                let reason = "the LFS objects could not be checked; try again".to_owned();
+                return response(
+                    Reply::refuse_all(&request, reason, Rejection::Storage).encode(&request),
+                );
+            }
+        }
+    }
+
     // 4. Commit: publish the pack, then the refs.
     let atomic = request.capabilities.has("atomic");
     if atomic && checked.results.iter().any(Result::is_err) {
@@ -273,6 +303,53 @@ pub async fn handle(
     response(reply.encode(&request))
 }
 
+fn is_lfs_pointer(data: &[u8]) -> bool {
+    lfs::Pointer::parse(data).is_some()
+}
+
+/// What pushed objects are checked for: git's fsck rules, and LFS pointers kept for a check
+/// that the store has their objects.
+fn checks(app: &App) -> Checks<'static> {
+    Checks {
+        fsck: true,
+        keep_blob: app.lfs_check_pointers.then_some(&is_lfs_pointer),
+    }
+}
+
+/// The LFS objects that pointers among `blobs` name and the store does not have (at most 10).
+async fn missing_lfs_objects(
+    app: &App,
+    repo: &Repo,
+    blobs: &[(ObjectId, Vec<u8>)],
+) -> Result<Vec<String>, lfs::StoreError> {
+    use futures_util::StreamExt;
+    let store = lfs::Store::new(app.storage.bucket.clone(), repo.keys.clone(), app.lfs);
+    let mut pointers: Vec<lfs::Pointer> = blobs
+        .iter()
+        .filter_map(|(_, data)| lfs::Pointer::parse(data))
+        .collect();
+    pointers.sort_by(|a, b| a.oid.cmp(&b.oid));
+    pointers.dedup();
+    let found: Vec<Result<Option<String>, lfs::StoreError>> = futures_util::stream::iter(pointers)
+        .map(|p| {
+            let store = &store;
+            async move {
+                let stored = store.stored_size(&p.oid).await?;
+                Ok((stored != Some(p.size)).then(|| p.oid.to_string()))
+            }
+        })
+        .buffered(16)
+        .collect()
+        .await;
+    let mut missing = Vec::new();
+    for f in found {
+        if let Some(oid) = f? {
+            missing.push(oid);
+        }
+    }
+    Ok(missing)
+}
+
 /// The outcome of step 1.
 enum Received {
     /// The client sent a flush only.
@@ -292,6 +369,8 @@ fn receive(app: &App, input: Box<dyn Read + Send>) -> Received {
         Ok(None) => return Received::Nothing,
         Err(e) => return Received::BadRequest(e.to_string()),
     };
+    // Counted once its commands are read: `git push` sends an empty probe request first.
+    crate::metrics::inc(&crate::metrics::PUSHES);
     if !request.expects_pack() {
         return Received::Pushed(request, None);
     }
@@ -301,7 +380,7 @@ fn receive(app: &App, input: Box<dyn Read + Send>) -> Received {
         &app.staging,
         &app.pack_limits(),
         &app.budget,
-        Checks::STRICT,
+        checks(app),
     ) {
         Ok(pack) => Received::Pushed(request, Some(pack)),
         Err(e) => {
@@ -345,7 +424,7 @@ fn check(
                 Ok(reader.try_read(id, &mut buf)?.map(|kind| (kind, buf)))
             };
             let indexed = pack
-                .resolve(&mut bases, &limits, Checks::STRICT, threads)
+                .resolve(&mut bases, &limits, checks(app), threads)
                 .map_err(|e| e.to_string())?;
             messages.push(format!("Received {} objects\n", indexed.num_objects));
             (Some(indexed), Some(working_set))

@@ -65,6 +65,20 @@ impl Git {
         cmd
     }
 
+    /// Set up `git lfs` in this environment's home (its filters, as `git lfs install` does).
+    pub fn lfs_install(&self) {
+        let out = self
+            .command(self.home.path())
+            .args(["lfs", "install", "--skip-repo"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git lfs install: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Run git; the output whatever the exit status.
     pub fn run(&self, dir: &Path, args: &[&str]) -> Output {
         self.command(dir).args(args).output().unwrap()

@@ -17,6 +17,8 @@ pub struct Launch {
     pub max_open_files: Option<u32>,
     /// Where its log goes (the test's stderr otherwise).
     pub log_file: Option<PathBuf>,
+    /// Its log filter (`ARTIFACT_GIT_TEST_LOG`, or `warn`, otherwise).
+    pub log_filter: Option<String>,
 }
 
 /// The `artifact-git` binary under test.
@@ -167,26 +169,33 @@ impl Server {
     }
 
     pub fn start_on_with(backend: &Backend, args: &[&str]) -> Server {
+        Server::start_on_launched(backend, args, &Launch::default())
+    }
+
+    /// A server on a fresh storage of `backend`, started as `launch` says.
+    pub fn start_on_launched(backend: &Backend, args: &[&str], launch: &Launch) -> Server {
         match backend {
             Backend::Fs => {
                 let dir = TempDir::new().unwrap();
                 let data = dir.path().join("data");
-                Server::start_with(
+                Server::launch(
                     &format!("file://{}", data.display()),
                     Some(data),
                     vec![],
                     vec![dir],
                     args,
+                    launch,
                 )
             }
             Backend::S3 { endpoint } => {
                 let bucket = create_bucket(endpoint);
-                Server::start_with(
+                Server::launch(
                     &format!("s3://{bucket}/repos"),
                     None,
                     s3_env(endpoint),
                     vec![],
                     args,
+                    launch,
                 )
             }
         }
@@ -245,6 +254,24 @@ impl Server {
     /// The server's process id (to read its memory use).
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Send SIGTERM (what container runtimes send) and wait up to `max` for the process to
+    /// exit; its exit status, or `None` if it is still running.
+    pub fn terminate(&mut self, max: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let deadline = std::time::Instant::now() + max;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        None
     }
 
     /// Store a file of an artifact version the way the artifact service does, before git is
@@ -443,7 +470,9 @@ for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=p
         .args(extra_args)
         .env(
             "ARTIFACT_GIT_LOG",
-            std::env::var("ARTIFACT_GIT_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            launch.log_filter.clone().unwrap_or_else(|| {
+                std::env::var("ARTIFACT_GIT_TEST_LOG").unwrap_or_else(|_| "warn".into())
+            }),
         )
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -501,6 +530,17 @@ for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=p
 
     /// Mint a token with `artifact-git token` (scope `r`, `rw` or `a`).
     pub fn token(&self, workspace: &str, artifact: Option<&str>, scope: &str) -> String {
+        self.token_for(workspace, artifact, scope, None)
+    }
+
+    /// Mint a token for the user `subject` (its `sub` claim).
+    pub fn token_for(
+        &self,
+        workspace: &str,
+        artifact: Option<&str>,
+        scope: &str,
+        subject: Option<&str>,
+    ) -> String {
         let mut args = vec![
             "token",
             "--workspace",
@@ -512,6 +552,9 @@ for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=p
         ];
         if let Some(a) = artifact {
             args.extend(["--artifact", a]);
+        }
+        if let Some(s) = subject {
+            args.extend(["--subject", s]);
         }
         self.cli(&args).trim().to_owned()
     }

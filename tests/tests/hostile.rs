@@ -378,6 +378,7 @@ fn accept_errors_back_off_instead_of_spinning() {
         &Launch {
             max_open_files: Some(64),
             log_file: Some(log.clone()),
+            ..Launch::default()
         },
     );
     server.init("lab/fd");

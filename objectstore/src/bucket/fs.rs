@@ -17,11 +17,12 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::{
-    content_etag, validate_key, Bucket, ETag, Error, GetResult, ObjectMeta, PutMode, Result,
+    content_etag, validate_key, Accept, Bucket, ByteStream, ETag, Error, GetResult, ObjectMeta,
+    PutMode, Result,
 };
 
 /// The directory under the root that holds lock and temporary files; never a key.
-const INTERNAL_DIR: &str = ".artifact-git";
+use crate::layout::LOCAL_INTERNAL_DIR as INTERNAL_DIR;
 
 #[derive(Debug, Clone)]
 pub struct FsBucket {
@@ -74,12 +75,21 @@ impl FsBucket {
         mode: PutMode,
         stage: impl FnOnce(&Path) -> io::Result<()>,
     ) -> Result<ETag> {
-        let target = self.path(key)?;
         let tmp = self.temp_path();
+        if let Err(e) = stage(&tmp) {
+            let _ = fs::remove_file(&tmp);
+            return Err(Error::io(key, e));
+        }
+        self.commit_blocking(key, mode, &tmp)
+    }
+
+    /// Under the key's lock, check the precondition and rename the staged file `tmp` into
+    /// place (removing it whatever happens).
+    fn commit_blocking(&self, key: &str, mode: PutMode, tmp: &Path) -> Result<ETag> {
         let io_err = |e| Error::io(key, e);
         let result = (|| {
-            stage(&tmp).map_err(io_err)?;
-            let etag = file_etag(&tmp).map_err(io_err)?;
+            let target = self.path(key)?;
+            let etag = file_etag(tmp).map_err(io_err)?;
             let lock = OpenOptions::new()
                 .create(true)
                 .truncate(false)
@@ -104,7 +114,7 @@ impl FsBucket {
             if let Some(parent) = target.parent() {
                 fs::create_dir_all(parent).map_err(io_err)?;
             }
-            fs::rename(&tmp, &target).map_err(io_err)?;
+            fs::rename(tmp, &target).map_err(io_err)?;
             if let Some(parent) = target.parent() {
                 // The rename is durable only once the directory entry is.
                 File::open(parent)
@@ -115,7 +125,7 @@ impl FsBucket {
             Ok(etag)
         })();
         if result.is_err() {
-            let _ = fs::remove_file(&tmp);
+            let _ = fs::remove_file(tmp);
         }
         result
     }
@@ -302,6 +312,86 @@ impl Bucket for FsBucket {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::io(&key, e)),
+        })
+        .await
+    }
+
+    async fn head(&self, key: &str) -> Result<ObjectMeta> {
+        let path = self.path(key)?;
+        let key = key.to_owned();
+        blocking(move || {
+            let meta = fs::metadata(&path).map_err(|e| not_found_or_io(&key, e))?;
+            if meta.is_dir() {
+                return Err(Error::NotFound(key));
+            }
+            let last_modified = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs() as i64);
+            Ok(ObjectMeta {
+                key,
+                size: meta.len(),
+                last_modified,
+            })
+        })
+        .await
+    }
+
+    async fn get_stream(&self, key: &str) -> Result<ByteStream> {
+        let path = self.path(key)?;
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| not_found_or_io(key, e))?;
+        Ok(Box::pin(tokio::io::BufReader::with_capacity(
+            256 << 10,
+            file,
+        )))
+    }
+
+    async fn put_stream(
+        &self,
+        key: &str,
+        mut data: ByteStream,
+        mode: PutMode,
+        accept: &Accept,
+    ) -> Result<Option<ETag>> {
+        self.path(key)?;
+        let tmp = self.temp_path();
+        let staged = async {
+            let mut file = tokio::fs::File::create(&tmp).await?;
+            tokio::io::copy(&mut data, &mut file).await?;
+            file.sync_all().await
+        }
+        .await;
+        if let Err(e) = staged {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(Error::io(key, e));
+        }
+        if !accept() {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Ok(None);
+        }
+        let this = self.clone();
+        let key = key.to_owned();
+        blocking(move || this.commit_blocking(&key, mode, &tmp))
+            .await
+            .map(Some)
+    }
+
+    async fn copy(&self, from: &str, to: &str, mode: PutMode) -> Result<ETag> {
+        let src = self.path(from)?;
+        let this = self.clone();
+        let (from, to) = (from.to_owned(), to.to_owned());
+        blocking(move || {
+            if !src.is_file() {
+                return Err(Error::NotFound(from));
+            }
+            // A copy, not a link: the two keys must never change together.
+            this.write_blocking(&to, mode, |tmp| {
+                fs::copy(&src, tmp)?;
+                File::open(tmp)?.sync_all()
+            })
         })
         .await
     }

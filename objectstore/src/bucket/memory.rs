@@ -9,12 +9,26 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::{
-    content_etag, validate_key, Bucket, ETag, Error, GetResult, ObjectMeta, PutMode, Result,
+    content_etag, validate_key, Accept, Bucket, ByteStream, ETag, Error, GetResult, ObjectMeta,
+    PutMode, Result,
 };
+
+/// An object and when it was written (seconds since the epoch).
+#[derive(Debug, Clone)]
+struct Stored {
+    data: Bytes,
+    modified: i64,
+}
 
 #[derive(Debug, Default)]
 pub struct MemoryBucket {
-    objects: Mutex<BTreeMap<String, Bytes>>,
+    objects: Mutex<BTreeMap<String, Stored>>,
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 impl MemoryBucket {
@@ -22,7 +36,7 @@ impl MemoryBucket {
         Self::default()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Bytes>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Stored>> {
         // A poisoned map is still consistent: every mutation is a single insert or remove.
         self.objects.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -35,7 +49,7 @@ impl Bucket for MemoryBucket {
         let data = self
             .lock()
             .get(key)
-            .cloned()
+            .map(|s| s.data.clone())
             .ok_or_else(|| Error::NotFound(key.to_owned()))?;
         Ok(GetResult {
             etag: content_etag(&data),
@@ -62,14 +76,20 @@ impl Bucket for MemoryBucket {
         let ok = match (&mode, objects.get(key)) {
             (PutMode::Overwrite, _) => true,
             (PutMode::Create, existing) => existing.is_none(),
-            (PutMode::Update(tag), Some(existing)) => content_etag(existing) == *tag,
+            (PutMode::Update(tag), Some(existing)) => content_etag(&existing.data) == *tag,
             (PutMode::Update(_), None) => false,
         };
         if !ok {
             return Err(Error::PreconditionFailed(key.to_owned()));
         }
         let etag = content_etag(&data);
-        objects.insert(key.to_owned(), data);
+        objects.insert(
+            key.to_owned(),
+            Stored {
+                data,
+                modified: now(),
+            },
+        );
         Ok(etag)
     }
 
@@ -85,8 +105,8 @@ impl Bucket for MemoryBucket {
             .take_while(|(k, _)| k.starts_with(prefix))
             .map(|(k, v)| ObjectMeta {
                 key: k.clone(),
-                size: v.len() as u64,
-                last_modified: 0,
+                size: v.data.len() as u64,
+                last_modified: v.modified,
             })
             .collect())
     }
@@ -95,6 +115,47 @@ impl Bucket for MemoryBucket {
         validate_key(key)?;
         self.lock().remove(key);
         Ok(())
+    }
+
+    async fn head(&self, key: &str) -> Result<ObjectMeta> {
+        validate_key(key)?;
+        let stored = self
+            .lock()
+            .get(key)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(key.to_owned()))?;
+        Ok(ObjectMeta {
+            key: key.to_owned(),
+            size: stored.data.len() as u64,
+            last_modified: stored.modified,
+        })
+    }
+
+    async fn get_stream(&self, key: &str) -> Result<ByteStream> {
+        let data = self.get(key).await?.data;
+        Ok(Box::pin(std::io::Cursor::new(data)))
+    }
+
+    async fn put_stream(
+        &self,
+        key: &str,
+        mut data: ByteStream,
+        mode: PutMode,
+        accept: &Accept,
+    ) -> Result<Option<ETag>> {
+        let mut buf = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut data, &mut buf)
+            .await
+            .map_err(|e| Error::io(key, e))?;
+        if !accept() {
+            return Ok(None);
+        }
+        self.put(key, Bytes::from(buf), mode).await.map(Some)
+    }
+
+    async fn copy(&self, from: &str, to: &str, mode: PutMode) -> Result<ETag> {
+        let data = self.get(from).await?.data;
+        self.put(to, data, mode).await
     }
 }
 

@@ -6,10 +6,14 @@
 //! - a conditional `put` ([`PutMode::Create`], [`PutMode::Update`]) fails with
 //!   [`Error::PreconditionFailed`] when the condition does not hold at the moment of the write,
 //!   and of several writers racing on one key with the same precondition at most one succeeds;
-//! - `list` returns only complete objects.
+//! - `list` returns only complete objects;
+//! - an `Update` of a key that does not exist fails with [`Error::PreconditionFailed`] (the
+//!   object compared against is gone), on every backend and every write method.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -88,6 +92,32 @@ impl Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Bytes read as they are consumed: memory stays bounded whatever the object's size.
+pub type ByteStream = Pin<Box<dyn tokio::io::AsyncRead + Send>>;
+
+/// Decides, once a [`Bucket::put_stream`] has read its whole stream, whether it is written.
+pub type Accept = dyn Fn() -> bool + Send + Sync;
+
+/// A request a client can make to the bucket itself, without credentials of its own.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Presigned {
+    /// The URL, signature included: a secret, never logged.
+    pub url: String,
+    /// Headers the request must carry.
+    pub headers: Vec<(String, String)>,
+    /// How long the URL is valid.
+    pub expires_in: Duration,
+}
+
+impl std::fmt::Debug for Presigned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL grants access: never printed.
+        f.debug_struct("Presigned")
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
+    }
+}
+
 /// One bucket (or one directory standing in for it).
 #[async_trait]
 pub trait Bucket: Send + Sync + std::fmt::Debug + 'static {
@@ -112,10 +142,55 @@ pub trait Bucket: Send + Sync + std::fmt::Debug + 'static {
     /// Remove an object; removing a missing object is not an error.
     async fn delete(&self, key: &str) -> Result<()>;
 
+    /// An object's size and time, without its content; [`Error::NotFound`] when missing.
+    async fn head(&self, key: &str) -> Result<ObjectMeta>;
+
+    /// The whole object as a stream read as it is consumed; [`Error::NotFound`] when missing.
+    async fn get_stream(&self, key: &str) -> Result<ByteStream>;
+
+    /// Write everything `data` yields under `mode`, streaming (memory stays bounded), but only
+    /// if `accept`, asked once the stream has ended, says so: a content checked while it
+    /// passes (its hash, its size) is never visible under `key` unless it passed. Atomic like
+    /// `put`. `Ok(None)`: refused by `accept`, nothing written.
+    async fn put_stream(
+        &self,
+        key: &str,
+        data: ByteStream,
+        mode: PutMode,
+        accept: &Accept,
+    ) -> Result<Option<ETag>>;
+
+    /// Copy an object to another key under `mode`, inside the bucket (no bytes pass through
+    /// this process where the backend can avoid it); atomic like `put`.
+    async fn copy(&self, from: &str, to: &str, mode: PutMode) -> Result<ETag>;
+
+    /// A URL a client can GET the object from for `ttl`, when the backend has such URLs
+    /// (S3); `None` for a local directory, whose objects the server must serve itself.
+    async fn presign_get(&self, _key: &str, _ttl: Duration) -> Result<Option<Presigned>> {
+        Ok(None)
+    }
+
+    /// A URL a client can PUT exactly `size` bytes to for `ttl`, overwriting whatever is
+    /// there; `None` when the backend has no such URLs.
+    async fn presign_put(
+        &self,
+        _key: &str,
+        _ttl: Duration,
+        _size: u64,
+    ) -> Result<Option<Presigned>> {
+        Ok(None)
+    }
+
     /// Where the object lives on the local disk, when the backend is a directory: readers can
     /// then use it in place instead of caching a copy.
     fn local_path(&self, _key: &str) -> Option<PathBuf> {
         None
+    }
+
+    /// The most memory one [`Bucket::put_stream`] holds at once (S3 buffers a part), so that
+    /// callers can reserve it from a budget before they start one.
+    fn put_stream_memory(&self) -> u64 {
+        0
     }
 }
 
@@ -187,7 +262,7 @@ pub(crate) mod contract {
                     PutMode::Update(e2.clone())
                 )
                 .await,
-            Err(Error::PreconditionFailed(_)) | Err(Error::NotFound(_))
+            Err(Error::PreconditionFailed(_))
         ));
         let got = bucket.get("r/a").await?;
         assert_eq!(&got.data[..], b"two");
@@ -224,6 +299,53 @@ pub(crate) mod contract {
             std::fs::read(&dst).map_err(|e| Error::io("tmp", e))?,
             b"file content"
         );
+        // Update of a missing key, from a file too.
+        let missing_src = dir.path().join("missing-src");
+        std::fs::write(&missing_src, b"y").map_err(|e| Error::io("tmp", e))?;
+        assert!(matches!(
+            bucket
+                .put_file("r/missing", &missing_src, PutMode::Update(e2.clone()))
+                .await,
+            Err(Error::PreconditionFailed(_))
+        ));
+        // head, streams, copies
+        assert_eq!(bucket.head("r/f").await?.size, 12);
+        assert!(bucket
+            .head("r/nothing")
+            .await
+            .is_err_and(|e| e.is_not_found()));
+        let mut read = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut bucket.get_stream("r/f").await?, &mut read)
+            .await
+            .map_err(|e| Error::io("r/f", e))?;
+        assert_eq!(read, b"file content");
+        let stream = |data: &'static [u8]| -> ByteStream { Box::pin(data) };
+        let refused = bucket
+            .put_stream("r/s", stream(b"rejected"), PutMode::Create, &|| false)
+            .await?;
+        assert!(refused.is_none());
+        assert!(bucket.get("r/s").await.is_err_and(|e| e.is_not_found()));
+        assert!(bucket
+            .put_stream("r/s", stream(b"streamed"), PutMode::Create, &|| true)
+            .await?
+            .is_some());
+        assert_eq!(&bucket.get("r/s").await?.data[..], b"streamed");
+        assert!(matches!(
+            bucket
+                .put_stream("r/s", stream(b"again"), PutMode::Create, &|| true)
+                .await,
+            Err(Error::PreconditionFailed(_))
+        ));
+        bucket.copy("r/s", "r/copy", PutMode::Create).await?;
+        assert_eq!(&bucket.get("r/copy").await?.data[..], b"streamed");
+        assert!(matches!(
+            bucket.copy("r/f", "r/copy", PutMode::Create).await,
+            Err(Error::PreconditionFailed(_))
+        ));
+        assert!(bucket
+            .copy("r/none", "r/x", PutMode::Create)
+            .await
+            .is_err_and(|e| e.is_not_found()));
         // delete
         bucket.delete("r/a").await?;
         bucket.delete("r/a").await?;

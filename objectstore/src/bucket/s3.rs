@@ -13,18 +13,23 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::primitives::{ByteStream, Length};
+use aws_sdk_s3::primitives::{ByteStream as SdkStream, Length};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 
-use super::{validate_key, Bucket, ETag, Error, GetResult, ObjectMeta, PutMode, Result};
+use super::{
+    validate_key, Accept, Bucket, ByteStream, ETag, Error, GetResult, ObjectMeta, Presigned,
+    PutMode, Result,
+};
 
 /// Files larger than this are uploaded in parts.
 const MULTIPART_THRESHOLD: u64 = 64 << 20;
 /// The size of each part (S3 allows at most 10,000 parts: this covers 160 GiB).
 const PART_SIZE: u64 = 16 << 20;
+/// The largest object one CopyObject may copy; larger ones are copied in parts.
+const MAX_SINGLE_COPY: u64 = 5 << 30;
 
 /// How to reach the bucket.
 #[derive(Debug, Clone)]
@@ -129,6 +134,15 @@ fn map_err<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
     }
 }
 
+/// If-Match on a missing key: the object compared against is gone, which the trait reports as
+/// a failed precondition on every backend.
+fn missing_is_precondition(e: Error, mode: &PutMode) -> Error {
+    match (e, mode) {
+        (Error::NotFound(k), PutMode::Update(_)) => Error::PreconditionFailed(k),
+        (e, _) => e,
+    }
+}
+
 /// The `If-None-Match` and `If-Match` headers of a write.
 fn preconditions(mode: &PutMode) -> (Option<String>, Option<String>) {
     match mode {
@@ -222,16 +236,12 @@ impl Bucket for S3Bucket {
             .put_object()
             .bucket(&self.bucket)
             .key(key)
-            .body(ByteStream::from(data));
+            .body(SdkStream::from(data));
         let (if_none_match, if_match) = preconditions(&mode);
         req = req.set_if_none_match(if_none_match).set_if_match(if_match);
         match req.send().await {
             Ok(out) => etag_of(key, out.e_tag),
-            // If-Match on a missing key: the object we compared against is gone.
-            Err(e) => match (map_err(key, e), &mode) {
-                (Error::NotFound(k), PutMode::Update(_)) => Err(Error::PreconditionFailed(k)),
-                (e, _) => Err(e),
-            },
+            Err(e) => Err(missing_is_precondition(map_err(key, e), &mode)),
         }
     }
 
@@ -242,7 +252,7 @@ impl Bucket for S3Bucket {
             .map_err(|e| Error::io(key, e))?
             .len();
         if size <= MULTIPART_THRESHOLD {
-            let body = ByteStream::from_path(path)
+            let body = SdkStream::from_path(path)
                 .await
                 .map_err(|e| body_err(key, e))?;
             let mut req = self
@@ -253,50 +263,21 @@ impl Bucket for S3Bucket {
                 .body(body);
             let (if_none_match, if_match) = preconditions(&mode);
             req = req.set_if_none_match(if_none_match).set_if_match(if_match);
-            let out = req.send().await.map_err(|e| map_err(key, e))?;
-            return etag_of(key, out.e_tag);
+            return match req.send().await {
+                Ok(out) => etag_of(key, out.e_tag),
+                Err(e) => Err(missing_is_precondition(map_err(key, e), &mode)),
+            };
         }
         if let PutMode::Create = mode {
             // Some servers ignore preconditions on CompleteMultipartUpload: check first.
             // Callers only use Create for content-addressed objects, where a lost race
             // writes the same bytes.
-            match self
-                .client
-                .head_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .send()
-                .await
-            {
-                Ok(_) => return Err(Error::PreconditionFailed(key.to_owned())),
-                Err(e) => match map_err(key, e) {
-                    Error::NotFound(_) => {}
-                    e => return Err(e),
-                },
-            }
+            self.absent(key).await?;
         }
-        let upload = self
-            .client
-            .create_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| map_err(key, e))?;
-        let upload_id = upload.upload_id.ok_or_else(|| Error::Backend {
-            key: key.to_owned(),
-            message: "no upload id".into(),
-        })?;
+        let upload_id = self.create_upload(key).await?;
         let result = self.upload_parts(key, path, size, &upload_id, &mode).await;
         if result.is_err() {
-            let _ = self
-                .client
-                .abort_multipart_upload()
-                .bucket(&self.bucket)
-                .key(key)
-                .upload_id(&upload_id)
-                .send()
-                .await;
+            self.abort_upload(key, &upload_id).await;
         }
         result
     }
@@ -332,6 +313,188 @@ impl Bucket for S3Bucket {
         Ok(out)
     }
 
+    async fn head(&self, key: &str) -> Result<ObjectMeta> {
+        validate_key(key)?;
+        let out = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| map_err(key, e))?;
+        Ok(ObjectMeta {
+            key: key.to_owned(),
+            size: out.content_length().unwrap_or(0).max(0) as u64,
+            last_modified: out.last_modified().map_or(0, |t| t.secs()),
+        })
+    }
+
+    async fn get_stream(&self, key: &str) -> Result<ByteStream> {
+        let out = self.get_object(key).await?;
+        Ok(Box::pin(out.body.into_async_read()))
+    }
+
+    async fn put_stream(
+        &self,
+        key: &str,
+        mut data: ByteStream,
+        mode: PutMode,
+        accept: &Accept,
+    ) -> Result<Option<ETag>> {
+        validate_key(key)?;
+        let mut part = read_part(&mut data, key).await?;
+        if (part.len() as u64) < PART_SIZE {
+            // The whole stream fits one part: one PUT, once it was accepted.
+            if !accept() {
+                return Ok(None);
+            }
+            return self.put(key, Bytes::from(part), mode).await.map(Some);
+        }
+        if let PutMode::Create = mode {
+            // Some servers ignore preconditions on CompleteMultipartUpload: check first.
+            // Callers only use Create for content-addressed objects.
+            self.absent(key).await?;
+        }
+        let upload_id = self.create_upload(key).await?;
+        let result = async {
+            let mut parts = Vec::new();
+            let mut number = 1i32;
+            loop {
+                if part.is_empty() {
+                    break;
+                }
+                let body = SdkStream::from(std::mem::take(&mut part));
+                let out = self
+                    .client
+                    .upload_part()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .upload_id(&upload_id)
+                    .part_number(number)
+                    .body(body)
+                    .send()
+                    .await
+                    .map_err(|e| map_err(key, e))?;
+                parts.push(
+                    CompletedPart::builder()
+                        .part_number(number)
+                        .set_e_tag(out.e_tag)
+                        .build(),
+                );
+                number += 1;
+                part = read_part(&mut data, key).await?;
+            }
+            if !accept() {
+                return Ok(None);
+            }
+            self.complete_upload(key, &upload_id, parts, &mode)
+                .await
+                .map(Some)
+        }
+        .await;
+        if !matches!(result, Ok(Some(_))) {
+            self.abort_upload(key, &upload_id).await;
+        }
+        result
+    }
+
+    fn put_stream_memory(&self) -> u64 {
+        PART_SIZE
+    }
+
+    async fn copy(&self, from: &str, to: &str, mode: PutMode) -> Result<ETag> {
+        validate_key(from)?;
+        validate_key(to)?;
+        let size = self.head(from).await?.size;
+        if let PutMode::Create = mode {
+            self.absent(to).await?;
+        }
+        let source = format!("{}/{}", self.bucket, encode_key(from));
+        if size <= MAX_SINGLE_COPY {
+            let out = self
+                .client
+                .copy_object()
+                .bucket(&self.bucket)
+                .key(to)
+                .copy_source(&source)
+                .send()
+                .await
+                .map_err(|e| map_err(to, e))?;
+            return etag_of(to, out.copy_object_result.and_then(|r| r.e_tag));
+        }
+        let upload_id = self.create_upload(to).await?;
+        let result = async {
+            let mut parts = Vec::new();
+            let mut offset = 0u64;
+            let mut number = 1i32;
+            // Parts of 1 GiB: at most 10,000 parts covers any object S3 holds.
+            let part_size = 1u64 << 30;
+            while offset < size {
+                let end = (offset + part_size).min(size) - 1;
+                let out = self
+                    .client
+                    .upload_part_copy()
+                    .bucket(&self.bucket)
+                    .key(to)
+                    .upload_id(&upload_id)
+                    .part_number(number)
+                    .copy_source(&source)
+                    .copy_source_range(format!("bytes={offset}-{end}"))
+                    .send()
+                    .await
+                    .map_err(|e| map_err(to, e))?;
+                parts.push(
+                    CompletedPart::builder()
+                        .part_number(number)
+                        .set_e_tag(out.copy_part_result.and_then(|r| r.e_tag))
+                        .build(),
+                );
+                offset = end + 1;
+                number += 1;
+            }
+            self.complete_upload(to, &upload_id, parts, &mode).await
+        }
+        .await;
+        if result.is_err() {
+            self.abort_upload(to, &upload_id).await;
+        }
+        result
+    }
+
+    async fn presign_get(&self, key: &str, ttl: Duration) -> Result<Option<Presigned>> {
+        validate_key(key)?;
+        let config = presigning(key, ttl)?;
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .presigned(config)
+            .await
+            .map_err(|e| map_err(key, e))?;
+        Ok(Some(presigned(request, ttl)))
+    }
+
+    async fn presign_put(&self, key: &str, ttl: Duration, size: u64) -> Result<Option<Presigned>> {
+        validate_key(key)?;
+        let config = presigning(key, ttl)?;
+        let length = i64::try_from(size).map_err(|_| Error::Backend {
+            key: key.to_owned(),
+            message: "object too large".into(),
+        })?;
+        let request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_length(length)
+            .presigned(config)
+            .await
+            .map_err(|e| map_err(key, e))?;
+        Ok(Some(presigned(request, ttl)))
+    }
+
     async fn delete(&self, key: &str) -> Result<()> {
         validate_key(key)?;
         match self
@@ -351,7 +514,114 @@ impl Bucket for S3Bucket {
     }
 }
 
+/// Read up to one part from `data` (less only at its end).
+async fn read_part(data: &mut ByteStream, key: &str) -> Result<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut part = Vec::with_capacity(PART_SIZE as usize);
+    let mut limited = data.take(PART_SIZE);
+    limited
+        .read_to_end(&mut part)
+        .await
+        .map_err(|e| Error::io(key, e))?;
+    Ok(part)
+}
+
+/// A key as the `x-amz-copy-source` header wants it: path segments percent-encoded.
+fn encode_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn presigning(key: &str, ttl: Duration) -> Result<aws_sdk_s3::presigning::PresigningConfig> {
+    aws_sdk_s3::presigning::PresigningConfig::expires_in(ttl).map_err(|e| Error::Backend {
+        key: key.to_owned(),
+        message: format!("cannot presign: {e}"),
+    })
+}
+
+fn presigned(request: aws_sdk_s3::presigning::PresignedRequest, ttl: Duration) -> Presigned {
+    Presigned {
+        url: request.uri().to_owned(),
+        // The body's length is the client's to send (the signature covers it).
+        headers: request
+            .headers()
+            .filter(|(k, _)| !k.eq_ignore_ascii_case("content-length"))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        expires_in: ttl,
+    }
+}
+
 impl S3Bucket {
+    /// Fail with `PreconditionFailed` if `key` exists.
+    async fn absent(&self, key: &str) -> Result<()> {
+        match self.head(key).await {
+            Ok(_) => Err(Error::PreconditionFailed(key.to_owned())),
+            Err(Error::NotFound(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn create_upload(&self, key: &str) -> Result<String> {
+        let upload = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| map_err(key, e))?;
+        upload.upload_id.ok_or_else(|| Error::Backend {
+            key: key.to_owned(),
+            message: "no upload id".into(),
+        })
+    }
+
+    async fn complete_upload(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: Vec<CompletedPart>,
+        mode: &PutMode,
+    ) -> Result<ETag> {
+        let (if_none_match, if_match) = preconditions(mode);
+        let out = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .set_if_none_match(if_none_match)
+            .set_if_match(if_match)
+            .send()
+            .await
+            .map_err(|e| missing_is_precondition(map_err(key, e), mode))?;
+        etag_of(key, out.e_tag)
+    }
+
+    async fn abort_upload(&self, key: &str, upload_id: &str) {
+        let _ = self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+            .await;
+    }
+
     /// A whole-object GET, its body not yet read.
     async fn get_object(
         &self,
@@ -380,7 +650,7 @@ impl S3Bucket {
         let mut number = 1i32;
         while offset < size {
             let len = PART_SIZE.min(size - offset);
-            let body = ByteStream::read_from()
+            let body = SdkStream::read_from()
                 .path(path)
                 .offset(offset)
                 .length(Length::Exact(len))
@@ -407,21 +677,7 @@ impl S3Bucket {
             offset += len;
             number += 1;
         }
-        let mut req = self
-            .client
-            .complete_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts))
-                    .build(),
-            );
-        let (if_none_match, if_match) = preconditions(mode);
-        req = req.set_if_none_match(if_none_match).set_if_match(if_match);
-        let out = req.send().await.map_err(|e| map_err(key, e))?;
-        etag_of(key, out.e_tag)
+        self.complete_upload(key, upload_id, parts, mode).await
     }
 }
 

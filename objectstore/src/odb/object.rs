@@ -1,44 +1,46 @@
-//! Just enough parsing of commits, trees and tags for walks: the fields that link objects.
+//! Just enough of commits, trees and tags for walks: the fields that link objects, read with
+//! gix-object's parsers.
 
 use gix_hash::{oid, ObjectId};
+use gix_object::commit::ref_iter::Token;
+use gix_object::{CommitRefIter, TagRefIter, TreeRefIter};
 
 use super::{Error, Result};
 
 /// The links and date of a commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Commit {
+    /// Its tree.
     pub tree: ObjectId,
+    /// Its parents, in order.
     pub parents: Vec<ObjectId>,
     /// Committer time, seconds since the epoch (what `--shallow-since` compares).
     pub time: i64,
 }
 
-fn corrupt(id: &oid, message: &str) -> Error {
+fn corrupt(id: &oid, message: impl std::fmt::Display) -> Error {
     Error::Corrupt {
         id: id.to_owned(),
-        message: message.to_owned(),
+        message: message.to_string(),
     }
 }
 
-fn hex_id(id: &oid, hex: &[u8]) -> Result<ObjectId> {
-    ObjectId::from_hex(hex).map_err(|_| corrupt(id, "invalid object id in header"))
-}
-
 impl Commit {
+    /// Parse the header of the commit `id` (stopping after the committer).
     pub fn parse(id: &oid, data: &[u8]) -> Result<Self> {
         let mut tree = None;
         let mut parents = Vec::new();
         let mut time = 0;
-        for line in data.split(|b| *b == b'\n') {
-            if line.is_empty() {
-                break;
-            }
-            if let Some(hex) = line.strip_prefix(b"tree ") {
-                tree = Some(hex_id(id, hex)?);
-            } else if let Some(hex) = line.strip_prefix(b"parent ") {
-                parents.push(hex_id(id, hex)?);
-            } else if let Some(sig) = line.strip_prefix(b"committer ") {
-                time = signature_time(sig).unwrap_or(0);
+        for token in CommitRefIter::from_bytes(data, gix_hash::Kind::Sha1) {
+            match token.map_err(|e| corrupt(id, e))? {
+                Token::Tree { id } => tree = Some(id),
+                Token::Parent { id } => parents.push(id),
+                Token::Author { .. } => {}
+                Token::Committer { signature } => {
+                    time = signature.seconds();
+                    break;
+                }
+                _ => break,
             }
         }
         Ok(Commit {
@@ -49,65 +51,43 @@ impl Commit {
     }
 }
 
-/// The timestamp of `Name <email> 1700000000 +0100`.
-fn signature_time(sig: &[u8]) -> Option<i64> {
-    let end = sig.iter().rposition(|b| *b == b'>')?;
-    let rest = std::str::from_utf8(&sig[end + 1..]).ok()?;
-    rest.split_ascii_whitespace().next()?.parse().ok()
-}
-
 /// One entry of a tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TreeEntry {
+    /// What it names.
     pub id: ObjectId,
-    pub mode: u32,
+    /// Its mode.
+    pub mode: gix_object::tree::EntryMode,
 }
 
 impl TreeEntry {
+    /// A subtree.
     pub fn is_tree(&self) -> bool {
-        self.mode & 0o170000 == 0o040000
+        self.mode.is_tree()
     }
     /// Submodule commits are links to other repositories, never objects of this one.
     pub fn is_gitlink(&self) -> bool {
-        self.mode & 0o170000 == 0o160000
+        self.mode.is_commit()
     }
 }
 
 /// Call `f` for every entry of the tree `data`.
-pub fn for_each_tree_entry(id: &oid, mut data: &[u8], mut f: impl FnMut(TreeEntry)) -> Result<()> {
-    while !data.is_empty() {
-        let space = data
-            .iter()
-            .position(|b| *b == b' ')
-            .ok_or_else(|| corrupt(id, "tree entry without mode"))?;
-        let mode = std::str::from_utf8(&data[..space])
-            .ok()
-            .and_then(|s| u32::from_str_radix(s, 8).ok())
-            .ok_or_else(|| corrupt(id, "invalid tree entry mode"))?;
-        let nul = data[space..]
-            .iter()
-            .position(|b| *b == 0)
-            .ok_or_else(|| corrupt(id, "tree entry without name end"))?
-            + space;
-        let hash_end = nul + 21;
-        if data.len() < hash_end {
-            return Err(corrupt(id, "truncated tree entry"));
-        }
-        let entry_id = ObjectId::try_from(&data[nul + 1..hash_end])
-            .map_err(|_| corrupt(id, "invalid tree entry id"))?;
-        f(TreeEntry { id: entry_id, mode });
-        data = &data[hash_end..];
+pub fn for_each_tree_entry(id: &oid, data: &[u8], mut f: impl FnMut(TreeEntry)) -> Result<()> {
+    for entry in TreeRefIter::from_bytes(data, gix_hash::Kind::Sha1) {
+        let entry = entry.map_err(|e| corrupt(id, e))?;
+        f(TreeEntry {
+            id: entry.oid.to_owned(),
+            mode: entry.mode,
+        });
     }
     Ok(())
 }
 
 /// The object an annotated tag points at.
 pub fn tag_target(id: &oid, data: &[u8]) -> Result<ObjectId> {
-    let first = data.split(|b| *b == b'\n').next().unwrap_or_default();
-    let hex = first
-        .strip_prefix(b"object ")
-        .ok_or_else(|| corrupt(id, "tag without object line"))?;
-    hex_id(id, hex)
+    TagRefIter::from_bytes(data, gix_hash::Kind::Sha1)
+        .target_id()
+        .map_err(|e| corrupt(id, e))
 }
 
 #[cfg(test)]

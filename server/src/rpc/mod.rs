@@ -198,6 +198,9 @@ struct EnableGit {
     import_existing_files: bool,
     #[serde(default)]
     public: bool,
+    /// Files larger than this become Git LFS objects (default: `--lfs-threshold`).
+    #[serde(default)]
+    lfs_threshold: Option<u64>,
 }
 
 fn main() -> String {
@@ -250,7 +253,8 @@ async fn enable_git(
         Err(e) => return Err(e.into()),
     }
     let imported = if p.import_existing_files {
-        crate::import::import_newest_version(app, &repo, &p.default_branch).await?
+        let threshold = p.lfs_threshold.unwrap_or(app.lfs_threshold);
+        crate::import::import_newest_version(app, &repo, &p.default_branch, threshold).await?
     } else {
         crate::import::Imported::default()
     };
@@ -260,6 +264,7 @@ async fn enable_git(
         "default_branch": p.default_branch,
         "created": true,
         "imported_files": imported.files,
+        "lfs_files": imported.lfs_files,
         "head": imported.head.map(|h| h.to_string()),
     }))
 }
