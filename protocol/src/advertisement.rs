@@ -8,7 +8,9 @@ use crate::ObjectId;
 /// One ref as the server advertises it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdvertisedRef {
+    /// The full ref name (`refs/heads/main`).
     pub name: String,
+    /// The object the ref points at.
     pub target: ObjectId,
     /// For an annotated tag, the object it finally points to.
     pub peeled: Option<ObjectId>,
@@ -19,6 +21,7 @@ pub struct AdvertisedRef {
 pub struct RefsView {
     /// The ref `HEAD` names, even when that ref does not exist yet (an unborn branch).
     pub head_symref: Option<String>,
+    /// The refs, sorted by name.
     pub refs: Vec<AdvertisedRef>,
 }
 
@@ -36,11 +39,14 @@ impl RefsView {
 /// Which service a discovery or request is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Service {
+    /// `git-upload-pack`: clone and fetch.
     UploadPack,
+    /// `git-receive-pack`: push.
     ReceivePack,
 }
 
 impl Service {
+    /// The service's name, as in `?service=` and the content types.
     pub fn name(self) -> &'static str {
         match self {
             Service::UploadPack => "git-upload-pack",
@@ -48,6 +54,7 @@ impl Service {
         }
     }
 
+    /// The service named `name`, if it is one.
     pub fn from_name(name: &str) -> Option<Self> {
         match name {
             "git-upload-pack" => Some(Service::UploadPack),
@@ -122,9 +129,13 @@ pub fn write_v2_capabilities(out: &mut Vec<u8>) {
 /// Arguments of a v2 `ls-refs` command.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LsRefsArgs {
+    /// `symrefs`: show where symbolic refs (HEAD) point.
     pub symrefs: bool,
+    /// `peel`: show what annotated tags point to.
     pub peel: bool,
+    /// `unborn`: show HEAD even when its branch has no commit yet.
     pub unborn: bool,
+    /// `ref-prefix` arguments: only refs starting with one of these (all when empty).
     pub prefixes: Vec<String>,
 }
 

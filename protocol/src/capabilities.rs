@@ -44,6 +44,7 @@ pub const RECEIVE_PACK: &[&str] = &[
 pub struct ClientCapabilities(Vec<String>);
 
 impl ClientCapabilities {
+    /// Split a space-separated list (invalid UTF-8 is replaced, never refused).
     pub fn parse(list: &[u8]) -> Self {
         ClientCapabilities(
             String::from_utf8_lossy(list)
@@ -53,16 +54,19 @@ impl ClientCapabilities {
         )
     }
 
+    /// Add one capability (v2 sends them one per line).
     pub fn push(&mut self, cap: &str) {
         self.0.push(cap.to_owned());
     }
 
+    /// Whether `name` was sent, bare or as `name=value`.
     pub fn has(&self, name: &str) -> bool {
         self.0
             .iter()
             .any(|c| c == name || c.split_once('=').is_some_and(|(k, _)| k == name))
     }
 
+    /// The value of `name=value`, if sent.
     pub fn value(&self, name: &str) -> Option<&str> {
         self.0.iter().find_map(|c| {
             c.split_once('=')

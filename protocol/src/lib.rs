@@ -7,6 +7,7 @@
 //! multiplexed on [`sideband`] channels. Everything here works on byte slices or `std::io`
 //! readers, so the server decides where bytes come from and go to.
 #![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod advertisement;
 pub mod capabilities;
@@ -22,21 +23,29 @@ pub use gix_hash::ObjectId;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("I/O error while reading the request: {0}")]
+    /// Reading the request body failed.
     Io(#[from] std::io::Error),
     #[error("invalid pkt-line length header {0:?}")]
+    /// A pkt-line length header that is not four hex digits (or is 0002/0003).
     InvalidLength([u8; 4]),
     #[error("pkt-line of {0} bytes exceeds the maximum of 65520")]
+    /// A pkt-line longer than the protocol allows.
     TooLong(usize),
     #[error("the request ended in the middle of a pkt-line")]
+    /// The body ended inside a pkt-line or before the request's end.
     Truncated,
     #[error("protocol error: {0}")]
+    /// A request that breaks the protocol; the text says how.
     Protocol(String),
     #[error("the request exceeds the server's limit on {0}")]
+    /// A request over one of the server's limits, named.
     Limit(&'static str),
     #[error("could not read the repository: {0}")]
+    /// The repository could not be read while answering.
     Storage(String),
 }
 
+/// The result of reading a request.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Parse a 40-hex-digit object id, as every id on the wire is written.

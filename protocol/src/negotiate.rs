@@ -12,6 +12,7 @@ use crate::{ObjectId, Result};
 
 /// The view of the repository's history that negotiation needs.
 pub trait History {
+    /// Whether the repository has the object.
     fn has_object(&self, id: &ObjectId) -> Result<bool>;
     /// The commit time and parents of a commit; `None` when `id` is not a commit.
     fn commit(&self, id: &ObjectId) -> Result<Option<(i64, Vec<ObjectId>)>>;

@@ -13,9 +13,13 @@ pub const MAX_PAYLOAD_LEN: usize = MAX_PACKET_LEN - 4;
 /// One packet as read from the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Packet<'a> {
+    /// A data packet's payload.
     Data(&'a [u8]),
+    /// `0000`: end of a section or message.
     Flush,
+    /// `0001`: v2's delimiter between a command's capabilities and its arguments.
     Delim,
+    /// `0002`: v2's end of a stateless response.
     ResponseEnd,
 }
 
@@ -46,10 +50,12 @@ pub fn write_line(out: &mut Vec<u8>, line: &str) {
     out.push(b'\n');
 }
 
+/// Append a flush packet (`0000`).
 pub fn write_flush(out: &mut Vec<u8>) {
     out.extend_from_slice(b"0000");
 }
 
+/// Append a delimiter packet (`0001`).
 pub fn write_delim(out: &mut Vec<u8>) {
     out.extend_from_slice(b"0001");
 }
@@ -73,6 +79,7 @@ pub struct PktReader<R> {
 }
 
 impl<R: Read> PktReader<R> {
+    /// Read packets from `inner`.
     pub fn new(inner: R) -> Self {
         PktReader {
             inner,
@@ -120,6 +127,7 @@ impl<R: Read> PktReader<R> {
         self.read()?.ok_or(Error::Truncated)
     }
 
+    /// The reader, positioned right after the last packet read (never past it).
     pub fn into_inner(self) -> R {
         self.inner
     }

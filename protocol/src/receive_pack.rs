@@ -38,15 +38,20 @@ impl Default for Limits {
 /// One `<old> <new> <ref>` line of a push.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefCommand {
+    /// The ref's current value as the client saw it (null to create).
     pub old: ObjectId,
+    /// The value to set (null to delete).
     pub new: ObjectId,
+    /// The full ref name.
     pub name: String,
 }
 
 impl RefCommand {
+    /// The command deletes the ref.
     pub fn is_delete(&self) -> bool {
         self.new.is_null()
     }
+    /// The command creates the ref.
     pub fn is_create(&self) -> bool {
         self.old.is_null()
     }
@@ -55,9 +60,13 @@ impl RefCommand {
 /// The part of a push that precedes the pack data.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PushRequest {
+    /// The ref updates, in the order sent.
     pub commands: Vec<RefCommand>,
+    /// Capabilities from the first command line.
     pub capabilities: ClientCapabilities,
+    /// `shallow` lines: the client's repository is shallow at these commits.
     pub shallows: Vec<ObjectId>,
+    /// `git push -o` options, when `push-options` was negotiated.
     pub push_options: Vec<String>,
 }
 
@@ -132,6 +141,7 @@ impl PushRequest {
         self.commands.iter().any(|c| !c.is_delete())
     }
 
+    /// The side-band the report goes in.
     pub fn sideband(&self) -> Mode {
         if self.capabilities.has("side-band-64k") {
             Mode::Large
@@ -162,6 +172,7 @@ fn parse_command(line: &[u8]) -> Result<RefCommand> {
 /// The outcome of one ref update, for report-status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandResult {
+    /// The ref.
     pub name: String,
     /// `None` when applied, or the reason git prints after `[remote rejected]`.
     pub error: Option<String>,

@@ -2,8 +2,11 @@
 
 use crate::pktline::{write_data, MAX_PACKET_LEN};
 
+/// Band 1: pack data (or the report of a push).
 pub const DATA: u8 = 1;
+/// Band 2: progress messages git shows as `remote: ...`.
 pub const PROGRESS: u8 = 2;
+/// Band 3: a fatal error; the client stops.
 pub const ERROR: u8 = 3;
 
 /// Which side-band flavour the client asked for, which decides the packet size.

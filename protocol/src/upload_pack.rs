@@ -17,22 +17,34 @@ pub const MAX_REQUEST_LINES: usize = 1_000_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MultiAck {
     #[default]
+    /// Only the final ACK (or NAK).
     None,
+    /// `multi_ack`: ACK `continue` for each common commit.
     Basic,
+    /// `multi_ack_detailed`: ACK `common` and `ready`.
     Detailed,
 }
 
 /// What the client negotiated for the response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FetchOptions {
+    /// How acknowledgements are sent (v0).
     pub multi_ack: MultiAck,
+    /// `no-done`: the pack may follow a `ready` ACK without waiting for `done`.
     pub no_done: bool,
+    /// `thin-pack`: deltas may use bases the client has and the pack lacks.
     pub thin_pack: bool,
+    /// `ofs-delta`: deltas may name their base by offset.
     pub ofs_delta: bool,
+    /// The side-band the pack goes in.
     pub sideband: Mode,
+    /// `no-progress`: no messages on band 2.
     pub no_progress: bool,
+    /// `include-tag`: send annotated tags of sent commits too.
     pub include_tag: bool,
+    /// v2 `wait-for-done`: never send the pack before `done`.
     pub wait_for_done: bool,
+    /// v2 `sideband-all`: every section in side-band packets.
     pub sideband_all: bool,
 }
 
@@ -55,22 +67,31 @@ impl Default for FetchOptions {
 /// A fetch (clone) request, in the same shape for every protocol version.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FetchRequest {
+    /// `want` lines: objects the client asks for.
     pub wants: Vec<ObjectId>,
     /// v2 `want-ref`: refs wanted by name, resolved by the server.
     pub want_refs: Vec<String>,
+    /// `have` lines: commits the client has.
     pub haves: Vec<ObjectId>,
     /// Commits the client's repository is shallow at.
     pub shallows: Vec<ObjectId>,
+    /// `deepen <n>`: history this many commits deep from the wants.
     pub depth: Option<u32>,
+    /// `deepen-since <time>`: history newer than this (seconds since the epoch).
     pub deepen_since: Option<i64>,
+    /// `deepen-not <ref>`: history not reachable from these refs.
     pub deepen_not: Vec<String>,
+    /// `deepen-relative`: depth counted from the client's shallow boundary.
     pub deepen_relative: bool,
+    /// `filter <spec>`: a partial clone's object filter.
     pub filter: Option<String>,
     /// The client has no more haves to send: the server must answer with a pack.
     pub done: bool,
     /// The v0 request had a have section (at least one flush after the wants).
     pub seen_haves: bool,
+    /// How the answer is framed.
     pub options: FetchOptions,
+    /// Every capability the client sent.
     pub capabilities: ClientCapabilities,
 }
 
@@ -242,8 +263,11 @@ fn options_from_v0(caps: &ClientCapabilities) -> FetchOptions {
 /// A protocol v2 command: `command=<name>`, capabilities, a delimiter, then arguments.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Command {
+    /// `command=<name>`.
     pub name: String,
+    /// The capability lines before the delimiter.
     pub capabilities: ClientCapabilities,
+    /// The argument lines after it.
     pub args: Vec<Vec<u8>>,
 }
 
@@ -283,6 +307,7 @@ impl Command {
         }
     }
 
+    /// The arguments of an `ls-refs` command; unknown ones are refused.
     pub fn ls_refs_args(&self) -> Result<LsRefsArgs> {
         let mut args = LsRefsArgs::default();
         for arg in &self.args {

@@ -25,6 +25,7 @@ use super::{
 use crate::layout::LOCAL_INTERNAL_DIR as INTERNAL_DIR;
 
 #[derive(Debug, Clone)]
+/// A bucket in a local directory: keys are paths below the root, writes go to a temporary file renamed into place, conditional writes hold a per-key lock file.
 pub struct FsBucket {
     root: PathBuf,
 }
@@ -42,6 +43,7 @@ impl FsBucket {
         Ok(FsBucket { root })
     }
 
+    /// The directory the keys live in.
     pub fn root(&self) -> &Path {
         &self.root
     }

@@ -21,6 +21,7 @@ struct Stored {
 }
 
 #[derive(Debug, Default)]
+/// A bucket in memory, for unit tests: same contract as the others, nothing persisted.
 pub struct MemoryBucket {
     objects: Mutex<BTreeMap<String, Stored>>,
 }
@@ -32,6 +33,7 @@ fn now() -> i64 {
 }
 
 impl MemoryBucket {
+    /// An empty bucket.
     pub fn new() -> Self {
         Self::default()
     }

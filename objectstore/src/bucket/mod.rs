@@ -46,50 +46,69 @@ pub enum PutMode {
 /// An object as returned by `get`.
 #[derive(Debug, Clone)]
 pub struct GetResult {
+    /// The object's bytes.
     pub data: Bytes,
+    /// Its entity tag, for a later conditional write.
     pub etag: ETag,
 }
 
 /// An entry of a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectMeta {
+    /// The full key.
     pub key: String,
+    /// Size in bytes.
     pub size: u64,
     /// Seconds since the Unix epoch.
     pub last_modified: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
+/// Why a bucket operation failed.
 pub enum Error {
     #[error("object {0:?} not found")]
+    /// No object at this key.
     NotFound(String),
     /// The precondition of a conditional write did not hold: somebody else wrote first.
     #[error("precondition failed writing {0:?}: it was changed concurrently")]
     PreconditionFailed(String),
     #[error("invalid key {0:?}")]
+    /// A key the layout never produces (empty, absolute, `..`, internal): refused before any I/O.
     InvalidKey(String),
     #[error("storage I/O error on {key:?}: {source}")]
+    /// The local filesystem failed.
     Io {
+        /// The key being read or written.
         key: String,
         #[source]
+        /// The error.
         source: std::io::Error,
     },
     #[error("storage error on {key:?}: {message}")]
-    Backend { key: String, message: String },
+    /// The remote store (S3) failed; `message` is its error without credentials or URLs.
+    Backend {
+        /// The key being read or written.
+        key: String,
+        /// What the store said.
+        message: String,
+    },
 }
 
 impl Error {
+    /// An [`Error::Io`] on `key`.
     pub fn io(key: &str, source: std::io::Error) -> Self {
         Error::Io {
             key: key.to_owned(),
             source,
         }
     }
+    /// Whether the key does not exist (as opposed to a failure to find out).
     pub fn is_not_found(&self) -> bool {
         matches!(self, Error::NotFound(_))
     }
 }
 
+/// The result of a bucket operation.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Bytes read as they are consumed: memory stays bounded whatever the object's size.
@@ -229,7 +248,7 @@ pub(crate) mod contract {
     use super::*;
     use std::sync::Arc;
 
-    pub async fn check(bucket: Arc<dyn Bucket>) -> Result<()> {
+    pub(crate) async fn check(bucket: Arc<dyn Bucket>) -> Result<()> {
         // create-only
         let e1 = bucket
             .put("r/a", Bytes::from_static(b"one"), PutMode::Create)

@@ -34,16 +34,20 @@ const MAX_SINGLE_COPY: u64 = 5 << 30;
 /// How to reach the bucket.
 #[derive(Debug, Clone)]
 pub struct S3Options {
+    /// The bucket's name.
     pub bucket: String,
     /// Address objects as `endpoint/bucket/key` (MinIO and most local servers need it).
     pub path_style: bool,
     /// Overrides `AWS_ENDPOINT_URL`.
     pub endpoint: Option<String>,
+    /// Attempts per request (the SDK retries throttling and 5xx with backoff).
     pub max_attempts: u32,
+    /// Time one attempt may take before it is abandoned and retried.
     pub attempt_timeout: Duration,
 }
 
 impl S3Options {
+    /// Defaults for `bucket`: virtual-hosted addressing, 6 attempts of up to 120 s.
     pub fn new(bucket: &str) -> Self {
         S3Options {
             bucket: bucket.to_owned(),
@@ -56,6 +60,7 @@ impl S3Options {
 }
 
 #[derive(Clone)]
+/// A bucket on S3 or an S3-compatible server: credentials and region from the standard `AWS_*` variables; conditional writes with `If-None-Match`/`If-Match`.
 pub struct S3Bucket {
     client: Client,
     bucket: String,
@@ -96,6 +101,7 @@ impl S3Bucket {
         }
     }
 
+    /// The bucket's name.
     pub fn bucket_name(&self) -> &str {
         &self.bucket
     }

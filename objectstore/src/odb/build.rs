@@ -3,7 +3,7 @@
 //!
 //! Objects are written whole (no deltas) to a temporary pack, blobs streamed from local files
 //! so that memory stays bounded whatever their size; [`PackBuilder::finish`] yields a pack
-//! that [`super::ingest::index_pack`] indexes like any pushed pack.
+//! that [`super::index::index_file`] indexes like any pushed pack.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -25,6 +25,7 @@ pub struct PackBuilder {
 }
 
 impl PackBuilder {
+    /// A builder writing its pack into a fresh directory below `staging`.
     pub fn new(staging: &Path) -> Result<Self> {
         std::fs::create_dir_all(staging)?;
         let dir = tempfile::Builder::new()
@@ -150,6 +151,7 @@ impl TreeBuilder {
         Ok(())
     }
 
+    /// Whether nothing was added yet.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

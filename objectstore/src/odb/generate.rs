@@ -17,17 +17,24 @@ use super::{Error, ObjectDb, Pack, Result};
 /// What the client accepts.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {
+    /// The client takes deltas against a base by offset (`ofs-delta`).
     pub ofs_delta: bool,
+    /// The client takes deltas against bases it has and the pack lacks (`thin-pack`).
     pub thin: bool,
 }
 
 /// Counts to report to the client once the pack is written.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Stats {
+    /// Objects written.
     pub objects: usize,
+    /// Of which deltas.
     pub deltas: usize,
+    /// Objects copied from a stored pack as they were (no recompression).
     pub reused: usize,
+    /// Of which deltas.
     pub reused_deltas: usize,
+    /// Bytes of the pack, trailer included.
     pub bytes: u64,
 }
 

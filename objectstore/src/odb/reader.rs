@@ -55,11 +55,13 @@ impl<'a> Reader<'a> {
         Ok(None)
     }
 
+    /// Read an object into `out`; [`Error::Missing`] when the repository does not have it.
     pub fn read(&self, id: &oid, out: &mut Vec<u8>) -> Result<Kind> {
         self.try_read(id, out)?
             .ok_or_else(|| Error::Missing(id.to_owned()))
     }
 
+    /// Read an object that must be of kind `expected` ([`Error::WrongKind`] otherwise).
     pub fn read_kind(&self, id: &oid, expected: Kind, out: &mut Vec<u8>) -> Result<()> {
         let actual = self.read(id, out)?;
         if actual != expected {
@@ -72,6 +74,7 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
+    /// A commit's tree, parents and committer time, parsed once and cached.
     pub fn commit(&self, id: &oid) -> Result<Commit> {
         // The cache is shared between repositories: only an object this one has may come from it.
         if let Some(commit) = self.db.cache().cached_commit(id) {

@@ -26,6 +26,7 @@ pub struct Selection {
     pub objects: Vec<ObjectId>,
     /// Objects the client is known to have: bases a thin pack may refer to.
     pub client_has: HashSet<ObjectId>,
+    /// How many of `objects` are commits.
     pub commits: usize,
 }
 

@@ -24,8 +24,11 @@ pub struct ShallowUpdate {
 /// What the client asked for with `deepen`, `deepen-since` and `deepen-not`.
 #[derive(Debug, Default, Clone)]
 pub struct Deepen {
+    /// `deepen <n>`: commits at most this far from the wants.
     pub depth: Option<u32>,
+    /// `deepen-relative`: the depth counts from the client's current shallow boundary.
     pub relative: bool,
+    /// `deepen-since`: only commits newer than this (seconds since the epoch).
     pub since: Option<i64>,
     /// Resolved `deepen-not` refs.
     pub not: Vec<ObjectId>,
