@@ -214,10 +214,35 @@ fn measure_server(
     }
 }
 
+/// Presigned PUT and GET URLs for `n` keys of the S3 test server's `bucket`, made by boto3
+/// (the S3 test server's own Python), so the floor's requests are signed as `git lfs`'s are.
+fn presigned(endpoint: &str, bucket: &str, n: usize) -> (Vec<String>, Vec<String>) {
+    let python = std::env::var("ARTIFACT_GIT_TEST_S3_PYTHON")
+        .expect("run under scripts/with-s3-test-server");
+    let script = format!(
+        "import boto3\nc = boto3.client('s3', endpoint_url='{endpoint}', region_name='us-east-1', aws_access_key_id='test', aws_secret_access_key='test')\nfor i in range({n}):\n    for op in ('put_object', 'get_object'):\n        print(c.generate_presigned_url(op, Params={{'Bucket': '{bucket}', 'Key': f'floor/{{i}}'}}, ExpiresIn=36000))\n"
+    );
+    let out = Command::new(python).args(["-c", &script]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let puts = lines.iter().step_by(2).cloned().collect();
+    let gets = lines.iter().skip(1).step_by(2).cloned().collect();
+    (puts, gets)
+}
+
 fn measure_floor(
     name: &str,
     files: &[PathBuf],
-    url_of: &(dyn Fn(usize) -> String + Sync),
+    put_url: &(dyn Fn(usize) -> String + Sync),
+    get_url: &(dyn Fn(usize) -> String + Sync),
     runs: usize,
     work: &Path,
 ) -> Row {
@@ -226,14 +251,14 @@ fn measure_floor(
     let uploads = (0..runs)
         .map(|_| {
             let start = Instant::now();
-            curl_all(files, url_of, true, &out);
+            curl_all(files, put_url, true, &out);
             start.elapsed()
         })
         .collect();
     let downloads = (0..runs)
         .map(|_| {
             let start = Instant::now();
-            curl_all(files, url_of, false, &out);
+            curl_all(files, get_url, false, &out);
             start.elapsed()
         })
         .collect();
@@ -276,6 +301,7 @@ fn main() {
         "floor: curl over loopback",
         &files,
         &|i| format!("{sink}/{i}"),
+        &|i| format!("{sink}/{i}"),
         args.runs,
         work.path(),
     ));
@@ -291,10 +317,12 @@ fn main() {
     drop(server);
     if let Some(backend @ Backend::S3 { endpoint }) = args.s3.then(Backend::s3).flatten().as_ref() {
         let bucket = create_bucket(endpoint);
+        let (puts, gets) = presigned(endpoint, &bucket, files.len());
         rows.push(measure_floor(
-            "floor: curl to S3",
+            "floor: curl to S3 (presigned)",
             &files,
-            &|i| format!("{endpoint}/{bucket}/floor/{i}"),
+            &|i| puts[i].clone(),
+            &|i| gets[i].clone(),
             args.runs,
             work.path(),
         ));
