@@ -103,106 +103,6 @@ fn peak_rss_mib(pid: u32) -> f64 {
         .map_or(0.0, |k| k / 1024.0)
 }
 
-/// git http-backend as a CGI of lighttpd, each run wrapped in /usr/bin/time.
-struct HttpBackend {
-    child: Child,
-    url: String,
-    timings: PathBuf,
-    _dir: TempDir,
-}
-
-impl HttpBackend {
-    fn start(root: &Path) -> HttpBackend {
-        let dir = TempDir::new().unwrap();
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
-        let timings = dir.path().join("timings");
-        let backend = [
-            "/usr/lib/git-core/git-http-backend",
-            "/usr/local/libexec/git-core/git-http-backend",
-        ]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .expect("git-http-backend");
-        let cgi = dir.path().join("git-http-backend.cgi");
-        std::fs::write(
-            &cgi,
-            format!(
-                "#!/bin/sh\nexec /usr/bin/time -a -o {} -f '%U %S %M' {backend}\n",
-                timings.display()
-            ),
-        )
-        .unwrap();
-        Command::new("chmod").arg("+x").arg(&cgi).status().unwrap();
-        let conf = dir.path().join("lighttpd.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                r#"server.document-root = "{doc}"
-server.bind = "127.0.0.1"
-server.port = {port}
-server.modules = ("mod_alias", "mod_cgi", "mod_setenv")
-server.max-request-size = 2097151
-server.stream-request-body = 0
-server.stream-response-body = 2
-alias.url = ("/git/" => "{cgi}/")
-cgi.assign = ("" => "")
-setenv.add-environment = ("GIT_PROJECT_ROOT" => "{root}", "GIT_HTTP_EXPORT_ALL" => "1", "REMOTE_USER" => "bench")
-"#,
-                doc = dir.path().display(),
-                cgi = cgi.display(),
-                root = root.display(),
-            ),
-        )
-        .unwrap();
-        let child = Command::new("lighttpd")
-            .args(["-D", "-f"])
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("lighttpd (apt-get install lighttpd)");
-        let url = format!("http://127.0.0.1:{port}/git");
-        assert!(eventually(Duration::from_secs(10), || http_status(
-            &format!("{url}/"),
-            None
-        ) != 0));
-        HttpBackend {
-            child,
-            url,
-            timings,
-            _dir: dir,
-        }
-    }
-
-    /// CPU seconds and peak RSS (MiB) of the CGI runs since the last call.
-    fn take_usage(&self) -> (f64, f64) {
-        let text = std::fs::read_to_string(&self.timings).unwrap_or_default();
-        let _ = std::fs::write(&self.timings, "");
-        let mut cpu = 0.0;
-        let mut rss: f64 = 0.0;
-        for line in text.lines() {
-            let f: Vec<f64> = line
-                .split_whitespace()
-                .filter_map(|x| x.parse().ok())
-                .collect();
-            if f.len() == 3 {
-                cpu += f[0] + f[1];
-                rss = rss.max(f[2] / 1024.0);
-            }
-        }
-        (cpu, rss)
-    }
-}
-
-impl Drop for HttpBackend {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// One server under test.
 enum Target {
     HttpBackend(HttpBackend),
@@ -408,8 +308,10 @@ fn main() {
         &["init", "-q", "--bare", hb_push.to_str().unwrap()],
     );
     git.ok(&hb_push, &["config", "http.receivepack", "true"]);
-    let mut targets: Vec<(Target, bool)> =
-        vec![(Target::HttpBackend(HttpBackend::start(&hb_root)), false)];
+    let mut targets: Vec<(Target, bool)> = vec![(
+        Target::HttpBackend(HttpBackend::start_timed(&hb_root)),
+        false,
+    )];
     targets.push((
         Target::Ours(Server::start_on_with(
             &Backend::Fs,

@@ -122,6 +122,66 @@ impl ArtifactKeys {
     }
 }
 
+/// Keys of the whole storage, outside every artifact: they start with a component that
+/// begins with a dot, which no workspace name can.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StorageKeys {
+    root: String,
+}
+
+impl StorageKeys {
+    /// The storage whose keys start with `root` (empty or ending in `/`).
+    pub fn new(root: &str) -> Self {
+        StorageKeys {
+            root: root.to_owned(),
+        }
+    }
+
+    /// A marker that repository `workspace/alias` has a push event `seq` to deliver:
+    /// `.events/pending/{workspace}/{alias}/{seq:020}`, empty. Written (`Overwrite`) with the
+    /// event record, before the refs compare-and-swap; deleted by deliverers once every
+    /// endpoint of the repository is past it. Replicas find work by listing these.
+    pub fn pending_event(&self, workspace: &str, alias: &str, seq: u64) -> String {
+        format!("{}.events/pending/{workspace}/{alias}/{seq:020}", self.root)
+    }
+
+    /// A marker that an endpoint of `workspace/alias` changed (added, told to sync) at refs
+    /// `seq`: `.events/pending/{workspace}/{alias}/{seq:020}-{nonce}`, empty, written after
+    /// the endpoint configuration. Its own key (not [`StorageKeys::pending_event`]'s) because a
+    /// deliverer that listed the push marker of the same `seq` before the change may delete
+    /// that key when it finishes, and would so swallow the wake-up.
+    pub fn endpoint_changed(&self, workspace: &str, alias: &str, seq: u64, nonce: &str) -> String {
+        format!(
+            "{}.events/pending/{workspace}/{alias}/{seq:020}-{nonce}",
+            self.root
+        )
+    }
+
+    /// The folder of every pending marker, for listings.
+    pub fn pending_events_dir(&self) -> String {
+        format!("{}.events/pending/", self.root)
+    }
+
+    /// Workspace, alias and `seq` of a key from a listing of the pending markers.
+    pub fn parse_pending_event<'k>(&self, key: &'k str) -> Option<(&'k str, &'k str, u64)> {
+        let rest = key
+            .strip_prefix(&self.root)?
+            .strip_prefix(".events/pending/")?;
+        let mut parts = rest.split('/');
+        let (workspace, alias, seq) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() || workspace.is_empty() || alias.is_empty() {
+            return None;
+        }
+        let seq = seq.split_once('-').map_or(seq, |(seq, _nonce)| seq);
+        Some((workspace, alias, seq.parse().ok()?))
+    }
+
+    /// The keys of artifact `workspace/alias`.
+    pub fn artifact(&self, workspace: &str, alias: &str) -> ArtifactKeys {
+        ArtifactKeys::new(&self.root, workspace, alias)
+    }
+}
+
 /// The keys of one git repository, all under one prefix ending in `/`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RepoKeys {
@@ -225,6 +285,66 @@ impl RepoKeys {
         format!("{}lfs/locks/", self.prefix)
     }
 
+    /// A record of the push event log: `events/log/{seq:020}-{prev}-{id}.json`, where `seq`
+    /// is the change's number, `prev` and `id` the content ids of the refs before and after
+    /// it (all zeros for none). Written once (`Create`) by the push (or import) that makes the
+    /// change, *before* its refs compare-and-swap; valid only on the chain that runs back
+    /// from the refs' current content id, so the record of a push that then lost the race
+    /// (or crashed) is never delivered. Deleted by deliverers once every endpoint has it.
+    pub fn event(&self, seq: u64, prev: &str, id: &str) -> String {
+        format!("{}events/log/{seq:020}-{prev}-{id}.json", self.prefix)
+    }
+
+    /// The folder of the event log, for listings (sorted by `seq`).
+    pub fn event_log_dir(&self) -> String {
+        format!("{}events/log/", self.prefix)
+    }
+
+    /// `seq`, `prev` and `id` of a key from a listing of [`RepoKeys::event_log_dir`].
+    pub fn parse_event<'k>(&self, key: &'k str) -> Option<(u64, &'k str, &'k str)> {
+        let rest = key
+            .strip_prefix(&self.prefix)?
+            .strip_prefix("events/log/")?
+            .strip_suffix(".json")?;
+        let mut parts = rest.splitn(3, '-');
+        let seq = parts.next()?;
+        let (prev, id) = (parts.next()?, parts.next()?);
+        if seq.len() != 20 || !seq.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        Some((seq.parse().ok()?, prev, id))
+    }
+
+    /// `events/endpoints.json`: the repository's webhooks and push mirrors, secrets included
+    /// (never returned by the API). Written by the API (`Create`, then `Update` against the
+    /// tag read), and by deliverers disabling a webhook that answered `410 Gone`.
+    pub fn event_endpoints(&self) -> String {
+        format!("{}events/endpoints.json", self.prefix)
+    }
+
+    /// `events/state/{endpoint}.json`: how far one endpoint got (the last event it was sent),
+    /// its retry schedule, status, and the lease of the replica delivering to it. Written
+    /// `Create` when the endpoint is added, then only by `Update` (compare-and-swap), so two
+    /// replicas never deliver to one endpoint at once.
+    pub fn endpoint_state(&self, endpoint: &str) -> String {
+        format!("{}events/state/{endpoint}.json", self.prefix)
+    }
+
+    /// The folder of one webhook's delivery log, for listings (sorted by time).
+    pub fn deliveries_dir(&self, endpoint: &str) -> String {
+        format!("{}events/deliveries/{endpoint}/", self.prefix)
+    }
+
+    /// One delivery attempt: `events/deliveries/{endpoint}/{time:020}-{delivery}.json`.
+    /// Written once (`Overwrite`) by the deliverer after the attempt; the oldest beyond a
+    /// hundred are deleted.
+    pub fn delivery(&self, endpoint: &str, time_ms: u64, delivery: &str) -> String {
+        format!(
+            "{}events/deliveries/{endpoint}/{time_ms:020}-{delivery}.json",
+            self.prefix
+        )
+    }
+
     /// The pack name and file kind of a key from a listing of [`RepoKeys::pack_dir`]; `None`
     /// for anything else found there.
     pub fn parse_pack_file<'k>(&self, key: &'k str) -> Option<(&'k str, PackFile)> {
@@ -243,6 +363,37 @@ impl RepoKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_of_the_event_log() {
+        let repo = ArtifactKeys::new("root/", "ws", "data").repo();
+        let key = repo.event(7, "aa", "bb");
+        assert_eq!(
+            key,
+            "root/ws/artifacts/data/git/events/log/00000000000000000007-aa-bb.json"
+        );
+        assert_eq!(repo.parse_event(&key), Some((7, "aa", "bb")));
+        assert_eq!(
+            repo.parse_event("root/ws/artifacts/data/git/events/log/7-aa-bb.json"),
+            None
+        );
+        let storage = StorageKeys::new("root/");
+        let marker = storage.pending_event("ws", "data", 7);
+        assert_eq!(marker, "root/.events/pending/ws/data/00000000000000000007");
+        assert_eq!(
+            storage.parse_pending_event(&marker),
+            Some(("ws", "data", 7))
+        );
+        assert_eq!(
+            storage.parse_pending_event(&storage.endpoint_changed("ws", "data", 7, "x1")),
+            Some(("ws", "data", 7))
+        );
+        assert_eq!(
+            storage.parse_pending_event("root/.events/pending/ws/data"),
+            None
+        );
+        assert_eq!(storage.artifact("ws", "data").repo(), repo);
+    }
 
     #[test]
     fn keys_of_an_artifact_and_its_repository() {

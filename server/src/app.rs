@@ -107,6 +107,8 @@ pub struct App {
     pub lfs_check_pointers: bool,
     /// Files larger than this become LFS objects when a version is imported.
     pub lfs_threshold: u64,
+    /// Delivers push events to webhooks and mirrors, in the background.
+    pub events: Arc<events::dispatcher::Dispatcher>,
 }
 
 impl App {

@@ -120,15 +120,20 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (n, unit) = s.split_at(split);
     let n: u64 = n.parse().map_err(|_| format!("invalid duration {s:?}"))?;
-    let secs = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        _ => return Err(format!("invalid duration unit in {s:?}: use s, m, h or d")),
+    let millis: u64 = match unit {
+        "ms" => 1,
+        "" | "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => {
+            return Err(format!(
+                "invalid duration unit in {s:?}: use ms, s, m, h or d"
+            ))
+        }
     };
-    n.checked_mul(secs)
-        .map(std::time::Duration::from_secs)
+    n.checked_mul(millis)
+        .map(std::time::Duration::from_millis)
         .ok_or_else(|| format!("duration {s:?} is too long"))
 }
 
@@ -356,6 +361,38 @@ pub struct LfsArgs {
     pub lfs_threshold: u64,
 }
 
+/// Push events: webhooks and push mirrors.
+#[derive(Debug, Args, Clone)]
+pub struct EventArgs {
+    /// Let webhooks and mirrors reach loopback, link-local and private addresses (refused by
+    /// default: a user could otherwise make the server call internal services).
+    #[arg(long, env = "ARTIFACT_GIT_WEBHOOK_ALLOW_PRIVATE")]
+    pub webhook_allow_private: bool,
+    /// Time for one request to a webhook or mirror.
+    #[arg(long, env = "ARTIFACT_GIT_WEBHOOK_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub webhook_timeout: std::time::Duration,
+    /// How long a failing webhook delivery is retried (exponential backoff with jitter) before
+    /// it is given up.
+    #[arg(long, env = "ARTIFACT_GIT_WEBHOOK_RETRY_FOR", default_value = "1h", value_parser = parse_duration)]
+    pub webhook_retry_for: std::time::Duration,
+    /// The first retry's delay; each next one doubles.
+    #[arg(long, env = "ARTIFACT_GIT_EVENTS_BACKOFF", default_value = "2s", value_parser = parse_duration)]
+    pub events_backoff: std::time::Duration,
+    /// The longest delay between retries.
+    #[arg(long, env = "ARTIFACT_GIT_EVENTS_BACKOFF_MAX", default_value = "5m", value_parser = parse_duration)]
+    pub events_backoff_max: std::time::Duration,
+    /// How often each replica looks for undelivered events (pushes on the same replica wake it
+    /// at once).
+    #[arg(long, env = "ARTIFACT_GIT_EVENTS_POLL", default_value = "5s", value_parser = parse_duration)]
+    pub events_poll: std::time::Duration,
+    /// How long a replica's claim on an endpoint lasts before another may take over.
+    #[arg(long, env = "ARTIFACT_GIT_EVENTS_LEASE", default_value = "60s", value_parser = parse_duration)]
+    pub events_lease: std::time::Duration,
+    /// Authentication failures in a row after which a mirror is paused.
+    #[arg(long, env = "ARTIFACT_GIT_MIRROR_AUTH_FAILURES", default_value_t = 3)]
+    pub mirror_auth_failures: u32,
+}
+
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on.
@@ -365,6 +402,8 @@ pub struct ServeArgs {
     pub limits: LimitArgs,
     #[command(flatten)]
     pub lfs: LfsArgs,
+    #[command(flatten)]
+    pub events: EventArgs,
     /// The URL clients reach this server at (shown in clone URLs); defaults to the listen address.
     #[arg(long, env = "ARTIFACT_GIT_PUBLIC_URL")]
     pub public_url: Option<String>,
@@ -465,11 +504,31 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         None
     };
     let (limits, timeouts) = args.limits.resolve();
+    let cache = Arc::new(PackCache::new(cache_dir, args.storage.cache_size));
+    let events = Arc::new(events::dispatcher::Dispatcher::new(
+        storage.bucket.clone(),
+        objectstore::layout::StorageKeys::new(&storage.prefix),
+        cache.clone(),
+        events::client::Client::new(args.events.webhook_allow_private)?,
+        events::dispatcher::Settings {
+            replica: events::dispatcher::replica_name(),
+            poll: args.events.events_poll,
+            lease: args.events.events_lease,
+            timeout: args.events.webhook_timeout,
+            retry_for: args.events.webhook_retry_for,
+            backoff_base: args.events.events_backoff,
+            backoff_max: args.events.events_backoff_max,
+            auth_failures_before_pause: args.events.mirror_auth_failures,
+            public_url: public_url.clone(),
+            staging: staging.join("mirror"),
+        },
+    ));
     let app = Arc::new(App {
         auth,
         storage,
-        cache: Arc::new(PackCache::new(cache_dir, args.storage.cache_size)),
+        cache,
         staging,
+        events,
         public_url: public_url.clone(),
         limits,
         timeouts,

@@ -172,18 +172,33 @@ pub async fn import_newest_version(
         .publish(db.bucket().as_ref(), db.keys(), &Reach::Exactly(vec![head]))
         .await?;
     app.cache.forget_list(&repo.keys);
+    let journal = events::log::Recorder::new(
+        storage.bucket.clone(),
+        &storage.keys(),
+        &repo.id.workspace,
+        &repo.id.alias,
+        events::log::EventMeta {
+            pusher: None,
+            push_options: Vec::new(),
+            source: events::log::Source::Import,
+        },
+    );
     let results = repo
         .refs
-        .commit(&RefTransaction {
-            updates: vec![RefUpdate {
-                name: format!("refs/heads/{branch}"),
-                old: ObjectId::null(gix_hash::Kind::Sha1),
-                new: head,
-                peeled: None,
-            }],
-            atomic: true,
-        })
+        .commit_with(
+            &RefTransaction {
+                updates: vec![RefUpdate {
+                    name: format!("refs/heads/{branch}"),
+                    old: ObjectId::null(gix_hash::Kind::Sha1),
+                    new: head,
+                    peeled: None,
+                }],
+                atomic: true,
+            },
+            Some(&journal),
+        )
         .await?;
+    app.events.wake();
     if let Some(Err(refusal)) = results.into_iter().next() {
         return Err(ImportError::Refused(refusal));
     }

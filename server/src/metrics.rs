@@ -110,5 +110,6 @@ pub fn render() -> String {
             counter.load(Ordering::Relaxed)
         ));
     }
+    events::metrics::render(&mut out);
     out
 }

@@ -126,7 +126,6 @@ pub async fn handle(
     pusher: Option<Grants>,
     req: Request<Incoming>,
 ) -> http::Response<ResponseBody> {
-    let _ = &pusher;
     let started = Instant::now();
     let gzip = is_gzip(&req);
     let request_body = body::reader(
@@ -268,7 +267,19 @@ pub async fn handle(
         atomic,
     };
     if !tx.updates.is_empty() {
-        match repo.refs.commit(&tx).await {
+        // The event is recorded before the refs move: once git prints `ok`, it exists.
+        let journal = events::log::Recorder::new(
+            app.storage.bucket.clone(),
+            &app.storage.keys(),
+            &repo.id.workspace,
+            &repo.id.alias,
+            events::log::EventMeta {
+                pusher: pusher.as_ref().and_then(|g| g.subject.clone()),
+                push_options: request.push_options.clone(),
+                source: events::log::Source::Push,
+            },
+        );
+        match repo.refs.commit_with(&tx, Some(&journal)).await {
             Ok(outcome) => {
                 for ((i, _), result) in checked.updates.iter().zip(outcome) {
                     checked.results[*i] = result.map_err(Rejection::Ref);
@@ -281,6 +292,9 @@ pub async fn handle(
                 }
             }
         }
+    }
+    if checked.results.iter().any(Result::is_ok) {
+        app.events.wake();
     }
     repoint_unborn_head(&repo, &request, &checked.results).await;
     let applied = checked.results.iter().filter(|r| r.is_ok()).count();

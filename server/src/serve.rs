@@ -34,6 +34,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let mut shutdown = std::pin::pin!(shutdown);
+    // Push events are delivered by a worker that lives as long as the listener.
+    let stop_events = tokio_util::sync::CancellationToken::new();
+    let events = tokio::spawn(app.events.clone().run(stop_events.clone()));
+    app.events.wake();
     let graceful = GracefulShutdown::new();
     let connections = Arc::new(Semaphore::new(app.limits.max_connections.max(1)));
     let mut backoff = Duration::ZERO;
@@ -73,6 +77,9 @@ pub async fn serve(
         });
     }
     drop(listener);
+    // An event being delivered is delivered again by whichever replica takes its lease next.
+    stop_events.cancel();
+    let _ = events.await;
     tracing::info!("shutting down: waiting for requests in flight");
     let deadline = Instant::now() + app.timeouts.shutdown;
     if tokio::time::timeout(app.timeouts.shutdown, graceful.shutdown())

@@ -75,9 +75,14 @@ impl Storage {
         }
     }
 
+    /// The keys of the whole storage.
+    pub fn keys(&self) -> objectstore::layout::StorageKeys {
+        objectstore::layout::StorageKeys::new(&self.prefix)
+    }
+
     /// The keys of an artifact (its versions and its git repository).
     pub fn artifact_keys(&self, id: &RepoId) -> objectstore::layout::ArtifactKeys {
-        objectstore::layout::ArtifactKeys::new(&self.prefix, &id.workspace, &id.alias)
+        self.keys().artifact(&id.workspace, &id.alias)
     }
 }
 

@@ -104,6 +104,11 @@ impl Git {
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
+    /// `git rev-parse <what>` in `dir`.
+    pub fn rev(&self, dir: &Path, what: &str) -> String {
+        self.ok(dir, &["rev-parse", what]).trim().to_owned()
+    }
+
     /// Every ref and its value, as `git for-each-ref` prints it, for comparison.
     pub fn refs(&self, dir: &Path, pattern: &str) -> String {
         self.ok(

@@ -1,7 +1,8 @@
 //! The harness of the end-to-end tests: start `artifact-git serve` as a separate process on a
 //! free port ([`server`]), drive the real `git` binaries against it ([`git`]), build test
 //! histories ([`history`]) and hostile packs ([`packs`]), send raw requests ([`http`]), and
-//! watch the server process ([`process`]). [`fixture`] is the usual start: a server with a
+//! watch the server process ([`process`]), receive webhooks ([`receiver`]) and run C git's
+//! `git http-backend` ([`http_backend`]). [`fixture`] is the usual start: a server with a
 //! repository holding a pushed history.
 //!
 //! The server binary is taken from `ARTIFACT_GIT_BIN`, or from the `target/` directory these
@@ -13,14 +14,18 @@ pub mod fixture;
 pub mod git;
 pub mod history;
 pub mod http;
+pub mod http_backend;
 pub mod packs;
 pub mod process;
+pub mod receiver;
 pub mod server;
 
 pub use fixture::Fixture;
 pub use git::*;
 pub use history::*;
 pub use http::*;
+pub use http_backend::HttpBackend;
 pub use process::*;
+pub use receiver::{Received, Receiver, Reply};
 pub use server::*;
 pub use tempfile::TempDir;

@@ -256,6 +256,12 @@ impl Server {
         self.child.id()
     }
 
+    /// Kill the process outright (`kill -9`): no shutdown, nothing flushed.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Send SIGTERM (what container runtimes send) and wait up to `max` for the process to
     /// exit; its exit status, or `None` if it is still running.
     pub fn terminate(&mut self, max: std::time::Duration) -> Option<std::process::ExitStatus> {
@@ -337,6 +343,19 @@ impl Server {
         );
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&out));
         serde_json::from_slice(&out).unwrap()
+    }
+
+    /// Call an API method with an admin token of `workspace`, requiring success; its result.
+    pub fn call(
+        &self,
+        workspace: &str,
+        method: &str,
+        params: serde_json::Value,
+    ) -> serde_json::Value {
+        let token = self.token(workspace, None, "a");
+        let answer = self.rpc(Some(&token), method, params);
+        assert!(answer["error"].is_null(), "{method}: {answer}");
+        answer["result"].clone()
     }
 
     /// The HTTP status of a GET with an optional token as the Basic password.

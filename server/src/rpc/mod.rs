@@ -11,6 +11,8 @@ use crate::auth::{decide, Access, Decision, Grants};
 use crate::repo::{Repo, Settings};
 use crate::storage::RepoId;
 
+mod events;
+
 /// JSON-RPC error codes: the standard ones and the API's own.
 pub mod code {
     /// The body is not JSON.
@@ -43,7 +45,7 @@ pub enum RpcError {
     #[error("{0}")]
     InvalidRequest(&'static str),
     /// No such method.
-    #[error("unknown method {0:?}; the methods are enable_git and get_git_url")]
+    #[error("unknown method {0:?}; the methods are enable_git, get_git_url, add_webhook, list_webhooks, update_webhook, remove_webhook, list_deliveries, redeliver, add_mirror, list_mirrors, remove_mirror and sync_mirror")]
     MethodNotFound(String),
     /// The params do not fit the method.
     #[error("invalid params: {0}")]
@@ -141,6 +143,16 @@ pub async fn handle(app: Arc<App>, identity: Option<Grants>, body: &[u8]) -> Val
     let result = match method {
         "enable_git" => enable_git(&app, identity.as_ref(), params).await,
         "get_git_url" => get_git_url(&app, identity.as_ref(), params).await,
+        "add_webhook" => events::add_webhook(&app, identity.as_ref(), params).await,
+        "list_webhooks" => events::list_webhooks(&app, identity.as_ref(), params).await,
+        "update_webhook" => events::update_webhook(&app, identity.as_ref(), params).await,
+        "remove_webhook" => events::remove_webhook(&app, identity.as_ref(), params).await,
+        "list_deliveries" => events::list_deliveries(&app, identity.as_ref(), params).await,
+        "redeliver" => events::redeliver(&app, identity.as_ref(), params).await,
+        "add_mirror" => events::add_mirror(&app, identity.as_ref(), params).await,
+        "list_mirrors" => events::list_mirrors(&app, identity.as_ref(), params).await,
+        "remove_mirror" => events::remove_mirror(&app, identity.as_ref(), params).await,
+        "sync_mirror" => events::sync_mirror(&app, identity.as_ref(), params).await,
         other => Err(RpcError::MethodNotFound(other.to_owned())),
     };
     response(id, result)

@@ -1,0 +1,338 @@
+//! The push event log: one record per change of a repository's refs, written before the change
+//! is committed, and read back as the chain that leads to the refs as they are.
+//!
+//! A change is recorded under its number and the content ids of the refs before and after it
+//! ([`RepoKeys::event`]). The record is written before the refs' compare-and-swap, so once git
+//! printed `ok` the event exists; a push that loses the race (or crashes in between) leaves a
+//! record whose `id` never becomes the refs' content id, and a reader that follows the chain
+//! back from the current refs never reaches it. Nothing needs cleaning up for correctness.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use gix_hash::ObjectId;
+use objectstore::bucket::{self, Bucket, PutMode};
+use objectstore::layout::{RepoKeys, StorageKeys};
+use serde::{Deserialize, Serialize};
+
+/// The content id of "no refs object yet", in keys.
+pub const NO_REFS: &str = "0000000000000000000000000000000000000000";
+
+fn key_id(id: &str) -> &str {
+    if id.is_empty() {
+        NO_REFS
+    } else {
+        id
+    }
+}
+
+/// One ref moved by an event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefMove {
+    /// The full ref name.
+    pub name: String,
+    /// Its value before, hex (all zeros: created).
+    pub before: String,
+    /// Its value after, hex (all zeros: deleted).
+    pub after: String,
+}
+
+impl RefMove {
+    /// The value before, if the ref existed.
+    pub fn before_id(&self) -> Option<ObjectId> {
+        ObjectId::from_hex(self.before.as_bytes())
+            .ok()
+            .filter(|i| !i.is_null())
+    }
+
+    /// The value after, if the ref still exists.
+    pub fn after_id(&self) -> Option<ObjectId> {
+        ObjectId::from_hex(self.after.as_bytes())
+            .ok()
+            .filter(|i| !i.is_null())
+    }
+}
+
+/// What caused an event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// A `git push`.
+    #[default]
+    Push,
+    /// Files imported by `enable_git`.
+    Import,
+    /// A commit made through the API.
+    Api,
+}
+
+/// Who and what besides the ref moves: recorded with every event.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventMeta {
+    /// The pusher's `sub` claim, when the token had one.
+    pub pusher: Option<String>,
+    /// `git push -o` options.
+    #[serde(default)]
+    pub push_options: Vec<String>,
+    /// What made the change.
+    #[serde(default)]
+    pub source: Source,
+}
+
+/// One recorded change of the refs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Its number: one more than the refs it started from.
+    pub seq: u64,
+    /// The content id of the refs before.
+    pub prev: String,
+    /// The content id of the refs after.
+    pub id: String,
+    /// When it was recorded, seconds since the epoch.
+    pub time: i64,
+    /// The refs it moved.
+    pub refs: Vec<RefMove>,
+    /// Who and how.
+    #[serde(flatten)]
+    pub meta: EventMeta,
+}
+
+/// A position in the log: the refs as they were after event `seq`, by content id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Cursor {
+    /// The event number.
+    pub seq: u64,
+    /// The refs' content id then.
+    pub id: String,
+}
+
+/// Seconds since the epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Records each change of one repository's refs: the [`refs::Journal`] a push commits with.
+pub struct Recorder {
+    bucket: Arc<dyn Bucket>,
+    keys: RepoKeys,
+    marker: Box<dyn Fn(u64) -> String + Send + Sync>,
+    meta: EventMeta,
+}
+
+impl Recorder {
+    /// A recorder for the repository `workspace/alias` of `storage`.
+    pub fn new(
+        bucket: Arc<dyn Bucket>,
+        storage: &StorageKeys,
+        workspace: &str,
+        alias: &str,
+        meta: EventMeta,
+    ) -> Self {
+        let keys = storage.artifact(workspace, alias).repo();
+        let (storage, workspace, alias) = (storage.clone(), workspace.to_owned(), alias.to_owned());
+        Recorder {
+            bucket,
+            keys,
+            marker: Box::new(move |seq| storage.pending_event(&workspace, &alias, seq)),
+            meta,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl refs::Journal for Recorder {
+    async fn record(&self, change: &refs::Change) -> Result<(), bucket::Error> {
+        let event = Event {
+            seq: change.seq,
+            prev: change.prev.clone(),
+            id: change.id.clone(),
+            time: now(),
+            refs: change
+                .moved
+                .iter()
+                .map(|m| RefMove {
+                    name: m.name.clone(),
+                    before: m.before.to_string(),
+                    after: m.after.to_string(),
+                })
+                .collect(),
+            meta: self.meta.clone(),
+        };
+        let body = serde_json::to_vec(&event).map_err(|e| bucket::Error::Backend {
+            key: String::new(),
+            message: e.to_string(),
+        })?;
+        let key = self
+            .keys
+            .event(event.seq, key_id(&event.prev), key_id(&event.id));
+        let marker = (self.marker)(event.seq);
+        let (record, marked) = tokio::join!(
+            self.bucket.put(&key, Bytes::from(body), PutMode::Create),
+            self.bucket.put(&marker, Bytes::new(), PutMode::Overwrite),
+        );
+        match record {
+            // The same change recorded before (an identical retry): the record is the same.
+            Ok(_) | Err(bucket::Error::PreconditionFailed(_)) => {}
+            Err(e) => return Err(e),
+        }
+        marked.map(|_| ())
+    }
+}
+
+/// The events of a repository after `cursor`, up to the refs whose number and content id are
+/// `head`, oldest first: the chain followed back from `head` through each record's `prev`.
+/// Records of changes that never committed are not on it. A gap (a change made without a
+/// record, or records already deleted) ends the walk: the events after it are returned.
+pub async fn events_after(
+    bucket: &dyn Bucket,
+    keys: &RepoKeys,
+    cursor: &Cursor,
+    head: &Cursor,
+) -> Result<Vec<Event>, bucket::Error> {
+    if head.seq <= cursor.seq {
+        return Ok(Vec::new());
+    }
+    let listed = bucket.list(&keys.event_log_dir()).await?;
+    // (seq, id) -> (prev, key), for the records after the cursor.
+    let mut by_id = std::collections::HashMap::new();
+    for meta in &listed {
+        if let Some((seq, prev, id)) = keys.parse_event(&meta.key) {
+            if seq > cursor.seq && seq <= head.seq {
+                by_id.insert((seq, id.to_owned()), (prev.to_owned(), meta.key.clone()));
+            }
+        }
+    }
+    let mut chain = Vec::new();
+    let (mut seq, mut id) = (head.seq, key_id(&head.id).to_owned());
+    while seq > cursor.seq {
+        let Some((prev, key)) = by_id.remove(&(seq, id.clone())) else {
+            break;
+        };
+        chain.push(key);
+        id = prev;
+        seq -= 1;
+    }
+    let mut events = Vec::with_capacity(chain.len());
+    for key in chain.iter().rev() {
+        let data = bucket.get(key).await?.data;
+        let event: Event = serde_json::from_slice(&data).map_err(|e| bucket::Error::Backend {
+            key: key.clone(),
+            message: format!("unreadable event record: {e}"),
+        })?;
+        events.push(event);
+    }
+    Ok(events)
+}
+
+/// Delete the records of events up to `seq` (every endpoint has them) and the records of
+/// changes that never committed below it.
+pub async fn forget_through(
+    bucket: &dyn Bucket,
+    keys: &RepoKeys,
+    seq: u64,
+) -> Result<usize, bucket::Error> {
+    let mut deleted = 0;
+    for meta in bucket.list(&keys.event_log_dir()).await? {
+        if keys
+            .parse_event(&meta.key)
+            .is_some_and(|(s, _, _)| s <= seq)
+        {
+            bucket.delete(&meta.key).await?;
+            deleted += 1;
+        }
+    }
+    Ok(deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use objectstore::MemoryBucket;
+    use refs::{Journal, RefStore, RefTransaction, RefUpdate};
+
+    fn id(n: u8) -> ObjectId {
+        ObjectId::from_bytes_or_panic(&[n; 20])
+    }
+
+    fn update(name: &str, old: ObjectId, new: ObjectId) -> RefTransaction {
+        RefTransaction {
+            updates: vec![RefUpdate {
+                name: name.into(),
+                old,
+                new,
+                peeled: None,
+            }],
+            atomic: true,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_chain_holds_exactly_the_committed_changes(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let bucket: Arc<dyn Bucket> = Arc::new(MemoryBucket::new());
+        let storage = StorageKeys::new("");
+        let keys = storage.artifact("ws", "repo").repo();
+        let refs = RefStore::new(bucket.clone(), keys.clone());
+        refs.init("main").await?;
+        let zero = ObjectId::null(gix_hash::Kind::Sha1);
+        let meta = |who: &str| EventMeta {
+            pusher: Some(who.into()),
+            ..EventMeta::default()
+        };
+        let alice = Recorder::new(bucket.clone(), &storage, "ws", "repo", meta("alice"));
+        refs.commit_with(&update("refs/heads/main", zero, id(1)), Some(&alice))
+            .await?;
+        // A record whose change never committed (it lost the race, or the replica died).
+        let start = refs.snapshot().await?;
+        let lost = refs::Change {
+            seq: start.seq + 1,
+            prev: start.content_id.clone(),
+            id: "f".repeat(40),
+            moved: vec![],
+        };
+        Recorder::new(bucket.clone(), &storage, "ws", "repo", meta("mallory"))
+            .record(&lost)
+            .await?;
+        let bob = Recorder::new(bucket.clone(), &storage, "ws", "repo", meta("bob"));
+        refs.commit_with(&update("refs/heads/main", id(1), id(2)), Some(&bob))
+            .await?;
+        refs.commit_with(&update("refs/heads/dev", zero, id(3)), Some(&bob))
+            .await?;
+        let head = refs.snapshot().await?;
+        let head = Cursor {
+            seq: head.seq,
+            id: head.content_id,
+        };
+        let all = events_after(bucket.as_ref(), &keys, &Cursor::default(), &head).await?;
+        let who: Vec<_> = all
+            .iter()
+            .map(|e| e.meta.pusher.clone().unwrap_or_default())
+            .collect();
+        assert_eq!(who, ["alice", "bob", "bob"]);
+        assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(all[1].refs[0].before_id(), Some(id(1)));
+        assert_eq!(all[2].refs[0].before_id(), None);
+        // From a cursor, only what follows it.
+        let cursor = Cursor {
+            seq: all[0].seq,
+            id: all[0].id.clone(),
+        };
+        let rest = events_after(bucket.as_ref(), &keys, &cursor, &head).await?;
+        assert_eq!(rest.len(), 2);
+        // Markers name the repository and the event.
+        let markers = bucket.list(&storage.pending_events_dir()).await?;
+        assert!(markers.iter().all(|m| storage
+            .parse_pending_event(&m.key)
+            .is_some_and(|(w, a, _)| (w, a) == ("ws", "repo"))));
+        assert_eq!(forget_through(bucket.as_ref(), &keys, 2).await?, 3);
+        assert_eq!(
+            events_after(bucket.as_ref(), &keys, &cursor, &head)
+                .await?
+                .len(),
+            1
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,279 @@
+//! How far each endpoint got, and who is delivering to it: one small object per endpoint,
+//! changed only by compare-and-swap. Taking the lease is such a change, so of several replicas
+//! one delivers to an endpoint at a time; a lease that ran out (its replica died) is taken
+//! over, and the event it was delivering is sent again (at least once).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use objectstore::bucket::{self, Bucket, PutMode};
+use objectstore::layout::RepoKeys;
+use objectstore::ETag;
+use serde::{Deserialize, Serialize};
+
+use crate::log::Cursor;
+
+/// A replica's claim on an endpoint until a time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The replica.
+    pub owner: String,
+    /// Until when, milliseconds since the epoch.
+    pub until_ms: u64,
+}
+
+/// The next try of an event that failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retry {
+    /// The event.
+    pub seq: u64,
+    /// Attempts made.
+    pub attempts: u32,
+    /// When the first attempt was made, milliseconds since the epoch.
+    pub first_ms: u64,
+    /// Not before, milliseconds since the epoch.
+    pub next_ms: u64,
+}
+
+/// The outcome of one ref of a mirror push.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefResult {
+    /// The ref.
+    pub name: String,
+    /// `ok`, or the remote's (or our) reason.
+    pub status: String,
+}
+
+/// One endpoint's progress and status.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointState {
+    /// The last event handled.
+    pub cursor: Cursor,
+    /// Who delivers now.
+    #[serde(default)]
+    pub lease: Option<Lease>,
+    /// A failed event waiting for its next try.
+    #[serde(default)]
+    pub retry: Option<Retry>,
+    /// Last attempt, milliseconds since the epoch.
+    #[serde(default)]
+    pub last_attempt_ms: Option<u64>,
+    /// Last success, milliseconds since the epoch.
+    #[serde(default)]
+    pub last_success_ms: Option<u64>,
+    /// The last error, if the last attempt failed.
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// Authentication failures in a row (mirrors).
+    #[serde(default)]
+    pub auth_failures: u32,
+    /// Why deliveries are paused (mirrors that failed authentication too often).
+    #[serde(default)]
+    pub paused: Option<String>,
+    /// Mirrors: every ref must be pushed (new mirror, `sync_mirror`).
+    #[serde(default)]
+    pub full_sync: bool,
+    /// Mirrors: the remote's refs as last seen or set by us (the expected old values).
+    #[serde(default)]
+    pub remote_refs: BTreeMap<String, String>,
+    /// Mirrors: the outcome of each ref in the last push.
+    #[serde(default)]
+    pub ref_results: Vec<RefResult>,
+    /// Events delivered since the endpoint was added.
+    #[serde(default)]
+    pub delivered: u64,
+}
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The state objects of one repository's endpoints.
+#[derive(Debug, Clone)]
+pub struct StateStore {
+    bucket: Arc<dyn Bucket>,
+    keys: RepoKeys,
+}
+
+/// A state as read, with the tag a change must match.
+#[derive(Debug, Clone)]
+pub struct Versioned {
+    /// The state.
+    pub state: EndpointState,
+    /// Its tag.
+    pub etag: ETag,
+}
+
+impl StateStore {
+    /// The states of the repository whose keys are `keys`.
+    pub fn new(bucket: Arc<dyn Bucket>, keys: RepoKeys) -> Self {
+        StateStore { bucket, keys }
+    }
+
+    /// Create the state of a new endpoint.
+    pub async fn create(&self, endpoint: &str, state: &EndpointState) -> Result<(), bucket::Error> {
+        let data = serde_json::to_vec(state).map_err(|e| corrupt(endpoint, e))?;
+        match self
+            .bucket
+            .put(
+                &self.keys.endpoint_state(endpoint),
+                Bytes::from(data),
+                PutMode::Create,
+            )
+            .await
+        {
+            Ok(_) | Err(bucket::Error::PreconditionFailed(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The state of `endpoint`, if it has one.
+    pub async fn get(&self, endpoint: &str) -> Result<Option<Versioned>, bucket::Error> {
+        match self.bucket.get(&self.keys.endpoint_state(endpoint)).await {
+            Ok(got) => Ok(Some(Versioned {
+                state: serde_json::from_slice(&got.data).map_err(|e| corrupt(endpoint, e))?,
+                etag: got.etag,
+            })),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Replace the state read as `read` with `state`; `None` when somebody changed it since.
+    pub async fn put(
+        &self,
+        endpoint: &str,
+        read: &ETag,
+        state: &EndpointState,
+    ) -> Result<Option<ETag>, bucket::Error> {
+        let data = serde_json::to_vec(state).map_err(|e| corrupt(endpoint, e))?;
+        match self
+            .bucket
+            .put(
+                &self.keys.endpoint_state(endpoint),
+                Bytes::from(data),
+                PutMode::Update(read.clone()),
+            )
+            .await
+        {
+            Ok(tag) => Ok(Some(tag)),
+            Err(bucket::Error::PreconditionFailed(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Change the state by compare-and-swap, retrying on concurrent changes (API calls).
+    pub async fn update(
+        &self,
+        endpoint: &str,
+        mut change: impl FnMut(&mut EndpointState),
+    ) -> Result<bool, bucket::Error> {
+        for _ in 0..8 {
+            let Some(mut read) = self.get(endpoint).await? else {
+                return Ok(false);
+            };
+            change(&mut read.state);
+            if self.put(endpoint, &read.etag, &read.state).await?.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Delete an endpoint's state (the endpoint was removed).
+    pub async fn delete(&self, endpoint: &str) -> Result<(), bucket::Error> {
+        self.bucket
+            .delete(&self.keys.endpoint_state(endpoint))
+            .await
+    }
+
+    /// Take the lease of `endpoint` for `owner` for `lease_ms`, if nobody else holds it: the
+    /// state with its new tag, or `None`.
+    pub async fn acquire(
+        &self,
+        endpoint: &str,
+        owner: &str,
+        lease_ms: u64,
+    ) -> Result<Option<Versioned>, bucket::Error> {
+        let Some(mut read) = self.get(endpoint).await? else {
+            return Ok(None);
+        };
+        let now = now_ms();
+        if read
+            .state
+            .lease
+            .as_ref()
+            .is_some_and(|l| l.owner != owner && l.until_ms > now)
+        {
+            return Ok(None);
+        }
+        read.state.lease = Some(Lease {
+            owner: owner.to_owned(),
+            until_ms: now + lease_ms,
+        });
+        Ok(self
+            .put(endpoint, &read.etag, &read.state)
+            .await?
+            .map(|etag| Versioned {
+                state: read.state,
+                etag,
+            }))
+    }
+}
+
+fn corrupt(endpoint: &str, e: serde_json::Error) -> bucket::Error {
+    bucket::Error::Backend {
+        key: endpoint.to_owned(),
+        message: format!("unreadable endpoint state: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use objectstore::MemoryBucket;
+
+    #[tokio::test]
+    async fn one_replica_holds_the_lease_until_it_runs_out() -> Result<(), bucket::Error> {
+        let store = StateStore::new(Arc::new(MemoryBucket::new()), RepoKeys::at("r/"));
+        store.create("hook-1", &EndpointState::default()).await?;
+        let a = store.acquire("hook-1", "replica-a", 60_000).await?;
+        assert!(a.is_some());
+        assert!(store
+            .acquire("hook-1", "replica-b", 60_000)
+            .await?
+            .is_none());
+        // Its own lease it may renew.
+        assert!(store
+            .acquire("hook-1", "replica-a", 60_000)
+            .await?
+            .is_some());
+        // A stale tag loses.
+        let a = a.map(|v| v.etag).unwrap_or_else(|| ETag(String::new()));
+        store
+            .update("hook-1", |s| s.last_error = Some("changed".into()))
+            .await?;
+        assert!(store
+            .put("hook-1", &a, &EndpointState::default())
+            .await?
+            .is_none());
+        // An expired lease is taken over.
+        store
+            .update("hook-1", |s| {
+                s.lease = Some(Lease {
+                    owner: "replica-a".into(),
+                    until_ms: 1,
+                })
+            })
+            .await?;
+        assert!(store
+            .acquire("hook-1", "replica-b", 60_000)
+            .await?
+            .is_some());
+        Ok(())
+    }
+}
