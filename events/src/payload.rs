@@ -68,6 +68,11 @@ fn commit_json(
             FileChangeKind::Added => added.push(change.path),
             FileChangeKind::Deleted => removed.push(change.path),
             FileChangeKind::Modified => modified.push(change.path),
+            // Not produced without rename detection; GitHub lists a rename as both.
+            FileChangeKind::Renamed => {
+                removed.push(change.old_path().to_owned());
+                added.push(change.path);
+            }
         }
     }
     Ok(json!({

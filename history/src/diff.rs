@@ -18,12 +18,27 @@ pub enum FileChangeKind {
     Deleted,
     /// Its content or mode changed.
     Modified,
+    /// It moved (see [`FileChange::old_path`]), its content the same or changed.
+    Renamed,
+}
+
+impl FileChangeKind {
+    /// `added`, `deleted`, `modified` or `renamed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileChangeKind::Added => "added",
+            FileChangeKind::Deleted => "deleted",
+            FileChangeKind::Modified => "modified",
+            FileChangeKind::Renamed => "renamed",
+        }
+    }
 }
 
 /// One changed file (trees themselves are never listed, only what is in them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileChange {
-    /// The path from the root, `/`-separated (invalid UTF-8 replaced).
+    /// The path from the root, `/`-separated (invalid UTF-8 replaced); for a rename, the new
+    /// path.
     pub path: String,
     /// How it changed.
     pub kind: FileChangeKind,
@@ -31,6 +46,68 @@ pub struct FileChange {
     pub old: Option<ObjectId>,
     /// The blob after (none when deleted).
     pub new: Option<ObjectId>,
+    /// The mode before (0 when added).
+    pub old_mode: u32,
+    /// The mode after (0 when deleted).
+    pub new_mode: u32,
+    /// Where a renamed file was.
+    pub old_path: Option<String>,
+}
+
+impl FileChange {
+    /// The path before the change (the same as `path` unless renamed).
+    pub fn old_path(&self) -> &str {
+        self.old_path.as_deref().unwrap_or(&self.path)
+    }
+}
+
+/// Pair deletions and additions of the same content (and mode) as renames, as git's rename
+/// detection does first (exact renames); the renamed entry takes the added path's place.
+/// Empty files are left alone: they have no identity to follow.
+pub fn detect_renames(changes: Vec<FileChange>) -> Vec<FileChange> {
+    let empty_blob = ObjectId::empty_blob(gix_hash::Kind::Sha1);
+    let mut deleted: std::collections::HashMap<ObjectId, Vec<usize>> = Default::default();
+    for (i, c) in changes.iter().enumerate() {
+        if let (FileChangeKind::Deleted, Some(old)) = (c.kind, c.old) {
+            if old != empty_blob {
+                deleted.entry(old).or_default().push(i);
+            }
+        }
+    }
+    let mut taken = vec![false; changes.len()];
+    let mut renamed_from: Vec<Option<usize>> = vec![None; changes.len()];
+    for (i, c) in changes.iter().enumerate() {
+        if let (FileChangeKind::Added, Some(new)) = (c.kind, c.new) {
+            if let Some(candidates) = deleted.get_mut(&new) {
+                if let Some(pos) = candidates
+                    .iter()
+                    .position(|&d| changes[d].old_mode == c.new_mode)
+                {
+                    let d = candidates.remove(pos);
+                    taken[d] = true;
+                    renamed_from[i] = Some(d);
+                }
+            }
+        }
+    }
+    let olds: Vec<(String, u32)> = changes
+        .iter()
+        .map(|c| (c.path.clone(), c.old_mode))
+        .collect();
+    changes
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !taken[*i])
+        .map(|(i, mut c)| {
+            if let Some(d) = renamed_from[i] {
+                c.kind = FileChangeKind::Renamed;
+                c.old = c.new;
+                c.old_path = Some(olds[d].0.clone());
+                c.old_mode = olds[d].1;
+            }
+            c
+        })
+        .collect()
 }
 
 /// A recorder that stops after `max` changes.
@@ -99,6 +176,16 @@ pub fn diff_trees(
         Err(gix_diff::tree::Error::Cancelled) => true,
         Err(e) => return Err(Error::Diff(e.to_string())),
     };
+    let mode = |m: gix_object::tree::EntryMode| u32::from(m.value());
+    let file = |path: &BStr, kind, old, new, old_mode, new_mode| FileChange {
+        path: path.to_str_lossy().into_owned(),
+        kind,
+        old,
+        new,
+        old_mode,
+        new_mode,
+        old_path: None,
+    };
     let changes = capped
         .inner
         .records
@@ -109,22 +196,30 @@ pub fn diff_trees(
                 oid,
                 path,
                 ..
-            } => (!entry_mode.is_tree()).then(|| FileChange {
-                path: path.to_str_lossy().into_owned(),
-                kind: FileChangeKind::Added,
-                old: None,
-                new: Some(oid),
+            } => (!entry_mode.is_tree()).then(|| {
+                file(
+                    path.as_ref(),
+                    FileChangeKind::Added,
+                    None,
+                    Some(oid),
+                    0,
+                    mode(entry_mode),
+                )
             }),
             recorder::Change::Deletion {
                 entry_mode,
                 oid,
                 path,
                 ..
-            } => (!entry_mode.is_tree()).then(|| FileChange {
-                path: path.to_str_lossy().into_owned(),
-                kind: FileChangeKind::Deleted,
-                old: Some(oid),
-                new: None,
+            } => (!entry_mode.is_tree()).then(|| {
+                file(
+                    path.as_ref(),
+                    FileChangeKind::Deleted,
+                    Some(oid),
+                    None,
+                    mode(entry_mode),
+                    0,
+                )
             }),
             recorder::Change::Modification {
                 previous_entry_mode,
@@ -133,26 +228,32 @@ pub fn diff_trees(
                 oid,
                 path,
             } => match (previous_entry_mode.is_tree(), entry_mode.is_tree()) {
-                (false, false) => Some(FileChange {
-                    path: path.to_str_lossy().into_owned(),
-                    kind: FileChangeKind::Modified,
-                    old: Some(previous_oid),
-                    new: Some(oid),
-                }),
+                (false, false) => Some(file(
+                    path.as_ref(),
+                    FileChangeKind::Modified,
+                    Some(previous_oid),
+                    Some(oid),
+                    mode(previous_entry_mode),
+                    mode(entry_mode),
+                )),
                 // A file that became a directory (or back): the file went or came; the
                 // directory's files are listed on their own.
-                (false, true) => Some(FileChange {
-                    path: path.to_str_lossy().into_owned(),
-                    kind: FileChangeKind::Deleted,
-                    old: Some(previous_oid),
-                    new: None,
-                }),
-                (true, false) => Some(FileChange {
-                    path: path.to_str_lossy().into_owned(),
-                    kind: FileChangeKind::Added,
-                    old: None,
-                    new: Some(oid),
-                }),
+                (false, true) => Some(file(
+                    path.as_ref(),
+                    FileChangeKind::Deleted,
+                    Some(previous_oid),
+                    None,
+                    mode(previous_entry_mode),
+                    0,
+                )),
+                (true, false) => Some(file(
+                    path.as_ref(),
+                    FileChangeKind::Added,
+                    None,
+                    Some(oid),
+                    0,
+                    mode(entry_mode),
+                )),
                 (true, true) => None,
             },
         })

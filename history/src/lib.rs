@@ -6,16 +6,29 @@
 //! reach (`git log A ^B`). [`diff_trees`] lists the files that differ between two trees, with
 //! gix-diff's tree walk, which skips identical subtrees by id. Everything here is CPU work on
 //! a [`Reader`](objectstore::odb::Reader): run it in `spawn_blocking`.
+//!
+//! Around them: [`resolve_commit`] reads revisions as `git rev-parse` does, [`log_page`] is
+//! `git log [-- path]` with git's history simplification, [`list`] and [`entry_at`] answer
+//! what a tree holds, [`patch`] writes unified diffs in git's format, and [`edit_tree`],
+//! [`write_commit`] and [`write_tag`] make new commits without a work tree.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
 mod commit;
 mod diff;
 mod log;
+mod patch;
+mod rev;
+mod tree;
+mod write;
 
 pub use commit::{commit_info, CommitInfo, Signature};
-pub use diff::{diff_trees, FileChange, FileChangeKind};
-pub use log::{log, Log, LogLimits};
+pub use diff::{detect_renames, diff_trees, FileChange, FileChangeKind};
+pub use log::{log, log_page, Log, LogLimits};
+pub use patch::{is_binary, patch, FilePatch, Patch, PatchLimits};
+pub use rev::resolve_commit;
+pub use tree::{entry_at, list, normalize_path, Entry, EntryKind};
+pub use write::{edit_tree, write_commit, write_tag, Person, TreeEdit};
 
 /// Why a history question could not be answered.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +47,18 @@ pub enum Error {
     /// Comparing trees failed.
     #[error("comparing trees failed: {0}")]
     Diff(String),
+    /// The revision names nothing (or nothing that leads to a commit).
+    #[error("unknown revision {0:?}")]
+    UnknownRevision(String),
+    /// The abbreviated id names several objects.
+    #[error("the abbreviated id {0:?} is ambiguous; give more digits")]
+    AmbiguousRevision(String),
+    /// The path is not one a repository can hold, or an edit does not fit the tree.
+    #[error("invalid path or edit: {0}")]
+    InvalidPath(String),
+    /// Nothing is at the path.
+    #[error("no such path: {0}")]
+    NoSuchPath(String),
 }
 
 /// The result of a history question.

@@ -127,3 +127,81 @@ pub fn log(
         .retain(|id| flags.get(id).is_some_and(|f| f & HIDDEN == 0));
     Ok(out)
 }
+
+/// One page of `git log <tip> [-- <path>]`: the commits after the first `skip`, newest first,
+/// at most `limits.max_commits` of them.
+///
+/// With a `path`, history is simplified as git simplifies it by default: a commit is listed
+/// when what is at `path` differs from every parent (or, for a root commit, when the path
+/// exists); a merge whose path equals one parent's is followed down that parent alone, so
+/// branches that did not touch the path are not walked.
+pub fn log_page(
+    reader: &Reader<'_>,
+    tip: &ObjectId,
+    path: Option<&str>,
+    skip: usize,
+    limits: LogLimits,
+) -> Result<Log> {
+    let mut seen: HashMap<ObjectId, ()> = HashMap::new();
+    let mut at_path: HashMap<ObjectId, Option<(u32, ObjectId)>> = HashMap::new();
+    let mut entry =
+        |id: &ObjectId, tree: &ObjectId, path: &str| -> Result<Option<(u32, ObjectId)>> {
+            if let Some(found) = at_path.get(id) {
+                return Ok(*found);
+            }
+            let found = crate::tree::entry_at(reader, tree, path)?;
+            at_path.insert(*id, found);
+            Ok(found)
+        };
+    let mut queue: BinaryHeap<(i64, std::cmp::Reverse<u64>, ObjectId)> = BinaryHeap::new();
+    let mut order = 0u64;
+    queue.push((reader.commit(tip)?.time, std::cmp::Reverse(0), *tip));
+    seen.insert(*tip, ());
+    let mut out = Log::default();
+    let (mut visited, mut listed) = (0usize, 0usize);
+    while let Some((_, _, id)) = queue.pop() {
+        visited += 1;
+        if visited > limits.max_visited {
+            out.truncated = true;
+            break;
+        }
+        let commit = reader.commit(&id)?;
+        let (show, follow): (bool, &[ObjectId]) = match path {
+            None => (true, &commit.parents),
+            Some(path) => {
+                let mine = entry(&id, &commit.tree, path)?;
+                let mut same = None;
+                for (n, parent) in commit.parents.iter().enumerate() {
+                    let theirs = entry(parent, &reader.commit(parent)?.tree, path)?;
+                    if theirs == mine {
+                        same = Some(n);
+                        break;
+                    }
+                }
+                match same {
+                    Some(n) => (false, &commit.parents[n..=n]),
+                    None if commit.parents.is_empty() => (mine.is_some(), &commit.parents),
+                    None => (true, &commit.parents),
+                }
+            }
+        };
+        if show {
+            if listed >= skip {
+                if out.commits.len() == limits.max_commits {
+                    out.truncated = true;
+                    break;
+                }
+                out.commits.push(id);
+            }
+            listed += 1;
+        }
+        for parent in follow {
+            if seen.insert(*parent, ()).is_none() {
+                order += 1;
+                let time = reader.commit(parent)?.time;
+                queue.push((time, std::cmp::Reverse(order), *parent));
+            }
+        }
+    }
+    Ok(out)
+}

@@ -132,6 +132,7 @@ async fn log_diff_and_commits_agree_with_git() {
                 FileChangeKind::Added => 'A',
                 FileChangeKind::Deleted => 'D',
                 FileChangeKind::Modified => 'M',
+                FileChangeKind::Renamed => 'R',
             };
             format!("{k}\t{}", c.path)
         })

@@ -128,7 +128,11 @@ fn repo_url(app: &App, repo: &Repo) -> String {
 
 /// The server's own LFS endpoints, for actions; `authorization` is the caller's header, which
 /// the verify action repeats back to the same caller (see [`lfs::Links::verify_headers`]).
-fn links(app: &App, repo: &Repo, authorization: Option<&header::HeaderValue>) -> lfs::Links {
+pub(crate) fn links(
+    app: &App,
+    repo: &Repo,
+    authorization: Option<&header::HeaderValue>,
+) -> lfs::Links {
     let base = repo_url(app, repo);
     lfs::Links {
         objects: format!("{base}/info/lfs/objects/"),

@@ -9,6 +9,10 @@ use super::cache::PackCache;
 use super::pack::Pack;
 use super::reader::Reader;
 use super::Result;
+
+/// Several objects start with the abbreviated id that was asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ambiguous;
 use crate::bucket::Bucket;
 use crate::layout::RepoKeys;
 
@@ -135,6 +139,26 @@ impl ObjectDb {
             .iter()
             .enumerate()
             .find_map(|(i, p)| p.lookup(id).map(|ofs| (i, ofs)))
+    }
+
+    /// The one object whose id starts with `prefix` (git asks for at least 4 hex digits):
+    /// `Ok(None)` when there is none, `Err(Ambiguous)` when several objects share it.
+    pub fn lookup_prefix(
+        &self,
+        prefix: gix_hash::Prefix,
+    ) -> std::result::Result<Option<gix_hash::ObjectId>, Ambiguous> {
+        let mut found = None;
+        for pack in self.packs.iter() {
+            match pack.lookup_prefix(prefix) {
+                None => {}
+                Some(Err(())) => return Err(Ambiguous),
+                Some(Ok(id)) => match found {
+                    Some(other) if other != id => return Err(Ambiguous),
+                    _ => found = Some(id),
+                },
+            }
+        }
+        Ok(found)
     }
 
     /// A reader with its own decompression state and a 16 MiB cache of delta bases.

@@ -26,7 +26,7 @@ mod reader;
 pub mod walk;
 
 pub use cache::PackCache;
-pub use db::ObjectDb;
+pub use db::{Ambiguous, ObjectDb};
 pub use index::Refused;
 pub use object::{Commit, TreeEntry};
 pub use pack::{Pack, Reach};

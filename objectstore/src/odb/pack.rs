@@ -135,6 +135,15 @@ impl Pack {
         Some(self.bundle.index.pack_offset_at_index(idx))
     }
 
+    /// The objects whose id starts with `prefix`: none, the one, or `Err` when there are
+    /// several.
+    pub fn lookup_prefix(&self, prefix: gix_hash::Prefix) -> Option<Result<ObjectId, ()>> {
+        let index = &self.bundle.index;
+        index
+            .lookup_prefix(prefix, None)
+            .map(|found| found.map(|at| index.oid_at_index(at).to_owned()))
+    }
+
     /// (offset, index position) of every entry, sorted by offset.
     pub fn by_offset(&self) -> &[(u64, u32)] {
         self.by_offset.get_or_init(|| {

@@ -190,19 +190,29 @@ pub(super) async fn list_webhooks(
 ) -> Result<Value, RpcError> {
     let p: ArtifactOnly = super::params(p)?;
     let repo = admin_repo(app, identity, &p.artifact_id).await?;
-    let head = head(&repo).await?;
     let endpoints = EndpointStore::new(app.storage.bucket.clone(), repo.keys.clone())
         .load()
         .await?;
+    let views = endpoints.webhooks.iter().map(|h| (h.id.as_str(), h.view()));
+    Ok(json!({"webhooks": with_status(app, &repo, views).await?}))
+}
+
+/// Each endpoint's view (no secrets) with its delivery status.
+async fn with_status<'a, V: serde::Serialize>(
+    app: &App,
+    repo: &Repo,
+    views: impl Iterator<Item = (&'a str, V)>,
+) -> Result<Vec<Value>, RpcError> {
+    let head = head(repo).await?;
     let states = StateStore::new(app.storage.bucket.clone(), repo.keys.clone());
     let mut out = Vec::new();
-    for hook in &endpoints.webhooks {
-        let state = states.get(&hook.id).await?.map(|v| v.state);
-        let mut view = serde_json::to_value(hook.view()).unwrap_or_default();
+    for (id, view) in views {
+        let state = states.get(id).await?.map(|v| v.state);
+        let mut view = serde_json::to_value(view).unwrap_or_default();
         view["status"] = status(state.as_ref(), &head);
         out.push(view);
     }
-    Ok(json!({"webhooks": out}))
+    Ok(out)
 }
 
 #[derive(Deserialize)]
@@ -282,7 +292,7 @@ struct EndpointRef {
     id: String,
 }
 
-/// `remove_webhook`.
+/// `remove_webhook`: the hook, its state and its delivery log.
 pub(super) async fn remove_webhook(
     app: &Arc<App>,
     identity: Option<&Grants>,
@@ -290,23 +300,38 @@ pub(super) async fn remove_webhook(
 ) -> Result<Value, RpcError> {
     let p: EndpointRef = super::params(p)?;
     let repo = admin_repo(app, identity, &p.artifact_id).await?;
-    let removed = EndpointStore::new(app.storage.bucket.clone(), repo.keys.clone())
-        .update(|endpoints| {
-            let before = endpoints.webhooks.len();
-            endpoints.webhooks.retain(|h| h.id != p.id);
-            Ok(before != endpoints.webhooks.len())
-        })
-        .await?;
-    if !removed {
-        return Err(RpcError::NotFound(format!("no webhook {:?}", p.id)));
-    }
-    StateStore::new(app.storage.bucket.clone(), repo.keys.clone())
-        .delete(&p.id)
-        .await?;
+    let id = p.id.clone();
+    remove_endpoint(app, &repo, &p.id, "webhook", move |e| {
+        let before = e.webhooks.len();
+        e.webhooks.retain(|h| h.id != id);
+        before != e.webhooks.len()
+    })
+    .await?;
     events::deliveries::DeliveryLog::new(app.storage.bucket.clone(), repo.keys.clone())
         .delete_all(&p.id)
         .await?;
     Ok(json!({"removed": true}))
+}
+
+/// Take an endpoint out of the configuration (`remove` says whether it was there), then its
+/// state.
+async fn remove_endpoint(
+    app: &App,
+    repo: &Repo,
+    id: &str,
+    kind: &str,
+    remove: impl Fn(&mut events::config::Endpoints) -> bool,
+) -> Result<(), RpcError> {
+    let removed = EndpointStore::new(app.storage.bucket.clone(), repo.keys.clone())
+        .update(|endpoints| Ok(remove(endpoints)))
+        .await?;
+    if !removed {
+        return Err(RpcError::NotFound(format!("no {kind} {id:?}")));
+    }
+    StateStore::new(app.storage.bucket.clone(), repo.keys.clone())
+        .delete(id)
+        .await?;
+    Ok(())
 }
 
 async fn find_hook(app: &App, repo: &Repo, id: &str) -> Result<Webhook, RpcError> {
@@ -472,19 +497,11 @@ pub(super) async fn list_mirrors(
 ) -> Result<Value, RpcError> {
     let p: ArtifactOnly = super::params(p)?;
     let repo = admin_repo(app, identity, &p.artifact_id).await?;
-    let head = head(&repo).await?;
     let endpoints = EndpointStore::new(app.storage.bucket.clone(), repo.keys.clone())
         .load()
         .await?;
-    let states = StateStore::new(app.storage.bucket.clone(), repo.keys.clone());
-    let mut out = Vec::new();
-    for mirror in &endpoints.mirrors {
-        let state = states.get(&mirror.id).await?.map(|v| v.state);
-        let mut view = serde_json::to_value(mirror.view()).unwrap_or_default();
-        view["status"] = status(state.as_ref(), &head);
-        out.push(view);
-    }
-    Ok(json!({"mirrors": out}))
+    let views = endpoints.mirrors.iter().map(|m| (m.id.as_str(), m.view()));
+    Ok(json!({"mirrors": with_status(app, &repo, views).await?}))
 }
 
 /// `remove_mirror`.
@@ -495,19 +512,13 @@ pub(super) async fn remove_mirror(
 ) -> Result<Value, RpcError> {
     let p: EndpointRef = super::params(p)?;
     let repo = admin_repo(app, identity, &p.artifact_id).await?;
-    let removed = EndpointStore::new(app.storage.bucket.clone(), repo.keys.clone())
-        .update(|endpoints| {
-            let before = endpoints.mirrors.len();
-            endpoints.mirrors.retain(|m| m.id != p.id);
-            Ok(before != endpoints.mirrors.len())
-        })
-        .await?;
-    if !removed {
-        return Err(RpcError::NotFound(format!("no mirror {:?}", p.id)));
-    }
-    StateStore::new(app.storage.bucket.clone(), repo.keys.clone())
-        .delete(&p.id)
-        .await?;
+    let id = p.id.clone();
+    remove_endpoint(app, &repo, &p.id, "mirror", move |e| {
+        let before = e.mirrors.len();
+        e.mirrors.retain(|m| m.id != id);
+        before != e.mirrors.len()
+    })
+    .await?;
     Ok(json!({"removed": true}))
 }
 

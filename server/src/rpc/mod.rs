@@ -12,6 +12,7 @@ use crate::repo::{Repo, Settings};
 use crate::storage::RepoId;
 
 mod events;
+mod history;
 
 /// JSON-RPC error codes: the standard ones and the API's own.
 pub mod code {
@@ -45,7 +46,7 @@ pub enum RpcError {
     #[error("{0}")]
     InvalidRequest(&'static str),
     /// No such method.
-    #[error("unknown method {0:?}; the methods are enable_git, get_git_url, add_webhook, list_webhooks, update_webhook, remove_webhook, list_deliveries, redeliver, add_mirror, list_mirrors, remove_mirror and sync_mirror")]
+    #[error("unknown method {0:?}; the methods are enable_git, get_git_url, add_webhook, list_webhooks, update_webhook, remove_webhook, list_deliveries, redeliver, add_mirror, list_mirrors, remove_mirror, sync_mirror, log, show, diff, read_file, list_files, commit_files, restore, create_snapshot and list_snapshots")]
     MethodNotFound(String),
     /// The params do not fit the method.
     #[error("invalid params: {0}")]
@@ -153,6 +154,15 @@ pub async fn handle(app: Arc<App>, identity: Option<Grants>, body: &[u8]) -> Val
         "list_mirrors" => events::list_mirrors(&app, identity.as_ref(), params).await,
         "remove_mirror" => events::remove_mirror(&app, identity.as_ref(), params).await,
         "sync_mirror" => events::sync_mirror(&app, identity.as_ref(), params).await,
+        "log" => history::log(&app, identity.as_ref(), params).await,
+        "show" => history::diff(&app, identity.as_ref(), params, true).await,
+        "diff" => history::diff(&app, identity.as_ref(), params, false).await,
+        "read_file" => history::read_file(&app, identity.as_ref(), params).await,
+        "list_files" => history::list_files(&app, identity.as_ref(), params).await,
+        "commit_files" => history::commit_files(&app, identity.as_ref(), params).await,
+        "restore" => history::restore(&app, identity.as_ref(), params).await,
+        "create_snapshot" => history::create_snapshot(&app, identity.as_ref(), params).await,
+        "list_snapshots" => history::list_snapshots(&app, identity.as_ref(), params).await,
         other => Err(RpcError::MethodNotFound(other.to_owned())),
     };
     response(id, result)

@@ -1,0 +1,215 @@
+//! Trees at a revision: what is at a path, and the listing `git ls-tree` gives.
+
+use gix_hash::ObjectId;
+use gix_object::bstr::ByteSlice;
+use gix_object::tree::EntryMode;
+use gix_object::TreeRefIter;
+use objectstore::odb::Reader;
+
+use crate::{Error, Result};
+
+/// What a tree entry names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A file or symbolic link.
+    Blob,
+    /// A directory.
+    Tree,
+    /// A submodule's commit (in another repository).
+    Commit,
+}
+
+impl EntryKind {
+    /// `blob`, `tree` or `commit`, as `git ls-tree` prints it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::Blob => "blob",
+            EntryKind::Tree => "tree",
+            EntryKind::Commit => "commit",
+        }
+    }
+
+    fn of(mode: EntryMode) -> EntryKind {
+        if mode.is_tree() {
+            EntryKind::Tree
+        } else if mode.is_commit() {
+            EntryKind::Commit
+        } else {
+            EntryKind::Blob
+        }
+    }
+}
+
+/// One entry of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The path from the repository's root (invalid UTF-8 replaced).
+    pub path: String,
+    /// The mode as git writes it (`100644`, `100755`, `120000`, `040000`, `160000`).
+    pub mode: u32,
+    /// What it names.
+    pub kind: EntryKind,
+    /// The object.
+    pub id: ObjectId,
+    /// The blob's size (none for trees and submodules).
+    pub size: Option<u64>,
+}
+
+impl Entry {
+    /// The mode as `git ls-tree` prints it: six octal digits.
+    pub fn mode_string(&self) -> String {
+        format!("{:06o}", self.mode)
+    }
+}
+
+/// A path as the API takes it: `/`-separated, relative to the root, no empty, `.` or `..`
+/// components; a leading or trailing `/` is ignored. The empty path is the root.
+pub fn normalize_path(path: &str) -> Result<String> {
+    let trimmed = path.trim_matches('/');
+    if trimmed.len() > 4096 {
+        return Err(Error::InvalidPath(format!("{} bytes", path.len())));
+    }
+    if trimmed.is_empty() {
+        return Ok(String::new());
+    }
+    if trimmed
+        .split('/')
+        .any(|c| c.is_empty() || c == "." || c == ".." || c.contains('\0'))
+    {
+        return Err(Error::InvalidPath(path.to_owned()));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// The mode and object at `path` in `tree` (the empty path is the tree itself).
+pub fn entry_at(
+    reader: &Reader<'_>,
+    tree: &ObjectId,
+    path: &str,
+) -> Result<Option<(u32, ObjectId)>> {
+    if path.is_empty() {
+        return Ok(Some((0o040000, *tree)));
+    }
+    let mut current = *tree;
+    let mut buf = Vec::new();
+    let mut parts = path.split('/').peekable();
+    while let Some(name) = parts.next() {
+        reader.read_kind(&current, gix_object::Kind::Tree, &mut buf)?;
+        let mut found = None;
+        for entry in TreeRefIter::from_bytes(&buf, gix_hash::Kind::Sha1) {
+            let entry = entry.map_err(|e| Error::Corrupt {
+                id: current,
+                message: e.to_string(),
+            })?;
+            if entry.filename.as_bytes() == name.as_bytes() {
+                found = Some((entry.mode, entry.oid.to_owned()));
+                break;
+            }
+        }
+        let Some((mode, id)) = found else {
+            return Ok(None);
+        };
+        if parts.peek().is_none() {
+            return Ok(Some((mode_bits(mode), id)));
+        }
+        if !mode.is_tree() {
+            return Ok(None);
+        }
+        current = id;
+    }
+    Ok(None)
+}
+
+fn mode_bits(mode: EntryMode) -> u32 {
+    u32::from(mode.value())
+}
+
+/// The entries under `path` in `tree`, in git's order: the directory's own entries, or with
+/// `recursive` every file below it (directories are walked, not listed), as `git ls-tree
+/// [-r] -l <tree> <path>/` lists them. At most `max` entries; the flag says whether there
+/// were more. A `path` naming a file lists that file.
+pub fn list(
+    reader: &Reader<'_>,
+    tree: &ObjectId,
+    path: &str,
+    recursive: bool,
+    max: usize,
+) -> Result<(Vec<Entry>, bool)> {
+    let Some((mode, id)) = entry_at(reader, tree, path)? else {
+        return Err(Error::NoSuchPath(path.to_owned()));
+    };
+    let mut out = Vec::new();
+    if mode != 0o040000 {
+        let size = sized(reader, EntryKind::of(mode_of(mode)), &id)?;
+        out.push(Entry {
+            path: path.to_owned(),
+            mode,
+            kind: EntryKind::of(mode_of(mode)),
+            id,
+            size,
+        });
+        return Ok((out, false));
+    }
+    let truncated = walk(reader, &id, path, recursive, max, &mut out)?;
+    Ok((out, truncated))
+}
+
+fn mode_of(bits: u32) -> EntryMode {
+    EntryMode::try_from(bits).unwrap_or(gix_object::tree::EntryKind::Blob.into())
+}
+
+fn sized(reader: &Reader<'_>, kind: EntryKind, id: &ObjectId) -> Result<Option<u64>> {
+    Ok(match kind {
+        EntryKind::Blob => reader.header(id)?.map(|(_, size)| size),
+        _ => None,
+    })
+}
+
+fn walk(
+    reader: &Reader<'_>,
+    tree: &ObjectId,
+    prefix: &str,
+    recursive: bool,
+    max: usize,
+    out: &mut Vec<Entry>,
+) -> Result<bool> {
+    let mut buf = Vec::new();
+    reader.read_kind(tree, gix_object::Kind::Tree, &mut buf)?;
+    let mut entries = Vec::new();
+    for entry in TreeRefIter::from_bytes(&buf, gix_hash::Kind::Sha1) {
+        let entry = entry.map_err(|e| Error::Corrupt {
+            id: *tree,
+            message: e.to_string(),
+        })?;
+        entries.push((
+            entry.mode,
+            entry.filename.to_str_lossy().into_owned(),
+            entry.oid.to_owned(),
+        ));
+    }
+    for (mode, name, id) in entries {
+        let path = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}/{name}")
+        };
+        let kind = EntryKind::of(mode);
+        if recursive && kind == EntryKind::Tree {
+            if walk(reader, &id, &path, recursive, max, out)? {
+                return Ok(true);
+            }
+            continue;
+        }
+        if out.len() == max {
+            return Ok(true);
+        }
+        out.push(Entry {
+            size: sized(reader, kind, &id)?,
+            path,
+            mode: mode_bits(mode),
+            kind,
+            id,
+        });
+    }
+    Ok(false)
+}

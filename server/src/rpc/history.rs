@@ -1,0 +1,1051 @@
+//! The history API: `log`, `show`, `diff`, `read_file`, `list_files` (scope `r`) and
+//! `commit_files`, `restore`, `create_snapshot` (scope `rw`), `list_snapshots` (`r`),
+//! answered from the packs with the `history` crate; commits move refs by the same
+//! compare-and-swap (and leave the same push events) as a `git push`.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use gix_hash::ObjectId;
+use objectstore::odb::index::{self, Checks};
+use objectstore::odb::{build::PackBuilder, ObjectDb, Reach};
+use refs::{RefTransaction, RefUpdate, Snapshot};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{artifact, authorize, params, RpcError};
+use crate::app::App;
+use crate::auth::{Access, Grants};
+use crate::repo::Repo;
+
+impl From<history::Error> for RpcError {
+    fn from(e: history::Error) -> Self {
+        match e {
+            history::Error::UnknownRevision(_)
+            | history::Error::AmbiguousRevision(_)
+            | history::Error::InvalidPath(_) => RpcError::InvalidParams(e.to_string()),
+            history::Error::NoSuchPath(_) => RpcError::NotFound(e.to_string()),
+            e => {
+                tracing::error!(error = %e, "history request failed");
+                RpcError::Internal(e.to_string())
+            }
+        }
+    }
+}
+
+/// A repository opened for reading: its refs and objects (the pack list re-read when a ref
+/// names an object the cached list does not have).
+struct Opened {
+    repo: Repo,
+    snapshot: Snapshot,
+    db: ObjectDb,
+}
+
+async fn open(
+    app: &App,
+    identity: Option<&Grants>,
+    artifact_id: &str,
+    need: Access,
+) -> Result<Opened, RpcError> {
+    let id = artifact(artifact_id)?;
+    let repo = Repo::new(&app.storage, id.clone());
+    if !authorize(&repo, identity, need).await? {
+        return Err(RpcError::NotFound(format!(
+            "git is not enabled for artifact {id}"
+        )));
+    }
+    let snapshot = repo.snapshot().await?;
+    let mut db = repo.objects(&app.cache).await?;
+    if snapshot.refs.values().any(|v| !db.contains(&v.target)) {
+        db = repo.fresh_objects(&app.cache).await?;
+    }
+    Ok(Opened { repo, snapshot, db })
+}
+
+/// Run CPU work off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, RpcError> + Send + 'static,
+) -> Result<T, RpcError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| RpcError::Internal(format!("task failed: {e}")))?
+}
+
+fn person(sig: &history::Signature) -> Value {
+    json!({"name": sig.name, "email": sig.email, "time": sig.rfc3339()})
+}
+
+fn commit_json(info: &history::CommitInfo) -> Value {
+    json!({
+        "id": info.id.to_string(),
+        "tree": info.tree.to_string(),
+        "parents": info.parents.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "author": person(&info.author),
+        "committer": person(&info.committer),
+        "message": info.message,
+    })
+}
+
+fn default_rev() -> String {
+    "HEAD".into()
+}
+
+fn path_param(path: Option<&str>) -> Result<Option<String>, RpcError> {
+    match path {
+        None => Ok(None),
+        Some(p) => {
+            let p = history::normalize_path(p)?;
+            Ok((!p.is_empty()).then_some(p))
+        }
+    }
+}
+
+const MAX_LOG: usize = 1000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogParams {
+    artifact_id: String,
+    #[serde(default = "default_rev")]
+    rev: String,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    max_count: Option<usize>,
+    #[serde(default)]
+    cursor: Option<String>,
+    /// List each commit's changed paths (against its first parent), at most 100.
+    #[serde(default)]
+    include_paths: bool,
+}
+
+/// The opaque cursor of `log`: the tip the walk started from and how many commits were
+/// already listed, so every page walks the same history however the branch moved since.
+fn encode_cursor(tip: &ObjectId, skip: usize) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{tip}:{skip}"))
+}
+
+fn decode_cursor(cursor: &str) -> Result<(ObjectId, usize), RpcError> {
+    let bad = || RpcError::InvalidParams("invalid cursor".into());
+    if cursor.len() > 128 {
+        return Err(bad());
+    }
+    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| bad())?;
+    let text = String::from_utf8(text).map_err(|_| bad())?;
+    let (tip, skip) = text.split_once(':').ok_or_else(bad)?;
+    Ok((
+        ObjectId::from_hex(tip.as_bytes()).map_err(|_| bad())?,
+        skip.parse().map_err(|_| bad())?,
+    ))
+}
+
+/// `log`.
+pub(super) async fn log(
+    app: &Arc<App>,
+    identity: Option<&Grants>,
+    p: Value,
+) -> Result<Value, RpcError> {
+    let p: LogParams = params(p)?;
+    let max = p.max_count.unwrap_or(50).clamp(1, MAX_LOG);
+    let path = path_param(p.path.as_deref())?;
+    let o = open(app, identity, &p.artifact_id, Access::Read).await?;
+    blocking(move || {
+        let reader = o.db.reader();
+        let (tip, skip) = match &p.cursor {
+            Some(c) => decode_cursor(c)?,
+            None => {
+                if p.rev == "HEAD"
+                    && o.snapshot
+                        .head
+                        .as_deref()
+                        .and_then(|h| o.snapshot.get(h))
+                        .is_none()
+                {
+                    return Ok(json!({"commits": [], "next_cursor": null}));
+                }
+                (history::resolve_commit(&reader, &o.snapshot, &p.rev)?, 0)
+            }
+        };
+        if !o.db.contains(&tip) {
+            return Err(RpcError::InvalidParams("invalid cursor".into()));
+        }
+        let limits = history::LogLimits {
+            max_commits: max,
+            max_visited: 2_000_000,
+        };
+        let page = history::log_page(&reader, &tip, path.as_deref(), skip, limits)?;
+        let mut commits = Vec::with_capacity(page.commits.len());
+        for id in &page.commits {
+            let info = history::commit_info(&reader, id)?;
+            let mut c = commit_json(&info);
+            if p.include_paths {
+                let parent_tree = match info.parents.first() {
+                    Some(parent) => Some(reader.commit(parent)?.tree),
+                    None => None,
+                };
+                let (changes, _) =
+                    history::diff_trees(&reader, parent_tree.as_ref(), &info.tree, 100)?;
+                c["paths"] = changes.iter().map(|f| f.path.clone()).collect();
+            }
+            commits.push(c);
+        }
+        let next = page
+            .truncated
+            .then(|| encode_cursor(&tip, skip + page.commits.len()));
+        Ok(json!({"commits": commits, "next_cursor": next}))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DiffParams {
+    artifact_id: String,
+    /// `show`: the commit.
+    #[serde(default)]
+    rev: Option<String>,
+    /// `diff`: from and to (default `HEAD`).
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    to: Option<String>,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    max_bytes: Option<usize>,
+    #[serde(default)]
+    max_files: Option<usize>,
+}
+
+const MAX_PATCH_BYTES: usize = 16 << 20;
+const MAX_FILES: usize = 10_000;
+
+/// `show {rev}` (a commit against its first parent) and `diff {from, to}`.
+pub(super) async fn diff(
+    app: &Arc<App>,
+    identity: Option<&Grants>,
+    p: Value,
+    show: bool,
+) -> Result<Value, RpcError> {
+    let p: DiffParams = params(p)?;
+    if show != p.rev.is_some() || show == p.from.is_some() {
+        return Err(RpcError::InvalidParams(if show {
+            "show takes {artifact_id, rev}".into()
+        } else {
+            "diff takes {artifact_id, from, to?, path?}".into()
+        }));
+    }
+    let path = path_param(p.path.as_deref())?;
+    let limits = history::PatchLimits {
+        max_bytes: p.max_bytes.unwrap_or(1 << 20).min(MAX_PATCH_BYTES),
+        ..history::PatchLimits::default()
+    };
+    let max_files = p.max_files.unwrap_or(1000).clamp(1, MAX_FILES);
+    let o = open(app, identity, &p.artifact_id, Access::Read).await?;
+    blocking(move || {
+        let reader = o.db.reader();
+        let mut out = json!({});
+        let (old_tree, new_tree) = if let Some(rev) = &p.rev {
+            let id = history::resolve_commit(&reader, &o.snapshot, rev)?;
+            let info = history::commit_info(&reader, &id)?;
+            out["commit"] = commit_json(&info);
+            let parent = match info.parents.first() {
+                Some(parent) => Some(reader.commit(parent)?.tree),
+                None => None,
+            };
+            (parent, info.tree)
+        } else {
+            let from = p.from.as_deref().unwrap_or("HEAD");
+            let to = p.to.as_deref().unwrap_or("HEAD");
+            let from = history::resolve_commit(&reader, &o.snapshot, from)?;
+            let to = history::resolve_commit(&reader, &o.snapshot, to)?;
+            (Some(reader.commit(&from)?.tree), reader.commit(&to)?.tree)
+        };
+        let (mut changes, mut truncated) =
+            history::diff_trees(&reader, old_tree.as_ref(), &new_tree, usize::MAX)?;
+        if let Some(path) = &path {
+            let prefix = format!("{path}/");
+            changes.retain(|c| c.path == *path || c.path.starts_with(&prefix));
+        }
+        let mut changes = history::detect_renames(changes);
+        if changes.len() > max_files {
+            changes.truncate(max_files);
+            truncated = true;
+        }
+        let patch = history::patch(&reader, changes, limits)?;
+        out["files"] = patch
+            .files
+            .iter()
+            .map(|f| {
+                let mut file = json!({
+                    "path": f.change.path,
+                    "status": f.change.kind.as_str(),
+                    "additions": f.additions,
+                    "deletions": f.deletions,
+                    "binary": f.binary,
+                });
+                if let Some(old) = &f.change.old_path {
+                    file["old_path"] = json!(old);
+                }
+                if f.omitted {
+                    file["omitted"] = json!(true);
+                }
+                file
+            })
+            .collect();
+        out["patch"] = json!(patch.text);
+        out["truncated"] = json!(truncated || patch.truncated);
+        Ok(out)
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReadFileParams {
+    artifact_id: String,
+    #[serde(default = "default_rev")]
+    rev: String,
+    path: String,
+    #[serde(default)]
+    max_size: Option<u64>,
+}
+
+const MAX_READ: u64 = 32 << 20;
+
+/// `read_file`: a file's bytes at a revision; an LFS pointer answers with the object's
+/// metadata and a download URL.
+pub(super) async fn read_file(
+    app: &Arc<App>,
+    identity: Option<&Grants>,
+    p: Value,
+) -> Result<Value, RpcError> {
+    let p: ReadFileParams = params(p)?;
+    let path = history::normalize_path(&p.path)?;
+    if path.is_empty() {
+        return Err(RpcError::InvalidParams("path is empty".into()));
+    }
+    let max = p.max_size.unwrap_or(10 << 20).min(MAX_READ);
+    let o = open(app, identity, &p.artifact_id, Access::Read).await?;
+    let (repo, found_path) = (o.repo.clone(), path.clone());
+    let (mode, id, data) = blocking(move || {
+        let reader = o.db.reader();
+        let commit = history::resolve_commit(&reader, &o.snapshot, &p.rev)?;
+        let tree = reader.commit(&commit)?.tree;
+        let Some((mode, id)) = history::entry_at(&reader, &tree, &path)? else {
+            return Err(RpcError::NotFound(format!("no file {path:?} at {}", p.rev)));
+        };
+        if mode == 0o040000 || mode == 0o160000 {
+            return Err(RpcError::InvalidParams(format!(
+                "{path:?} is a {}; list it with list_files",
+                if mode == 0o040000 {
+                    "directory"
+                } else {
+                    "submodule"
+                }
+            )));
+        }
+        let size = reader.header(&id)?.map_or(0, |(_, s)| s);
+        if size > max {
+            return Err(RpcError::InvalidParams(format!(
+                "{path:?} has {size} bytes, over the limit of {max} (max_size)"
+            )));
+        }
+        let mut data = Vec::new();
+        reader.read_kind(&id, gix_object::Kind::Blob, &mut data)?;
+        Ok((mode, id, data))
+    })
+    .await?;
+    let mut out = json!({
+        "path": found_path,
+        "oid": id.to_string(),
+        "mode": format!("{mode:06o}"),
+        "size": data.len(),
+        "content_base64": base64::engine::general_purpose::STANDARD.encode(&data),
+    });
+    if let Ok(text) = std::str::from_utf8(&data) {
+        out["content"] = json!(text);
+    }
+    if let Some(pointer) = lfs::Pointer::parse(&data) {
+        let store = lfs::Store::new(app.storage.bucket.clone(), repo.keys.clone(), app.lfs);
+        let links = crate::lfs_http::links(app, &repo, None);
+        let plan = store
+            .plan_download(&pointer.oid, &links)
+            .await
+            .map_err(|e| RpcError::Internal(e.to_string()))?;
+        let download = plan.actions.into_iter().find(|(rel, _)| *rel == "download");
+        out["lfs"] = json!({
+            "oid": pointer.oid.to_string(),
+            "size": pointer.size,
+            "stored": plan.error.is_none(),
+            "download_url": download.as_ref().map(|(_, a)| a.href.clone()),
+            // A URL through the server wants the caller's token; a presigned one nothing.
+            "download_needs_token": download.is_some() && plan.proxied,
+        });
+    }
+    Ok(out)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListFilesParams {
+    artifact_id: String,
+    #[serde(default = "default_rev")]
+    rev: String,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    recursive: bool,
+    #[serde(default)]
+    max_entries: Option<usize>,
+}
+
+/// `list_files`: as `git ls-tree [-r] -l <rev> <path>/`.
+pub(super) async fn list_files(
+    app: &Arc<App>,
+    identity: Option<&Grants>,
+    p: Value,
+) -> Result<Value, RpcError> {
+    let p: ListFilesParams = params(p)?;
+    let path = path_param(p.path.as_deref())?.unwrap_or_default();
+    let max = p.max_entries.unwrap_or(10_000).clamp(1, 100_000);
+    let o = open(app, identity, &p.artifact_id, Access::Read).await?;
+    blocking(move || {
+        let reader = o.db.reader();
+        let commit = history::resolve_commit(&reader, &o.snapshot, &p.rev)?;
+        let tree = reader.commit(&commit)?.tree;
+        let (entries, truncated) = history::list(&reader, &tree, &path, p.recursive, max)?;
+        let entries: Vec<Value> = entries
+            .iter()
+            .map(|e| {
+                json!({
+                    "path": e.path,
+                    "mode": e.mode_string(),
+                    "type": e.kind.as_str(),
+                    "size": e.size,
+                    "oid": e.id.to_string(),
+                })
+            })
+            .collect();
+        Ok(json!({"commit": commit.to_string(), "entries": entries, "truncated": truncated}))
+    })
+    .await
+}
+
+/// One change of `commit_files`.
+#[derive(Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase", deny_unknown_fields)]
+enum FileOp {
+    Put {
+        path: String,
+        #[serde(default)]
+        content: Option<String>,
+        #[serde(default)]
+        content_base64: Option<String>,
+        #[serde(default)]
+        executable: bool,
+    },
+    Delete {
+        path: String,
+    },
+    Rename {
+        from: String,
+        to: String,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PersonParam {
+    name: String,
+    email: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommitFilesParams {
+    artifact_id: String,
+    branch: String,
+    /// Required, `null` to create the branch.
+    expected_head: Option<String>,
+    message: String,
+    #[serde(default)]
+    author: Option<PersonParam>,
+    changes: Vec<FileOp>,
+}
+
+const MAX_CHANGES: usize = 10_000;
+const MAX_MESSAGE: usize = 64 << 10;
+
+/// One change of `commit_files` once its content is decoded: bytes to put (and whether
+/// executable), a delete (neither), or a rename (`from`).
+struct PendingEdit {
+    path: String,
+    content: Option<(Vec<u8>, bool)>,
+    from: Option<String>,
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn people(
+    identity: Option<&Grants>,
+    author: Option<PersonParam>,
+) -> (history::Person, history::Person) {
+    let sub = identity
+        .and_then(|g| g.subject.clone())
+        .unwrap_or_else(|| "api".into());
+    let committer = history::Person {
+        name: sub
+            .chars()
+            .filter(|c| !"<>\n\0".contains(*c))
+            .take(128)
+            .collect(),
+        email: format!(
+            "{}@artifact-git",
+            sub.chars()
+                .filter(|c| c.is_ascii_alphanumeric() || "._-".contains(*c))
+                .take(64)
+                .collect::<String>()
+        ),
+        time: now(),
+        offset: 0,
+    };
+    let author = match author {
+        Some(a) => history::Person {
+            name: a.name,
+            email: a.email,
+            time: committer.time,
+            offset: 0,
+        },
+        None => committer.clone(),
+    };
+    (author, committer)
+}
+
+fn branch_ref(branch: &str) -> Result<String, RpcError> {
+    let name = if branch.starts_with("refs/") {
+        branch.to_owned()
+    } else {
+        format!("refs/heads/{branch}")
+    };
+    if !name.starts_with("refs/heads/") || refs::validate_ref_name(&name).is_err() {
+        return Err(RpcError::InvalidParams(format!(
+            "invalid branch name {branch:?}"
+        )));
+    }
+    Ok(name)
+}
+
+fn expected(head: Option<&str>) -> Result<ObjectId, RpcError> {
+    match head {
+        None => Ok(ObjectId::null(gix_hash::Kind::Sha1)),
+        Some(h) => ObjectId::from_hex(h.as_bytes()).map_err(|_| {
+            RpcError::InvalidParams(format!("expected_head {h:?} is not a full commit id"))
+        }),
+    }
+}
+
+/// `.gitattributes` patterns at the root whose files go to Git LFS (`filter=lfs`): exact
+/// names, `*.ext` and `dir/**` forms, which is what `git lfs track` writes.
+fn lfs_patterns(attributes: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(attributes)
+        .lines()
+        .filter_map(|line| {
+            let mut parts = line.split_whitespace();
+            let pattern = parts.next()?;
+            (!pattern.starts_with('#') && parts.any(|a| a == "filter=lfs"))
+                .then(|| pattern.to_owned())
+        })
+        .collect()
+}
+
+fn tracked_by_lfs(patterns: &[String], path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    patterns.iter().any(|p| {
+        let p = p.trim_start_matches('/');
+        if let Some(ext) = p.strip_prefix('*') {
+            !ext.contains(['*', '/']) && name.ends_with(ext)
+        } else if let Some(dir) = p.strip_suffix("/**") {
+            path.starts_with(&format!("{dir}/"))
+        } else if p.contains('/') {
+            p == path
+        } else {
+            p == name
+        }
+    })
+}
+
+/// `commit_files`: one commit on `branch` from the changes.
+pub(super) async fn commit_files(
+    app: &Arc<App>,
+    identity: Option<&Grants>,
+    p: Value,
+) -> Result<Value, RpcError> {
+    if p.get("expected_head").is_none() {
+        return Err(RpcError::InvalidParams(
+            "expected_head is required: the branch's current commit, or null to create it".into(),
+        ));
+    }
+    let p: CommitFilesParams = params(p)?;
+    let name = branch_ref(&p.branch)?;
+    let expected_head = expected(p.expected_head.as_deref())?;
+    if p.message.trim().is_empty() || p.message.len() > MAX_MESSAGE {
+        return Err(RpcError::InvalidParams("message: 1 byte to 64 KiB".into()));
+    }
+    if p.changes.is_empty() || p.changes.len() > MAX_CHANGES {
+        return Err(RpcError::InvalidParams(format!(
+            "changes: 1 to {MAX_CHANGES}"
+        )));
+    }
+    let (author, committer) = people(identity, p.author);
+    author.validate()?;
+    let o = open(app, identity, &p.artifact_id, Access::Write).await?;
+    let current = o.snapshot.get(&name);
+    if current.unwrap_or(ObjectId::null(gix_hash::Kind::Sha1)) != expected_head {
+        return Err(stale(&name, current));
+    }
+    // Decode every content first: a bad one refuses the whole commit.
+    let mut edits_in: Vec<PendingEdit> = Vec::new();
+    for change in p.changes {
+        match change {
+            FileOp::Put {
+                path,
+                content,
+                content_base64,
+                executable,
+            } => {
+                let bytes = match (content, content_base64) {
+                    (Some(text), None) => text.into_bytes(),
+                    (None, Some(b64)) => base64::engine::general_purpose::STANDARD
+                        .decode(b64.as_bytes())
+                        .map_err(|e| {
+                            RpcError::InvalidParams(format!("{path}: content_base64: {e}"))
+                        })?,
+                    _ => {
+                        return Err(RpcError::InvalidParams(format!(
+                            "{path}: give exactly one of content and content_base64"
+                        )))
+                    }
+                };
+                edits_in.push(PendingEdit {
+                    path,
+                    content: Some((bytes, executable)),
+                    from: None,
+                });
+            }
+            FileOp::Delete { path } => edits_in.push(PendingEdit {
+                path,
+                content: None,
+                from: None,
+            }),
+            FileOp::Rename { from, to } => edits_in.push(PendingEdit {
+                path: to,
+                content: None,
+                from: Some(from),
+            }),
+        }
+    }
+    // Large files of paths `.gitattributes` sends to LFS become pointers; their bytes are
+    // stored (verified) before the commit names them.
+    let base_commit = current;
+    let attributes = {
+        let (db, base) = (o.db.clone(), base_commit);
+        blocking(move || {
+            let Some(base) = base else {
+                return Ok(Vec::new());
+            };
+            let reader = db.reader();
+            let tree = reader.commit(&base)?.tree;
+            match history::entry_at(&reader, &tree, ".gitattributes")? {
+                Some((_, id)) => {
+                    let mut buf = Vec::new();
+                    reader.read_kind(&id, gix_object::Kind::Blob, &mut buf)?;
+                    Ok(buf)
+                }
+                None => Ok(Vec::new()),
+            }
+        })
+        .await?
+    };
+    let patterns = lfs_patterns(&attributes);
+    let store = lfs::Store::new(app.storage.bucket.clone(), o.repo.keys.clone(), app.lfs);
+    for PendingEdit { path, content, .. } in &mut edits_in {
+        let Some((bytes, _)) = content else {
+            continue;
+        };
+        if !tracked_by_lfs(&patterns, path) || lfs::Pointer::parse(bytes).is_some() {
+            continue;
+        }
+        let oid = lfs::Oid::of(bytes);
+        let size = bytes.len() as u64;
+        if store
+            .stored_size(&oid)
+            .await
+            .map_err(|e| RpcError::Internal(e.to_string()))?
+            != Some(size)
+        {
+            let body: objectstore::bucket::ByteStream =
+                Box::pin(std::io::Cursor::new(std::mem::take(bytes)));
+            store
+                .receive(&oid, size, body)
+                .await
+                .map_err(|e| RpcError::Internal(format!("storing {path} in Git LFS: {e}")))?;
+        }
+        *bytes = lfs::Pointer { oid, size }.encode().into_bytes();
+    }
+    let (staging, limits, budget) = (app.staging.clone(), app.pack_limits(), app.budget.clone());
+    let message = p.message;
+    let db = o.db.clone();
+    let (indexed, commit) = blocking(move || {
+        let reader = db.reader();
+        std::fs::create_dir_all(&staging).map_err(|e| RpcError::Internal(e.to_string()))?;
+        let mut pack = PackBuilder::new(&staging)?;
+        let base_tree = match base_commit {
+            Some(c) => Some(reader.commit(&c)?.tree),
+            None => None,
+        };
+        let mut edits = Vec::new();
+        for PendingEdit {
+            path,
+            content,
+            from,
+        } in edits_in
+        {
+            let path = history::normalize_path(&path)?;
+            match (content, from) {
+                (Some((bytes, executable)), _) => {
+                    let id = pack.add(gix_object::Kind::Blob, &bytes)?;
+                    let mode = if executable { 0o100755 } else { 0o100644 };
+                    edits.push(history::TreeEdit::Upsert { path, mode, id });
+                }
+                (None, None) => edits.push(history::TreeEdit::Remove { path }),
+                (None, Some(from)) => {
+                    let from = history::normalize_path(&from)?;
+                    let Some((mode, id)) = base_tree
+                        .as_ref()
+                        .map(|t| history::entry_at(&reader, t, &from))
+                        .transpose()?
+                        .flatten()
+                    else {
+                        return Err(RpcError::NotFound(format!("rename: no such path {from:?}")));
+                    };
+                    edits.push(history::TreeEdit::Remove { path: from });
+                    edits.push(history::TreeEdit::Upsert { path, mode, id });
+                }
+            }
+        }
+        let tree = history::edit_tree(&reader, &mut pack, base_tree.as_ref(), &edits)?;
+        let parents: Vec<ObjectId> = base_commit.into_iter().collect();
+        let commit =
+            history::write_commit(&mut pack, &tree, &parents, &author, &committer, &message)?;
+        finish_pack(pack, &staging, &limits, &budget).map(|indexed| (indexed, commit))
+    })
+    .await?;
+    publish_and_move(app, &o, identity, &indexed, &name, expected_head, commit).await?;
+    Ok(json!({"commit": commit.to_string(), "branch": name}))
+}
+
+fn finish_pack(
+    pack: PackBuilder,
+    staging: &std::path::Path,
+    limits: &index::Limits,
+    budget: &Arc<objectstore::budget::MemoryBudget>,
+) -> Result<index::Indexed, RpcError> {
+    let (path, _guard) = pack.finish()?;
+    Ok(index::index_file(
+        &path,
+        staging,
+        limits,
+        budget,
+        Checks::STRICT,
+        &mut |_| Ok(None),
+    )?)
+}
+
+fn stale(name: &str, current: Option<ObjectId>) -> RpcError {
+    RpcError::Conflict(format!(
+        "{name} is at {}, not at expected_head; read it again and retry",
+        current.map_or("nothing (it does not exist)".to_owned(), |c| c.to_string())
+    ))
+}
+
+/// Store the pack, then move `name` from `old` to `new` by compare-and-swap, recording the
+/// push event as a `git push` would.
+async fn publish_and_move(
+    app: &App,
+    o: &Opened,
+    identity: Option<&Grants>,
+    indexed: &index::Indexed,
+    name: &str,
+    old: ObjectId,
+    new: ObjectId,
+) -> Result<(), RpcError> {
+    let storage = o.repo.storage();
+    indexed
+        .publish(
+            storage.bucket.as_ref(),
+            &o.repo.keys,
+            &Reach::Within(vec![new]),
+        )
+        .await?;
+    app.cache.forget_list(&o.repo.keys);
+    let journal = events::log::Recorder::new(
+        storage.bucket.clone(),
+        &storage.keys(),
+        &o.repo.id.workspace,
+        &o.repo.id.alias,
+        events::log::EventMeta {
+            pusher: identity.and_then(|g| g.subject.clone()),
+            push_options: Vec::new(),
+            source: events::log::Source::Api,
+        },
+    );
+    let results = o
+        .repo
+        .refs
+        .commit_with(
+            &RefTransaction {
+                updates: vec![RefUpdate {
+                    name: name.to_owned(),
+                    old,
+                    new,
+                    peeled: None,
+                }],
+                atomic: true,
+            },
+            Some(&journal),
+        )
+        .await?;
+    app.events.wake();
+    if let Some(Err(refusal)) = results.into_iter().next() {
+        let now = o.repo.snapshot().await?.get(name);
+        return Err(match refusal {
+            refs::Refusal::AlreadyExists
+            | refs::Refusal::StaleInfo
+            | refs::Refusal::FetchFirst
+            | refs::Refusal::NoSuchRef => stale(name, now),
+            other => RpcError::Conflict(format!("{name}: {other}")),
+        });
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RestoreParams {
+    artifact_id: String,
+    path: String,
+    from_rev: String,
+    branch: String,
+    expected_head: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// `restore`: a file or folder as it was at `from_rev`, committed anew.
+pub(super) async fn restore(
+    app: &Arc<App>,
+    identity: Option<&Grants>,
+    p: Value,
+) -> Result<Value, RpcError> {
+    if p.get("expected_head").is_none() {
+        return Err(RpcError::InvalidParams("expected_head is required".into()));
+    }
+    let p: RestoreParams = params(p)?;
+    let name = branch_ref(&p.branch)?;
+    let expected_head = expected(p.expected_head.as_deref())?;
+    let path = history::normalize_path(&p.path)?;
+    if path.is_empty() {
+        return Err(RpcError::InvalidParams(
+            "path is empty: restore a file or folder".into(),
+        ));
+    }
+    let (author, committer) = people(identity, None);
+    let o = open(app, identity, &p.artifact_id, Access::Write).await?;
+    let current = o.snapshot.get(&name);
+    if current.unwrap_or(ObjectId::null(gix_hash::Kind::Sha1)) != expected_head || current.is_none()
+    {
+        return Err(stale(&name, current));
+    }
+    let head = expected_head;
+    let (staging, limits, budget) = (app.staging.clone(), app.pack_limits(), app.budget.clone());
+    let (db, snapshot, dry_run) = (o.db.clone(), o.snapshot.clone(), p.dry_run);
+    let (from_rev, message) = (p.from_rev, p.message);
+    let outcome = blocking(move || {
+        let reader = db.reader();
+        let source = history::resolve_commit(&reader, &snapshot, &from_rev)?;
+        let source_tree = reader.commit(&source)?.tree;
+        let Some((mode, id)) = history::entry_at(&reader, &source_tree, &path)? else {
+            return Err(RpcError::NotFound(format!("no {path:?} at {from_rev}")));
+        };
+        let head_tree = reader.commit(&head)?.tree;
+        let now = history::entry_at(&reader, &head_tree, &path)?;
+        // What the restore changes: the path's subtree (or file) now against then.
+        let changes = match (now, mode == 0o040000) {
+            (Some((0o040000, t)), true) => history::diff_trees(&reader, Some(&t), &id, MAX_FILES)?.0,
+            (None, true) => history::diff_trees(&reader, None, &id, MAX_FILES)?.0,
+            _ => Vec::new(),
+        };
+        let mut changes: Vec<history::FileChange> = changes
+            .into_iter()
+            .map(|mut c| {
+                c.path = format!("{path}/{}", c.path);
+                c
+            })
+            .collect();
+        if mode != 0o040000 && now != Some((mode, id)) {
+            changes.push(history::FileChange {
+                path: path.clone(),
+                kind: if now.is_some() { history::FileChangeKind::Modified } else { history::FileChangeKind::Added },
+                old: now.map(|(_, i)| i),
+                new: Some(id),
+                old_mode: now.map_or(0, |(m, _)| m),
+                new_mode: mode,
+                old_path: None,
+            });
+        }
+        if changes.is_empty() {
+            return Ok((None, Value::Null, source));
+        }
+        let patch = history::patch(&reader, changes, history::PatchLimits::default())?;
+        let summary = json!({
+            "files": patch.files.iter().map(|f| json!({"path": f.change.path, "status": f.change.kind.as_str(), "additions": f.additions, "deletions": f.deletions, "binary": f.binary})).collect::<Vec<_>>(),
+            "patch": patch.text,
+            "truncated": patch.truncated,
+        });
+        if dry_run {
+            return Ok((None, summary, source));
+        }
+        std::fs::create_dir_all(&staging).map_err(|e| RpcError::Internal(e.to_string()))?;
+        let mut pack = PackBuilder::new(&staging)?;
+        let edits = [history::TreeEdit::Upsert { path: path.clone(), mode, id }];
+        let tree = history::edit_tree(&reader, &mut pack, Some(&head_tree), &edits)?;
+        let short = source.to_hex_with_len(7).to_string();
+        let message = format!(
+            "{}\n\nRestored-From: {source}:{path}\n",
+            message.unwrap_or_else(|| format!("Restore {path} from {short}")).trim_end()
+        );
+        let commit = history::write_commit(&mut pack, &tree, &[head], &author, &committer, &message)?;
+        let indexed = finish_pack(pack, &staging, &limits, &budget)?;
+        Ok((Some((indexed, commit)), summary, source))
+    })
+    .await?;
+    let (built, summary, source) = outcome;
+    let mut out = json!({"from_commit": source.to_string(), "diff": summary, "dry_run": p.dry_run});
+    if let Some((indexed, commit)) = built {
+        publish_and_move(app, &o, identity, &indexed, &name, head, commit).await?;
+        out["commit"] = json!(commit.to_string());
+    } else if !p.dry_run {
+        out["commit"] = Value::Null;
+        out["message"] = json!("nothing to restore: the path is already as it was");
+    }
+    Ok(out)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SnapshotParams {
+    artifact_id: String,
+    name: String,
+    #[serde(default = "default_rev")]
+    rev: String,
+    message: String,
+}
+
+/// `create_snapshot`: an annotated tag.
+pub(super) async fn create_snapshot(
+    app: &Arc<App>,
+    identity: Option<&Grants>,
+    p: Value,
+) -> Result<Value, RpcError> {
+    let p: SnapshotParams = params(p)?;
+    let name = format!("refs/tags/{}", p.name);
+    if refs::validate_ref_name(&name).is_err() || p.name.len() > 200 {
+        return Err(RpcError::InvalidParams(format!(
+            "invalid snapshot name {:?}",
+            p.name
+        )));
+    }
+    if p.message.trim().is_empty() || p.message.len() > MAX_MESSAGE {
+        return Err(RpcError::InvalidParams("message: 1 byte to 64 KiB".into()));
+    }
+    let (_, tagger) = people(identity, None);
+    let o = open(app, identity, &p.artifact_id, Access::Write).await?;
+    if o.snapshot.get(&name).is_some() {
+        return Err(RpcError::Conflict(format!(
+            "snapshot {:?} exists already",
+            p.name
+        )));
+    }
+    let (staging, limits, budget) = (app.staging.clone(), app.pack_limits(), app.budget.clone());
+    let (db, snapshot, short) = (o.db.clone(), o.snapshot.clone(), p.name.clone());
+    let (rev, message) = (p.rev, p.message);
+    let (indexed, tag, commit) = blocking(move || {
+        let reader = db.reader();
+        let commit = history::resolve_commit(&reader, &snapshot, &rev)?;
+        std::fs::create_dir_all(&staging).map_err(|e| RpcError::Internal(e.to_string()))?;
+        let mut pack = PackBuilder::new(&staging)?;
+        let tag = history::write_tag(&mut pack, &commit, &short, &tagger, &message)?;
+        Ok((finish_pack(pack, &staging, &limits, &budget)?, tag, commit))
+    })
+    .await?;
+    publish_and_move(
+        app,
+        &o,
+        identity,
+        &indexed,
+        &name,
+        ObjectId::null(gix_hash::Kind::Sha1),
+        tag,
+    )
+    .await?;
+    Ok(json!({"name": p.name, "ref": name, "tag": tag.to_string(), "commit": commit.to_string()}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ArtifactOnly {
+    artifact_id: String,
+}
+
+/// `list_snapshots`: every tag, newest first; annotated ones with their message and tagger.
+pub(super) async fn list_snapshots(
+    app: &Arc<App>,
+    identity: Option<&Grants>,
+    p: Value,
+) -> Result<Value, RpcError> {
+    let p: ArtifactOnly = params(p)?;
+    let o = open(app, identity, &p.artifact_id, Access::Read).await?;
+    blocking(move || {
+        let reader = o.db.reader();
+        let mut out = Vec::new();
+        let mut buf = Vec::new();
+        for (name, value) in o.snapshot.refs.range("refs/tags/".to_owned()..) {
+            let Some(short) = name.strip_prefix("refs/tags/") else { break };
+            let mut entry = json!({"name": short, "ref": name});
+            let kind = reader.read(&value.target, &mut buf)?;
+            if kind == gix_object::Kind::Tag {
+                if let Ok(tag) = gix_object::TagRef::from_bytes(&buf, gix_hash::Kind::Sha1) {
+                    entry["tag"] = json!(value.target.to_string());
+                    entry["message"] = json!(String::from_utf8_lossy(tag.message).trim_end());
+                    if let Some(Ok(t)) = tag.tagger() .transpose() {
+                        entry["tagger"] = json!({"name": t.name.to_string(), "email": t.email.to_string(), "time": t.time().map(|x| x.seconds).unwrap_or(0)});
+                    }
+                }
+            }
+            let (commit, _) = reader.peel(&value.target)?;
+            entry["commit"] = json!(commit.to_string());
+            out.push(entry);
+        }
+        Ok(json!({"snapshots": out}))
+    })
+    .await
+}
