@@ -154,10 +154,16 @@ impl PackCache {
         }
         let pack_key = keys.pack_file(&listed.name, PackFile::Pack);
         let reach = if listed.tips.is_some() {
-            let tips = bucket
+            // Maintenance may rewrite or delete the record between the listing and this read:
+            // a record that is gone says nothing, which is the safe answer.
+            match bucket
                 .get(&keys.pack_file(&listed.name, PackFile::Tips))
-                .await?;
-            Reach::decode(&tips.data)
+                .await
+            {
+                Ok(tips) => Reach::decode(&tips.data),
+                Err(e) if e.is_not_found() || is_missing_file(&e) => Reach::Unknown,
+                Err(e) => return Err(e.into()),
+            }
         } else {
             Reach::Unknown
         };
@@ -373,4 +379,9 @@ mod tests {
         }
         Ok(())
     }
+}
+
+/// A filesystem read of a file deleted meanwhile (`ENOENT` surfacing as an I/O error).
+fn is_missing_file(e: &crate::bucket::Error) -> bool {
+    e.to_string().contains("No such file or directory")
 }
