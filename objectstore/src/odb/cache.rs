@@ -294,6 +294,11 @@ impl PackCache {
     }
 }
 
+/// A filesystem read of a file deleted meanwhile (`ENOENT` surfacing as an I/O error).
+fn is_missing_file(e: &crate::bucket::Error) -> bool {
+    e.to_string().contains("No such file or directory")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,9 +384,4 @@ mod tests {
         }
         Ok(())
     }
-}
-
-/// A filesystem read of a file deleted meanwhile (`ENOENT` surfacing as an I/O error).
-fn is_missing_file(e: &crate::bucket::Error) -> bool {
-    e.to_string().contains("No such file or directory")
 }
