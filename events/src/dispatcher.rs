@@ -503,13 +503,22 @@ impl Dispatcher {
         moved: &crate::log::RefMove,
     ) -> Result<Vec<u8>, DispatchError> {
         let info = self.repo_info(repo);
-        let others: Vec<ObjectId> = repo
-            .snapshot
-            .refs
-            .iter()
-            .filter(|(name, _)| **name != moved.name)
-            .map(|(_, v)| v.target)
-            .collect();
+        // The other refs as they were at the push (recorded with the event); events recorded
+        // without them fall back to the refs now.
+        let others: Vec<ObjectId> = if event.other_tips.is_empty() {
+            repo.snapshot
+                .refs
+                .iter()
+                .filter(|(name, _)| **name != moved.name)
+                .map(|(_, v)| v.target)
+                .collect()
+        } else {
+            event
+                .other_tips
+                .iter()
+                .filter_map(|t| ObjectId::from_hex(t.as_bytes()).ok())
+                .collect()
+        };
         let (db, event, moved) = (db.clone(), event.clone(), moved.clone());
         let payload = tokio::task::spawn_blocking(move || {
             payload::push(&db.reader(), &info, &event, &moved, &others)

@@ -92,6 +92,10 @@ pub struct Event {
     pub time: i64,
     /// The refs it moved.
     pub refs: Vec<RefMove>,
+    /// When it created a ref: the values of the other refs then (see
+    /// [`refs::Change::other_tips`]); a new branch's payload lists only commits none has.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_tips: Vec<String>,
     /// Who and how.
     #[serde(flatten)]
     pub meta: EventMeta,
@@ -158,6 +162,7 @@ impl refs::Journal for Recorder {
                     after: m.after.to_string(),
                 })
                 .collect(),
+            other_tips: change.other_tips.iter().map(ToString::to_string).collect(),
             meta: self.meta.clone(),
         };
         let body = serde_json::to_vec(&event).map_err(|e| bucket::Error::Backend {
@@ -291,6 +296,7 @@ mod tests {
             prev: start.content_id.clone(),
             id: "f".repeat(40),
             moved: vec![],
+            other_tips: vec![],
         };
         Recorder::new(bucket.clone(), &storage, "ws", "repo", meta("mallory"))
             .record(&lost)
@@ -314,6 +320,9 @@ mod tests {
         assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
         assert_eq!(all[1].refs[0].before_id(), Some(id(1)));
         assert_eq!(all[2].refs[0].before_id(), None);
+        // A created ref records the other refs as they were; a moved one does not.
+        assert_eq!(all[2].other_tips, [id(2).to_string()]);
+        assert!(all[1].other_tips.is_empty());
         // From a cursor, only what follows it.
         let cursor = Cursor {
             seq: all[0].seq,

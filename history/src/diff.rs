@@ -154,11 +154,77 @@ pub fn diff_trees(
     new: &ObjectId,
     max: usize,
 ) -> Result<(Vec<FileChange>, bool)> {
+    diff_tree_pair(reader, old, Some(new), max)
+}
+
+/// The files that differ below `path` between two trees (none: empty), with paths from the
+/// root. Only the entries at `path` are compared, so the cost follows what lies below `path`,
+/// not the whole tree; a file that became a directory (or back) is listed as gone and came.
+pub fn diff_at_path(
+    reader: &Reader<'_>,
+    old_tree: Option<&ObjectId>,
+    new_tree: Option<&ObjectId>,
+    path: &str,
+    max: usize,
+) -> Result<(Vec<FileChange>, bool)> {
+    if path.is_empty() {
+        return diff_tree_pair(reader, old_tree, new_tree, max);
+    }
+    let at = |tree: Option<&ObjectId>| -> Result<Option<(u32, ObjectId)>> {
+        match tree {
+            Some(t) => crate::tree::entry_at(reader, t, path),
+            None => Ok(None),
+        }
+    };
+    let (old, new) = (at(old_tree)?, at(new_tree)?);
+    let tree = |e: Option<(u32, ObjectId)>| e.filter(|(m, _)| *m == TREE_MODE).map(|(_, id)| id);
+    let file = |e: Option<(u32, ObjectId)>| e.filter(|(m, _)| *m != TREE_MODE);
+    let (mut changes, truncated) =
+        diff_tree_pair(reader, tree(old).as_ref(), tree(new).as_ref(), max)?;
+    for change in &mut changes {
+        change.path = format!("{path}/{}", change.path);
+    }
+    let (old_file, new_file) = (file(old), file(new));
+    if old_file != new_file {
+        let kind = match (old_file, new_file) {
+            (None, Some(_)) => FileChangeKind::Added,
+            (Some(_), None) => FileChangeKind::Deleted,
+            _ => FileChangeKind::Modified,
+        };
+        changes.insert(
+            0,
+            FileChange {
+                path: path.to_owned(),
+                kind,
+                old: old_file.map(|(_, id)| id),
+                new: new_file.map(|(_, id)| id),
+                old_mode: old_file.map_or(0, |(m, _)| m),
+                new_mode: new_file.map_or(0, |(m, _)| m),
+                old_path: None,
+            },
+        );
+    }
+    Ok((changes, truncated))
+}
+
+const TREE_MODE: u32 = 0o040000;
+
+fn diff_tree_pair(
+    reader: &Reader<'_>,
+    old: Option<&ObjectId>,
+    new: Option<&ObjectId>,
+    max: usize,
+) -> Result<(Vec<FileChange>, bool)> {
+    if old.is_none() && new.is_none() {
+        return Ok((Vec::new(), false));
+    }
     let (mut old_buf, mut new_buf) = (Vec::new(), Vec::new());
     if let Some(old) = old {
         reader.read_kind(old, gix_object::Kind::Tree, &mut old_buf)?;
     }
-    reader.read_kind(new, gix_object::Kind::Tree, &mut new_buf)?;
+    if let Some(new) = new {
+        reader.read_kind(new, gix_object::Kind::Tree, &mut new_buf)?;
+    }
     let mut capped = Capped {
         inner: Recorder::default(),
         max,

@@ -23,7 +23,7 @@ mod tree;
 mod write;
 
 pub use commit::{commit_info, CommitInfo, Signature};
-pub use diff::{detect_renames, diff_trees, FileChange, FileChangeKind};
+pub use diff::{detect_renames, diff_at_path, diff_trees, FileChange, FileChangeKind};
 pub use log::{log, log_page, Log, LogLimits};
 pub use patch::{is_binary, patch, FilePatch, Patch, PatchLimits};
 pub use rev::resolve_commit;

@@ -158,7 +158,14 @@ pub struct Change {
     pub id: String,
     /// The refs it moves, in the order they were asked for.
     pub moved: Vec<Moved>,
+    /// When it creates a ref: the distinct values of the refs it leaves alone, as they were
+    /// (at most [`MAX_OTHER_TIPS`]), so what is new on the created ref can be told later,
+    /// whatever the other refs became since. Empty otherwise.
+    pub other_tips: Vec<ObjectId>,
 }
+
+/// The most values of untouched refs a [`Change`] carries.
+pub const MAX_OTHER_TIPS: usize = 1000;
 
 /// Where changes are recorded before they are committed (the event log). A record whose
 /// change then loses its compare-and-swap is never valid: readers follow the chain of records
@@ -317,7 +324,7 @@ impl RefStore {
             };
             let data = write_packed_refs(&refs, snapshot.seq + 1);
             if let Some(journal) = journal {
-                let moved = tx
+                let moved: Vec<Moved> = tx
                     .updates
                     .iter()
                     .zip(&results)
@@ -330,12 +337,27 @@ impl RefStore {
                         after: u.new,
                     })
                     .collect();
+                let other_tips = if moved.iter().any(|m: &Moved| m.before.is_null()) {
+                    let mut tips: Vec<ObjectId> = snapshot
+                        .refs
+                        .iter()
+                        .filter(|(name, _)| !moved.iter().any(|m| &m.name == *name))
+                        .map(|(_, v)| v.target)
+                        .collect();
+                    tips.sort();
+                    tips.dedup();
+                    tips.truncate(MAX_OTHER_TIPS);
+                    tips
+                } else {
+                    Vec::new()
+                };
                 journal
                     .record(&Change {
                         seq: snapshot.seq + 1,
                         prev: snapshot.content_id.clone(),
                         id: content_id(&data),
                         moved,
+                        other_tips,
                     })
                     .await?;
             }

@@ -170,7 +170,13 @@ impl FsBucket {
                 if key == INTERNAL_DIR {
                     continue;
                 }
-                let meta = entry.metadata().map_err(|e| Error::io(&key, e))?;
+                // A file deleted between the directory read and this stat is simply not
+                // listed, as an S3 listing taken a moment later would not list it.
+                let meta = match entry.metadata() {
+                    Ok(meta) => meta,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(Error::io(&key, e)),
+                };
                 if meta.is_dir() {
                     if prefix.starts_with(&format!("{key}/"))
                         || key.starts_with(prefix)

@@ -161,7 +161,7 @@ impl PackCache {
                 .await
             {
                 Ok(tips) => Reach::decode(&tips.data),
-                Err(e) if e.is_not_found() || is_missing_file(&e) => Reach::Unknown,
+                Err(e) if e.is_not_found() => Reach::Unknown,
                 Err(e) => return Err(e.into()),
             }
         } else {
@@ -292,11 +292,6 @@ impl PackCache {
             .insert(keys.prefix().to_owned(), (Instant::now(), packs.clone()));
         Ok(packs)
     }
-}
-
-/// A filesystem read of a file deleted meanwhile (`ENOENT` surfacing as an I/O error).
-fn is_missing_file(e: &crate::bucket::Error) -> bool {
-    e.to_string().contains("No such file or directory")
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use events::state::{EndpointState, StateStore};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{artifact, authorize, RpcError};
+use super::{artifact, authorize, ArtifactOnly, RpcError};
 use crate::app::App;
 use crate::auth::{Access, Grants};
 use crate::repo::Repo;
@@ -156,12 +156,6 @@ pub(super) async fn add_webhook(
         });
     }
     Ok(json!({"id": hook.id, "webhook": hook.view()}))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ArtifactOnly {
-    artifact_id: String,
 }
 
 fn status(state: Option<&EndpointState>, head: &Cursor) -> Value {

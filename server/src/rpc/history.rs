@@ -13,7 +13,7 @@ use refs::{RefTransaction, RefUpdate, Snapshot};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{artifact, authorize, params, RpcError};
+use super::{artifact, authorize, params, ArtifactOnly, RpcError};
 use crate::app::App;
 use crate::auth::{Access, Grants};
 use crate::repo::Repo;
@@ -263,12 +263,14 @@ pub(super) async fn diff(
             let to = history::resolve_commit(&reader, &o.snapshot, to)?;
             (Some(reader.commit(&from)?.tree), reader.commit(&to)?.tree)
         };
-        let (mut changes, mut truncated) =
-            history::diff_trees(&reader, old_tree.as_ref(), &new_tree, usize::MAX)?;
-        if let Some(path) = &path {
-            let prefix = format!("{path}/");
-            changes.retain(|c| c.path == *path || c.path.starts_with(&prefix));
-        }
+        // Renames pair two raw changes into one: collect up to twice the files asked for.
+        let (changes, mut truncated) = history::diff_at_path(
+            &reader,
+            old_tree.as_ref(),
+            Some(&new_tree),
+            path.as_deref().unwrap_or(""),
+            max_files.saturating_mul(2),
+        )?;
         let mut changes = history::detect_renames(changes);
         if changes.len() > max_files {
             changes.truncate(max_files);
@@ -704,8 +706,7 @@ pub(super) async fn commit_files(
     let db = o.db.clone();
     let (indexed, commit) = blocking(move || {
         let reader = db.reader();
-        std::fs::create_dir_all(&staging).map_err(|e| RpcError::Internal(e.to_string()))?;
-        let mut pack = PackBuilder::new(&staging)?;
+        let mut pack = new_pack(&staging)?;
         let base_tree = match base_commit {
             Some(c) => Some(reader.commit(&c)?.tree),
             None => None,
@@ -749,6 +750,12 @@ pub(super) async fn commit_files(
     .await?;
     publish_and_move(app, &o, identity, &indexed, &name, expected_head, commit).await?;
     Ok(json!({"commit": commit.to_string(), "branch": name}))
+}
+
+/// A pack to write new objects into, under the staging directory.
+fn new_pack(staging: &std::path::Path) -> Result<PackBuilder, RpcError> {
+    std::fs::create_dir_all(staging).map_err(|e| RpcError::Internal(e.to_string()))?;
+    Ok(PackBuilder::new(staging)?)
 }
 
 fn finish_pack(
@@ -887,31 +894,9 @@ pub(super) async fn restore(
             return Err(RpcError::NotFound(format!("no {path:?} at {from_rev}")));
         };
         let head_tree = reader.commit(&head)?.tree;
-        let now = history::entry_at(&reader, &head_tree, &path)?;
-        // What the restore changes: the path's subtree (or file) now against then.
-        let changes = match (now, mode == 0o040000) {
-            (Some((0o040000, t)), true) => history::diff_trees(&reader, Some(&t), &id, MAX_FILES)?.0,
-            (None, true) => history::diff_trees(&reader, None, &id, MAX_FILES)?.0,
-            _ => Vec::new(),
-        };
-        let mut changes: Vec<history::FileChange> = changes
-            .into_iter()
-            .map(|mut c| {
-                c.path = format!("{path}/{}", c.path);
-                c
-            })
-            .collect();
-        if mode != 0o040000 && now != Some((mode, id)) {
-            changes.push(history::FileChange {
-                path: path.clone(),
-                kind: if now.is_some() { history::FileChangeKind::Modified } else { history::FileChangeKind::Added },
-                old: now.map(|(_, i)| i),
-                new: Some(id),
-                old_mode: now.map_or(0, |(m, _)| m),
-                new_mode: mode,
-                old_path: None,
-            });
-        }
+        // What the restore changes: the path now against then.
+        let (changes, _) =
+            history::diff_at_path(&reader, Some(&head_tree), Some(&source_tree), &path, MAX_FILES)?;
         if changes.is_empty() {
             return Ok((None, Value::Null, source));
         }
@@ -924,8 +909,7 @@ pub(super) async fn restore(
         if dry_run {
             return Ok((None, summary, source));
         }
-        std::fs::create_dir_all(&staging).map_err(|e| RpcError::Internal(e.to_string()))?;
-        let mut pack = PackBuilder::new(&staging)?;
+        let mut pack = new_pack(&staging)?;
         let edits = [history::TreeEdit::Upsert { path: path.clone(), mode, id }];
         let tree = history::edit_tree(&reader, &mut pack, Some(&head_tree), &edits)?;
         let short = source.to_hex_with_len(7).to_string();
@@ -991,8 +975,7 @@ pub(super) async fn create_snapshot(
     let (indexed, tag, commit) = blocking(move || {
         let reader = db.reader();
         let commit = history::resolve_commit(&reader, &snapshot, &rev)?;
-        std::fs::create_dir_all(&staging).map_err(|e| RpcError::Internal(e.to_string()))?;
-        let mut pack = PackBuilder::new(&staging)?;
+        let mut pack = new_pack(&staging)?;
         let tag = history::write_tag(&mut pack, &commit, &short, &tagger, &message)?;
         Ok((finish_pack(pack, &staging, &limits, &budget)?, tag, commit))
     })
@@ -1010,13 +993,7 @@ pub(super) async fn create_snapshot(
     Ok(json!({"name": p.name, "ref": name, "tag": tag.to_string(), "commit": commit.to_string()}))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ArtifactOnly {
-    artifact_id: String,
-}
-
-/// `list_snapshots`: every tag, newest first; annotated ones with their message and tagger.
+/// `list_snapshots`: every tag by name; annotated ones with their message and tagger.
 pub(super) async fn list_snapshots(
     app: &Arc<App>,
     identity: Option<&Grants>,

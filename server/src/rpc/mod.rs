@@ -291,9 +291,10 @@ async fn enable_git(
     }))
 }
 
+/// The params of methods that take only the artifact.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct GetGitUrl {
+struct ArtifactOnly {
     artifact_id: String,
 }
 
@@ -302,7 +303,7 @@ async fn get_git_url(
     identity: Option<&Grants>,
     p: Value,
 ) -> Result<Value, RpcError> {
-    let p: GetGitUrl = params(p)?;
+    let p: ArtifactOnly = params(p)?;
     let id = artifact(&p.artifact_id)?;
     let repo = Repo::new(&app.storage, id.clone());
     let exists = authorize(&repo, identity, Access::Read).await?;
