@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
+mod bundle;
 mod commit;
 mod diff;
 mod log;
@@ -22,6 +23,10 @@ mod rev;
 mod tree;
 mod write;
 
+pub use bundle::{
+    bundle_is_empty, bundle_refs, write_bundle_header, BundlePlan, BUNDLE_SIGNATURE,
+    MAX_BUNDLE_NAMES,
+};
 pub use commit::{commit_info, CommitInfo, Signature};
 pub use diff::{detect_renames, diff_at_path, diff_trees, FileChange, FileChangeKind};
 pub use log::{log, log_page, Log, LogLimits};

@@ -32,7 +32,7 @@ pub fn full(data: impl Into<Bytes>) -> ResponseBody {
 
 /// A response body streamed from a channel.
 pub struct ChannelBody {
-    rx: mpsc::Receiver<Bytes>,
+    rx: mpsc::Receiver<io::Result<Bytes>>,
 }
 
 impl Body for ChannelBody {
@@ -44,7 +44,8 @@ impl Body for ChannelBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         match self.rx.poll_recv(cx) {
-            Poll::Ready(Some(b)) => Poll::Ready(Some(Ok(Frame::data(b)))),
+            Poll::Ready(Some(Ok(b))) => Poll::Ready(Some(Ok(Frame::data(b)))),
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
         }
@@ -53,7 +54,7 @@ impl Body for ChannelBody {
 
 /// A blocking writer whose bytes become the response body.
 pub struct ChannelWriter {
-    tx: mpsc::Sender<Bytes>,
+    tx: mpsc::Sender<io::Result<Bytes>>,
     buf: Vec<u8>,
 }
 
@@ -79,8 +80,18 @@ impl ChannelWriter {
             Vec::with_capacity(CHUNK_BYTES),
         ));
         self.tx
-            .blocking_send(chunk)
+            .blocking_send(Ok(chunk))
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
+    }
+
+    /// End the body as failed: the connection is cut before the end of the response, so the
+    /// client sees an incomplete transfer instead of a short body that looks whole. For bodies
+    /// with no in-band way to report an error (a bundle file).
+    pub fn abort(mut self, reason: &str) {
+        self.buf.clear();
+        let _ = self
+            .tx
+            .blocking_send(Err(io::Error::other(reason.to_owned())));
     }
 }
 
@@ -144,8 +155,8 @@ pub fn async_reader(
 }
 
 /// A response body streamed from an async reader (an LFS object from the bucket), through the
-/// same small channel as every streamed response. A read error ends the body early, which the
-/// client sees against the `Content-Length` it was promised.
+/// same small channel as every streamed response. A read error cuts the body, which the client
+/// sees as an incomplete transfer.
 pub fn stream(mut reader: objectstore::bucket::ByteStream) -> ResponseBody {
     let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
     tokio::spawn(async move {
@@ -156,12 +167,13 @@ pub fn stream(mut reader: objectstore::bucket::ByteStream) -> ResponseBody {
                 Ok(0) => return,
                 Ok(n) => {
                     chunk.truncate(n);
-                    if tx.send(Bytes::from(chunk)).await.is_err() {
+                    if tx.send(Ok(Bytes::from(chunk))).await.is_err() {
                         return;
                     }
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "reading a streamed response failed");
+                    let _ = tx.send(Err(e)).await;
                     return;
                 }
             }

@@ -22,6 +22,8 @@ pub enum Endpoint {
     UploadPack,
     /// Push.
     ReceivePack,
+    /// A git bundle of the repository.
+    Bundle,
     /// The Git LFS API.
     Lfs(crate::lfs_http::LfsRoute),
 }
@@ -42,6 +44,7 @@ pub fn route(path: &str) -> Option<(RepoId, Endpoint)> {
         ["info", "refs"] => Endpoint::InfoRefs,
         ["git-upload-pack"] => Endpoint::UploadPack,
         ["git-receive-pack"] => Endpoint::ReceivePack,
+        ["bundle"] => Endpoint::Bundle,
         ["info", "lfs", lfs @ ..] => Endpoint::Lfs(crate::lfs_http::LfsRoute::parse(lfs)?),
         _ => return None,
     };
@@ -241,6 +244,7 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<ResponseB
         (&Method::POST, Endpoint::UploadPack) => {
             upload_pack::handle(app, repo, snapshot, req).await
         }
+        (&Method::GET, Endpoint::Bundle) => crate::bundle::handle(app, repo, snapshot, req).await,
         (&Method::POST, Endpoint::ReceivePack) => {
             receive_pack::handle(app, repo, identity, req).await
         }

@@ -10,6 +10,7 @@
 pub mod app;
 pub mod auth;
 pub mod body;
+pub mod bundle;
 pub mod cli;
 pub mod http;
 pub mod import;

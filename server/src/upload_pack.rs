@@ -61,6 +61,16 @@ impl Output {
         self.writer.borrow_mut().write_all(data)
     }
 
+    /// Bytes written as they are, outside any side-band (a bundle's header).
+    pub(crate) fn write_raw(&self, data: &[u8]) -> std::io::Result<()> {
+        self.raw(data)
+    }
+
+    /// The writer back, to end the body.
+    pub(crate) fn into_writer(self) -> ChannelWriter {
+        self.writer.into_inner()
+    }
+
     fn progress(&self, message: &str) {
         if let (Some(mode), true) = (self.sideband, self.progress) {
             let mut buf = Vec::new();
@@ -432,6 +442,40 @@ fn send_pack(
     ));
     tracing::debug!(objects = stats.objects, bytes = stats.bytes, "pack sent");
     Ok(())
+}
+
+/// The pack of a bundle: `wants` with everything they reach, minus what the `haves` reach
+/// (thin, as git's bundles are, when there are haves), raw and without progress. A bundle of
+/// every branch and tag is a clone of everything and takes its shortcuts (the stored pack
+/// sent verbatim).
+pub(crate) fn write_bundle_pack(
+    source: &Source,
+    wants: Vec<ObjectId>,
+    haves: Vec<ObjectId>,
+    out: &Output,
+) -> Result<(), Error> {
+    let thin_pack = !haves.is_empty();
+    let req = FetchRequest {
+        wants,
+        haves,
+        done: true,
+        options: protocol::upload_pack::FetchOptions {
+            ofs_delta: true,
+            thin_pack,
+            no_progress: true,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let reader = source.db.reader();
+    send_pack(
+        source,
+        &reader,
+        &req,
+        &walk::ShallowUpdate::default(),
+        None,
+        out,
+    )
 }
 
 /// The stored packs to send whole for a clone of everything, when their `.tips` records prove

@@ -35,13 +35,13 @@ impl From<history::Error> for RpcError {
 
 /// A repository opened for reading: its refs and objects (the pack list re-read when a ref
 /// names an object the cached list does not have).
-struct Opened {
-    repo: Repo,
-    snapshot: Snapshot,
-    db: ObjectDb,
+pub(super) struct Opened {
+    pub(super) repo: Repo,
+    pub(super) snapshot: Snapshot,
+    pub(super) db: ObjectDb,
 }
 
-async fn open(
+pub(super) async fn open(
     app: &App,
     identity: Option<&Grants>,
     artifact_id: &str,
@@ -63,7 +63,7 @@ async fn open(
 }
 
 /// Run CPU work off the async threads.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, RpcError> + Send + 'static,
 ) -> Result<T, RpcError> {
     tokio::task::spawn_blocking(f)

@@ -11,6 +11,7 @@ use crate::auth::{decide, Access, Decision, Grants};
 use crate::repo::{Repo, Settings};
 use crate::storage::RepoId;
 
+mod bundle;
 mod events;
 mod history;
 
@@ -46,7 +47,7 @@ pub enum RpcError {
     #[error("{0}")]
     InvalidRequest(&'static str),
     /// No such method.
-    #[error("unknown method {0:?}; the methods are enable_git, get_git_url, add_webhook, list_webhooks, update_webhook, remove_webhook, list_deliveries, redeliver, add_mirror, list_mirrors, remove_mirror, sync_mirror, log, show, diff, read_file, list_files, commit_files, restore, create_snapshot and list_snapshots")]
+    #[error("unknown method {0:?}; the methods are enable_git, get_git_url, add_webhook, list_webhooks, update_webhook, remove_webhook, list_deliveries, redeliver, add_mirror, list_mirrors, remove_mirror, sync_mirror, log, show, diff, read_file, list_files, commit_files, restore, create_snapshot, list_snapshots and bundle")]
     MethodNotFound(String),
     /// The params do not fit the method.
     #[error("invalid params: {0}")]
@@ -163,6 +164,7 @@ pub async fn handle(app: Arc<App>, identity: Option<Grants>, body: &[u8]) -> Val
         "restore" => history::restore(&app, identity.as_ref(), params).await,
         "create_snapshot" => history::create_snapshot(&app, identity.as_ref(), params).await,
         "list_snapshots" => history::list_snapshots(&app, identity.as_ref(), params).await,
+        "bundle" => bundle::bundle(&app, identity.as_ref(), params).await,
         other => Err(RpcError::MethodNotFound(other.to_owned())),
     };
     response(id, result)

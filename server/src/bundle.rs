@@ -1,0 +1,206 @@
+//! `GET {git_url}/bundle?ref=<name>&since=<commit>`: a git bundle of the repository, streamed.
+//!
+//! The `bundle` RPC method answers with this URL; it is fetched with the same token as a clone
+//! (read access). The refs are read when the bundle is fetched (as `git bundle create` reads
+//! them when it runs); `since` names commits by full id, fixed when the URL was made, and
+//! makes an incremental bundle that lists them as prerequisites. The header is written first,
+//! then the pack by the same code that answers a fetch, so nothing is built in memory; a
+//! failure midway cuts the connection, so a partial download never looks like a whole bundle.
+
+use std::sync::Arc;
+
+use gix_hash::ObjectId;
+use http::{header, Request, StatusCode};
+use hyper::body::Incoming;
+use refs::Snapshot;
+
+use crate::app::App;
+use crate::body::{self, ResponseBody};
+use crate::http::plain;
+use crate::repo::Repo;
+use crate::upload_pack::{write_bundle_pack, Output, Source};
+use history::{BundlePlan, MAX_BUNDLE_NAMES};
+
+/// What a bundle URL asks for.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct BundleQuery {
+    /// Ref names (`None`: every branch and tag, and `HEAD`).
+    pub refs: Option<Vec<String>>,
+    /// Prerequisite commits.
+    pub since: Vec<ObjectId>,
+}
+
+impl BundleQuery {
+    /// Parse the query string; a reason when it is not one this endpoint answers.
+    pub fn parse(query: &str) -> Result<Self, String> {
+        let mut out = BundleQuery::default();
+        for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+            match &*key {
+                "ref" => {
+                    let refs = out.refs.get_or_insert_with(Vec::new);
+                    if refs.len() >= MAX_BUNDLE_NAMES {
+                        return Err(format!("at most {MAX_BUNDLE_NAMES} refs per bundle"));
+                    }
+                    if value.is_empty() || value.len() > 1024 {
+                        return Err("invalid ref name".into());
+                    }
+                    refs.push(value.into_owned());
+                }
+                "since" => {
+                    if out.since.len() >= MAX_BUNDLE_NAMES {
+                        return Err(format!("at most {MAX_BUNDLE_NAMES} since commits"));
+                    }
+                    let id = (value.len() == 40)
+                        .then(|| ObjectId::from_hex(value.as_bytes()).ok())
+                        .flatten()
+                        .ok_or_else(|| format!("since: {value:?} is not a full commit id"))?;
+                    if !out.since.contains(&id) {
+                        out.since.push(id);
+                    }
+                }
+                other => return Err(format!("unknown parameter {other:?}")),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The query string for these refs and prerequisites.
+    pub fn to_query(&self) -> String {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        for name in self.refs.iter().flatten() {
+            q.append_pair("ref", name);
+        }
+        for id in &self.since {
+            q.append_pair("since", &id.to_string());
+        }
+        q.finish()
+    }
+}
+
+/// Serve a bundle download.
+pub async fn handle(
+    app: Arc<App>,
+    repo: Repo,
+    snapshot: Snapshot,
+    req: Request<Incoming>,
+) -> http::Response<ResponseBody> {
+    let query = match BundleQuery::parse(req.uri().query().unwrap_or("")) {
+        Ok(q) => q,
+        Err(reason) => return plain(StatusCode::BAD_REQUEST, &reason),
+    };
+    let plan = match history::bundle_refs(&snapshot, query.refs.as_deref()) {
+        Ok(refs) => BundlePlan {
+            refs,
+            prerequisites: query.since,
+        },
+        Err(e) => return plain(StatusCode::NOT_FOUND, &e.to_string()),
+    };
+    if plan.refs.is_empty() {
+        return plain(
+            StatusCode::NOT_FOUND,
+            "the repository has no refs to bundle",
+        );
+    }
+    let Some(slot) = app.slots.try_take() else {
+        return crate::http::busy();
+    };
+    let mut db = match repo.objects(&app.cache).await {
+        Ok(db) => db,
+        Err(e) => return crate::http::storage_error(&repo, e),
+    };
+    if plan.wants().iter().any(|w| !db.contains(w)) {
+        if let Err(e) = db.refresh().await {
+            return crate::http::storage_error(&repo, e);
+        }
+    }
+    // The header: checked (every prerequisite a commit of this repository) before the status
+    // line goes out, so that a stale URL is a clear 4xx rather than a cut download.
+    let header = {
+        let (db, plan) = (db.clone(), plan.clone());
+        tokio::task::spawn_blocking(move || {
+            let reader = db.reader();
+            for id in &plan.prerequisites {
+                if reader.kind(id)? != Some(gix_object::Kind::Commit) {
+                    return Ok(Err(format!(
+                        "since: {id} is not a commit of this repository"
+                    )));
+                }
+            }
+            let mut header = Vec::new();
+            history::write_bundle_header(&reader, &plan, &mut header)?;
+            Ok::<_, history::Error>(Ok(header))
+        })
+        .await
+    };
+    let header = match header {
+        Ok(Ok(Ok(h))) => h,
+        Ok(Ok(Err(reason))) => return plain(StatusCode::NOT_FOUND, &reason),
+        Ok(Err(e)) => {
+            tracing::error!(repo = %repo.id, error = %e, "bundle header failed");
+            return plain(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "bundle task failed");
+            return plain(StatusCode::INTERNAL_SERVER_ERROR, "the bundle failed");
+        }
+    };
+    let (writer, response_body) = body::channel();
+    let id = repo.id.clone();
+    tokio::task::spawn_blocking(move || {
+        let out = Output::new(writer);
+        let _memory = match app
+            .budget
+            .reserve(app.limits.fetch_memory, app.timeouts.queue)
+        {
+            Ok(r) => r,
+            Err(e) => {
+                crate::metrics::inc(&crate::metrics::REJECTED_BUSY);
+                out.into_writer().abort(&e.to_string());
+                return;
+            }
+        };
+        let wants = plan.wants();
+        let source = Source { snapshot, db };
+        let result = out
+            .write_raw(&header)
+            .map_err(crate::upload_pack::Error::from)
+            .and_then(|()| write_bundle_pack(&source, wants, plan.prerequisites, &out));
+        match result {
+            Ok(()) => tracing::info!(repo = %id, refs = plan.refs.len(), "bundle sent"),
+            Err(e) => {
+                tracing::warn!(repo = %id, error = %e, "bundle failed");
+                out.into_writer().abort(&e.to_string());
+            }
+        }
+    });
+    let mut resp = crate::http::git_response("application/x-git-bundle", slot.hold(response_body));
+    if let Ok(v) = header::HeaderValue::from_str(&format!(
+        "attachment; filename=\"{}.bundle\"",
+        repo.id.alias
+    )) {
+        resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_round_trips_and_refuses_what_it_cannot_answer() {
+        let id = ObjectId::from_hex(b"0123456789abcdef0123456789abcdef01234567").unwrap();
+        let q = BundleQuery {
+            refs: Some(vec!["refs/heads/a&b=c".into(), "v1.0".into()]),
+            since: vec![id],
+        };
+        assert_eq!(BundleQuery::parse(&q.to_query()).unwrap(), q);
+        assert_eq!(BundleQuery::parse("").unwrap(), BundleQuery::default());
+        assert!(BundleQuery::parse("since=0123").is_err());
+        assert!(BundleQuery::parse("since=zz23456789abcdef0123456789abcdef01234567").is_err());
+        assert!(BundleQuery::parse("token=secret").is_err());
+        assert!(BundleQuery::parse("ref=").is_err());
+        let many = "ref=a&".repeat(MAX_BUNDLE_NAMES + 1);
+        assert!(BundleQuery::parse(&many).is_err());
+    }
+}
