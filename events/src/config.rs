@@ -130,14 +130,27 @@ pub struct Endpoints {
     /// Its push mirrors.
     #[serde(default)]
     pub mirrors: Vec<Mirror>,
+    /// Artifact versions in step with the default branch.
+    #[serde(default)]
+    pub versions: Option<VersionSync>,
 }
 
 impl Endpoints {
     /// Whether there is nothing to deliver to.
     pub fn is_empty(&self) -> bool {
-        self.webhooks.is_empty() && self.mirrors.is_empty()
+        self.webhooks.is_empty() && self.mirrors.is_empty() && self.versions.is_none()
     }
 }
+
+/// Versions in step: every push that moves the default branch publishes an artifact version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionSync {
+    /// When it was turned on, seconds since the epoch (pushes before are not published).
+    pub since: i64,
+}
+
+/// The endpoint id of version sync in the state store.
+pub const VERSIONS_ENDPOINT: &str = "versions";
 
 /// The most endpoints of each kind one repository may have.
 pub const MAX_ENDPOINTS: usize = 20;

@@ -27,6 +27,8 @@ use crate::payload::{self, RepoInfo};
 use crate::state::{now_ms, EndpointState, Retry, StateStore, Versioned};
 use crate::webhook::{self, Verdict};
 
+mod versions;
+
 /// How the worker behaves.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -67,6 +69,9 @@ pub enum DispatchError {
     /// The objects could not be read.
     #[error("reading objects failed: {0}")]
     Objects(String),
+    /// Publishing an artifact version failed.
+    #[error("publishing a version failed: {0}")]
+    Versions(#[from] ::versions::Error),
 }
 
 /// Where an endpoint stands after its turn.
@@ -265,6 +270,20 @@ impl Dispatcher {
                 }
                 Err(e) => {
                     tracing::warn!(mirror = %mirror.id, error = %e, "mirror round failed");
+                    all_caught_up = false;
+                    lowest = 0;
+                }
+            }
+        }
+        if endpoints.versions.is_some() {
+            match self.versions(&repo).await {
+                Ok(Progress::CaughtUp(at)) => lowest = lowest.min(at),
+                Ok(Progress::Behind(at)) => {
+                    lowest = lowest.min(at);
+                    all_caught_up = false;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "version sync round failed");
                     all_caught_up = false;
                     lowest = 0;
                 }

@@ -64,6 +64,8 @@ pub enum Source {
     Import,
     /// A commit made through the API.
     Api,
+    /// An artifact version committed by `commit_version`: never published back as a version.
+    Version,
 }
 
 /// Who and what besides the ref moves: recorded with every event.

@@ -20,6 +20,12 @@ pub static MIRROR_PUSHES: AtomicU64 = AtomicU64::new(0);
 pub static MIRROR_FAILURES: AtomicU64 = AtomicU64::new(0);
 /// The most events any mirror was behind at the last round.
 pub static MIRROR_LAG_EVENTS: AtomicU64 = AtomicU64::new(0);
+/// Artifact versions published from pushes.
+pub static VERSIONS_PUBLISHED: AtomicU64 = AtomicU64::new(0);
+/// Publishes taken over after they were interrupted (a crash, a lost lease).
+pub static VERSIONS_RESUMED: AtomicU64 = AtomicU64::new(0);
+/// Attempts to publish a version that failed (retried later).
+pub static VERSION_FAILURES: AtomicU64 = AtomicU64::new(0);
 
 pub(crate) fn inc(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
@@ -67,6 +73,17 @@ pub fn render(out: &mut String) {
     for (outcome, v) in [("ok", &MIRROR_PUSHES), ("failed", &MIRROR_FAILURES)] {
         out.push_str(&format!(
             "artifact_git_mirror_pushes_total{{outcome=\"{outcome}\"}} {}\n",
+            v.load(Ordering::Relaxed)
+        ));
+    }
+    out.push_str("# HELP artifact_git_versions_published_total Artifact versions published from pushes, by outcome.\n# TYPE artifact_git_versions_published_total counter\n");
+    for (outcome, v) in [
+        ("ok", &VERSIONS_PUBLISHED),
+        ("resumed", &VERSIONS_RESUMED),
+        ("failed", &VERSION_FAILURES),
+    ] {
+        out.push_str(&format!(
+            "artifact_git_versions_published_total{{outcome=\"{outcome}\"}} {}\n",
             v.load(Ordering::Relaxed)
         ));
     }

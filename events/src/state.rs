@@ -83,6 +83,26 @@ pub struct EndpointState {
     /// Events delivered since the endpoint was added.
     #[serde(default)]
     pub delivered: u64,
+    /// Version sync: the publish under way (saved before anything of it is written, so that
+    /// whoever resumes it uses the same version number).
+    #[serde(default)]
+    pub publishing: Option<Publishing>,
+    /// Version sync: the last version published.
+    #[serde(default)]
+    pub last_version: Option<u64>,
+}
+
+/// A version being published from a push event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Publishing {
+    /// The event.
+    pub seq: u64,
+    /// The commit.
+    pub commit: String,
+    /// The version number taken (or being taken) for it.
+    pub version: u64,
+    /// When it started, seconds since the epoch.
+    pub started: i64,
 }
 
 /// Milliseconds since the epoch.
@@ -141,6 +161,23 @@ impl StateStore {
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// Write `state` whatever is there: an endpoint started again from a new position.
+    pub async fn replace(
+        &self,
+        endpoint: &str,
+        state: &EndpointState,
+    ) -> Result<(), bucket::Error> {
+        let data = serde_json::to_vec(state).map_err(|e| corrupt(endpoint, e))?;
+        self.bucket
+            .put(
+                &self.keys.endpoint_state(endpoint),
+                Bytes::from(data),
+                PutMode::Overwrite,
+            )
+            .await
+            .map(|_| ())
     }
 
     /// Replace the state read as `read` with `state`; `None` when somebody changed it since.

@@ -14,6 +14,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod api;
+pub mod attributes;
 mod locks;
 mod oid;
 mod pointer;

@@ -109,6 +109,24 @@ impl ArtifactKeys {
         format!("{}v{version}.json", self.base)
     }
 
+    /// The prefix of every version folder and manifest (`v`), for listings that must not
+    /// walk the git repository beside them.
+    pub fn versions_prefix(&self) -> String {
+        format!("{}v", self.base)
+    }
+
+    /// The version number of a manifest key (`v{N}.json`), from a listing.
+    pub fn parse_version_manifest(&self, key: &str) -> Option<u64> {
+        let digits = key
+            .strip_prefix(&self.base)?
+            .strip_prefix('v')?
+            .strip_suffix(".json")?;
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse().ok()
+    }
+
     /// The version number and path of a key inside a version folder, from a listing of
     /// [`ArtifactKeys::base`].
     pub fn parse_version_file<'k>(&self, key: &'k str) -> Option<(u64, &'k str)> {
@@ -285,6 +303,13 @@ impl RepoKeys {
         format!("{}lfs/locks/", self.prefix)
     }
 
+    /// The commit `commit_version` made of artifact version `N`: `versions/imported/v{N}`
+    /// (the commit id). Written (`Create`) after the branch moved; a second call for the same
+    /// version answers this commit instead of making another.
+    pub fn imported_version(&self, version: u64) -> String {
+        format!("{}versions/imported/v{version}", self.prefix)
+    }
+
     /// A record of the push event log: `events/log/{seq:020}-{prev}-{id}.json`, where `seq`
     /// is the change's number, `prev` and `id` the content ids of the refs before and after
     /// it (all zeros for none). Written once (`Create`) by the push (or import) that makes the
@@ -423,7 +448,18 @@ mod tests {
             artifact.parse_version_file("root/ws/artifacts/data/git/HEAD"),
             None
         );
+        let manifest = |k: &str| artifact.parse_version_manifest(k);
+        assert_eq!(manifest("root/ws/artifacts/data/v12.json"), Some(12));
+        assert_eq!(manifest("root/ws/artifacts/data/v.json"), None);
+        assert_eq!(manifest("root/ws/artifacts/data/v1/x.json"), None);
+        assert!(artifact
+            .version_manifest(7)
+            .starts_with(&artifact.versions_prefix()));
         let repo = artifact.repo();
+        assert_eq!(
+            repo.imported_version(4),
+            "root/ws/artifacts/data/git/versions/imported/v4"
+        );
         assert_eq!(repo.head(), "root/ws/artifacts/data/git/HEAD");
         assert_eq!(repo.packed_refs(), "root/ws/artifacts/data/git/packed-refs");
         let idx = repo.pack_file("pack-abc", PackFile::Idx);

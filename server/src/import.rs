@@ -42,6 +42,9 @@ pub enum ImportError {
     /// Storing a file as an LFS object failed.
     #[error(transparent)]
     Lfs(#[from] lfs::StoreError),
+    /// Listing the version failed.
+    #[error(transparent)]
+    Versions(#[from] versions::Error),
 }
 
 /// What an import did.
@@ -53,8 +56,10 @@ pub struct Imported {
     pub files: usize,
     /// Of them, stored as Git LFS objects.
     pub lfs_files: usize,
-    /// The new commit.
+    /// The new commit (the parent, when nothing changed).
     pub head: Option<ObjectId>,
+    /// The files equal the parent's: no commit was made.
+    pub unchanged: bool,
 }
 
 /// Where the content of a file of the new commit comes from.
@@ -65,20 +70,21 @@ enum Content {
     Inline(Vec<u8>),
 }
 
-/// A `.gitattributes` pattern matching exactly `path` (from the root).
-fn attributes_pattern(path: &str) -> String {
-    let mut out = String::from("/");
-    for c in path.chars() {
-        match c {
-            ' ' => out.push_str("[[:space:]]"),
-            '*' | '?' | '[' | ']' | '\\' | '!' | '#' => {
-                out.push('\\');
-                out.push(c);
-            }
-            c => out.push(c),
-        }
-    }
-    out
+/// What to commit: the files of one version, on a branch.
+#[derive(Debug, Clone)]
+pub struct VersionCommit {
+    /// The branch (short name).
+    pub branch: String,
+    /// The version.
+    pub version: u64,
+    /// The branch's commit now (`None`: the branch is created).
+    pub parent: Option<ObjectId>,
+    /// The commit message.
+    pub message: String,
+    /// What the push event records as its cause.
+    pub source: events::log::Source,
+    /// Files larger than this become Git LFS objects.
+    pub lfs_threshold: u64,
 }
 
 /// Commit the files of the artifact's newest version as the first commit of `branch`; files
@@ -91,21 +97,43 @@ pub async fn import_newest_version(
 ) -> Result<Imported, ImportError> {
     let storage = repo.storage();
     let artifact = storage.artifact_keys(&repo.id);
-    let listing = storage.bucket.list(artifact.base()).await?;
-    let Some(version) = listing
-        .iter()
-        .filter_map(|m| artifact.parse_version_file(&m.key))
-        .map(|(v, _)| v)
-        .max()
+    let Some(version) = versions::files::newest_version(storage.bucket.as_ref(), &artifact).await?
     else {
         return Ok(Imported::default());
     };
-    let files: Vec<(String, u64)> = listing
-        .iter()
-        .filter_map(|m| Some((artifact.parse_version_file(&m.key)?, m.size)))
-        .filter(|((v, path), _)| *v == version && !path.is_empty() && !path.ends_with('/'))
-        .map(|((_, path), size)| (path.to_owned(), size))
-        .collect();
+    let message = format!(
+        "Import artifact {} version v{version}\n\nThe files of version v{version}, as they were when git was enabled.\n",
+        repo.id
+    );
+    commit_version_files(
+        app,
+        repo,
+        VersionCommit {
+            branch: branch.to_owned(),
+            version,
+            parent: None,
+            message,
+            source: events::log::Source::Import,
+            lfs_threshold,
+        },
+    )
+    .await
+}
+
+/// Commit the files of one version as the whole tree of a new commit on a branch (whose
+/// parent is the branch's commit now). Files the version's own `.gitattributes` sends to LFS,
+/// and files above the threshold, become LFS objects; a `.gitattributes` line is added for the
+/// latter. When the tree equals the parent's, no commit is made: the answer names the parent
+/// and `unchanged` is set.
+pub async fn commit_version_files(
+    app: &App,
+    repo: &Repo,
+    what: VersionCommit,
+) -> Result<Imported, ImportError> {
+    let storage = repo.storage();
+    let artifact = storage.artifact_keys(&repo.id);
+    let version = what.version;
+    let files = versions::files::version_files(storage.bucket.as_ref(), &artifact, version).await?;
     if files.is_empty() {
         return Ok(Imported::default());
     }
@@ -113,61 +141,85 @@ pub async fn import_newest_version(
     let download = tempfile::Builder::new()
         .prefix("import-")
         .tempdir_in(&app.staging)?;
+    let attributes: Option<Vec<u8>> = match files.iter().any(|f| f.path == ".gitattributes") {
+        true => Some(
+            storage
+                .bucket
+                .get(&artifact.version_file(version, ".gitattributes"))
+                .await?
+                .data
+                .to_vec(),
+        ),
+        false => None,
+    };
+    let patterns = lfs::attributes::lfs_patterns(attributes.as_deref().unwrap_or_default());
     let store = lfs::Store::new(storage.bucket.clone(), repo.keys.clone(), app.lfs);
     let mut local: Vec<(String, Content)> = Vec::with_capacity(files.len() + 1);
-    let mut tracked = Vec::new();
-    let mut attributes: Option<Vec<u8>> = None;
-    for (n, (path, size)) in files.into_iter().enumerate() {
-        let key = artifact.version_file(version, &path);
-        if size > lfs_threshold {
+    let mut added_patterns = Vec::new();
+    let mut lfs_files = 0;
+    for (n, file) in files.into_iter().enumerate() {
+        if file.path == ".gitattributes" {
+            continue;
+        }
+        let key = artifact.version_file(version, &file.path);
+        let tracked = lfs::attributes::tracked_by_lfs(&patterns, &file.path);
+        if tracked || file.size > what.lfs_threshold {
             let (oid, size) = store.import(&key).await?;
             let pointer = lfs::Pointer { oid, size };
-            local.push((path.clone(), Content::Inline(pointer.encode().into_bytes())));
-            tracked.push(path);
+            local.push((
+                file.path.clone(),
+                Content::Inline(pointer.encode().into_bytes()),
+            ));
+            lfs_files += 1;
+            if !tracked {
+                added_patterns.push(lfs::attributes::exact_pattern(&file.path));
+            }
             continue;
         }
-        let file = download.path().join(n.to_string());
-        storage.bucket.get_to_file(&key, &file).await?;
-        if path == ".gitattributes" {
-            attributes = Some(std::fs::read(&file)?);
-            continue;
-        }
-        local.push((path, Content::File(file)));
+        let path = download.path().join(n.to_string());
+        storage.bucket.get_to_file(&key, &path).await?;
+        local.push((file.path, Content::File(path)));
     }
-    let lfs_files = tracked.len();
     // A `.gitattributes` written only for LFS is not one of the artifact's files.
-    let generated_attributes = usize::from(!tracked.is_empty() && attributes.is_none());
-    if !tracked.is_empty() || attributes.is_some() {
+    let generated_attributes = usize::from(!added_patterns.is_empty() && attributes.is_none());
+    if !added_patterns.is_empty() || attributes.is_some() {
         let mut text = attributes.unwrap_or_default();
         if !text.is_empty() && !text.ends_with(b"\n") {
             text.push(b'\n');
         }
-        for path in &tracked {
+        for pattern in &added_patterns {
             text.extend_from_slice(
-                format!(
-                    "{} filter=lfs diff=lfs merge=lfs -text\n",
-                    attributes_pattern(path)
-                )
-                .as_bytes(),
+                format!("{pattern} filter=lfs diff=lfs merge=lfs -text\n").as_bytes(),
             );
         }
         local.push((".gitattributes".to_owned(), Content::Inline(text)));
     }
     let db = repo.fresh_objects(&app.cache).await?;
-    let message = format!(
-        "Import artifact {} version v{version}\n\nThe files of version v{version}, as they were when git was enabled.\n",
-        repo.id
-    );
     let staging = app.staging.clone();
     let budget = app.budget.clone();
     let limits = app.pack_limits();
     let repo_id = repo.id.clone();
-    let (indexed, head, count) = tokio::task::spawn_blocking(move || {
-        build(&local, &message, &staging, &limits, &budget, &repo_id)
+    let (parent, message) = (what.parent, what.message.clone());
+    let reader_db = db.clone();
+    let built = tokio::task::spawn_blocking(move || {
+        build(
+            &local, &message, parent, &reader_db, &staging, &limits, &budget, &repo_id,
+        )
     })
     .await
     .map_err(|e| ImportError::Task(e.to_string()))??;
     drop(download);
+    let count = built.count.saturating_sub(generated_attributes);
+    let Some(indexed) = built.indexed else {
+        return Ok(Imported {
+            version: Some(version),
+            files: count,
+            lfs_files,
+            head: Some(built.head),
+            unchanged: true,
+        });
+    };
+    let head = built.head;
     indexed
         .publish(db.bucket().as_ref(), db.keys(), &Reach::Exactly(vec![head]))
         .await?;
@@ -180,7 +232,7 @@ pub async fn import_newest_version(
         events::log::EventMeta {
             pusher: None,
             push_options: Vec::new(),
-            source: events::log::Source::Import,
+            source: what.source,
         },
     );
     let results = repo
@@ -188,8 +240,10 @@ pub async fn import_newest_version(
         .commit_with(
             &RefTransaction {
                 updates: vec![RefUpdate {
-                    name: format!("refs/heads/{branch}"),
-                    old: ObjectId::null(gix_hash::Kind::Sha1),
+                    name: format!("refs/heads/{}", what.branch),
+                    old: what
+                        .parent
+                        .unwrap_or_else(|| ObjectId::null(gix_hash::Kind::Sha1)),
                     new: head,
                     peeled: None,
                 }],
@@ -204,21 +258,32 @@ pub async fn import_newest_version(
     }
     Ok(Imported {
         version: Some(version),
-        files: count.saturating_sub(generated_attributes),
+        files: count,
         lfs_files,
         head: Some(head),
+        unchanged: false,
     })
 }
 
+/// A commit of files, written and indexed (none when its tree equals its parent's).
+struct Built {
+    indexed: Option<Indexed>,
+    head: ObjectId,
+    count: usize,
+}
+
 /// Write the files into a pack with their trees and one commit, and index it.
+#[allow(clippy::too_many_arguments)]
 fn build(
     files: &[(String, Content)],
     message: &str,
+    parent: Option<ObjectId>,
+    db: &objectstore::ObjectDb,
     staging: &std::path::Path,
     limits: &Limits,
     budget: &std::sync::Arc<objectstore::budget::MemoryBudget>,
     repo: &crate::storage::RepoId,
-) -> Result<(Indexed, ObjectId, usize), ImportError> {
+) -> Result<Built, ImportError> {
     let mut pack = PackBuilder::new(staging)?;
     let mut tree = TreeBuilder::default();
     let mut count = 0;
@@ -240,29 +305,29 @@ fn build(
         }
     }
     let root = tree.write(&mut pack)?;
+    if let Some(parent) = parent {
+        if db.reader().commit(&parent)?.tree == root {
+            return Ok(Built {
+                indexed: None,
+                head: parent,
+                count,
+            });
+        }
+    }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let who = format!("artifact-git <artifact-git@localhost> {now} +0000");
-    let commit = format!("tree {root}\nauthor {who}\ncommitter {who}\n\n{message}");
+    let parent_line = parent.map_or(String::new(), |p| format!("parent {p}\n"));
+    let commit = format!("tree {root}\n{parent_line}author {who}\ncommitter {who}\n\n{message}");
     let head = pack.add(gix_object::Kind::Commit, commit.as_bytes())?;
     let (path, _guard) = pack.finish()?;
     let indexed = index::index_file(&path, staging, limits, budget, Checks::STRICT, &mut |_| {
         Ok(None)
     })?;
-    Ok((indexed, head, count))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn attribute_patterns_match_exactly_one_path() {
-        assert_eq!(attributes_pattern("data/model.bin"), "/data/model.bin");
-        assert_eq!(
-            attributes_pattern("a b/c*d[1]#"),
-            "/a[[:space:]]b/c\\*d\\[1\\]\\#"
-        );
-    }
+    Ok(Built {
+        indexed: Some(indexed),
+        head,
+        count,
+    })
 }

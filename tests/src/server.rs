@@ -372,8 +372,17 @@ impl Server {
                 _tmp: None,
             };
         }
-        let (endpoint, bucket, prefix) = self.s3_location();
-        let key_prefix = format!("{prefix}/{ws}/artifacts/{alias}/git/");
+        let (_, _, prefix) = self.s3_location();
+        let tmp = self.export_s3(&format!("{prefix}/{ws}/artifacts/{alias}/git/"));
+        BareRepo {
+            path: tmp.path().to_owned(),
+            _tmp: Some(tmp),
+        }
+    }
+
+    /// Copy every key under `key_prefix` of an S3-backed server's bucket into a directory.
+    fn export_s3(&self, key_prefix: &str) -> TempDir {
+        let (endpoint, bucket, _) = self.s3_location();
         let tmp = TempDir::new().unwrap();
         let python =
             std::env::var("ARTIFACT_GIT_TEST_S3_PYTHON").unwrap_or_else(|_| "python3".into());
@@ -389,19 +398,35 @@ for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=p
         s3.download_file(bucket, obj["Key"], path)
 "#;
         let out = Command::new(python)
-            .args(["-c", script, &endpoint, bucket, &key_prefix])
+            .args(["-c", script, &endpoint, bucket, key_prefix])
             .arg(tmp.path())
             .output()
             .unwrap();
         assert!(
             out.status.success(),
-            "exporting {repo} from S3 failed: {}",
+            "exporting {key_prefix} from S3 failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        BareRepo {
-            path: tmp.path().to_owned(),
-            _tmp: Some(tmp),
-        }
+        tmp
+    }
+
+    /// The artifact's own files (version folders and manifests, not its git repository):
+    /// path under `{ws}/artifacts/{alias}/` to bytes.
+    pub fn artifact_files(&self, repo: &str) -> std::collections::BTreeMap<String, Vec<u8>> {
+        let (ws, alias) = repo.split_once('/').unwrap();
+        let tmp;
+        let root = match &self.data_dir {
+            Some(data) => data.join(ws).join("artifacts").join(alias),
+            None => {
+                let (_, _, prefix) = self.s3_location();
+                tmp = self.export_s3(&format!("{prefix}/{ws}/artifacts/{alias}/v"));
+                let dir = tmp.path().to_owned();
+                return read_tree(&dir, "v");
+            }
+        };
+        let mut out = read_tree(&root, "");
+        out.retain(|k, _| !k.starts_with("git/"));
+        out
     }
 
     /// A second server process on the same storage (a replica).
@@ -584,4 +609,29 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Every file under `dir` by its path (prefixed with `prefix`) relative to it.
+fn read_tree(dir: &Path, prefix: &str) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let rel = path
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                out.insert(format!("{prefix}{rel}"), std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    out
 }

@@ -49,7 +49,7 @@ async fn admin_repo(
     Ok(repo)
 }
 
-async fn head(repo: &Repo) -> Result<Cursor, RpcError> {
+pub(super) async fn head(repo: &Repo) -> Result<Cursor, RpcError> {
     let snapshot = repo.snapshot().await?;
     Ok(Cursor {
         seq: snapshot.seq,

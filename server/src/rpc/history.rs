@@ -553,36 +553,6 @@ fn expected(head: Option<&str>) -> Result<ObjectId, RpcError> {
     }
 }
 
-/// `.gitattributes` patterns at the root whose files go to Git LFS (`filter=lfs`): exact
-/// names, `*.ext` and `dir/**` forms, which is what `git lfs track` writes.
-fn lfs_patterns(attributes: &[u8]) -> Vec<String> {
-    String::from_utf8_lossy(attributes)
-        .lines()
-        .filter_map(|line| {
-            let mut parts = line.split_whitespace();
-            let pattern = parts.next()?;
-            (!pattern.starts_with('#') && parts.any(|a| a == "filter=lfs"))
-                .then(|| pattern.to_owned())
-        })
-        .collect()
-}
-
-fn tracked_by_lfs(patterns: &[String], path: &str) -> bool {
-    let name = path.rsplit('/').next().unwrap_or(path);
-    patterns.iter().any(|p| {
-        let p = p.trim_start_matches('/');
-        if let Some(ext) = p.strip_prefix('*') {
-            !ext.contains(['*', '/']) && name.ends_with(ext)
-        } else if let Some(dir) = p.strip_suffix("/**") {
-            path.starts_with(&format!("{dir}/"))
-        } else if p.contains('/') {
-            p == path
-        } else {
-            p == name
-        }
-    })
-}
-
 /// `commit_files`: one commit on `branch` from the changes.
 pub(super) async fn commit_files(
     app: &Arc<App>,
@@ -675,13 +645,14 @@ pub(super) async fn commit_files(
         })
         .await?
     };
-    let patterns = lfs_patterns(&attributes);
+    let patterns = lfs::attributes::lfs_patterns(&attributes);
     let store = lfs::Store::new(app.storage.bucket.clone(), o.repo.keys.clone(), app.lfs);
     for PendingEdit { path, content, .. } in &mut edits_in {
         let Some((bytes, _)) = content else {
             continue;
         };
-        if !tracked_by_lfs(&patterns, path) || lfs::Pointer::parse(bytes).is_some() {
+        if !lfs::attributes::tracked_by_lfs(&patterns, path) || lfs::Pointer::parse(bytes).is_some()
+        {
             continue;
         }
         let oid = lfs::Oid::of(bytes);

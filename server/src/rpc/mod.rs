@@ -14,6 +14,7 @@ use crate::storage::RepoId;
 mod bundle;
 mod events;
 mod history;
+mod versions;
 
 /// JSON-RPC error codes: the standard ones and the API's own.
 pub mod code {
@@ -47,7 +48,7 @@ pub enum RpcError {
     #[error("{0}")]
     InvalidRequest(&'static str),
     /// No such method.
-    #[error("unknown method {0:?}; the methods are enable_git, get_git_url, add_webhook, list_webhooks, update_webhook, remove_webhook, list_deliveries, redeliver, add_mirror, list_mirrors, remove_mirror, sync_mirror, log, show, diff, read_file, list_files, commit_files, restore, create_snapshot, list_snapshots and bundle")]
+    #[error("unknown method {0:?}; the methods are enable_git, get_git_url, add_webhook, list_webhooks, update_webhook, remove_webhook, list_deliveries, redeliver, add_mirror, list_mirrors, remove_mirror, sync_mirror, log, show, diff, read_file, list_files, commit_files, restore, create_snapshot, list_snapshots, bundle, set_git_settings and commit_version")]
     MethodNotFound(String),
     /// The params do not fit the method.
     #[error("invalid params: {0}")]
@@ -165,6 +166,8 @@ pub async fn handle(app: Arc<App>, identity: Option<Grants>, body: &[u8]) -> Val
         "create_snapshot" => history::create_snapshot(&app, identity.as_ref(), params).await,
         "list_snapshots" => history::list_snapshots(&app, identity.as_ref(), params).await,
         "bundle" => bundle::bundle(&app, identity.as_ref(), params).await,
+        "set_git_settings" => versions::set_git_settings(&app, identity.as_ref(), params).await,
+        "commit_version" => versions::commit_version(&app, identity.as_ref(), params).await,
         other => Err(RpcError::MethodNotFound(other.to_owned())),
     };
     response(id, result)
@@ -225,6 +228,9 @@ struct EnableGit {
     /// Files larger than this become Git LFS objects (default: `--lfs-threshold`).
     #[serde(default)]
     lfs_threshold: Option<u64>,
+    /// Publish an artifact version on every push that moves the default branch.
+    #[serde(default)]
+    sync_versions: bool,
 }
 
 fn main() -> String {
@@ -282,7 +288,10 @@ async fn enable_git(
     } else {
         crate::import::Imported::default()
     };
-    tracing::info!(repo = %id, imported = imported.files, public = p.public, "git enabled");
+    if p.sync_versions {
+        versions::set_sync(app, &repo, true).await?;
+    }
+    tracing::info!(repo = %id, imported = imported.files, public = p.public, sync_versions = p.sync_versions, "git enabled");
     Ok(json!({
         "git_url": git_url(app, &id),
         "default_branch": p.default_branch,
@@ -290,6 +299,7 @@ async fn enable_git(
         "imported_files": imported.files,
         "lfs_files": imported.lfs_files,
         "head": imported.head.map(|h| h.to_string()),
+        "sync_versions": p.sync_versions,
     }))
 }
 
