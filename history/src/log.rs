@@ -144,12 +144,18 @@ pub fn log_page(
 ) -> Result<Log> {
     let mut seen: HashMap<ObjectId, ()> = HashMap::new();
     let mut at_path: HashMap<ObjectId, Option<(u32, ObjectId)>> = HashMap::new();
+    let mut lookup = path
+        .filter(|p| !p.is_empty())
+        .map(crate::tree::PathLookup::new);
     let mut entry =
         |id: &ObjectId, tree: &ObjectId, path: &str| -> Result<Option<(u32, ObjectId)>> {
             if let Some(found) = at_path.get(id) {
                 return Ok(*found);
             }
-            let found = crate::tree::entry_at(reader, tree, path)?;
+            let found = match lookup.as_mut() {
+                Some(lookup) => lookup.at(reader, tree)?,
+                None => crate::tree::entry_at(reader, tree, path)?,
+            };
             at_path.insert(*id, found);
             Ok(found)
         };

@@ -120,6 +120,77 @@ pub fn entry_at(
     Ok(None)
 }
 
+/// [`entry_at`] for one path asked of many trees (every commit of a history): what a subtree
+/// holds at the rest of the path is remembered by the subtree's id, so the subtrees most
+/// commits share (everything but the folders a commit touched) are read once.
+pub(crate) struct PathLookup<'p> {
+    parts: Vec<&'p str>,
+    memo: std::collections::HashMap<(ObjectId, usize), Option<(u32, ObjectId)>>,
+    buf: Vec<u8>,
+}
+
+/// Subtree answers remembered at most (then forgotten all at once).
+const MAX_MEMO: usize = 1 << 20;
+
+impl<'p> PathLookup<'p> {
+    /// Lookups of `path` (not empty).
+    pub(crate) fn new(path: &'p str) -> Self {
+        PathLookup {
+            parts: path.split('/').collect(),
+            memo: std::collections::HashMap::new(),
+            buf: Vec::new(),
+        }
+    }
+
+    /// What is at the path in `tree`.
+    pub(crate) fn at(
+        &mut self,
+        reader: &Reader<'_>,
+        tree: &ObjectId,
+    ) -> Result<Option<(u32, ObjectId)>> {
+        self.from_level(reader, *tree, 0)
+    }
+
+    fn from_level(
+        &mut self,
+        reader: &Reader<'_>,
+        tree: ObjectId,
+        level: usize,
+    ) -> Result<Option<(u32, ObjectId)>> {
+        if level > 0 {
+            if let Some(found) = self.memo.get(&(tree, level)) {
+                return Ok(*found);
+            }
+        }
+        reader.read_kind(&tree, gix_object::Kind::Tree, &mut self.buf)?;
+        let name = self.parts[level];
+        let mut found = None;
+        for entry in TreeRefIter::from_bytes(&self.buf, gix_hash::Kind::Sha1) {
+            let entry = entry.map_err(|e| Error::Corrupt {
+                id: tree,
+                message: e.to_string(),
+            })?;
+            if entry.filename.as_bytes() == name.as_bytes() {
+                found = Some((entry.mode, entry.oid.to_owned()));
+                break;
+            }
+        }
+        let answer = match found {
+            None => None,
+            Some((mode, id)) if level + 1 == self.parts.len() => Some((mode_bits(mode), id)),
+            Some((mode, _)) if !mode.is_tree() => None,
+            Some((_, id)) => self.from_level(reader, id, level + 1)?,
+        };
+        if level > 0 {
+            if self.memo.len() >= MAX_MEMO {
+                self.memo.clear();
+            }
+            self.memo.insert((tree, level), answer);
+        }
+        Ok(answer)
+    }
+}
+
 fn mode_bits(mode: EntryMode) -> u32 {
     u32::from(mode.value())
 }
