@@ -148,10 +148,10 @@ impl<'p> PathLookup<'p> {
         reader: &Reader<'_>,
         tree: &ObjectId,
     ) -> Result<Option<(u32, ObjectId)>> {
-        self.from_level(reader, *tree, 0)
+        self.lookup_level(reader, *tree, 0)
     }
 
-    fn from_level(
+    fn lookup_level(
         &mut self,
         reader: &Reader<'_>,
         tree: ObjectId,
@@ -179,7 +179,7 @@ impl<'p> PathLookup<'p> {
             None => None,
             Some((mode, id)) if level + 1 == self.parts.len() => Some((mode_bits(mode), id)),
             Some((mode, _)) if !mode.is_tree() => None,
-            Some((_, id)) => self.from_level(reader, id, level + 1)?,
+            Some((_, id)) => self.lookup_level(reader, id, level + 1)?,
         };
         if level > 0 {
             if self.memo.len() >= MAX_MEMO {

@@ -78,6 +78,18 @@ impl Default for Timeouts {
     }
 }
 
+/// Who may create a repository by pushing to it (`--create-on-push`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum CreateOnPush {
+    /// Nobody: a push to a repository that does not exist is refused.
+    #[default]
+    Off,
+    /// Tokens with `a` on the repository (its workspace).
+    Admin,
+    /// Tokens with `rw` on it.
+    Write,
+}
+
 /// Shared state of the server: storage and caches, nothing that must survive a restart.
 #[derive(Debug)]
 pub struct App {
@@ -89,8 +101,14 @@ pub struct App {
     pub cache: Arc<PackCache>,
     /// Where received packs are indexed before upload.
     pub staging: PathBuf,
-    /// The URL clients reach this server at.
+    /// The URL clients reach this server at (`--public-url`, or the listen address).
     pub public_url: String,
+    /// `public_url` was given (`--public-url`): forwarded headers are not consulted.
+    pub public_url_fixed: bool,
+    /// Proxies whose `X-Forwarded-Proto`/`X-Forwarded-Host` name the URL clients used.
+    pub trusted_proxies: Vec<crate::proxy::Cidr>,
+    /// Whether a push may create a repository that does not exist.
+    pub create_on_push: CreateOnPush,
     /// What a request may send.
     pub limits: Limits,
     /// How long a peer may stall.

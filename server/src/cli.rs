@@ -108,6 +108,10 @@ pub struct TokenArgs {
     /// The `sub` claim.
     #[arg(long)]
     pub subject: Option<String>,
+    /// Print a `git config` command that sends the token to this server URL
+    /// (`http.<url>.extraHeader`), instead of the bare token.
+    #[arg(long, value_name = "SERVER_URL")]
+    pub git_config: Option<String>,
     #[command(flatten)]
     pub auth: AuthArgs,
     #[command(flatten)]
@@ -407,6 +411,24 @@ pub struct ServeArgs {
     /// The URL clients reach this server at (shown in clone URLs); defaults to the listen address.
     #[arg(long, env = "ARTIFACT_GIT_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Serve HTTPS with this certificate chain (PEM); reloaded on SIGHUP and when the file changes.
+    #[arg(long, env = "ARTIFACT_GIT_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `--tls-cert` (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "ARTIFACT_GIT_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP on an address other than loopback (only behind a TLS proxy: tokens
+    /// would otherwise cross the network in clear text).
+    #[arg(long, env = "ARTIFACT_GIT_INSECURE_HTTP")]
+    pub insecure_http: bool,
+    /// Proxies (IP or CIDR, repeatable or comma-separated) whose `X-Forwarded-Proto` and
+    /// `X-Forwarded-Host` name the URL clients used; ignored when `--public-url` is given.
+    #[arg(long, env = "ARTIFACT_GIT_TRUSTED_PROXY", value_delimiter = ',')]
+    pub trusted_proxy: Vec<crate::proxy::Cidr>,
+    /// Let a push create a repository that does not exist: `admin` (a token with `a` on it),
+    /// `write` (`rw` is enough) or `off`.
+    #[arg(long, env = "ARTIFACT_GIT_CREATE_ON_PUSH", value_enum, default_value_t = crate::app::CreateOnPush::Off)]
+    pub create_on_push: crate::app::CreateOnPush,
     /// Repack a repository in the background after a push leaves more packs than this (0: never).
     #[arg(long, env = "ARTIFACT_GIT_MAINTAIN_AFTER_PACKS", default_value_t = 32)]
     pub maintain_after_packs: usize,
@@ -487,11 +509,23 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let auth = crate::auth::Authenticator::new(&auth_config)?;
     let storage = Storage::open(&args.storage.storage, args.storage.s3_path_style).await?;
     let (cache_dir, staging) = local_dirs(&args.storage)?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::tls::Tls::new(cert.clone(), key.clone())?),
+        _ => None,
+    };
+    if tls.is_none() && !args.listen.ip().is_loopback() && !args.insecure_http {
+        anyhow::bail!(
+            "refusing to serve plain HTTP on {}: tokens would cross the network in clear text. Give --tls-cert and --tls-key, or --insecure-http when a TLS proxy is in front",
+            args.listen
+        );
+    }
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let local = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let public_url_fixed = args.public_url.is_some();
     let public_url = args
         .public_url
-        .unwrap_or_else(|| format!("http://{local}"))
+        .unwrap_or_else(|| format!("{scheme}://{local}"))
         .trim_end_matches('/')
         .to_owned();
     let admin_token = if embedded_secret {
@@ -530,6 +564,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         staging,
         events,
         public_url: public_url.clone(),
+        public_url_fixed,
+        trusted_proxies: args.trusted_proxy.clone(),
+        create_on_push: args.create_on_push,
         limits,
         timeouts,
         slots: crate::slots::Slots::new(limits.max_heavy_requests),
@@ -551,7 +588,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         StorageUrl::S3 { bucket, prefix } => format!("s3://{bucket}/{prefix}"),
     };
     println!(
-        "artifact-git {} listening on http://{local} (storage: {storage_desc})",
+        "artifact-git {} listening on {scheme}://{local} (storage: {storage_desc})",
         env!("CARGO_PKG_VERSION")
     );
     let me = std::env::args()
@@ -560,10 +597,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     println!("  create a repository:  {me} init demo/hello --storage {storage_desc}");
     match &admin_token {
         Some(token) => {
-            let authed = public_url.replacen("://", &format!("://git:{token}@"), 1);
             println!("  admin token (30 days, every workspace; keep it secret): {token}");
-            println!("  clone it:             git clone {authed}/demo/git/hello");
-            println!("  push to it:           cd hello && git push origin main");
+            println!("  clone it:             git -c http.extraHeader=\"Authorization: Bearer $TOKEN\" clone {public_url}/demo/git/hello");
+            println!("                        (TOKEN=<the admin token>; the token stays out of .git/config)");
+            println!("  or once for all:      {me} token --workspace '*' --scope a --ttl 30d --git-config {public_url} --storage {storage_desc}");
+            println!("  push to it:           cd hello && git -c http.extraHeader=\"Authorization: Bearer $TOKEN\" push origin main");
             println!("  more tokens:          {me} token --workspace demo --scope rw --ttl 1h --storage {storage_desc}");
         }
         None => {
@@ -572,7 +610,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     }
     tracing::info!(%local, "listening");
-    crate::serve::serve(app, listener, shutdown_signal()).await?;
+    crate::serve::serve(app, listener, tls, shutdown_signal()).await?;
     Ok(())
 }
 
@@ -631,7 +669,24 @@ fn token(args: TokenArgs) -> anyhow::Result<()> {
         Some(alias) => format!("artifact:{}/{alias}#{}", args.workspace, args.scope),
         None => format!("ws:{}#{}", args.workspace, args.scope),
     };
-    println!("{}", auth.mint(&scope, args.ttl, args.subject.as_deref())?);
+    let token = auth.mint(&scope, args.ttl, args.subject.as_deref())?;
+    match args.git_config {
+        Some(url) => {
+            let url = url.trim_end_matches('/');
+            // Printed into a shell command: only characters a server URL needs.
+            if !(url.starts_with("http://") || url.starts_with("https://"))
+                || !url
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b":/.-_[]~%".contains(&b))
+            {
+                anyhow::bail!("--git-config takes the server's URL, like https://git.example.com");
+            }
+            println!(
+                "git config --global http.{url}/.extraHeader \"Authorization: Bearer {token}\""
+            );
+        }
+        None => println!("{token}"),
+    }
     Ok(())
 }
 

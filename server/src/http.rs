@@ -171,8 +171,56 @@ fn identify<B>(app: &App, req: &Request<B>) -> Result<Option<crate::auth::Grants
     }
 }
 
-/// Handle one request.
+/// Handle one request, with the links it makes based on the URL the client used (see
+/// [`crate::proxy`]).
 pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<ResponseBody> {
+    let base = crate::proxy::request_base_url(&app, &req);
+    crate::proxy::with_base_url(base, route_request(app, req)).await
+}
+
+/// Whether a push may create `repo`: `--create-on-push` allows it and the caller has the
+/// access it asks for on the repository.
+fn may_create(app: &App, identity: Option<&crate::auth::Grants>, repo: &Repo) -> bool {
+    let need = match app.create_on_push {
+        crate::app::CreateOnPush::Off => return false,
+        crate::app::CreateOnPush::Admin => Access::Admin,
+        crate::app::CreateOnPush::Write => Access::Write,
+    };
+    identity.is_some()
+        && decide(
+            identity,
+            true,
+            false,
+            need,
+            &repo.id.workspace,
+            &repo.id.alias,
+        ) == Decision::Allow
+}
+
+/// Create a repository for a push, as `enable_git` would with no files to import; a
+/// repository created meanwhile by someone else is fine.
+async fn create_for_push(repo: &Repo) -> Result<(), Response<ResponseBody>> {
+    let fail = |e: &dyn std::fmt::Display| {
+        tracing::error!(repo = %repo.id, error = %e, "creating a repository on push failed");
+        plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("cannot create the repository: {e}"),
+        )
+    };
+    repo.write_settings(&crate::repo::Settings::default())
+        .await
+        .map_err(|e| fail(&e))?;
+    match repo.refs.init("main").await {
+        Ok(()) => {
+            tracing::info!(repo = %repo.id, "repository created by a push");
+            Ok(())
+        }
+        Err(refs::Error::AlreadyExists) => Ok(()),
+        Err(e) => Err(fail(&e)),
+    }
+}
+
+async fn route_request(app: Arc<App>, req: Request<Incoming>) -> Response<ResponseBody> {
     let path = req.uri().path().to_owned();
     match (req.method(), path.as_str()) {
         (&Method::GET, "/health") => return plain(StatusCode::OK, "ok"),
@@ -206,11 +254,30 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<ResponseB
     };
     let repo = Repo::new(&app.storage, id);
     let (snapshot, settings) = tokio::join!(repo.snapshot(), repo.settings());
-    let snapshot = match snapshot {
+    let mut snapshot = match snapshot {
         Ok(s) => Some(s),
         Err(refs::Error::NotFound) => None,
         Err(e) => return refs_error(e),
     };
+    let pushing = need == Access::Write && !matches!(endpoint, Endpoint::Lfs(_));
+    if snapshot.is_none() && pushing && may_create(&app, identity.as_ref(), &repo) {
+        if endpoint == Endpoint::InfoRefs {
+            // Discovery answers as for an empty repository; the push itself creates it, so a
+            // client that stops here leaves nothing behind.
+            let empty = refs::Snapshot {
+                head: Some("refs/heads/main".into()),
+                ..Default::default()
+            };
+            return info_refs(empty, &req);
+        }
+        if let Err(resp) = create_for_push(&repo).await {
+            return resp;
+        }
+        snapshot = match repo.snapshot().await {
+            Ok(s) => Some(s),
+            Err(e) => return refs_error(e),
+        };
+    }
     let settings = match settings {
         Ok(s) => s,
         Err(e) => {

@@ -122,7 +122,9 @@ pub fn error(status: StatusCode, message: &str) -> Failure {
 fn repo_url(app: &App, repo: &Repo) -> String {
     format!(
         "{}/{}/git/{}",
-        app.public_url, repo.id.workspace, repo.id.alias
+        crate::proxy::base_url(app),
+        repo.id.workspace,
+        repo.id.alias
     )
 }
 

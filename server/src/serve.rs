@@ -22,21 +22,27 @@ use http::Request;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::app::App;
+use crate::tls::Tls;
 
-/// Accept connections until `shutdown` resolves, then let in-flight requests finish.
+/// Accept connections until `shutdown` resolves, then let in-flight requests finish. With
+/// `tls`, every connection is HTTPS (its handshake bounded by the header timeout).
 pub async fn serve(
     app: Arc<App>,
     listener: TcpListener,
+    tls: Option<Arc<Tls>>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let mut shutdown = std::pin::pin!(shutdown);
     // Push events are delivered by a worker that lives as long as the listener.
     let stop_events = tokio_util::sync::CancellationToken::new();
     let events = tokio::spawn(app.events.clone().run(stop_events.clone()));
+    if let Some(tls) = &tls {
+        tokio::spawn(tls.clone().watch(stop_events.clone()));
+    }
     app.events.wake();
     let graceful = GracefulShutdown::new();
     let connections = Arc::new(Semaphore::new(app.limits.max_connections.max(1)));
@@ -67,14 +73,42 @@ pub async fn serve(
             },
             _ = &mut shutdown => break,
         };
-        let connection = serve_connection(app.clone(), stream, peer);
-        let watched = graceful.watch(connection);
-        tokio::spawn(async move {
-            let _permit = permit;
-            if let Err(e) = watched.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+        let _ = stream.set_nodelay(true);
+        let mut io = tokio_io_timeout::TimeoutStream::new(stream);
+        io.set_write_timeout(Some(app.timeouts.send_stall));
+        let io = Box::pin(io);
+        match &tls {
+            None => {
+                let watched = graceful.watch(serve_connection(app.clone(), io, peer));
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    if let Err(e) = watched.await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                });
             }
-        });
+            Some(tls) => {
+                let (acceptor, watcher, app) = (tls.acceptor(), graceful.watcher(), app.clone());
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    let handshake = tokio::time::timeout(app.timeouts.header, acceptor.accept(io));
+                    let stream = match handshake.await {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    if let Err(e) = watcher.watch(serve_connection(app, stream, peer)).await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                });
+            }
+        }
     }
     drop(listener);
     // An event being delivered is delivered again by whichever replica takes its lease next.
@@ -94,32 +128,37 @@ pub async fn serve(
     Ok(())
 }
 
-/// One connection: hyper with a header timer, over a socket whose writes time out.
-fn serve_connection(
+/// One connection: hyper with a header timer, over a socket whose writes time out (plain,
+/// or TLS over it). Requests carry the peer's address (for trusted proxies).
+fn serve_connection<I>(
     app: Arc<App>,
-    stream: TcpStream,
+    io: I,
     peer: SocketAddr,
-) -> impl hyper_util::server::graceful::GracefulConnection<Error = hyper::Error> {
-    let _ = stream.set_nodelay(true);
-    let mut io = tokio_io_timeout::TimeoutStream::new(stream);
-    io.set_write_timeout(Some(app.timeouts.send_stall));
+) -> impl hyper_util::server::graceful::GracefulConnection<Error = hyper::Error>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let header_timeout = app.timeouts.header;
     let service = tower::ServiceBuilder::new()
         .layer(crate::layers::LogLayer)
-        .service_fn(move |req: Request<Incoming>| {
+        .service_fn(move |mut req: Request<Incoming>| {
             let app = app.clone();
+            req.extensions_mut().insert(Peer(peer));
             async move { Ok::<_, Infallible>(crate::http::handle(app, req).await) }
         });
-    let _ = peer;
     hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout)
         .keep_alive(true)
         .serve_connection(
-            TokioIo::new(Box::pin(io)),
+            TokioIo::new(io),
             hyper_util::service::TowerToHyperService::new(service),
         )
 }
+
+/// The address a request's connection came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
 
 /// Logs accept errors at most once a second, with how many there were.
 #[derive(Default)]

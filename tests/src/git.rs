@@ -43,6 +43,11 @@ impl Git {
         Git { bin, home }
     }
 
+    /// The home directory git runs with (its `--global` config lives there).
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
     pub fn command(&self, dir: &Path) -> Command {
         let mut cmd = Command::new(&self.bin);
         cmd.current_dir(dir)

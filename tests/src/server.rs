@@ -533,7 +533,7 @@ for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=p
         let first = lines.next().and_then(Result::ok).unwrap_or_default();
         let url = first
             .split_whitespace()
-            .find(|w| w.starts_with("http://"))
+            .find(|w| w.starts_with("http://") || w.starts_with("https://"))
             .unwrap_or_else(|| panic!("server did not announce its address: {first:?}"))
             .to_owned();
         // Keep draining stdout so the server never blocks on it.

@@ -266,6 +266,8 @@ fn a_publish_cut_by_kill_completes_once(backend: &Backend) {
     let mut expected_versions = Vec::new();
     let mut dead = Vec::new();
     let mut resumed = 0;
+    // A second replica on the same storage all along: it competes for every publish.
+    let other = server.replica_with(&ARGS);
     for round in 0..3u64 {
         // Enough files that publishing takes a while.
         for i in 0..150 {
@@ -311,6 +313,7 @@ fn a_publish_cut_by_kill_completes_once(backend: &Backend) {
         vec![1, 2, 3],
         "each push published once"
     );
+    resumed += other.metric("artifact_git_versions_published_total{outcome=\"resumed\"}");
     eprintln!("publishes resumed after a kill: {resumed} of 3");
     assert!(resumed >= 1, "no kill landed in the middle of a publish");
 }

@@ -212,7 +212,12 @@ async fn authorize(repo: &Repo, identity: Option<&Grants>, need: Access) -> Resu
 }
 
 fn git_url(app: &App, id: &RepoId) -> String {
-    format!("{}/{}/git/{}", app.public_url, id.workspace, id.alias)
+    format!(
+        "{}/{}/git/{}",
+        crate::proxy::base_url(app),
+        id.workspace,
+        id.alias
+    )
 }
 
 #[derive(Deserialize)]
