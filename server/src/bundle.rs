@@ -104,15 +104,10 @@ pub async fn handle(
     let Some(slot) = app.slots.try_take() else {
         return crate::http::busy();
     };
-    let mut db = match repo.objects(&app.cache).await {
+    let db = match repo.objects_having(&app.cache, &plan.wants()).await {
         Ok(db) => db,
         Err(e) => return crate::http::storage_error(&repo, e),
     };
-    if plan.wants().iter().any(|w| !db.contains(w)) {
-        if let Err(e) = db.refresh().await {
-            return crate::http::storage_error(&repo, e);
-        }
-    }
     // The header: checked (every prerequisite a commit of this repository) before the status
     // line goes out, so that a stale URL is a clear 4xx rather than a cut download.
     let header = {

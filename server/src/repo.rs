@@ -46,6 +46,21 @@ impl Repo {
         .await
     }
 
+    /// The objects, with a pack list that holds every one of `needed`: packs are published
+    /// before the refs that need them, so a briefly cached list that misses one is read again
+    /// (another replica may just have stored the pack).
+    pub async fn objects_having(
+        &self,
+        cache: &Arc<PackCache>,
+        needed: impl IntoIterator<Item = &gix_hash::ObjectId>,
+    ) -> Result<ObjectDb, odb::Error> {
+        let mut db = self.objects(cache).await?;
+        if needed.into_iter().any(|id| !db.contains(id)) {
+            db.refresh().await?;
+        }
+        Ok(db)
+    }
+
     /// The objects, from a pack list read now.
     pub async fn fresh_objects(&self, cache: &Arc<PackCache>) -> Result<ObjectDb, odb::Error> {
         ObjectDb::open_with(

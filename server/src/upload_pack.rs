@@ -662,21 +662,12 @@ pub async fn handle(
             None => return crate::http::busy(),
         },
     };
-    // Packs are published before the refs that need them, so a pack list that shows every ref
-    // tip and every want shows everything reachable from them; a briefly cached list that
-    // misses one is read again (another replica may just have stored the pack).
-    let mut db = match repo.objects(&app.cache).await {
+    let wants = parsed.wants(&snapshot);
+    let needed = snapshot.refs.values().map(|v| &v.target).chain(&wants);
+    let db = match repo.objects_having(&app.cache, needed).await {
         Ok(db) => db,
         Err(e) => return crate::http::storage_error(&repo, e),
     };
-    let wants = parsed.wants(&snapshot);
-    let stale = snapshot.refs.values().any(|v| !db.contains(&v.target))
-        || wants.iter().any(|w| !db.contains(w));
-    if stale {
-        if let Err(e) = db.refresh().await {
-            return crate::http::storage_error(&repo, e);
-        }
-    }
     let (writer, response_body) = body::channel();
     let id = repo.id.clone();
     tokio::task::spawn_blocking(move || {

@@ -1,5 +1,6 @@
 //! Raw HTTP with curl, for requests stock git would never send.
 
+use std::path::Path;
 use std::process::Command;
 
 use tempfile::TempDir;
@@ -36,15 +37,16 @@ pub fn pkt(line: &str) -> Vec<u8> {
 
 /// The HTTP status of a GET of `url` (the path sent as is), with `token` as Basic password.
 pub fn http_status(url: &str, token: Option<&str>) -> u16 {
+    http_get_to(url, token, Path::new("/dev/null"))
+}
+
+/// GET `url` (the path sent as is) with `token` as Basic password, the body into `dest`; the
+/// HTTP status.
+pub fn http_get_to(url: &str, token: Option<&str>, dest: &Path) -> u16 {
     let mut cmd = Command::new("curl");
-    cmd.args([
-        "-s",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        "--path-as-is",
-    ]);
+    cmd.args(["-s", "-o"])
+        .arg(dest)
+        .args(["-w", "%{http_code}", "--path-as-is"]);
     if let Some(t) = token {
         cmd.args(["-u", &format!("git:{t}")]);
     }

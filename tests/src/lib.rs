@@ -19,6 +19,7 @@ pub mod packs;
 pub mod process;
 pub mod receiver;
 pub mod server;
+pub mod tls;
 
 pub use fixture::Fixture;
 pub use git::*;
@@ -29,3 +30,4 @@ pub use process::*;
 pub use receiver::{Received, Receiver, Reply};
 pub use server::*;
 pub use tempfile::TempDir;
+pub use tls::certificate;

@@ -611,8 +611,9 @@ impl Drop for Server {
     }
 }
 
-/// Every file under `dir` by its path (prefixed with `prefix`) relative to it.
-fn read_tree(dir: &Path, prefix: &str) -> std::collections::BTreeMap<String, Vec<u8>> {
+/// Every file under `dir` (outside `.git` folders) by its path, prefixed with `prefix`,
+/// relative to it.
+pub fn read_tree(dir: &Path, prefix: &str) -> std::collections::BTreeMap<String, Vec<u8>> {
     let mut out = std::collections::BTreeMap::new();
     let mut stack = vec![dir.to_owned()];
     while let Some(d) = stack.pop() {
@@ -621,6 +622,9 @@ fn read_tree(dir: &Path, prefix: &str) -> std::collections::BTreeMap<String, Vec
         };
         for entry in entries {
             let path = entry.unwrap().path();
+            if path.file_name().is_some_and(|n| n == ".git") {
+                continue;
+            }
             if path.is_dir() {
                 stack.push(path);
             } else {

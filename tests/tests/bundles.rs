@@ -4,25 +4,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use artifact_git_e2e::*;
 use serde_json::{json, Value};
 
 /// Download `url` with `token` as the Basic password into `dest`; the HTTP status.
 fn download(url: &str, token: Option<&str>, dest: &Path) -> u16 {
-    let mut cmd = Command::new("curl");
-    cmd.args(["-s", "-o"])
-        .arg(dest)
-        .args(["-w", "%{http_code}"]);
-    if let Some(t) = token {
-        cmd.args(["-u", &format!("git:{t}")]);
-    }
-    let out = cmd.arg(url).output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(0)
+    http_get_to(url, token, dest)
 }
 
 fn bundle(server: &Server, params: Value, token: &str, dest: &Path) -> Value {

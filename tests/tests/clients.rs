@@ -1,6 +1,7 @@
 //! The client matrix: besides the git CLI (every other test), libgit2 (through pygit2) and
 //! dulwich clone, fetch and push against the server on both backends, with the token as the
-//! Basic password; what they did is checked with the git CLI.
+//! Basic password; gitoxide's `gix` clones (protocol v1 and v2, shallow) and fetches over
+//! HTTPS with the token as a header. What they did is checked with the git CLI.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -9,19 +10,105 @@ use std::process::Command;
 
 use artifact_git_e2e::*;
 
-/// The virtualenv with pygit2 and dulwich (installed by `scripts/install-git-clients`).
-fn python() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let out = Command::new(root.join("scripts/install-git-clients"))
-        .output()
-        .expect("scripts/install-git-clients");
+/// A tool `scripts/install-git-clients` installs (which `scripts/test` runs first), under
+/// `.ci/`.
+fn installed(rel: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../.ci")
+        .join(rel);
     assert!(
-        out.status.success(),
-        "installing the client libraries failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+        path.exists(),
+        "{} is missing: run scripts/install-git-clients (scripts/test does)",
+        path.display()
     );
-    let venv = String::from_utf8(out.stdout).unwrap();
-    root.join(venv.trim()).join("bin/python")
+    path
+}
+
+/// The virtualenv's python, with pygit2 and dulwich.
+fn python() -> PathBuf {
+    installed("clientsvenv/bin/python")
+}
+
+/// gitoxide's `gix`.
+fn gix() -> PathBuf {
+    installed("gix/bin/gix")
+}
+
+fn gix_clones_and_fetches_over_https(backend: &Backend) {
+    let gix = gix();
+    let dir = TempDir::new().unwrap();
+    let (cert, key) = certificate(dir.path(), "gix");
+    let server = Server::start_on_with(
+        backend,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    server.init("lab/gix");
+    let token = server.token("lab", Some("gix"), "rw");
+    let header = format!("http.extraHeader=Authorization: Bearer {token}");
+    let ca = format!("http.sslCAInfo={}", cert.display());
+    let url = server.plain_url("lab/gix");
+    let git = Git::default();
+    let work = TempDir::new().unwrap();
+    let src = work.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    make_history(&git, &src, 150, 3);
+    git.ok(
+        &src,
+        &["-c", &header, "-c", &ca, "push", "-q", &url, "main"],
+    );
+    let run = |dir: &Path, args: &[&str]| {
+        let out = Command::new(&gix)
+            .current_dir(dir)
+            .env("HOME", git.home())
+            .args(["-c", &header, "-c", &ca])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "gix {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    for (name, version) in [("v2", "2"), ("v1", "1")] {
+        let dest = work.path().join(name);
+        let protocol = format!("protocol.version={version}");
+        run(
+            work.path(),
+            &["-c", &protocol, "clone", &url, dest.to_str().unwrap()],
+        );
+        assert_eq!(
+            git.rev(&dest, "HEAD"),
+            git.rev(&src, "main"),
+            "gix clone {name}"
+        );
+        git.ok(&dest, &["fsck", "--strict"]);
+    }
+    let shallow = work.path().join("shallow");
+    run(
+        work.path(),
+        &["clone", "--depth", "1", &url, shallow.to_str().unwrap()],
+    );
+    assert_eq!(
+        git.ok(&shallow, &["rev-list", "--count", "HEAD"]).trim(),
+        "1"
+    );
+    assert!(shallow.join(".git/shallow").exists());
+    let newer = commit_file(&git, &src, "newer.txt", "newer\n", "newer");
+    git.ok(
+        &src,
+        &["-c", &header, "-c", &ca, "push", "-q", &url, "main"],
+    );
+    let v2 = work.path().join("v2");
+    run(&v2, &["fetch"]);
+    assert_eq!(git.rev(&v2, "refs/remotes/origin/main"), newer, "gix fetch");
+    git.ok(&v2, &["fsck", "--strict"]);
 }
 
 fn client(python: &Path, args: &[&str]) -> String {
@@ -118,4 +205,7 @@ fn libraries_clone_fetch_and_push(backend: &Backend) {
     assert!(!out.status.success());
 }
 
-backend_tests!(libraries_clone_fetch_and_push);
+backend_tests!(
+    libraries_clone_fetch_and_push,
+    gix_clones_and_fetches_over_https
+);

@@ -55,10 +55,9 @@ pub(super) async fn open(
         )));
     }
     let snapshot = repo.snapshot().await?;
-    let mut db = repo.objects(&app.cache).await?;
-    if snapshot.refs.values().any(|v| !db.contains(&v.target)) {
-        db = repo.fresh_objects(&app.cache).await?;
-    }
+    let db = repo
+        .objects_having(&app.cache, snapshot.refs.values().map(|v| &v.target))
+        .await?;
     Ok(Opened { repo, snapshot, db })
 }
 
