@@ -30,4 +30,4 @@ pub use process::*;
 pub use receiver::{Received, Receiver, Reply};
 pub use server::*;
 pub use tempfile::TempDir;
-pub use tls::certificate;
+pub use tls::{certificate, Certificate};

@@ -37,20 +37,20 @@ fn gix() -> PathBuf {
 fn gix_clones_and_fetches_over_https(backend: &Backend) {
     let gix = gix();
     let dir = TempDir::new().unwrap();
-    let (cert, key) = certificate(dir.path(), "gix");
+    let tls = certificate(dir.path(), "gix");
     let server = Server::start_on_with(
         backend,
         &[
             "--tls-cert",
-            cert.to_str().unwrap(),
+            tls.cert.to_str().unwrap(),
             "--tls-key",
-            key.to_str().unwrap(),
+            tls.key.to_str().unwrap(),
         ],
     );
     server.init("lab/gix");
     let token = server.token("lab", Some("gix"), "rw");
     let header = format!("http.extraHeader=Authorization: Bearer {token}");
-    let ca = format!("http.sslCAInfo={}", cert.display());
+    let ca = format!("http.sslCAInfo={}", tls.ca.display());
     let url = server.plain_url("lab/gix");
     let git = Git::default();
     let work = TempDir::new().unwrap();
@@ -65,6 +65,10 @@ fn gix_clones_and_fetches_over_https(backend: &Backend) {
         let out = Command::new(&gix)
             .current_dir(dir)
             .env("HOME", git.home())
+            // gix verifies with the platform's roots, which `SSL_CERT_FILE` names here.
+            .env("SSL_CERT_FILE", &tls.ca)
+            // Its reflog entries need a committer.
+            .args(["-c", "user.name=Ada Tester", "-c", "user.email=ada@example.com"])
             .args(["-c", &header, "-c", &ca])
             .args(args)
             .output()

@@ -17,10 +17,10 @@ fn git_args<'a>(header: &'a str, ca: &'a str) -> Vec<&'a str> {
 
 fn tls_clone_push_lfs_and_reload(backend: &Backend) {
     let dir = TempDir::new().unwrap();
-    let (cert, key) = certificate(dir.path(), "first");
+    let first = certificate(dir.path(), "first");
     let (served_cert, served_key) = (dir.path().join("served.pem"), dir.path().join("served.key"));
-    std::fs::copy(&cert, &served_cert).unwrap();
-    std::fs::copy(&key, &served_key).unwrap();
+    std::fs::copy(&first.cert, &served_cert).unwrap();
+    std::fs::copy(&first.key, &served_key).unwrap();
     let server = Server::start_on_with(
         backend,
         &[
@@ -38,7 +38,7 @@ fn tls_clone_push_lfs_and_reload(backend: &Backend) {
     server.init("lab/tls");
     let token = server.token("lab", None, "rw");
     let header = format!("http.extraHeader=Authorization: Bearer {token}");
-    let ca = format!("http.sslCAInfo={}", cert.display());
+    let ca = format!("http.sslCAInfo={}", first.ca.display());
     let url = server.plain_url("lab/tls");
     let git = Git::default();
     git.lfs_install();
@@ -50,7 +50,10 @@ fn tls_clone_push_lfs_and_reload(backend: &Backend) {
     // The token is sent, never stored.
     let config = std::fs::read_to_string(src.join(".git/config")).unwrap();
     assert!(!config.contains(&token), "{config}");
-    git.ok(&src, &["config", "http.sslCAInfo", cert.to_str().unwrap()]);
+    git.ok(
+        &src,
+        &["config", "http.sslCAInfo", first.ca.to_str().unwrap()],
+    );
     git.ok(
         &src,
         &[
@@ -78,10 +81,10 @@ fn tls_clone_push_lfs_and_reload(backend: &Backend) {
     assert!(refused.contains("certificate"), "{refused}");
 
     // A new certificate on disk is served to the next connection.
-    let (cert2, key2) = certificate(dir.path(), "second");
-    std::fs::copy(&key2, &served_key).unwrap();
-    std::fs::copy(&cert2, &served_cert).unwrap();
-    let ca2 = format!("http.sslCAInfo={}", cert2.display());
+    let second = certificate(dir.path(), "second");
+    std::fs::copy(&second.key, &served_key).unwrap();
+    std::fs::copy(&second.cert, &served_cert).unwrap();
+    let ca2 = format!("http.sslCAInfo={}", second.ca.display());
     let ls = |ca: &str| {
         git.run(work.path(), &["-c", &header, "-c", ca, "ls-remote", &url])
             .status
