@@ -44,6 +44,12 @@ pub enum Error {
     /// A branch name that is not a valid ref name.
     #[error("invalid ref name {0:?}")]
     InvalidName(String),
+    /// Writing the refs failed in a way that leaves open whether the write took effect (a
+    /// timeout after the request was sent): neither "done" nor "refused" would be true.
+    #[error(
+        "the refs write failed and its outcome is unknown ({0}); fetch to see whether it landed"
+    )]
+    Unknown(String),
 }
 
 /// The result type of this crate.
@@ -297,9 +303,27 @@ impl RefStore {
         }
     }
 
+    /// Whether the stored refs are the content whose id is `written` (`None`: they could not
+    /// be read). Content ids include the change's sequence number, so equal ids mean this
+    /// very write.
+    async fn landed(&self, written: &str) -> Option<bool> {
+        for attempt in 0..LANDED_READS {
+            match self.bucket.get(&self.keys.packed_refs()).await {
+                Ok(got) => return Some(content_id(&got.data) == written),
+                Err(e) if e.is_not_found() => return Some(false),
+                Err(_) => tokio::time::sleep(backoff(attempt)).await,
+            }
+        }
+        None
+    }
+
     /// Apply `tx`: each update whose old value matches the current one is applied, by one
     /// compare-and-swap of the refs object; on losing a race the current refs are re-read and
     /// every update is checked again.
+    ///
+    /// A write whose answer was a failure is checked against the refs as stored: if it took
+    /// effect, the transaction is reported done; if that cannot be told, the error is
+    /// [`Error::Unknown`], never a refusal.
     pub async fn commit(&self, tx: &RefTransaction) -> Result<Vec<UpdateResult>> {
         self.commit_with(tx, None).await
     }
@@ -312,8 +336,30 @@ impl RefStore {
         journal: Option<&dyn Journal>,
     ) -> Result<Vec<UpdateResult>> {
         let precheck = precheck(tx);
+        // The outcome of an attempt whose write was answered `PreconditionFailed`: usually a
+        // lost race, but possibly this very write, retried by the client after it landed and
+        // then built upon by another writer before it could be read back.
+        let mut maybe_landed: Option<Vec<UpdateResult>> = None;
         for attempt in 0..MAX_ATTEMPTS {
-            let snapshot = self.snapshot().await?;
+            let snapshot = match self.snapshot().await {
+                Ok(s) => s,
+                // After a write that may have landed, a failure leaves the outcome open.
+                Err(e) if maybe_landed.is_some() => return Err(Error::Unknown(e.to_string())),
+                Err(e) => return Err(e),
+            };
+            if let Some(previous) = &maybe_landed {
+                // The earlier write was one object holding every update it applied: if a ref
+                // it moved is now where it put it, it landed (others may have moved other refs
+                // on since), or someone wanted the same value, which is as good.
+                let landed = tx.updates.iter().zip(previous).any(|(u, r)| {
+                    r.is_ok()
+                        && u.old != u.new
+                        && snapshot.get(&u.name) == Some(u.new).filter(|n| !n.is_null())
+                });
+                if landed {
+                    return Ok(previous.clone());
+                }
+            }
             let (refs, results) = apply(&snapshot.refs, tx, &precheck);
             if results.iter().all(Result::is_err) || refs == snapshot.refs {
                 return Ok(results);
@@ -323,6 +369,7 @@ impl RefStore {
                 None => PutMode::Create,
             };
             let data = write_packed_refs(&refs, snapshot.seq + 1);
+            let written_id = content_id(&data);
             if let Some(journal) = journal {
                 let moved: Vec<Moved> = tx
                     .updates
@@ -355,11 +402,15 @@ impl RefStore {
                     .record(&Change {
                         seq: snapshot.seq + 1,
                         prev: snapshot.content_id.clone(),
-                        id: content_id(&data),
+                        id: written_id.clone(),
                         moved,
                         other_tips,
                     })
-                    .await?;
+                    .await
+                    .map_err(|e| match maybe_landed {
+                        Some(_) => Error::Unknown(e.to_string()),
+                        None => e.into(),
+                    })?;
             }
             match self
                 .bucket
@@ -367,12 +418,29 @@ impl RefStore {
                 .await
             {
                 Ok(_) => return Ok(results),
-                Err(bucket::Error::PreconditionFailed(_)) => {
-                    tracing::debug!(attempt, "lost the refs compare-and-swap; retrying");
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                Err(e) => return Err(e.into()),
+                // A failure may come after the write took effect (a timeout once the request
+                // was processed, or a client's retry of a write that had succeeded answered
+                // `PreconditionFailed`): the refs as stored say which.
+                Err(e) => match (self.landed(&written_id).await, &e) {
+                    (Some(true), _) => {
+                        tracing::debug!(attempt, error = %e, "the refs write failed after it took effect");
+                        return Ok(results);
+                    }
+                    (Some(false), bucket::Error::PreconditionFailed(_)) => {
+                        tracing::debug!(attempt, "lost the refs compare-and-swap; retrying");
+                        maybe_landed = Some(results);
+                        tokio::time::sleep(backoff(attempt)).await;
+                    }
+                    // Not stored, or not known: a write that failed otherwise may still land
+                    // (a request that timed out is not a request that was dropped).
+                    _ => return Err(Error::Unknown(e.to_string())),
+                },
             }
+        }
+        if maybe_landed.is_some() {
+            return Err(Error::Unknown(
+                "the refs kept changing after a write that may have landed".into(),
+            ));
         }
         Ok(precheck
             .into_iter()
@@ -380,6 +448,9 @@ impl RefStore {
             .collect())
     }
 }
+
+/// Reads of the refs tried, after a failed write, to learn whether it took effect.
+const LANDED_READS: u32 = 4;
 
 /// The content id of a refs object: the SHA-1 of its bytes, in hex.
 pub fn content_id(data: &[u8]) -> String {

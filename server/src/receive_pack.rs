@@ -65,6 +65,9 @@ enum Rejection {
     /// Storing failed.
     #[error("the push could not be stored; try again")]
     Storage,
+    /// The refs write failed after it may have taken effect.
+    #[error("storage failed while committing; the outcome is unknown: fetch to see whether this ref moved")]
+    Unknown,
 }
 
 /// What the client is told.
@@ -287,8 +290,13 @@ pub async fn handle(
             }
             Err(e) => {
                 tracing::error!(repo = %repo.id, error = %e, "ref update failed");
+                let unknown = matches!(e, refs::Error::Unknown(_));
                 for (i, _) in &checked.updates {
-                    checked.results[*i] = Err(Rejection::Storage);
+                    checked.results[*i] = Err(if unknown {
+                        Rejection::Unknown
+                    } else {
+                        Rejection::Storage
+                    });
                 }
             }
         }

@@ -68,7 +68,12 @@ fn gix_clones_and_fetches_over_https(backend: &Backend) {
             // gix verifies with the platform's roots, which `SSL_CERT_FILE` names here.
             .env("SSL_CERT_FILE", &tls.ca)
             // Its reflog entries need a committer.
-            .args(["-c", "user.name=Ada Tester", "-c", "user.email=ada@example.com"])
+            .args([
+                "-c",
+                "user.name=Ada Tester",
+                "-c",
+                "user.email=ada@example.com",
+            ])
             .args(["-c", &header, "-c", &ca])
             .args(args)
             .output()

@@ -18,11 +18,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 
+mod faulty;
 mod fs;
 mod memory;
 #[cfg(feature = "s3")]
 mod s3;
 
+pub use faulty::{Faults, FaultyBucket};
 pub use fs::FsBucket;
 pub use memory::MemoryBucket;
 #[cfg(feature = "s3")]
