@@ -208,14 +208,19 @@ impl Server {
         self.cli(&all)
     }
 
-    /// Run an `artifact-git` command with this server's storage and environment; its stdout.
-    pub fn cli(&self, args: &[&str]) -> String {
+    /// An `artifact-git` command with this server's storage and environment, not started.
+    pub fn cli_command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(server_bin());
         cmd.args(args).args(["--storage", &self.storage]);
         for (k, v) in &self.extra_env {
             cmd.env(k, v);
         }
-        let out = cmd.output().unwrap();
+        cmd
+    }
+
+    /// Run an `artifact-git` command with this server's storage and environment; its stdout.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = self.cli_command(args).output().unwrap();
         assert!(
             out.status.success(),
             "artifact-git {args:?}: {}",
