@@ -181,12 +181,12 @@ fn check_diff(git: &Git, src: &Path, scratch: &Path, answer: &Value, from: &str,
 }
 
 fn history_answers_equal_git(backend: &Backend) {
-    let f = Fixture::new(backend, &[], "lab/hist", 1500, 71);
+    let f = Fixture::new(backend, &[], "lab/hist", 3000, 71);
     let (git, src) = (&f.git, f.source.as_path());
     add_merges(git, src);
     // log, whole and by path (files, folders, renamed and deleted paths, merged sides).
     let all = lines(&git.ok(src, &["log", "--format=%H", "main"]));
-    assert!(all.len() > 1500);
+    assert!(all.len() > 3000);
     assert_eq!(api_log(&f.server, "lab/hist", "main", None, 400), all);
     let files = lines(&git.ok(src, &["ls-tree", "-r", "--name-only", "main"]));
     let mut paths: Vec<String> = vec![
