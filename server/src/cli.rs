@@ -600,7 +600,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             println!("  admin token (30 days, every workspace; keep it secret): {token}");
             println!("  clone it:             git -c http.extraHeader=\"Authorization: Bearer $TOKEN\" clone {public_url}/demo/git/hello");
             println!("                        (TOKEN=<the admin token>; the token stays out of .git/config)");
-            println!("  or once for all:      {me} token --workspace '*' --scope a --ttl 30d --git-config {public_url} --storage {storage_desc}");
+            println!("  or once for all:      {me} token --workspace '*' --scope a --ttl 30d --git-config {public_url} --storage {storage_desc} | sh");
             println!("  push to it:           cd hello && git -c http.extraHeader=\"Authorization: Bearer $TOKEN\" push origin main");
             println!("  more tokens:          {me} token --workspace demo --scope rw --ttl 1h --storage {storage_desc}");
         }
