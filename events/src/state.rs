@@ -134,18 +134,22 @@ impl StateStore {
         StateStore { bucket, keys }
     }
 
-    /// Create the state of a new endpoint.
-    pub async fn create(&self, endpoint: &str, state: &EndpointState) -> Result<(), bucket::Error> {
+    /// Write `state` under `mode`.
+    async fn write(
+        &self,
+        endpoint: &str,
+        state: &EndpointState,
+        mode: PutMode,
+    ) -> Result<ETag, bucket::Error> {
         let data = serde_json::to_vec(state).map_err(|e| corrupt(endpoint, e))?;
-        match self
-            .bucket
-            .put(
-                &self.keys.endpoint_state(endpoint),
-                Bytes::from(data),
-                PutMode::Create,
-            )
+        self.bucket
+            .put(&self.keys.endpoint_state(endpoint), Bytes::from(data), mode)
             .await
-        {
+    }
+
+    /// Create the state of a new endpoint (an existing one is kept).
+    pub async fn create(&self, endpoint: &str, state: &EndpointState) -> Result<(), bucket::Error> {
+        match self.write(endpoint, state, PutMode::Create).await {
             Ok(_) | Err(bucket::Error::PreconditionFailed(_)) => Ok(()),
             Err(e) => Err(e),
         }
@@ -169,13 +173,7 @@ impl StateStore {
         endpoint: &str,
         state: &EndpointState,
     ) -> Result<(), bucket::Error> {
-        let data = serde_json::to_vec(state).map_err(|e| corrupt(endpoint, e))?;
-        self.bucket
-            .put(
-                &self.keys.endpoint_state(endpoint),
-                Bytes::from(data),
-                PutMode::Overwrite,
-            )
+        self.write(endpoint, state, PutMode::Overwrite)
             .await
             .map(|_| ())
     }
@@ -187,14 +185,8 @@ impl StateStore {
         read: &ETag,
         state: &EndpointState,
     ) -> Result<Option<ETag>, bucket::Error> {
-        let data = serde_json::to_vec(state).map_err(|e| corrupt(endpoint, e))?;
         match self
-            .bucket
-            .put(
-                &self.keys.endpoint_state(endpoint),
-                Bytes::from(data),
-                PutMode::Update(read.clone()),
-            )
+            .write(endpoint, state, PutMode::Update(read.clone()))
             .await
         {
             Ok(tag) => Ok(Some(tag)),

@@ -130,7 +130,7 @@ pub(crate) struct PathLookup<'p> {
 }
 
 /// Subtree answers remembered at most (then forgotten all at once).
-const MAX_MEMO: usize = 1 << 20;
+const MAX_MEMO: usize = 1 << 16;
 
 impl<'p> PathLookup<'p> {
     /// Lookups of `path` (not empty).

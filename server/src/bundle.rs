@@ -21,6 +21,9 @@ use crate::repo::Repo;
 use crate::upload_pack::{write_bundle_pack, Output, Source};
 use history::{BundlePlan, MAX_BUNDLE_NAMES};
 
+/// Commits walked at most to find that every prerequisite is reachable from the refs.
+const MAX_REACH_WALK: usize = 2_000_000;
+
 /// What a bundle URL asks for.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct BundleQuery {
@@ -110,16 +113,31 @@ pub async fn handle(
     };
     // The header: checked (every prerequisite a commit of this repository) before the status
     // line goes out, so that a stale URL is a clear 4xx rather than a cut download.
+    // A prerequisite must be reachable from the refs, as a fetch's wants must: the header
+    // carries each one's subject line, which must not reveal a commit a force push left behind.
+    let roots: Vec<ObjectId> = snapshot
+        .refs
+        .values()
+        .flat_map(|v| std::iter::once(v.target).chain(v.peeled))
+        .collect();
     let header = {
         let (db, plan) = (db.clone(), plan.clone());
         tokio::task::spawn_blocking(move || {
             let reader = db.reader();
+            let not_ours =
+                |id: &ObjectId| format!("since: {id} is not a commit of this repository");
             for id in &plan.prerequisites {
                 if reader.kind(id)? != Some(gix_object::Kind::Commit) {
-                    return Ok(Err(format!(
-                        "since: {id} is not a commit of this repository"
-                    )));
+                    return Ok(Err(not_ours(id)));
                 }
+            }
+            if !objectstore::odb::walk::all_reachable(
+                &reader,
+                &roots,
+                &plan.prerequisites,
+                MAX_REACH_WALK,
+            )? {
+                return Ok(Err("since: a commit no ref reaches".to_owned()));
             }
             let mut header = Vec::new();
             history::write_bundle_header(&reader, &plan, &mut header)?;

@@ -42,6 +42,9 @@ pub enum ImportError {
     /// Storing a file as an LFS object failed.
     #[error(transparent)]
     Lfs(#[from] lfs::StoreError),
+    /// The version's files cannot be committed as they are.
+    #[error("the version cannot be committed: {0}")]
+    Invalid(String),
     /// Listing the version failed.
     #[error(transparent)]
     Versions(#[from] versions::Error),
@@ -69,6 +72,9 @@ enum Content {
     /// Bytes made here (a pointer, `.gitattributes`).
     Inline(Vec<u8>),
 }
+
+/// The largest `.gitattributes` of a version read (it is parsed in memory).
+const MAX_ATTRIBUTES: u64 = 1 << 20;
 
 /// What to commit: the files of one version, on a branch.
 #[derive(Debug, Clone)]
@@ -141,7 +147,14 @@ pub async fn commit_version_files(
     let download = tempfile::Builder::new()
         .prefix("import-")
         .tempdir_in(&app.staging)?;
-    let attributes: Option<Vec<u8>> = match files.iter().any(|f| f.path == ".gitattributes") {
+    let attributes_file = files.iter().find(|f| f.path == ".gitattributes");
+    if let Some(f) = attributes_file.filter(|f| f.size > MAX_ATTRIBUTES) {
+        return Err(ImportError::Invalid(format!(
+            "its .gitattributes has {} bytes, over the limit of {MAX_ATTRIBUTES}",
+            f.size
+        )));
+    }
+    let attributes: Option<Vec<u8>> = match attributes_file.is_some() {
         true => Some(
             storage
                 .bucket

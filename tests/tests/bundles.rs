@@ -151,6 +151,16 @@ fn bundles_clone_and_apply(backend: &Backend) {
         ),
         404
     );
+    // A commit only a deleted branch reached: not a prerequisite, and its subject not shown.
+    git.ok(src, &["checkout", "-q", "-b", "secret"]);
+    let hidden = commit_file(git, src, "secret.txt", "s\n", "the secret subject");
+    git.ok(src, &["push", "-q", "origin", "secret"]);
+    git.ok(src, &["push", "-q", "origin", "--delete", "secret"]);
+    git.ok(src, &["checkout", "-q", "main"]);
+    let hidden_url = format!("{base}?since={hidden}");
+    assert_eq!(download(&hidden_url, Some(&token), &scratch), 404);
+    let answer = std::fs::read_to_string(&scratch).unwrap();
+    assert!(!answer.contains("secret subject"), "{answer}");
     // Nothing above changed the repository.
     assert_eq!(f.remote_refs(), git.ok(src, &["ls-remote", "origin"]),);
 }

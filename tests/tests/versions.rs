@@ -244,6 +244,25 @@ fn versions_follow_pushes_and_come_back(backend: &Backend) {
         versions_present(&server.artifact_files(repo)),
         vec![1, 2, 3, 4, 5, 6]
     );
+
+    // A version whose .gitattributes is too large to read is refused, nothing committed.
+    server.put_artifact_file(repo, 9, "a.txt", b"a\n");
+    server.put_artifact_file(repo, 9, ".gitattributes", &vec![b'#'; (1 << 20) + 1]);
+    let head = git.ok(&src, &["ls-remote", "origin", "refs/heads/main"]);
+    let big = server.rpc(
+        Some(&token),
+        "commit_version",
+        json!({"artifact_id": repo, "version": 9}),
+    );
+    assert_eq!(big["error"]["code"], -32602, "{big}");
+    assert!(big["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains(".gitattributes"));
+    assert_eq!(
+        git.ok(&src, &["ls-remote", "origin", "refs/heads/main"]),
+        head
+    );
 }
 
 fn a_publish_cut_by_kill_completes_once(backend: &Backend) {

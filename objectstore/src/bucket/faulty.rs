@@ -180,6 +180,8 @@ impl FaultyBucket {
 
     fn remember(&self, key: &str) {
         if let Ok(mut w) = self.written.lock() {
+            // Only recent writes matter: the map stays as small as the stale window.
+            w.retain(|_, at| at.elapsed() < self.faults.stale_for);
             w.insert(key.to_owned(), Instant::now());
         }
     }

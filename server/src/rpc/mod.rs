@@ -110,6 +110,7 @@ impl From<crate::import::ImportError> for RpcError {
             crate::import::ImportError::Refused(r) => {
                 RpcError::Conflict(format!("the default branch was created concurrently: {r}"))
             }
+            e @ crate::import::ImportError::Invalid(_) => RpcError::InvalidParams(e.to_string()),
             e => {
                 tracing::error!(error = %e, "import failed");
                 RpcError::Internal(format!("importing the files failed: {e}"))
