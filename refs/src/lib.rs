@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gix_hash::ObjectId;
-use objectstore::bucket::{self, Bucket, ETag, PutMode};
+use objectstore::bucket::{self, Bucket, ETag, PutMode, Revalidated};
 use objectstore::layout::RepoKeys;
 
 mod name;
@@ -185,17 +185,45 @@ pub trait Journal: Send + Sync {
 /// How many times a transaction re-reads and retries after losing a compare-and-swap race.
 pub const MAX_ATTEMPTS: u32 = 12;
 
+/// How long a cached `HEAD` is used without a read. The refs themselves are revalidated on
+/// every read; `HEAD` names the default branch, which a first push of another branch or a
+/// rename changes: another replica may show the previous name for this long afterwards.
+pub const HEAD_TTL: Duration = Duration::from_secs(1);
+
+/// Parsed `HEAD`s and refs objects of any number of repositories, shared by the
+/// [`RefStore`]s of one process: each read is revalidated by its tag (one round trip that
+/// carries no body when nothing changed), so a cached copy is never served stale.
+#[derive(Debug, Default)]
+pub struct RefsCache {
+    head: Revalidated<Option<String>>,
+    packed: Revalidated<(PackedRefs, String)>,
+}
+
 /// The refs of one repository.
 #[derive(Debug, Clone)]
 pub struct RefStore {
     bucket: Arc<dyn Bucket>,
     keys: RepoKeys,
+    cache: Option<Arc<RefsCache>>,
 }
 
 impl RefStore {
-    /// The refs of the repository whose keys are `keys`.
+    /// The refs of the repository whose keys are `keys`, read afresh each time.
     pub fn new(bucket: Arc<dyn Bucket>, keys: RepoKeys) -> Self {
-        RefStore { bucket, keys }
+        RefStore {
+            bucket,
+            keys,
+            cache: None,
+        }
+    }
+
+    /// The refs of the repository whose keys are `keys`, kept parsed in `cache` between reads.
+    pub fn cached(bucket: Arc<dyn Bucket>, keys: RepoKeys, cache: Arc<RefsCache>) -> Self {
+        RefStore {
+            bucket,
+            keys,
+            cache: Some(cache),
+        }
     }
 
     /// Whether the repository exists (its `HEAD` does).
@@ -248,20 +276,96 @@ impl RefStore {
     }
 
     /// Read `HEAD` and every ref (both objects fetched concurrently: on S3 each is a round
-    /// trip).
+    /// trip; with a [`RefsCache`], a revalidation).
     pub async fn snapshot(&self) -> Result<Snapshot> {
+        let Some(cache) = &self.cache else {
+            return self.snapshot_uncached().await;
+        };
+        let head_key = self.keys.head();
+        let refs_key = self.keys.packed_refs();
+        let bucket = self.bucket.as_ref();
+        let head_read = async {
+            // `HEAD` changes only when a first push re-points an unborn default branch or the
+            // default branch is renamed: re-read at most every HEAD_TTL (the refs, always).
+            match cache.head.peek(&head_key, HEAD_TTL) {
+                Some(head) => Ok(Ok(bucket::Read {
+                    value: head,
+                    etag: ETag(String::new()),
+                })),
+                None => {
+                    cache
+                        .head
+                        .read(bucket, &head_key, |data| Ok::<_, Error>(parse_head(data)))
+                        .await
+                }
+            }
+        };
+        let (head, packed) = tokio::join!(
+            head_read,
+            cache.packed.read(bucket, &refs_key, |data| {
+                Ok::<_, Error>((parse_packed_refs(data)?, content_id(data)))
+            }),
+        );
+        let head = match head {
+            Ok(Ok(h)) => (*h.value).clone(),
+            Ok(Err(e)) => return Err(e),
+            Err(e) if e.is_not_found() => return Err(Error::NotFound),
+            Err(e) => return Err(e.into()),
+        };
+        let (packed, etag, content_id) = match packed {
+            Ok(Ok(read)) => (read.value.0.clone(), Some(read.etag), read.value.1.clone()),
+            Ok(Err(e)) => return Err(e),
+            Err(e) if e.is_not_found() => (PackedRefs::default(), None, String::new()),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(Snapshot {
+            refs: packed.refs,
+            head,
+            etag,
+            seq: packed.seq,
+            content_id,
+        })
+    }
+
+    /// `HEAD` alone (the branch it names): whether the repository exists, for a request that
+    /// needs no refs (a v2 capability advertisement), in one read.
+    pub async fn head(&self) -> Result<Option<String>> {
+        let key = self.keys.head();
+        let read = match &self.cache {
+            Some(cache) => cache
+                .head
+                .read(self.bucket.as_ref(), &key, |data| {
+                    Ok::<_, Error>(parse_head(data))
+                })
+                .await
+                .map(|r| r.map(|r| (*r.value).clone())),
+            None => self.bucket.get(&key).await.map(|g| Ok(parse_head(&g.data))),
+        };
+        match read {
+            Ok(head) => head,
+            Err(e) if e.is_not_found() => Err(Error::NotFound),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether `HEAD` was read within `max_age` (so the repository existed then), without a
+    /// read: for answers that reveal nothing of the repository (a v2 capability
+    /// advertisement, whose next request reads the refs anyway).
+    pub fn known_to_exist(&self, max_age: Duration) -> bool {
+        self.cache
+            .as_ref()
+            .is_some_and(|c| c.head.peek(&self.keys.head(), max_age).is_some())
+    }
+
+    async fn snapshot_uncached(&self) -> Result<Snapshot> {
         let head_key = self.keys.head();
         let refs_key = self.keys.packed_refs();
         let (head, packed) = tokio::join!(self.bucket.get(&head_key), self.bucket.get(&refs_key));
         let head = match head {
-            Ok(h) => h.data,
+            Ok(h) => parse_head(&h.data),
             Err(e) if e.is_not_found() => return Err(Error::NotFound),
             Err(e) => return Err(e.into()),
         };
-        let head = std::str::from_utf8(&head)
-            .ok()
-            .and_then(|h| h.trim_end().strip_prefix("ref: "))
-            .map(str::to_owned);
         let (packed, etag, content_id) = match packed {
             Ok(got) => (
                 parse_packed_refs(&got.data)?,
@@ -297,7 +401,14 @@ impl RefStore {
             )
             .await
         {
-            Ok(_) => Ok(true),
+            Ok(etag) => {
+                if let Some(cache) = &self.cache {
+                    cache
+                        .head
+                        .remember(&self.keys.head(), etag, Some(target.to_owned()));
+                }
+                Ok(true)
+            }
             Err(bucket::Error::PreconditionFailed(_)) => Ok(false),
             Err(e) => Err(e.into()),
         }
@@ -335,13 +446,29 @@ impl RefStore {
         tx: &RefTransaction,
         journal: Option<&dyn Journal>,
     ) -> Result<Vec<UpdateResult>> {
+        self.commit_from(tx, journal, None).await
+    }
+
+    /// [`RefStore::commit_with`], trying first against `start`, refs the caller read a moment
+    /// ago (a push reads them when its request arrives): a round trip saved when they are
+    /// still current, and an ordinary lost race, re-read and retried, when they are not.
+    pub async fn commit_from(
+        &self,
+        tx: &RefTransaction,
+        journal: Option<&dyn Journal>,
+        mut start: Option<Snapshot>,
+    ) -> Result<Vec<UpdateResult>> {
         let precheck = precheck(tx);
         // The outcome of an attempt whose write was answered `PreconditionFailed`: usually a
         // lost race, but possibly this very write, retried by the client after it landed and
         // then built upon by another writer before it could be read back.
         let mut maybe_landed: Option<Vec<UpdateResult>> = None;
         for attempt in 0..MAX_ATTEMPTS {
-            let snapshot = match self.snapshot().await {
+            let read = match start.take() {
+                Some(start) => Ok(start),
+                None => self.snapshot().await,
+            };
+            let snapshot = match read {
                 Ok(s) => s,
                 // After a write that may have landed, a failure leaves the outcome open.
                 Err(e) if maybe_landed.is_some() => return Err(Error::Unknown(e.to_string())),
@@ -417,7 +544,20 @@ impl RefStore {
                 .put(&self.keys.packed_refs(), Bytes::from(data), mode)
                 .await
             {
-                Ok(_) => return Ok(results),
+                Ok(etag) => {
+                    if let Some(cache) = &self.cache {
+                        let written = PackedRefs {
+                            refs,
+                            seq: snapshot.seq + 1,
+                        };
+                        cache.packed.remember(
+                            &self.keys.packed_refs(),
+                            etag,
+                            (written, written_id),
+                        );
+                    }
+                    return Ok(results);
+                }
                 // A failure may come after the write took effect (a timeout once the request
                 // was processed, or a client's retry of a write that had succeeded answered
                 // `PreconditionFailed`): the refs as stored say which.
@@ -447,6 +587,14 @@ impl RefStore {
             .map(|r| r.and(Err(Refusal::Contention)))
             .collect())
     }
+}
+
+/// The ref a `HEAD` file names (`None`: detached or unreadable, which the server never writes).
+fn parse_head(data: &[u8]) -> Option<String> {
+    std::str::from_utf8(data)
+        .ok()
+        .and_then(|h| h.trim_end().strip_prefix("ref: "))
+        .map(str::to_owned)
 }
 
 /// Reads of the refs tried, after a failed write, to learn whether it took effect.

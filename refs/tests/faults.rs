@@ -61,7 +61,7 @@ async fn writer(
         },
         seed.wrapping_mul(1000).wrapping_add(w),
     ));
-    let store = RefStore::new(link, keys.clone());
+    let store = RefStore::cached(link, keys.clone(), Default::default());
     let healthy = RefStore::new(shared, keys);
     let name = format!("refs/heads/w{w}");
     let mut acked = null();

@@ -505,10 +505,7 @@ fn local_dirs(args: &StorageArgs) -> anyhow::Result<(Option<PathBuf>, PathBuf)> 
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let (auth_config, embedded_secret) = auth_config(&args.auth, &args.storage.storage)?;
-    let auth = crate::auth::Authenticator::new(&auth_config)?;
     let storage = Storage::open(&args.storage.storage, args.storage.s3_path_style).await?;
-    let (cache_dir, staging) = local_dirs(&args.storage)?;
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(crate::tls::Tls::new(cert.clone(), key.clone())?),
         _ => None,
@@ -522,9 +519,63 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let local = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
+    let Built { app, admin_token } = build(&args, storage, local, tls.is_some())?;
+    let public_url = app.public_url.clone();
+    let storage_desc = match &args.storage.storage {
+        StorageUrl::Dir(d) => format!("file://{}", d.display()),
+        StorageUrl::S3 { bucket, prefix } => format!("s3://{bucket}/{prefix}"),
+    };
+    println!(
+        "artifact-git {} listening on {scheme}://{local} (storage: {storage_desc})",
+        env!("CARGO_PKG_VERSION")
+    );
+    let me = std::env::args()
+        .next()
+        .unwrap_or_else(|| "artifact-git".into());
+    println!("  create a repository:  {me} init demo/hello --storage {storage_desc}");
+    match &admin_token {
+        Some(token) => {
+            println!("  admin token (30 days, every workspace; keep it secret): {token}");
+            println!("  clone it:             git -c http.extraHeader=\"Authorization: Bearer $TOKEN\" clone {public_url}/demo/git/hello");
+            println!("                        (TOKEN=<the admin token>; the token stays out of .git/config)");
+            println!("  or once for all:      {me} token --workspace '*' --scope a --ttl 30d --git-config {public_url} --storage {storage_desc} | sh");
+            println!("  push to it:           cd hello && git -c http.extraHeader=\"Authorization: Bearer $TOKEN\" push origin main");
+            println!("  more tokens:          {me} token --workspace demo --scope rw --ttl 1h --storage {storage_desc}");
+        }
+        None => {
+            println!("  clone it:             git clone {public_url}/demo/git/hello   (password: a token)");
+            println!("  push to it:           git push {public_url}/demo/git/hello main");
+        }
+    }
+    tracing::info!(%local, "listening");
+    crate::serve::serve(app, listener, tls, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// The application `serve` runs: everything but the listener, over `storage` (whose bucket a
+/// caller may have wrapped, as the simulations wrap it in a faulty link).
+pub struct Built {
+    /// The shared state every request handler gets.
+    pub app: Arc<App>,
+    /// A token for every workspace, when the embedded default secret is in use.
+    pub admin_token: Option<String>,
+}
+
+/// Build the application of `serve` for a server listening on `local`.
+pub fn build(
+    args: &ServeArgs,
+    storage: Storage,
+    local: SocketAddr,
+    tls: bool,
+) -> anyhow::Result<Built> {
+    let (auth_config, embedded_secret) = auth_config(&args.auth, &args.storage.storage)?;
+    let auth = crate::auth::Authenticator::new(&auth_config)?;
+    let (cache_dir, staging) = local_dirs(&args.storage)?;
+    let scheme = if tls { "https" } else { "http" };
     let public_url_fixed = args.public_url.is_some();
     let public_url = args
         .public_url
+        .clone()
         .unwrap_or_else(|| format!("{scheme}://{local}"))
         .trim_end_matches('/')
         .to_owned();
@@ -563,7 +614,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         cache,
         staging,
         events,
-        public_url: public_url.clone(),
+        public_url,
         public_url_fixed,
         trusted_proxies: args.trusted_proxy.clone(),
         create_on_push: args.create_on_push,
@@ -583,35 +634,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         lfs_check_pointers: args.lfs.lfs_check_pointers,
         lfs_threshold: args.lfs.lfs_threshold,
     });
-    let storage_desc = match &args.storage.storage {
-        StorageUrl::Dir(d) => format!("file://{}", d.display()),
-        StorageUrl::S3 { bucket, prefix } => format!("s3://{bucket}/{prefix}"),
-    };
-    println!(
-        "artifact-git {} listening on {scheme}://{local} (storage: {storage_desc})",
-        env!("CARGO_PKG_VERSION")
-    );
-    let me = std::env::args()
-        .next()
-        .unwrap_or_else(|| "artifact-git".into());
-    println!("  create a repository:  {me} init demo/hello --storage {storage_desc}");
-    match &admin_token {
-        Some(token) => {
-            println!("  admin token (30 days, every workspace; keep it secret): {token}");
-            println!("  clone it:             git -c http.extraHeader=\"Authorization: Bearer $TOKEN\" clone {public_url}/demo/git/hello");
-            println!("                        (TOKEN=<the admin token>; the token stays out of .git/config)");
-            println!("  or once for all:      {me} token --workspace '*' --scope a --ttl 30d --git-config {public_url} --storage {storage_desc} | sh");
-            println!("  push to it:           cd hello && git -c http.extraHeader=\"Authorization: Bearer $TOKEN\" push origin main");
-            println!("  more tokens:          {me} token --workspace demo --scope rw --ttl 1h --storage {storage_desc}");
-        }
-        None => {
-            println!("  clone it:             git clone {public_url}/demo/git/hello   (password: a token)");
-            println!("  push to it:           git push {public_url}/demo/git/hello main");
-        }
-    }
-    tracing::info!(%local, "listening");
-    crate::serve::serve(app, listener, tls, shutdown_signal()).await?;
-    Ok(())
+    Ok(Built { app, admin_token })
 }
 
 /// Resolves on Ctrl-C or SIGTERM (what container runtimes send).

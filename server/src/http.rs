@@ -253,13 +253,64 @@ async fn route_request(app: Arc<App>, req: Request<Incoming>) -> Response<Respon
         Err(reason) => return unauthorized(&reason),
     };
     let repo = Repo::new(&app.storage, id);
-    let (snapshot, settings) = tokio::join!(repo.snapshot(), repo.settings());
+    let is_lfs = matches!(endpoint, Endpoint::Lfs(_));
+    // A token that grants what the request needs makes the settings irrelevant to the
+    // decision (they only open reads to everyone); LFS answers still depend on them.
+    let granted = identity
+        .as_ref()
+        .and_then(|g| g.level(&repo.id.workspace, &repo.id.alias))
+        .is_some_and(|level| level >= need);
+    let v2_advertisement = endpoint == Endpoint::InfoRefs
+        && query_service(&req) == Some("git-upload-pack")
+        && protocol_version(&req) == 2;
+    // A v2 capability advertisement is the same for every repository; to a caller entitled
+    // to read, it is answered without a read when the repository was seen a moment ago (the
+    // next request, which reads the refs, says "not found" if it went away meanwhile).
+    if granted && v2_advertisement && repo.refs.known_to_exist(std::time::Duration::from_secs(5)) {
+        return info_refs(refs::Snapshot::default(), &req);
+    }
+    // Anonymous callers may only read public repositories (git asks anonymously first, then
+    // again with credentials): nothing but the settings is read before that is known.
+    let mut known_settings = None;
+    if identity.is_none() {
+        if need != Access::Read || repo.known_private(std::time::Duration::from_secs(5)) {
+            return unauthorized("authentication required");
+        }
+        match repo.settings().await {
+            Ok(s) if s.public => known_settings = Some(s),
+            Ok(_) => return unauthorized("authentication required"),
+            Err(e) => {
+                return plain(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &format!("cannot read the repository: {e}"),
+                )
+            }
+        }
+    }
+    // A v2 capability advertisement needs to know the repository exists, not its refs.
+    let snapshot = async {
+        match v2_advertisement {
+            false => repo.snapshot().await,
+            true => repo.refs.head().await.map(|head| refs::Snapshot {
+                head,
+                ..Default::default()
+            }),
+        }
+    };
+    let settings = async {
+        match known_settings {
+            Some(s) => Ok(s),
+            None if granted && !is_lfs => Ok(crate::repo::Settings::default()),
+            None => repo.settings().await,
+        }
+    };
+    let (snapshot, settings) = tokio::join!(snapshot, settings);
     let mut snapshot = match snapshot {
         Ok(s) => Some(s),
         Err(refs::Error::NotFound) => None,
         Err(e) => return refs_error(e),
     };
-    let pushing = need == Access::Write && !matches!(endpoint, Endpoint::Lfs(_));
+    let pushing = need == Access::Write && !is_lfs;
     if snapshot.is_none() && pushing && may_create(&app, identity.as_ref(), &repo) {
         if endpoint == Endpoint::InfoRefs {
             // Discovery answers as for an empty repository; the push itself creates it, so a
@@ -313,7 +364,7 @@ async fn route_request(app: Arc<App>, req: Request<Incoming>) -> Response<Respon
         }
         (&Method::GET, Endpoint::Bundle) => crate::bundle::handle(app, repo, snapshot, req).await,
         (&Method::POST, Endpoint::ReceivePack) => {
-            receive_pack::handle(app, repo, identity, req).await
+            receive_pack::handle(app, repo, snapshot, identity, req).await
         }
         _ => plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
     }

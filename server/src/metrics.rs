@@ -1,6 +1,9 @@
 //! Counters exposed at `GET /metrics` in the Prometheus text format.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use objectstore::bucket::BucketCalls;
 
 pub static CLONES_VERBATIM: AtomicU64 = AtomicU64::new(0);
 pub static PACKS_GENERATED: AtomicU64 = AtomicU64::new(0);
@@ -17,6 +20,12 @@ pub static LFS_VERIFY_FAILED: AtomicU64 = AtomicU64::new(0);
 pub static LFS_PROXIED_IN_BYTES: AtomicU64 = AtomicU64::new(0);
 pub static LFS_PROXIED_OUT_BYTES: AtomicU64 = AtomicU64::new(0);
 pub static LFS_POINTERS_MISSING: AtomicU64 = AtomicU64::new(0);
+
+/// Calls to the bucket, by kind: each is one round trip to S3.
+pub fn bucket_calls() -> &'static Arc<BucketCalls> {
+    static CALLS: OnceLock<Arc<BucketCalls>> = OnceLock::new();
+    CALLS.get_or_init(Default::default)
+}
 
 pub fn inc(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
@@ -108,6 +117,14 @@ pub fn render() -> String {
         out.push_str(&format!(
             "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
             counter.load(Ordering::Relaxed)
+        ));
+    }
+    out.push_str(
+        "# HELP artifact_git_bucket_calls_total Calls to the bucket (each a round trip to S3), by kind.\n# TYPE artifact_git_bucket_calls_total counter\n",
+    );
+    for (kind, count) in bucket_calls().counts() {
+        out.push_str(&format!(
+            "artifact_git_bucket_calls_total{{kind=\"{kind}\"}} {count}\n"
         ));
     }
     events::metrics::render(&mut out);

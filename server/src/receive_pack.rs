@@ -123,9 +123,14 @@ fn response(out: Vec<u8>) -> http::Response<ResponseBody> {
 }
 
 /// Serve a push by `pusher`.
+///
+/// `snapshot` is the refs as the request found them: the pack list is trusted when it holds
+/// every object they name, and the refs commit tries them first (one round trip each saved
+/// when nothing moved meanwhile; a re-read when something did).
 pub async fn handle(
     app: Arc<App>,
     repo: Repo,
+    snapshot: refs::Snapshot,
     pusher: Option<Grants>,
     req: Request<Incoming>,
 ) -> http::Response<ResponseBody> {
@@ -178,7 +183,21 @@ pub async fn handle(
         let reason = "the server is busy; try again in a few seconds".to_owned();
         return response(Reply::refuse_all(&request, reason, Rejection::Unpacker).encode(&request));
     };
-    let db = match repo.fresh_objects(&app.cache).await {
+    // Packs are published before the refs that need them: a pack list holding every object
+    // the refs and the commands name holds everything the push can build on.
+    let needed: Vec<ObjectId> = snapshot
+        .refs
+        .values()
+        .map(|v| v.target)
+        .chain(
+            request
+                .commands
+                .iter()
+                .map(|c| c.old)
+                .filter(|o| !o.is_null()),
+        )
+        .collect();
+    let db = match repo.objects_having(&app.cache, &needed).await {
         Ok(db) => db,
         Err(e) => {
             tracing::error!(repo = %repo.id, error = %e, "opening packs failed");
@@ -262,7 +281,9 @@ pub async fn handle(
                     Reply::refuse_all(&request, reason, Rejection::Storage).encode(&request),
                 );
             }
-            app.cache.forget_list(&repo.keys);
+            if let Some(name) = &indexed.name {
+                app.cache.add_published(&repo.keys, name);
+            }
         }
     }
     let tx = RefTransaction {
@@ -282,7 +303,11 @@ pub async fn handle(
                 source: events::log::Source::Push,
             },
         );
-        match repo.refs.commit_with(&tx, Some(&journal)).await {
+        match repo
+            .refs
+            .commit_from(&tx, Some(&journal), Some(snapshot.clone()))
+            .await
+        {
             Ok(outcome) => {
                 for ((i, _), result) in checked.updates.iter().zip(outcome) {
                     checked.results[*i] = result.map_err(Rejection::Ref);
@@ -304,7 +329,7 @@ pub async fn handle(
     if checked.results.iter().any(Result::is_ok) {
         app.events.wake();
     }
-    repoint_unborn_head(&repo, &request, &checked.results).await;
+    repoint_unborn_head(&repo, &snapshot, &request, &checked.results).await;
     let applied = checked.results.iter().filter(|r| r.is_ok()).count();
     tracing::info!(
         repo = %repo.id,
@@ -553,7 +578,20 @@ fn check(
 
 /// When `HEAD` names a branch that does not exist and this push created branches, point it at
 /// one of them (`main`, `master`, else the first pushed), as git hosting does on a first push.
-async fn repoint_unborn_head(repo: &Repo, req: &PushRequest, results: &[Result<(), Rejection>]) {
+async fn repoint_unborn_head(
+    repo: &Repo,
+    before: &refs::Snapshot,
+    req: &PushRequest,
+    results: &[Result<(), Rejection>],
+) {
+    // A `HEAD` whose branch existed when the push arrived is not unborn: no read needed.
+    if before
+        .head
+        .as_ref()
+        .is_some_and(|h| before.get(h).is_some())
+    {
+        return;
+    }
     let created: Vec<&str> = req
         .commands
         .iter()

@@ -24,7 +24,11 @@ impl Repo {
     pub fn new(storage: &Storage, id: RepoId) -> Self {
         let keys = storage.artifact_keys(&id).repo();
         Repo {
-            refs: RefStore::new(storage.bucket.clone(), keys.clone()),
+            refs: RefStore::cached(
+                storage.bucket.clone(),
+                keys.clone(),
+                storage.refs_cache.clone(),
+            ),
             id,
             keys,
             storage: storage.clone(),
@@ -131,18 +135,41 @@ pub struct Settings {
 }
 
 impl Repo {
-    /// The repository's settings (defaults when none were written).
+    /// The repository's settings (defaults when none were written), revalidated by tag.
     pub async fn settings(&self) -> Result<Settings, objectstore::bucket::Error> {
-        match self.storage.bucket.get(&self.keys.settings()).await {
-            Ok(got) => {
-                serde_json::from_slice(&got.data).map_err(|e| objectstore::bucket::Error::Backend {
-                    key: self.keys.settings(),
-                    message: format!("unreadable settings: {e}"),
-                })
+        let key = self.keys.settings();
+        let read = self
+            .storage
+            .settings_cache
+            .read(self.storage.bucket.as_ref(), &key, |data| {
+                serde_json::from_slice::<Settings>(data)
+            })
+            .await;
+        match read {
+            Ok(Ok(read)) => Ok((*read.value).clone()),
+            Ok(Err(e)) => Err(objectstore::bucket::Error::Backend {
+                key,
+                message: format!("unreadable settings: {e}"),
+            }),
+            Err(e) if e.is_not_found() => {
+                // No settings are the defaults; kept under a tag no object has, so the next
+                // read is a plain one and finds the file once it is written.
+                let absent = objectstore::ETag("\"absent\"".into());
+                (self.storage.settings_cache).remember(&key, absent, Settings::default());
+                Ok(Settings::default())
             }
-            Err(e) if e.is_not_found() => Ok(Settings::default()),
             Err(e) => Err(e),
         }
+    }
+
+    /// Whether the settings read within `max_age` said the repository is private: a refusal
+    /// of an anonymous caller needs no read then (git asks again with credentials, and a
+    /// repository made public a moment ago is seen on the next read).
+    pub fn known_private(&self, max_age: std::time::Duration) -> bool {
+        self.storage
+            .settings_cache
+            .peek(&self.keys.settings(), max_age)
+            .is_some_and(|s| !s.public)
     }
 
     pub async fn write_settings(

@@ -52,25 +52,54 @@ pub struct Storage {
     pub bucket: Arc<dyn Bucket>,
     /// Empty, or ending in `/`.
     pub prefix: String,
+    /// Refs read on every request, kept parsed and revalidated by tag.
+    pub refs_cache: Arc<refs::RefsCache>,
+    /// Settings read on every request, kept the same way.
+    pub settings_cache: Arc<objectstore::bucket::Revalidated<crate::repo::Settings>>,
 }
 
 impl Storage {
+    /// The repositories under `prefix` (empty, or ending in `/`) of `bucket`.
+    pub fn new(bucket: Arc<dyn Bucket>, prefix: String) -> Self {
+        Storage {
+            bucket,
+            prefix,
+            refs_cache: Default::default(),
+            settings_cache: Default::default(),
+        }
+    }
+
+    /// The storage at `url`, its calls counted in [`crate::metrics::bucket_calls`].
     pub async fn open(url: &StorageUrl, s3_path_style: bool) -> anyhow::Result<Self> {
+        let mut storage = Self::open_uncounted(url, s3_path_style).await?;
+        storage.bucket = Arc::new(objectstore::bucket::MeteredBucket::new(
+            storage.bucket,
+            crate::metrics::bucket_calls().clone(),
+        ));
+        Ok(storage)
+    }
+
+    async fn open_uncounted(url: &StorageUrl, s3_path_style: bool) -> anyhow::Result<Self> {
         match url {
             StorageUrl::Dir(dir) => {
                 std::fs::create_dir_all(dir)?;
-                Ok(Storage {
-                    bucket: Arc::new(FsBucket::new(dir.clone())?),
-                    prefix: String::new(),
-                })
+                Ok(Storage::new(
+                    Arc::new(FsBucket::new(dir.clone())?),
+                    String::new(),
+                ))
             }
+            #[cfg(not(feature = "s3"))]
+            StorageUrl::S3 { .. } => {
+                anyhow::bail!("this build has no S3 backend (built without the `s3` feature)")
+            }
+            #[cfg(feature = "s3")]
             StorageUrl::S3 { bucket, prefix } => {
                 let mut options = objectstore::bucket::S3Options::new(bucket);
                 options.path_style = s3_path_style;
-                Ok(Storage {
-                    bucket: Arc::new(objectstore::bucket::S3Bucket::new(options).await),
-                    prefix: prefix.clone(),
-                })
+                Ok(Storage::new(
+                    Arc::new(objectstore::bucket::S3Bucket::new(options).await),
+                    prefix.clone(),
+                ))
             }
         }
     }

@@ -23,7 +23,7 @@ use protocol::upload_pack::{Command, FetchRequest};
 use refs::Snapshot;
 
 use crate::app::App;
-use crate::body::{self, ChannelWriter, ResponseBody};
+use crate::body::{self, full, ChannelWriter, ResponseBody};
 use crate::http::{git_response, is_gzip, plain, protocol_version};
 use crate::repo::{refs_view, History, Repo};
 
@@ -654,6 +654,22 @@ pub async fn handle(
             );
         }
     };
+    // The refs are all an `ls-refs` answer needs: no pack list, no objects.
+    if let Parsed::V2(command) = &parsed {
+        if command.name == "ls-refs" {
+            let mut buf = Vec::new();
+            return match command.ls_refs_args() {
+                Ok(args) => {
+                    write_ls_refs(&mut buf, &refs_view(&snapshot), &args);
+                    git_response("application/x-git-upload-pack-result", full(buf))
+                }
+                Err(e) => refusal(&e.to_string()),
+            };
+        }
+    }
+    if let Parsed::Empty = parsed {
+        return git_response("application/x-git-upload-pack-result", full(Vec::new()));
+    }
     let heavy = parsed.is_heavy();
     let slot = match heavy {
         false => None,

@@ -194,6 +194,11 @@ impl Bucket for FaultyBucket {
         self.inner.get(key).await
     }
 
+    async fn get_if_changed(&self, key: &str, etag: &ETag) -> Result<Option<GetResult>> {
+        self.read_fault(key).await?;
+        self.inner.get_if_changed(key, etag).await
+    }
+
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes> {
         self.read_fault(key).await?;
         self.inner.get_range(key, range).await

@@ -38,6 +38,20 @@ impl MemoryBucket {
         Self::default()
     }
 
+    /// A second bucket holding the same objects now; later writes to either are not seen by
+    /// the other (a test's fixture, kept aside).
+    pub fn duplicate(&self) -> Self {
+        MemoryBucket {
+            objects: Mutex::new(self.lock().clone()),
+        }
+    }
+
+    /// Make this bucket hold exactly what `from` holds (a fixture restored between cases).
+    pub fn restore(&self, from: &MemoryBucket) {
+        let copy = from.lock().clone();
+        *self.lock() = copy;
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Stored>> {
         // A poisoned map is still consistent: every mutation is a single insert or remove.
         self.objects.lock().unwrap_or_else(|p| p.into_inner())

@@ -21,12 +21,16 @@ use bytes::Bytes;
 mod faulty;
 mod fs;
 mod memory;
+mod metered;
+mod revalidated;
 #[cfg(feature = "s3")]
 mod s3;
 
 pub use faulty::{Faults, FaultyBucket};
 pub use fs::FsBucket;
 pub use memory::MemoryBucket;
+pub use metered::{BucketCalls, MeteredBucket, CALL_KINDS};
+pub use revalidated::{Read, Revalidated};
 #[cfg(feature = "s3")]
 pub use s3::{S3Bucket, S3Options};
 
@@ -144,6 +148,14 @@ impl std::fmt::Debug for Presigned {
 pub trait Bucket: Send + Sync + std::fmt::Debug + 'static {
     /// The whole object with its tag; [`Error::NotFound`] when missing.
     async fn get(&self, key: &str) -> Result<GetResult>;
+
+    /// The object if its tag is no longer `etag`; `Ok(None)` when it is unchanged. On S3 this
+    /// is a GET with `If-None-Match`, answered 304 without a body when nothing changed: a
+    /// cached copy is revalidated in one round trip that carries no data.
+    async fn get_if_changed(&self, key: &str, etag: &ETag) -> Result<Option<GetResult>> {
+        let got = self.get(key).await?;
+        Ok((got.etag != *etag).then_some(got))
+    }
 
     /// Bytes `range` of an object; a range past the end is cut at the end.
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes>;
@@ -288,6 +300,17 @@ pub(crate) mod contract {
         let got = bucket.get("r/a").await?;
         assert_eq!(&got.data[..], b"two");
         assert_eq!(got.etag, e2);
+        // revalidation: unchanged answers nothing, changed answers the new object
+        assert!(bucket.get_if_changed("r/a", &e2).await?.is_none());
+        let changed = bucket
+            .get_if_changed("r/a", &ETag("other".into()))
+            .await?
+            .map(|g| (g.data, g.etag));
+        assert_eq!(changed, Some((Bytes::from_static(b"two"), e2.clone())));
+        assert!(bucket
+            .get_if_changed("r/none", &e2)
+            .await
+            .is_err_and(|e| e.is_not_found()));
         // ranges
         bucket
             .put(

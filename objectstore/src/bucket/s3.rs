@@ -187,6 +187,33 @@ impl Bucket for S3Bucket {
         Ok(GetResult { data, etag })
     }
 
+    async fn get_if_changed(&self, key: &str, etag: &ETag) -> Result<Option<GetResult>> {
+        validate_key(key)?;
+        let result = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .if_none_match(&etag.0)
+            .send()
+            .await;
+        let out = match result {
+            Ok(out) => out,
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 304) => {
+                return Ok(None)
+            }
+            Err(e) => return Err(map_err(key, e)),
+        };
+        let etag = etag_of(key, out.e_tag)?;
+        let data = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| body_err(key, e))?
+            .into_bytes();
+        Ok(Some(GetResult { data, etag }))
+    }
+
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes> {
         validate_key(key)?;
         if range.end <= range.start {

@@ -128,6 +128,23 @@ impl PackCache {
         self.lock().cached_bytes
     }
 
+    /// Add a pack this process just published to the repository's cached pack list (when
+    /// there is one), so its next reader need not list again. The pack's `.tips` record is
+    /// read when a later listing shows it; until then its reach is unknown, the safe answer.
+    pub fn add_published(&self, keys: &RepoKeys, name: &str) {
+        if let Some((_, list)) = self.lock().lists.get_mut(keys.prefix()) {
+            if let Err(at) = list.binary_search_by(|l| l.name.as_str().cmp(name)) {
+                list.insert(
+                    at,
+                    Listed {
+                        name: name.to_owned(),
+                        tips: None,
+                    },
+                );
+            }
+        }
+    }
+
     /// Forget the pack list of a repository, so the next open lists again (after this process
     /// changed it).
     pub fn forget_list(&self, keys: &RepoKeys) {

@@ -297,7 +297,7 @@ impl Indexed {
         }
     }
 
-    /// Upload the `.pack`, then its `.tips` record (when `reach` knows something), then the
+    /// Upload the `.pack` and its `.tips` record (when `reach` knows something), then the
     /// `.idx` that makes it visible. Packs are content-addressed, so finding a file already
     /// there means the same bytes are there (or, for `.tips`, an earlier record of the same
     /// pack, which is kept).
@@ -309,12 +309,13 @@ impl Indexed {
             Ok(_) | Err(bucket::Error::PreconditionFailed(_)) => Ok(()),
             Err(e) => Err(Error::Bucket(e)),
         };
-        create(
-            bucket
-                .put_file(&keys.pack_file(name, PackFile::Pack), pack, PutMode::Create)
-                .await,
-        )?;
-        if let Some(tips) = reach.encode() {
+        let pack_key = keys.pack_file(name, PackFile::Pack);
+        let pack_upload = bucket.put_file(&pack_key, pack, PutMode::Create);
+        // The record goes up beside the pack (nothing reads it before the `.idx` exists).
+        let tips_upload = async {
+            let Some(tips) = reach.encode() else {
+                return Ok(());
+            };
             // An exact record (maintenance, imports) is true of the same bytes written before
             // under a weaker one; a push's record never replaces one already there.
             let mode = match reach {
@@ -325,8 +326,11 @@ impl Indexed {
                 bucket
                     .put(&keys.pack_file(name, PackFile::Tips), tips.into(), mode)
                     .await,
-            )?;
-        }
+            )
+        };
+        let (pack_done, tips_done) = tokio::join!(pack_upload, tips_upload);
+        create(pack_done)?;
+        tips_done?;
         create(
             bucket
                 .put_file(&keys.pack_file(name, PackFile::Idx), idx, PutMode::Create)

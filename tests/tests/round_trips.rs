@@ -1,0 +1,134 @@
+//! What each operation costs in calls to the bucket (each a round trip to S3), counted by the
+//! server at `/metrics`: the refs and settings read on every request are revalidated (a 304
+//! with no body when nothing changed), a v2 capability advertisement reads `HEAD` alone,
+//! `ls-refs` reads no pack list, and a push builds on the pack list it has when that list holds
+//! every object the refs name. These bounds keep a change from quietly adding round trips.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+
+use artifact_git_e2e::*;
+
+/// Calls by kind, read from `/metrics`.
+fn calls(server: &Server) -> BTreeMap<String, u64> {
+    let out = std::process::Command::new("curl")
+        .args(["-s", &format!("{}/metrics", server.url)])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("artifact_git_bucket_calls_total{kind=\""))
+        .filter_map(|l| l.split_once("\"} "))
+        .map(|(kind, n)| (kind.to_owned(), n.trim().parse().unwrap()))
+        .collect()
+}
+
+/// Calls made by `f`, once the server is quiet again (a push wakes the event dispatcher,
+/// whose reads count too).
+fn cost(server: &Server, f: impl FnOnce()) -> BTreeMap<String, u64> {
+    let before = calls(server);
+    f();
+    let mut after = calls(server);
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let now = calls(server);
+        if now == after {
+            break;
+        }
+        after = now;
+    }
+    after
+        .into_iter()
+        .map(|(k, n)| {
+            let d = n - before.get(&k).copied().unwrap_or(0);
+            (k, d)
+        })
+        .filter(|(_, d)| *d > 0)
+        .collect()
+}
+
+fn total(c: &BTreeMap<String, u64>) -> u64 {
+    c.values().sum()
+}
+
+fn round_trips(backend: &Backend) {
+    // No background polling: what is counted is what the operations cause.
+    let server = Server::start_on_with(backend, &["--events-poll", "1h"]);
+    server.init("lab/rt");
+    let url = server.repo_url("lab/rt");
+    let git = Git::default();
+    let work = TempDir::new().unwrap();
+    let src = work.path().join("src");
+    git.ok(
+        work.path(),
+        &["init", "-q", "-b", "main", src.to_str().unwrap()],
+    );
+    std::fs::write(src.join("a.txt"), "one\n").unwrap();
+    git.ok(&src, &["add", "-A"]);
+    git.ok(&src, &["commit", "-qm", "one"]);
+    git.ok(&src, &["push", "-q", &url, "main"]);
+    let clone = work.path().join("clone");
+    git.ok(work.path(), &["clone", "-q", &url, clone.to_str().unwrap()]);
+
+    // ls-remote (v2). git asks anonymously first (the settings say whether the repository
+    // is public: at most one read, none when read a moment ago), then with the token: the
+    // advertisement reads HEAD at most, ls-refs revalidates the refs (and HEAD, when it was
+    // last read over a second ago). No pack list, no objects, no settings (the token
+    // decides).
+    let ls = cost(&server, || {
+        git.ok(work.path(), &["ls-remote", &url]);
+    });
+    eprintln!("ls-remote: {ls:?}");
+    assert!(
+        total(&ls) <= 4 && !ls.contains_key("list"),
+        "ls-remote: {ls:?}"
+    );
+    assert!(
+        ls.get("get_if_changed").copied().unwrap_or(0) >= 1,
+        "refs are revalidated: {ls:?}"
+    );
+    let again = cost(&server, || {
+        git.ok(work.path(), &["ls-remote", &url]);
+    });
+    eprintln!("ls-remote again: {again:?}");
+    assert!(total(&again) <= 2, "ls-remote again: {again:?}");
+
+    // A fetch with nothing new: the same reads.
+    let noop = cost(&server, || {
+        git.ok(&clone, &["fetch", "-q"]);
+    });
+    eprintln!("no-op fetch: {noop:?}");
+    assert!(
+        total(&noop) <= 4 && !noop.contains_key("list"),
+        "no-op fetch: {noop:?}"
+    );
+
+    // One commit pushed right after a clone (the pack list is warm): the advertisement and
+    // the request read the refs and maybe HEAD (2-4), then the pack with its record, its index (3),
+    // the event and its marker (2), the refs (1); then the event dispatcher's own reads (at
+    // most 8 with no endpoints). No listing of the packs on the way.
+    std::fs::write(src.join("b.txt"), "two\n").unwrap();
+    git.ok(&src, &["add", "-A"]);
+    git.ok(&src, &["commit", "-qm", "two"]);
+    let push = cost(&server, || {
+        git.ok(&src, &["push", "-q", &url, "main"]);
+    });
+    eprintln!("push one commit: {push:?}");
+    assert_eq!(push.get("put").copied(), Some(6), "push: {push:?}");
+    assert!(total(&push) <= 18, "push: {push:?}");
+    // The dispatcher lists its own folders; the push lists nothing.
+    assert!(
+        push.get("list").copied().unwrap_or(0) <= 2,
+        "push: {push:?}"
+    );
+
+    // And the result is what was pushed.
+    let remote = git.ok(work.path(), &["ls-remote", &url, "refs/heads/main"]);
+    let local = git.ok(&src, &["rev-parse", "HEAD"]);
+    assert!(remote.starts_with(local.trim()), "{remote} vs {local}");
+    git.ok(&clone, &["pull", "-q"]);
+    assert_eq!(std::fs::read(clone.join("b.txt")).unwrap(), b"two\n");
+}
+
+backend_tests!(round_trips);
