@@ -49,10 +49,13 @@ pub async fn run(
     kind: Kind,
 ) -> Result<Report, Error> {
     let snapshot = repo.snapshot().await?;
-    let db = repo.fresh_objects(cache).await?;
     let mut tips: Vec<_> = snapshot.refs.values().map(|v| v.target).collect();
     tips.sort();
     tips.dedup();
+    let mut db = repo.fresh_objects(cache).await?;
+    if tips.iter().any(|t| !db.contains(t)) {
+        db = repo.objects_having(cache, &tips).await?;
+    }
     let report = match kind {
         Kind::Full => maintain::repack(&db, &tips, workspace, options).await?,
         Kind::Geometric => maintain::roll_up(&db, workspace, options).await?,

@@ -58,8 +58,15 @@ impl Repo {
         cache: &Arc<PackCache>,
         needed: impl IntoIterator<Item = &gix_hash::ObjectId>,
     ) -> Result<ObjectDb, odb::Error> {
+        let needed: Vec<&gix_hash::ObjectId> = needed.into_iter().collect();
         let mut db = self.objects(cache).await?;
-        if needed.into_iter().any(|id| !db.contains(id)) {
+        // A listing that lags behind a write (as an eventually consistent listing may) is read
+        // again a few times before the objects are taken to be missing.
+        for pause_ms in [0, 50, 200] {
+            if needed.iter().all(|id| db.contains(id)) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(pause_ms)).await;
             db.refresh().await?;
         }
         Ok(db)
