@@ -62,7 +62,9 @@ pub fn parse_packed_refs(data: &[u8]) -> Result<PackedRefs> {
             continue;
         }
         let (hex, name) = line.split_once(' ').ok_or_else(bad)?;
-        if hex.len() != 40 || name.is_empty() {
+        // The object comes from the bucket: a name git would refuse (control characters,
+        // `..`, a stray `\r`) makes the file corrupt rather than a ref nobody can name.
+        if hex.len() != 40 || crate::validate_ref_name(name).is_err() {
             return Err(bad());
         }
         let target = ObjectId::from_hex(hex.as_bytes()).map_err(|_| bad())?;
@@ -95,6 +97,31 @@ pub fn write_packed_refs(refs: &BTreeMap<String, RefValue>, seq: u64) -> Vec<u8>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_git_would_refuse_make_the_file_corrupt() {
+        let id = "a".repeat(40);
+        for name in [
+            "refs/heads/a\rb",
+            "refs/heads/a b",
+            "refs/heads/a..b",
+            "refs/heads/\0",
+            "",
+        ] {
+            let file = format!("{HEADER}\n{id} {name}\n");
+            assert!(
+                matches!(parse_packed_refs(file.as_bytes()), Err(Error::Corrupt(_))),
+                "{name:?}"
+            );
+        }
+        let file = format!("{HEADER}\n{id} refs/heads/ok\r\n");
+        assert_eq!(
+            parse_packed_refs(file.as_bytes())
+                .map(|p| p.refs.len())
+                .ok(),
+            Some(1)
+        );
+    }
 
     #[test]
     fn round_trip_with_peeled_tag() -> Result<()> {
