@@ -278,8 +278,14 @@ impl RefStore {
     /// Read `HEAD` and every ref (both objects fetched concurrently: on S3 each is a round
     /// trip; with a [`RefsCache`], a revalidation).
     pub async fn snapshot(&self) -> Result<Snapshot> {
-        let Some(cache) = &self.cache else {
-            return self.snapshot_uncached().await;
+        // Without a shared cache, an empty one: every read is then a plain GET.
+        let uncached;
+        let cache = match &self.cache {
+            Some(cache) => cache,
+            None => {
+                uncached = RefsCache::default();
+                &uncached
+            }
         };
         let head_key = self.keys.head();
         let refs_key = self.keys.packed_refs();
@@ -355,33 +361,6 @@ impl RefStore {
         self.cache
             .as_ref()
             .is_some_and(|c| c.head.peek(&self.keys.head(), max_age).is_some())
-    }
-
-    async fn snapshot_uncached(&self) -> Result<Snapshot> {
-        let head_key = self.keys.head();
-        let refs_key = self.keys.packed_refs();
-        let (head, packed) = tokio::join!(self.bucket.get(&head_key), self.bucket.get(&refs_key));
-        let head = match head {
-            Ok(h) => parse_head(&h.data),
-            Err(e) if e.is_not_found() => return Err(Error::NotFound),
-            Err(e) => return Err(e.into()),
-        };
-        let (packed, etag, content_id) = match packed {
-            Ok(got) => (
-                parse_packed_refs(&got.data)?,
-                Some(got.etag),
-                content_id(&got.data),
-            ),
-            Err(e) if e.is_not_found() => (PackedRefs::default(), None, String::new()),
-            Err(e) => return Err(e.into()),
-        };
-        Ok(Snapshot {
-            refs: packed.refs,
-            head,
-            etag,
-            seq: packed.seq,
-            content_id,
-        })
     }
 
     /// Point `HEAD` at `target` if it still names `expected` (a ref that does not exist):

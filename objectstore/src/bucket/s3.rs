@@ -165,6 +165,21 @@ fn body_err(key: &str, e: impl std::fmt::Display) -> Error {
     }
 }
 
+/// The whole body of a GET, with its tag.
+async fn whole(
+    key: &str,
+    out: aws_sdk_s3::operation::get_object::GetObjectOutput,
+) -> Result<GetResult> {
+    let etag = etag_of(key, out.e_tag)?;
+    let data = out
+        .body
+        .collect()
+        .await
+        .map_err(|e| body_err(key, e))?
+        .into_bytes();
+    Ok(GetResult { data, etag })
+}
+
 fn etag_of(key: &str, tag: Option<String>) -> Result<ETag> {
     tag.map(ETag).ok_or_else(|| Error::Backend {
         key: key.to_owned(),
@@ -177,14 +192,7 @@ impl Bucket for S3Bucket {
     async fn get(&self, key: &str) -> Result<GetResult> {
         validate_key(key)?;
         let out = self.get_object(key).await?;
-        let etag = etag_of(key, out.e_tag)?;
-        let data = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| body_err(key, e))?
-            .into_bytes();
-        Ok(GetResult { data, etag })
+        whole(key, out).await
     }
 
     async fn get_if_changed(&self, key: &str, etag: &ETag) -> Result<Option<GetResult>> {
@@ -204,14 +212,7 @@ impl Bucket for S3Bucket {
             }
             Err(e) => return Err(map_err(key, e)),
         };
-        let etag = etag_of(key, out.e_tag)?;
-        let data = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| body_err(key, e))?
-            .into_bytes();
-        Ok(Some(GetResult { data, etag }))
+        whole(key, out).await.map(Some)
     }
 
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes> {
