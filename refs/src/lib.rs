@@ -228,10 +228,10 @@ impl RefStore {
 
     /// Whether the repository exists (its `HEAD` does).
     pub async fn exists(&self) -> Result<bool> {
-        match self.bucket.get(&self.keys.head()).await {
+        match self.head().await {
             Ok(_) => Ok(true),
-            Err(e) if e.is_not_found() => Ok(false),
-            Err(e) => Err(e.into()),
+            Err(Error::NotFound) => Ok(false),
+            Err(e) => Err(e),
         }
     }
 

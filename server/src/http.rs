@@ -220,6 +220,10 @@ async fn create_for_push(repo: &Repo) -> Result<(), Response<ResponseBody>> {
     }
 }
 
+/// How long a read stays good enough for answers that reveal nothing and move nothing: a v2
+/// capability advertisement to an entitled caller, a refusal of an anonymous one.
+const RECENTLY: std::time::Duration = std::time::Duration::from_secs(5);
+
 async fn route_request(app: Arc<App>, req: Request<Incoming>) -> Response<ResponseBody> {
     let path = req.uri().path().to_owned();
     match (req.method(), path.as_str()) {
@@ -266,14 +270,14 @@ async fn route_request(app: Arc<App>, req: Request<Incoming>) -> Response<Respon
     // A v2 capability advertisement is the same for every repository; to a caller entitled
     // to read, it is answered without a read when the repository was seen a moment ago (the
     // next request, which reads the refs, says "not found" if it went away meanwhile).
-    if granted && v2_advertisement && repo.refs.known_to_exist(std::time::Duration::from_secs(5)) {
+    if granted && v2_advertisement && repo.refs.known_to_exist(RECENTLY) {
         return info_refs(refs::Snapshot::default(), &req);
     }
     // Anonymous callers may only read public repositories (git asks anonymously first, then
     // again with credentials): nothing but the settings is read before that is known.
     let mut known_settings = None;
     if identity.is_none() {
-        if need != Access::Read || repo.known_private(std::time::Duration::from_secs(5)) {
+        if need != Access::Read || repo.known_private(RECENTLY) {
             return unauthorized("authentication required");
         }
         match repo.settings().await {

@@ -236,7 +236,9 @@ pub async fn commit_version_files(
     indexed
         .publish(db.bucket().as_ref(), db.keys(), &Reach::Exactly(vec![head]))
         .await?;
-    app.cache.forget_list(&repo.keys);
+    if let Some(name) = &indexed.name {
+        app.cache.add_published(&repo.keys, name);
+    }
     let journal = events::log::Recorder::new(
         storage.bucket.clone(),
         &storage.keys(),

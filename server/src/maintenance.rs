@@ -53,9 +53,7 @@ pub async fn run(
     tips.sort();
     tips.dedup();
     let mut db = repo.fresh_objects(cache).await?;
-    if tips.iter().any(|t| !db.contains(t)) {
-        db = repo.objects_having(cache, &tips).await?;
-    }
+    crate::repo::complete(&mut db, &tips).await?;
     let report = match kind {
         Kind::Full => maintain::repack(&db, &tips, workspace, options).await?,
         Kind::Geometric => maintain::roll_up(&db, workspace, options).await?,

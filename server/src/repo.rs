@@ -58,17 +58,8 @@ impl Repo {
         cache: &Arc<PackCache>,
         needed: impl IntoIterator<Item = &gix_hash::ObjectId>,
     ) -> Result<ObjectDb, odb::Error> {
-        let needed: Vec<&gix_hash::ObjectId> = needed.into_iter().collect();
         let mut db = self.objects(cache).await?;
-        // A listing that lags behind a write (as an eventually consistent listing may) is read
-        // again a few times before the objects are taken to be missing.
-        for pause_ms in [0, 50, 200] {
-            if needed.iter().all(|id| db.contains(id)) {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(pause_ms)).await;
-            db.refresh().await?;
-        }
+        complete(&mut db, needed).await?;
         Ok(db)
     }
 
@@ -82,6 +73,24 @@ impl Repo {
         )
         .await
     }
+}
+
+/// List `db`'s packs again until they hold every one of `needed`: a listing that lags behind
+/// a write (as an eventually consistent listing may) is read a few times before the objects
+/// are taken to be missing.
+pub async fn complete(
+    db: &mut ObjectDb,
+    needed: impl IntoIterator<Item = &gix_hash::ObjectId>,
+) -> Result<(), odb::Error> {
+    let needed: Vec<&gix_hash::ObjectId> = needed.into_iter().collect();
+    for pause_ms in [0, 50, 200] {
+        if needed.iter().all(|id| db.contains(id)) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(pause_ms)).await;
+        db.refresh().await?;
+    }
+    Ok(())
 }
 
 /// The advertised form of a refs snapshot.
@@ -184,15 +193,16 @@ impl Repo {
         settings: &Settings,
     ) -> Result<(), objectstore::bucket::Error> {
         let data = serde_json::to_vec_pretty(settings).unwrap_or_default();
-        self.storage
+        let key = self.keys.settings();
+        let etag = self
+            .storage
             .bucket
-            .put(
-                &self.keys.settings(),
-                data.into(),
-                objectstore::PutMode::Overwrite,
-            )
-            .await
-            .map(|_| ())
+            .put(&key, data.into(), objectstore::PutMode::Overwrite)
+            .await?;
+        // This replica's next request (an anonymous one refused from the cache included)
+        // sees the change at once.
+        (self.storage.settings_cache).remember(&key, etag, settings.clone());
+        Ok(())
     }
 
     pub fn storage(&self) -> &Storage {

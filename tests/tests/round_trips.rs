@@ -131,4 +131,32 @@ fn round_trips(backend: &Backend) {
     assert_eq!(std::fs::read(clone.join("b.txt")).unwrap(), b"two\n");
 }
 
-backend_tests!(round_trips);
+/// Settings are cached (and an anonymous caller is refused from that cache for a moment), but
+/// a change made through this server is seen by its next request at once, both ways.
+fn settings_changes_are_seen_at_once(backend: &Backend) {
+    let server = Server::start_on(backend);
+    server.init("lab/pub");
+    let url = server.plain_url("lab/pub");
+    let git = Git::default();
+    let work = TempDir::new().unwrap();
+    // Anonymous: refused (and the private settings are now cached).
+    let refused = git.run(work.path(), &["ls-remote", &url]);
+    assert!(!refused.status.success());
+    let public = |on: bool| {
+        server.call(
+            "lab",
+            "set_git_settings",
+            serde_json::json!({"artifact_id": "lab/pub", "public": on}),
+        )
+    };
+    public(true);
+    git.ok(work.path(), &["ls-remote", &url]);
+    public(false);
+    let refused = git.run(work.path(), &["ls-remote", &url]);
+    assert!(
+        !refused.status.success(),
+        "still readable anonymously after going private"
+    );
+}
+
+backend_tests!(round_trips, settings_changes_are_seen_at_once);

@@ -771,7 +771,9 @@ async fn publish_and_move(
             &Reach::Within(vec![new]),
         )
         .await?;
-    app.cache.forget_list(&o.repo.keys);
+    if let Some(name) = &indexed.name {
+        app.cache.add_published(&o.repo.keys, name);
+    }
     let journal = events::log::Recorder::new(
         storage.bucket.clone(),
         &storage.keys(),
