@@ -250,15 +250,45 @@ impl PackCache {
                 .min_by_key(|(_, e)| e.last_used)
                 .map(|(k, _)| k.clone());
             let Some(key) = victim else { break };
-            if let Some(CachedPack {
-                copy: Some((idx, pack, bytes)),
-                ..
-            }) = state.open.remove(&key)
-            {
-                let _ = std::fs::remove_file(idx);
-                let _ = std::fs::remove_file(pack);
-                state.cached_bytes = state.cached_bytes.saturating_sub(bytes);
-            }
+            Self::close(state, &key);
+        }
+    }
+
+    /// Close the opened packs of the repository that a fresh listing no longer shows
+    /// (maintenance replaced them), and delete their local copies: otherwise a long-running
+    /// process would hold every pack it ever opened, and on a filesystem bucket the disk
+    /// space of deleted packs would not come back until it exits. Requests still using one
+    /// hold it open until they finish. A listing that merely lags costs a second open.
+    fn forget_unlisted(state: &mut CacheState, keys: &RepoKeys, listed: &[Listed]) {
+        let dir = keys.pack_dir();
+        let gone: Vec<String> = state
+            .open
+            .keys()
+            .filter(|k| {
+                k.starts_with(&dir)
+                    && keys.parse_pack_file(k).is_some_and(|(name, _)| {
+                        listed
+                            .binary_search_by(|l| l.name.as_str().cmp(name))
+                            .is_err()
+                    })
+            })
+            .cloned()
+            .collect();
+        for key in gone {
+            Self::close(state, &key);
+        }
+    }
+
+    /// Drop an opened pack from the cache, and its local copy if it has one.
+    fn close(state: &mut CacheState, key: &str) {
+        if let Some(CachedPack {
+            copy: Some((idx, pack, bytes)),
+            ..
+        }) = state.open.remove(key)
+        {
+            let _ = std::fs::remove_file(idx);
+            let _ = std::fs::remove_file(pack);
+            state.cached_bytes = state.cached_bytes.saturating_sub(bytes);
         }
     }
 
@@ -301,6 +331,7 @@ impl PackCache {
             .collect();
         packs.sort_by(|a, b| a.name.cmp(&b.name));
         let mut state = self.lock();
+        Self::forget_unlisted(&mut state, keys, &packs);
         if state.lists.len() > 10_000 {
             state.lists.clear();
         }
@@ -394,6 +425,44 @@ mod tests {
                 assert_eq!(files(), 2, "one .pack and its .idx");
             }
         }
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn packs_gone_from_the_listing_are_closed_and_their_copies_deleted() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let staging = dir.path().join("staging");
+        let cache_dir = dir.path().join("cache");
+        let bucket: Arc<dyn Bucket> = Arc::new(MemoryBucket::new());
+        let keys = RepoKeys::at("r/");
+        let cache = Arc::new(PackCache::new(Some(cache_dir.clone()), u64::MAX));
+        let empty = ObjectDb::open(bucket.clone(), keys.clone(), cache.clone()).await?;
+        let old = publish_blob(&empty, &staging, b"old").await?;
+        let db = ObjectDb::open_with(bucket.clone(), keys.clone(), cache.clone(), Duration::ZERO)
+            .await?;
+        let old_pack = db.packs()[0].clone();
+        let files = || {
+            std::fs::read_dir(&cache_dir)
+                .map(|d| d.count())
+                .unwrap_or(0)
+        };
+        assert_eq!(files(), 2);
+        // Maintenance replaced it: a new pack in, the old one's files deleted.
+        let new = publish_blob(&empty, &staging, b"new").await?;
+        for file in [PackFile::Idx, PackFile::Pack] {
+            bucket.delete(&keys.pack_file(&old_pack.name, file)).await?;
+        }
+        let db2 = ObjectDb::open_with(bucket.clone(), keys.clone(), cache.clone(), Duration::ZERO)
+            .await?;
+        assert_eq!(db2.packs().len(), 1);
+        assert!(db2.contains(&new) && !db2.contains(&old));
+        // Only the new pack stays open and copied...
+        assert_eq!(cache.lock().open.len(), 1);
+        assert_eq!(files(), 2);
+        // ...while a request that opened the old one still reads it.
+        let mut buf = Vec::new();
+        db.reader().read(&old, &mut buf)?;
+        assert_eq!(buf, b"old");
         Ok(())
     }
 }

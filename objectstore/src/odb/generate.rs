@@ -157,16 +157,11 @@ pub fn write_pack(
     let total = order.len();
     for (n, (pack_index, offset, id)) in order.iter().enumerate() {
         let pack = &packs[*pack_index];
-        let entry = pack
-            .bundle
-            .pack
-            .entry(*offset)
-            .map_err(|e| pack_err(pack, format!("{e:#}")))?;
+        let entry = pack.data.entry(*offset).map_err(|e| pack.error(e))?;
         let data_end = pack.entry_end(*offset);
-        let compressed = pack
-            .data()
-            .get(entry.data_offset as usize..data_end as usize)
-            .ok_or_else(|| pack_err(pack, "entry extends past the end of the pack"))?;
+        let compressed_len = data_end
+            .checked_sub(entry.data_offset)
+            .ok_or_else(|| pack_err(pack, "an entry ends before its data"))?;
         let here = w.written;
         head.clear();
         let base = delta_base(pack, *offset, &entry.header)?;
@@ -212,7 +207,15 @@ pub fn write_pack(
             }
             stats.reused += 1;
             w.write_all(&head)?;
-            w.write_all(compressed)?;
+            // Copied through a small buffer: a large entry never lies in memory whole.
+            let mut compressed = pack.data.section(entry.data_offset, data_end);
+            let copied = std::io::copy(&mut compressed, &mut w)?;
+            if copied != compressed_len {
+                return Err(pack_err(
+                    pack,
+                    "the pack file is shorter than its index says",
+                ));
+            }
         } else {
             let kind = reader.read(id, &mut decoded)?;
             write_header(&mut head, object_header(kind), decoded.len() as u64);
@@ -256,7 +259,7 @@ pub fn write_all_objects(
     let mut duplicate: Vec<Vec<bool>> = Vec::with_capacity(order.len());
     let mut total = 0usize;
     for (i, pack) in order.iter().enumerate() {
-        let index = &pack.bundle.index;
+        let index = &pack.index;
         let mut dup: Vec<bool> = pack
             .by_offset()
             .iter()
@@ -297,7 +300,7 @@ pub fn write_all_objects(
         let Some(&(first, _)) = by_offset.first() else {
             continue;
         };
-        let mut file = BufReader::with_capacity(1 << 20, pack.read_from(first)?);
+        let mut file = BufReader::with_capacity(1 << 20, pack.read_from(first));
         let mut position = first;
         for (k, (offset, _)) in by_offset.iter().enumerate() {
             if position != *offset {
@@ -377,7 +380,7 @@ fn entry_kinds(pack: &Pack) -> Result<Vec<gix_object::Kind>> {
     let position = |offset: u64| pack.position_at(offset);
     // Entries whose base's kind was not known yet: (entry, base).
     let mut pending: Vec<(usize, usize)> = Vec::new();
-    let mut file = BufReader::with_capacity(1 << 20, pack.read_from(first)?);
+    let mut file = BufReader::with_capacity(1 << 20, pack.read_from(first));
     for (k, (offset, _)) in by_offset.iter().enumerate() {
         let entry = gix_pack::data::Entry::from_read(&mut file, *offset, 20)
             .map_err(|e| pack_err(pack, e))?;
@@ -427,7 +430,8 @@ fn entry_kinds(pack: &Pack) -> Result<Vec<gix_object::Kind>> {
 /// Stream a stored pack unchanged: the fast path of a full clone of a one-pack repository.
 /// The file is read, not mapped, so a clone of any size adds no pages to the process.
 pub fn write_verbatim(pack: &Pack, out: &mut dyn Write) -> Result<u64> {
-    let mut file = pack.read_from(0)?;
+    use std::io::Read;
+    let mut file = pack.read_from(0);
     let mut buf = vec![0u8; 256 * 1024];
     let mut total = 0u64;
     loop {
@@ -439,7 +443,7 @@ pub fn write_verbatim(pack: &Pack, out: &mut dyn Write) -> Result<u64> {
         total += n as u64;
     }
     out.flush()?;
-    if total != pack.data().len() as u64 {
+    if total != pack.file_size() {
         return Err(pack_err(
             pack,
             "the pack file changed size while it was sent",

@@ -254,7 +254,7 @@ fn write_repack(
     let mut young_tips: Option<Vec<ObjectId>> = Some(Vec::new());
     for pack in db.packs() {
         let is_young = young.contains(&pack.name);
-        let index = &pack.bundle.index;
+        let index = &pack.index;
         let mut contributed = false;
         for i in 0..index.num_objects() {
             let id = index.oid_at_index(i).to_owned();
@@ -439,7 +439,7 @@ async fn mark_replaced(
         let replaced = replaced.to_vec();
         blocking(move || {
             for pack in &replaced {
-                let index = &pack.bundle.index;
+                let index = &pack.index;
                 let contained = (0..index.num_objects())
                     .map(|i| index.oid_at_index(i))
                     .filter(|id| kept(id))

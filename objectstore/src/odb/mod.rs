@@ -17,11 +17,13 @@ use crate::bucket;
 pub mod build;
 mod cache;
 mod db;
+mod delta;
 pub mod generate;
 pub mod index;
 pub mod maintain;
 pub mod object;
 mod pack;
+mod pack_data;
 mod reader;
 pub mod walk;
 

@@ -1,5 +1,5 @@
-//! One stored pack, opened from local files with gix-pack, and what is known about the
-//! reachability of its objects.
+//! One stored pack, opened from local files (its `.idx` with gix-pack, its `.pack` with
+//! positioned reads), and what is known about the reachability of its objects.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 
 use gix_hash::{oid, ObjectId};
 
+use super::pack_data::{PackData, PackDataError};
 use super::{Error, Result};
 
 /// Which ref tips a pack's objects are reachable from, as recorded when it was written (the
@@ -76,8 +77,10 @@ impl Reach {
 pub struct Pack {
     /// `pack-<hex>`, the common stem of the pack's keys.
     pub name: String,
-    /// The `.pack` and `.idx`, memory-mapped by gix-pack.
-    pub bundle: gix_pack::Bundle,
+    /// The `.idx`, memory-mapped by gix-pack (a few dozen bytes per object).
+    pub index: gix_pack::index::File,
+    /// The `.pack`, read with positioned reads (see [`PackData`] for why not mapped).
+    pub(crate) data: PackData,
     /// Unique in this process, so decoded-object caches can key on it.
     pub id: u32,
     /// What the pack's `.tips` record says.
@@ -103,12 +106,15 @@ pub(crate) fn next_unique() -> u32 {
 impl Pack {
     /// Open a pack from its local `.idx` and `.pack` paths.
     pub fn open(name: &str, idx: &Path, pack: &Path, reach: Reach) -> Result<Self> {
-        let err = |e: gix_error::Error| Error::Pack {
+        let index =
+            gix_pack::index::File::at(idx, gix_hash::Kind::Sha1).map_err(|e| Error::Pack {
+                pack: name.to_owned(),
+                message: format!("{e:#}"),
+            })?;
+        let data = PackData::open(pack).map_err(|e| Error::Pack {
             pack: name.to_owned(),
-            message: format!("{e:#}"),
-        };
-        let index = gix_pack::index::File::at(idx, gix_hash::Kind::Sha1).map_err(err)?;
-        let data = gix_pack::data::File::at(pack, gix_hash::Kind::Sha1).map_err(err)?;
+            message: e.to_string(),
+        })?;
         if index.num_objects() != data.num_objects() {
             return Err(Error::Pack {
                 pack: name.to_owned(),
@@ -117,28 +123,40 @@ impl Pack {
         }
         Ok(Pack {
             name: name.to_owned(),
-            bundle: gix_pack::Bundle { pack: data, index },
+            index,
+            data,
             id: next_unique(),
             reach,
             by_offset: OnceLock::new(),
         })
     }
 
+    /// An error naming this pack.
+    pub(crate) fn error(&self, e: PackDataError) -> Error {
+        match e {
+            PackDataError::Io(e) => Error::Io(e),
+            PackDataError::Corrupt(message) => Error::Pack {
+                pack: self.name.clone(),
+                message,
+            },
+        }
+    }
+
     /// How many objects the pack holds.
     pub fn num_objects(&self) -> u32 {
-        self.bundle.index.num_objects()
+        self.index.num_objects()
     }
 
     /// Where an object starts in the pack, if the pack has it.
     pub fn lookup(&self, id: &oid) -> Option<u64> {
-        let idx = self.bundle.index.lookup(id)?;
-        Some(self.bundle.index.pack_offset_at_index(idx))
+        let idx = self.index.lookup(id)?;
+        Some(self.index.pack_offset_at_index(idx))
     }
 
     /// The objects whose id starts with `prefix`: none, the one, or `Err` when there are
     /// several.
     pub fn lookup_prefix(&self, prefix: gix_hash::Prefix) -> Option<Result<ObjectId, ()>> {
-        let index = &self.bundle.index;
+        let index = &self.index;
         index
             .lookup_prefix(prefix, None)
             .map(|found| found.map(|at| index.oid_at_index(at).to_owned()))
@@ -147,7 +165,7 @@ impl Pack {
     /// (offset, index position) of every entry, sorted by offset.
     pub fn by_offset(&self) -> &[(u64, u32)] {
         self.by_offset.get_or_init(|| {
-            let index = &self.bundle.index;
+            let index = &self.index;
             let mut v: Vec<(u64, u32)> = (0..index.num_objects())
                 .map(|i| (index.pack_offset_at_index(i), i))
                 .collect();
@@ -166,12 +184,7 @@ impl Pack {
     /// The id of the entry at `offset`, if an entry starts there.
     pub fn id_at_offset(&self, offset: u64) -> Option<ObjectId> {
         let pos = self.position_at(offset)?;
-        Some(
-            self.bundle
-                .index
-                .oid_at_index(self.by_offset()[pos].1)
-                .to_owned(),
-        )
+        Some(self.index.oid_at_index(self.by_offset()[pos].1).to_owned())
     }
 
     /// Where the entry starting at `offset` ends: the next entry or the trailing checksum.
@@ -180,42 +193,19 @@ impl Pack {
         let pos = v.partition_point(|(o, _)| *o <= offset);
         match v.get(pos) {
             Some((next, _)) => *next,
-            None => self.bundle.pack.pack_end() as u64,
+            None => self.data.pack_end(),
         }
     }
 
-    /// The pack's bytes, memory-mapped.
-    pub fn data(&self) -> &[u8] {
-        self.bundle
-            .pack
-            .entry_slice(0..self.bundle.pack.data_len() as u64)
-            .unwrap_or_default()
+    /// The size of the `.pack` file, checksum included.
+    pub fn file_size(&self) -> u64 {
+        self.data.len()
     }
 
-    /// The local path of the `.pack` file.
-    pub fn path(&self) -> &Path {
-        self.bundle.pack.path()
-    }
-
-    /// The pack's bytes from `offset` on, read from the file, so streaming a whole pack adds
-    /// no mapped pages to the process. A pack that maintenance deleted after this request
-    /// listed it is read from the mapping, which outlives the file.
-    pub fn read_from(&self, offset: u64) -> Result<Box<dyn std::io::Read + Send + '_>> {
-        use std::io::{Seek, SeekFrom};
-        match std::fs::File::open(self.path()) {
-            Ok(mut file) => {
-                file.seek(SeekFrom::Start(offset))?;
-                Ok(Box::new(file))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let data = self.data();
-                let start = usize::try_from(offset)
-                    .unwrap_or(usize::MAX)
-                    .min(data.len());
-                Ok(Box::new(&data[start..]))
-            }
-            Err(e) => Err(e.into()),
-        }
+    /// The pack's bytes from `offset` on, by positioned reads: any number of readers at once,
+    /// and readable until the pack is dropped even if maintenance deletes its file meanwhile.
+    pub fn read_from(&self, offset: u64) -> impl std::io::Read + Send + '_ {
+        self.data.section(offset, u64::MAX)
     }
 }
 

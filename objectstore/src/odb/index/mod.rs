@@ -38,7 +38,6 @@ use crate::budget::{MemoryBudget, OverBudget, Reservation};
 use crate::fsck::{ObjectError, SpecialFile};
 use crate::layout::{PackFile, RepoKeys};
 
-mod delta;
 mod idx;
 mod receive;
 mod resolve;

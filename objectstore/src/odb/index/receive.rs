@@ -13,11 +13,11 @@ use gix_pack::data::entry::Header;
 use sha1::Digest;
 
 use super::{
-    delta, invalid, Checks, Entry, EntryKind, Limits, Received, Refused, ENTRY_BYTES, KEPT_BLOB_MAX,
+    invalid, Checks, Entry, EntryKind, Limits, Received, Refused, ENTRY_BYTES, KEPT_BLOB_MAX,
 };
 use crate::budget::MemoryBudget;
 use crate::fsck::{self, ObjectError};
-use crate::odb::{Error, Result};
+use crate::odb::{delta, Error, Result};
 
 /// Whole commits, trees and tags up to this size are checked while they stream in; larger
 /// ones when resolving.
@@ -295,7 +295,7 @@ pub fn receive(
                         }
                     },
                 )?;
-                let (base_size, result_size) = delta::sizes(&content)?;
+                let (base_size, result_size) = delta::sizes(&content).map_err(|e| invalid(e.0))?;
                 let base_size = to_u32(base_size, limits)?;
                 entry.result_size = to_u32(result_size, limits)?;
                 largest = largest

@@ -7,17 +7,17 @@ use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use flate2::{Decompress, FlushDecompress, Status};
 use gix_hash::ObjectId;
 use gix_object::Kind;
 use sha1::Digest;
 
 use super::{
-    delta, idx, invalid, BaseSource, Checks, Entry, EntryKind, Indexed, Limits, Received, Refused,
+    idx, invalid, BaseSource, Checks, Entry, EntryKind, Indexed, Limits, Received, Refused,
     KEPT_BLOB_MAX,
 };
 use crate::fsck::{self, ObjectError, SpecialFile};
-use crate::odb::{Error, Result};
+use crate::odb::pack_data::{inflate_range, Inflater, PackDataError};
+use crate::odb::{delta, Error, Result};
 
 /// How many times its declared results a pack's delta resolution may produce (bases evicted
 /// from the cache are derived again), beyond a first GiB.
@@ -65,8 +65,7 @@ struct Frame {
 struct Worker<'a> {
     shared: &'a Shared<'a>,
     file: File,
-    z: Decompress,
-    input: Vec<u8>,
+    inflater: Inflater,
     delta: Vec<u8>,
     found: Found,
 }
@@ -76,8 +75,7 @@ impl<'a> Worker<'a> {
         Ok(Worker {
             shared,
             file: File::open(path)?,
-            z: Decompress::new(true),
-            input: vec![0u8; 64 << 10],
+            inflater: Inflater::default(),
             delta: Vec::new(),
             found: Found::default(),
         })
@@ -91,45 +89,18 @@ impl<'a> Worker<'a> {
         let end = entries
             .get(i + 1)
             .map_or(self.shared.data_end, |n| n.offset);
-        let size = e.size as usize;
-        out.clear();
-        if out.capacity() < size {
-            *out = Vec::with_capacity(size);
-        }
-        self.z.reset(true);
-        let mut at = start;
-        let (mut lo, mut hi) = (0usize, 0usize);
-        loop {
-            if lo == hi {
-                let n = (self.input.len() as u64).min(end.saturating_sub(at)) as usize;
-                if n == 0 {
-                    return Err(invalid("an entry's compressed data is truncated"));
-                }
-                read_exact_at(&self.file, &mut self.input[..n], at)?;
-                at += n as u64;
-                (lo, hi) = (0, n);
-            }
-            let (in_before, out_before) = (self.z.total_in(), out.len());
-            let status = self
-                .z
-                .decompress_vec(&self.input[lo..hi], out, FlushDecompress::None)
-                .map_err(|e| invalid(format!("corrupt compressed data: {e}")))?;
-            let consumed = (self.z.total_in() - in_before) as usize;
-            lo += consumed;
-            match status {
-                Status::StreamEnd => break,
-                _ if consumed == 0 && out.len() == out_before => {
-                    return Err(invalid("an entry inflates to more than it declares"))
-                }
-                _ => {}
-            }
-        }
-        if out.len() != size {
-            return Err(invalid(
-                "an entry inflates to another size than it declares",
-            ));
-        }
-        Ok(())
+        inflate_range(
+            &self.file,
+            &mut self.inflater,
+            start,
+            end,
+            u64::from(e.size),
+            out,
+        )
+        .map_err(|e| match e {
+            PackDataError::Io(e) => Error::Io(e),
+            PackDataError::Corrupt(m) => invalid(m),
+        })
     }
 
     /// The children of an entry (or of a delta result with id `id`).
@@ -245,7 +216,7 @@ impl<'a> Worker<'a> {
                 .last()
                 .and_then(|f| f.bytes.as_deref())
                 .ok_or_else(|| invalid("a delta base went missing"))?;
-            delta::apply(base, &delta, &mut result)?;
+            delta::apply(base, &delta, &mut result).map_err(|e| invalid(e.0))?;
             let mut hasher = gix_hash::hasher(gix_hash::Kind::Sha1);
             hasher.update(&gix_object::encode::loose_header(kind, result.len() as u64));
             hasher.update(&result);
@@ -330,23 +301,11 @@ impl<'a> Worker<'a> {
             let size = entries[entry as usize].result_size;
             self.charge(u64::from(size))?;
             let mut next = Vec::with_capacity(size as usize);
-            delta::apply(&current, &delta, &mut next)?;
+            delta::apply(&current, &delta, &mut next).map_err(|e| invalid(e.0))?;
             current = next;
         }
         Ok(current)
     }
-}
-
-/// Read exactly `buf.len()` bytes at `offset`, without moving a shared cursor.
-#[cfg(unix)]
-fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
-}
-
-#[cfg(not(unix))]
-fn read_exact_at(mut file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-    file.seek(SeekFrom::Start(offset))?;
-    file.read_exact(buf)
 }
 
 /// A writer that keeps the CRC-32 of what passes through.

@@ -144,7 +144,7 @@ impl Connectivity {
         let Some(pack) = self.incoming.packs().first() else {
             return Reach::Within(tips);
         };
-        let index = &pack.bundle.index;
+        let index = &pack.index;
         let all_reached = (0..index.num_objects()).all(|i| {
             let id = index.oid_at_index(i);
             self.verified.contains(id) || self.existing.contains(id)

@@ -1,10 +1,20 @@
 //! git's delta format: the base's size, the result's size, then copy and insert instructions.
 //!
 //! gix-pack has an applier but keeps it crate-private; this one is as strict: every copy must
-//! lie inside the base, and the result must be exactly the declared size.
+//! lie inside the base, and the result must be exactly the declared size. Used by the indexer
+//! on received packs (where a bad delta is the client's fault) and by the reader on stored
+//! packs (where it is corruption), so it names what is wrong and lets each caller say whose.
 
-use super::invalid;
-use crate::odb::Result;
+/// What is wrong with a delta.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct DeltaError(pub(crate) &'static str);
+
+type Result<T> = std::result::Result<T, DeltaError>;
+
+fn invalid(message: &'static str) -> DeltaError {
+    DeltaError(message)
+}
 
 /// A varint of the delta header, and the bytes it took.
 fn varint(data: &[u8]) -> Option<(u64, usize)> {
@@ -27,14 +37,14 @@ fn header(delta: &[u8]) -> Result<(u64, u64, usize)> {
 }
 
 /// The (base size, result size) a delta declares, from its first bytes.
-pub(super) fn sizes(delta: &[u8]) -> Result<(u64, u64)> {
+pub(crate) fn sizes(delta: &[u8]) -> Result<(u64, u64)> {
     let (base, result, _) = header(delta)?;
     Ok((base, result))
 }
 
 /// Apply `delta` to `base`, writing the result into `out` (cleared first; its capacity must
 /// already be the declared result size, so nothing is allocated here).
-pub(super) fn apply(base: &[u8], delta: &[u8], out: &mut Vec<u8>) -> Result<()> {
+pub(crate) fn apply(base: &[u8], delta: &[u8], out: &mut Vec<u8>) -> Result<()> {
     let (base_size, result_size, start) = header(delta)?;
     if base_size != base.len() as u64 {
         return Err(invalid(
