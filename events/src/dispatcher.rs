@@ -87,6 +87,9 @@ pub struct Dispatcher {
     bucket: Arc<dyn Bucket>,
     storage: StorageKeys,
     cache: Arc<PackCache>,
+    /// The process's refs, kept parsed and revalidated by tag: a round after a push on this
+    /// replica reads them with one conditional request (usually a 304).
+    refs_cache: Arc<refs::RefsCache>,
     client: Client,
     settings: Settings,
     wake: Notify,
@@ -136,10 +139,21 @@ impl Dispatcher {
             bucket,
             storage,
             cache,
+            refs_cache: Arc::default(),
             client,
             settings,
             wake: Notify::new(),
         }
+    }
+
+    /// Read refs through the process's cache (the one the server's requests use).
+    pub fn with_refs_cache(mut self, cache: Arc<refs::RefsCache>) -> Self {
+        self.refs_cache = cache;
+        self
+    }
+
+    fn refs(&self, keys: &RepoKeys) -> RefStore {
+        RefStore::cached(self.bucket.clone(), keys.clone(), self.refs_cache.clone())
     }
 
     /// The client requests go out through.
@@ -212,10 +226,7 @@ impl Dispatcher {
         markers: &[Marker],
     ) -> Result<u64, DispatchError> {
         let keys = self.storage.artifact(ws, alias).repo();
-        let snapshot = match RefStore::new(self.bucket.clone(), keys.clone())
-            .snapshot()
-            .await
-        {
+        let snapshot = match self.refs(&keys).snapshot().await {
             Ok(s) => s,
             Err(refs::Error::NotFound) => {
                 for marker in markers {
@@ -556,9 +567,7 @@ impl Dispatcher {
         hook: &Webhook,
     ) -> Result<crate::deliveries::Delivery, DispatchError> {
         let keys = self.storage.artifact(ws, alias).repo();
-        let snapshot = RefStore::new(self.bucket.clone(), keys.clone())
-            .snapshot()
-            .await?;
+        let snapshot = self.refs(&keys).snapshot().await?;
         let repo = Repository {
             ws: ws.to_owned(),
             alias: alias.to_owned(),

@@ -1,6 +1,7 @@
 //! Pack ingestion, both passes, with small limits: whatever a client sends is refused with an
 //! error or indexed into a pack whose `.idx` lists exactly the objects it holds; nothing beyond
-//! the limits is ever allocated.
+//! the limits is ever allocated. Then the stored pack is read back object by object, as fetches
+//! read it: the reader's own delta resolution must give every object the id the indexer found.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -46,9 +47,33 @@ fuzz_target!(|data: &[u8]| {
         Ok((id == known.as_ref()).then_some((gix_object_kind_blob(), blob)))
     };
     if let Ok(indexed) = received.resolve(&mut bases, &limits, Checks::STRICT, threads) {
-        // What was indexed opens as a pack (its `.idx` is well formed).
-        if let Err(e) = indexed.open() {
-            panic!("an indexed pack does not open: {e}");
+        // What was indexed opens as a pack (its `.idx` is well formed)...
+        let pack = match indexed.open() {
+            Ok(Some(pack)) => pack,
+            Ok(None) => return,
+            Err(e) => panic!("an indexed pack does not open: {e}"),
+        };
+        // ...and reads back: each object hashes to the id it is stored under.
+        let ids: Vec<gix_hash::ObjectId> = (0..pack.num_objects())
+            .map(|i| pack.index.oid_at_index(i).to_owned())
+            .collect();
+        let db = objectstore::odb::ObjectDb::detached(vec![pack]);
+        let reader = db.reader();
+        let mut buf = Vec::new();
+        for id in ids {
+            let kind = match reader.read(&id, &mut buf) {
+                Ok(kind) => kind,
+                Err(e) => panic!("{id} was indexed but does not read back: {e}"),
+            };
+            let mut hasher = gix_hash::hasher(gix_hash::Kind::Sha1);
+            hasher.update(&gix_object::encode::loose_header(kind, buf.len() as u64));
+            hasher.update(&buf);
+            let got = hasher.try_finalize().expect("hashing");
+            assert_eq!(got, id, "an object read back as other content");
+            match reader.header(&id) {
+                Ok(Some((k, size))) => assert_eq!((k, size), (kind, buf.len() as u64)),
+                other => panic!("{id}: header {other:?}"),
+            }
         }
     }
 });

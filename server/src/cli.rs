@@ -590,24 +590,27 @@ pub fn build(
     };
     let (limits, timeouts) = args.limits.resolve();
     let cache = Arc::new(PackCache::new(cache_dir, args.storage.cache_size));
-    let events = Arc::new(events::dispatcher::Dispatcher::new(
-        storage.bucket.clone(),
-        objectstore::layout::StorageKeys::new(&storage.prefix),
-        cache.clone(),
-        events::client::Client::new(args.events.webhook_allow_private)?,
-        events::dispatcher::Settings {
-            replica: events::dispatcher::replica_name(),
-            poll: args.events.events_poll,
-            lease: args.events.events_lease,
-            timeout: args.events.webhook_timeout,
-            retry_for: args.events.webhook_retry_for,
-            backoff_base: args.events.events_backoff,
-            backoff_max: args.events.events_backoff_max,
-            auth_failures_before_pause: args.events.mirror_auth_failures,
-            public_url: public_url.clone(),
-            staging: staging.join("mirror"),
-        },
-    ));
+    let events = Arc::new(
+        events::dispatcher::Dispatcher::new(
+            storage.bucket.clone(),
+            objectstore::layout::StorageKeys::new(&storage.prefix),
+            cache.clone(),
+            events::client::Client::new(args.events.webhook_allow_private)?,
+            events::dispatcher::Settings {
+                replica: events::dispatcher::replica_name(),
+                poll: args.events.events_poll,
+                lease: args.events.events_lease,
+                timeout: args.events.webhook_timeout,
+                retry_for: args.events.webhook_retry_for,
+                backoff_base: args.events.events_backoff,
+                backoff_max: args.events.events_backoff_max,
+                auth_failures_before_pause: args.events.mirror_auth_failures,
+                public_url: public_url.clone(),
+                staging: staging.join("mirror"),
+            },
+        )
+        .with_refs_cache(storage.refs_cache.clone()),
+    );
     let app = Arc::new(App {
         auth,
         storage,

@@ -27,6 +27,43 @@ pub fn peak_rss_kib(pid: u32) -> u64 {
     status_kib(pid, "VmHWM")
 }
 
+/// Run a command to its end and return its peak resident set in KiB, from the kernel's own
+/// account of finished children (`ru_maxrss`, mapped pages included; the largest of the
+/// command and its descendants). Panics when the command fails.
+pub fn peak_rss_of_run(cmd: std::process::Command) -> u64 {
+    // std offers no rusage of children: a small python3 parent reads it.
+    let mut wrapper = std::process::Command::new("python3");
+    wrapper
+        .arg("-c")
+        .arg(
+            "import resource, subprocess, sys\n\
+             subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)\n\
+             print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)",
+        )
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    if let Some(dir) = cmd.get_current_dir() {
+        wrapper.current_dir(dir);
+    }
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => wrapper.env(k, v),
+            None => wrapper.env_remove(k),
+        };
+    }
+    let out = wrapper.output().expect("python3");
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        cmd.get_program(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
 /// User plus system CPU time of a process so far, in seconds (from `/proc/<pid>/stat`).
 pub fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();

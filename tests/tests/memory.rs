@@ -6,7 +6,6 @@
 //! `maintain` process, mapped pages included (the `bench/` memory run does the same at 1 GiB).
 
 use std::path::Path;
-use std::process::Command;
 
 use artifact_git_e2e::*;
 
@@ -40,36 +39,6 @@ fn edit_some_files(dir: &Path, every: usize, seed: u64) {
     }
 }
 
-/// Peak resident memory of a command run to its end, in KiB, from the kernel's own account of
-/// finished children (`ru_maxrss`: mapped pages included).
-fn run_measured(cmd: Command) -> u64 {
-    let program = cmd.get_program().to_owned();
-    let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
-    let mut wrapper = Command::new("python3");
-    wrapper
-        .arg("-c")
-        .arg(
-            "import resource, subprocess, sys\n\
-             subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)\n\
-             print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)",
-        )
-        .arg(program)
-        .args(args);
-    for (k, v) in cmd.get_envs() {
-        match v {
-            Some(v) => wrapper.env(k, v),
-            None => wrapper.env_remove(k),
-        };
-    }
-    let out = wrapper.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-}
-
 fn large_push_clone_and_maintenance_stay_small(backend: &Backend) {
     let server = Server::start_on(backend);
     server.init("lab/big");
@@ -93,7 +62,7 @@ fn large_push_clone_and_maintenance_stay_small(backend: &Backend) {
     let after_push = peak_rss_kib(server.pid());
     // A second push of deltas against the first one's large objects (a thin pack the server
     // completes with those bases).
-    edit_some_files(&source, 5, 2);
+    edit_some_files(&source, 2, 2);
     git.ok(&source, &["commit", "-q", "-am", "edits"]);
     git.ok(&source, &["push", "-q", &url, "main"]);
     let after_deltas = peak_rss_kib(server.pid());
@@ -107,7 +76,7 @@ fn large_push_clone_and_maintenance_stay_small(backend: &Backend) {
 
     // Maintenance of the repository, in its own process: one pack from the two.
     let maintain = server.cli_command(&["maintain", "lab/big", "--delete-replaced-after", "0s"]);
-    let maintenance = run_measured(maintain);
+    let maintenance = peak_rss_of_run(maintain);
     // And a clone of the maintained pack.
     let clone2 = work.path().join("clone2");
     git.ok(

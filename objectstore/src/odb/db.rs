@@ -98,6 +98,17 @@ impl ObjectDb {
         Ok(())
     }
 
+    /// Packs on their own, with no repository behind them: to read a pack just indexed
+    /// (tests, fuzzing, tools). Nothing is ever listed or fetched.
+    pub fn detached(packs: Vec<Arc<Pack>>) -> Self {
+        ObjectDb {
+            bucket: Arc::new(crate::bucket::MemoryBucket::new()),
+            keys: RepoKeys::at("detached/"),
+            cache: Arc::new(PackCache::default()),
+            packs: Arc::new(packs),
+        }
+    }
+
     /// The same repository seen through other packs only (for example a pack being received).
     pub fn with_packs(&self, packs: Vec<Arc<Pack>>) -> Self {
         ObjectDb {

@@ -488,6 +488,7 @@ impl Received {
                 let mut wanted: Vec<ObjectId> = pending.keys().copied().collect();
                 wanted.sort_unstable();
                 let mut appended = Vec::new();
+                let mut kept_bytes = 0u64;
                 for id in &wanted {
                     let Some((kind, data)) = bases(id)? else {
                         continue;
@@ -531,7 +532,14 @@ impl Received {
                     });
                     self.ids.push(*id);
                     end += written;
-                    appended.push((self.entries.len() as u32 - 1, data));
+                    // Kept for their deltas within the base cache; beyond it, inflated again
+                    // from the file when their turn comes: memory stays flat however many
+                    // large bases a thin pack leaves out.
+                    let keep = kept_bytes + data.len() as u64 <= limits.base_cache_bytes;
+                    if keep {
+                        kept_bytes += data.len() as u64;
+                    }
+                    appended.push((self.entries.len() as u32 - 1, keep.then_some(data)));
                 }
                 if appended.is_empty() {
                     let missing = wanted.len();
@@ -563,7 +571,7 @@ impl Received {
                 };
                 let mut worker = Worker::new(&shared, &self.path)?;
                 for (index, data) in appended {
-                    worker.resolve_root(index, Some(data))?;
+                    worker.resolve_root(index, data)?;
                 }
                 let found_here = worker.found;
                 pending = shared

@@ -526,17 +526,7 @@ fn objects_as_git_reads_them(repo: &Path) -> Vec<(ObjectId, Kind, Vec<u8>)> {
 }
 
 fn db_of(pack: Arc<Pack>) -> crate::odb::ObjectDb {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    let empty = runtime
-        .block_on(crate::odb::ObjectDb::open(
-            Arc::new(crate::bucket::MemoryBucket::new()),
-            RepoKeys::at("r/"),
-            Arc::new(crate::odb::PackCache::default()),
-        ))
-        .unwrap();
-    empty.with_packs(vec![pack])
+    crate::odb::ObjectDb::detached(vec![pack])
 }
 
 #[test]
