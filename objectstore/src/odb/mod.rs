@@ -2,9 +2,10 @@
 //!
 //! Objects live only in packs: a [`Pack`] is a `.pack` of entries with its `.idx`, visible
 //! once the `.idx` exists, immutable and named after its checksum. [`ObjectDb`] is a snapshot
-//! of a repository's visible packs, opened with gix-pack from local files (in place on a
-//! filesystem bucket, from the process-wide [`PackCache`] otherwise); a [`Reader`] decodes
-//! objects from it. On top: [`index`] turns a received pack into a stored one, [`walk`] answers
+//! of a repository's visible packs, opened from local files (in place on a filesystem bucket,
+//! from the process-wide [`PackCache`] otherwise): each `.idx` mapped by gix-pack, each
+//! `.pack` read with positioned reads so that no pack's pages count in the process's memory;
+//! a [`Reader`] decodes objects from it. On top: [`index`] turns a received pack into a stored one, [`walk`] answers
 //! what a fetch must send and whether a push connects, [`generate`] writes packs for fetches,
 //! [`build`] writes new objects, [`maintain`] merges packs. Everything but opening and
 //! publishing is synchronous: callers run it on a blocking thread.
