@@ -31,6 +31,35 @@ impl Rng {
     }
 }
 
+/// Fill `dir` with `total / each` files of `each` random (incompressible) bytes, named
+/// `data0000.bin` on: a pack of them is as large as the data.
+pub fn write_random_files(dir: &Path, total: usize, each: usize, seed: u64) {
+    let mut rng = Rng::new(seed);
+    for i in 0..total / each.max(1) {
+        std::fs::write(dir.join(format!("data{i:04}.bin")), rng.bytes(each)).unwrap();
+    }
+}
+
+/// Change 4 KiB in the middle of every `every`-th `.bin` file of `dir`: the next push sends
+/// them as deltas against their previous versions.
+pub fn edit_random_files(dir: &Path, every: usize, seed: u64) {
+    let mut rng = Rng::new(seed);
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "bin"))
+        .collect();
+    names.sort();
+    for path in names.iter().step_by(every.max(1)) {
+        let mut data = std::fs::read(path).unwrap();
+        let at = data.len() / 2;
+        let end = (at + 4096).min(data.len());
+        data[at..end].copy_from_slice(&rng.bytes(end - at));
+        std::fs::write(path, data).unwrap();
+    }
+}
+
 /// The first commit date of generated histories; commit `i` is `i` hours later.
 pub const HISTORY_EPOCH: u64 = 1_600_000_000;
 

@@ -5,39 +5,11 @@
 //! with every page a clone touches. The limits below hold for the server process and for the
 //! `maintain` process, mapped pages included (the `bench/` memory run does the same at 1 GiB).
 
-use std::path::Path;
-
 use artifact_git_e2e::*;
 
 const MIB: usize = 1 << 20;
 const LIMIT_KIB: u64 = 256 * 1024;
 const ANON_LIMIT_KIB: u64 = 96 * 1024;
-
-fn write_random_files(dir: &Path, total: usize, each: usize, seed: u64) {
-    let mut rng = Rng::new(seed);
-    for i in 0..total / each {
-        let data = rng.bytes(each);
-        std::fs::write(dir.join(format!("blob{i:03}.bin")), data).unwrap();
-    }
-}
-
-/// Change a few KiB in the middle of some files: the next push sends them as deltas.
-fn edit_some_files(dir: &Path, every: usize, seed: u64) {
-    let mut rng = Rng::new(seed);
-    let mut names: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "bin"))
-        .collect();
-    names.sort();
-    for path in names.iter().step_by(every) {
-        let mut data = std::fs::read(path).unwrap();
-        let at = data.len() / 2;
-        data[at..at + 4096].copy_from_slice(&rng.bytes(4096));
-        std::fs::write(path, data).unwrap();
-    }
-}
 
 fn large_push_clone_and_maintenance_stay_small(backend: &Backend) {
     let server = Server::start_on(backend);
@@ -62,7 +34,7 @@ fn large_push_clone_and_maintenance_stay_small(backend: &Backend) {
     let after_push = peak_rss_kib(server.pid());
     // A second push of deltas against the first one's large objects (a thin pack the server
     // completes with those bases).
-    edit_some_files(&source, 2, 2);
+    edit_random_files(&source, 2, 2);
     git.ok(&source, &["commit", "-q", "-am", "edits"]);
     git.ok(&source, &["push", "-q", &url, "main"]);
     let after_deltas = peak_rss_kib(server.pid());

@@ -33,31 +33,6 @@ fn reset_peak_rss(pid: u32) {
     let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
 }
 
-fn write_random_files(dir: &Path, total: usize, seed: u64) {
-    let mut rng = Rng::new(seed);
-    for i in 0..total / FILE_BYTES {
-        std::fs::write(dir.join(format!("data{i:04}.bin")), rng.bytes(FILE_BYTES)).unwrap();
-    }
-}
-
-/// Change 4 KiB in the middle of every fifth file.
-fn edit_files(dir: &Path, seed: u64) {
-    let mut rng = Rng::new(seed);
-    let mut names: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "bin"))
-        .collect();
-    names.sort();
-    for path in names.iter().step_by(5) {
-        let mut data = std::fs::read(path).unwrap();
-        let at = data.len() / 2;
-        data[at..at + 4096].copy_from_slice(&rng.bytes(4096));
-        std::fs::write(path, data).unwrap();
-    }
-}
-
 /// Where the pushes go and how each step's memory is read.
 enum Host {
     Ours(Server),
@@ -120,7 +95,7 @@ fn run(name: &str, host: &Host, git: &Git, work: &Path, bytes: usize) -> Row {
         work,
         &["init", "-q", "-b", "main", source.to_str().unwrap()],
     );
-    write_random_files(&source, bytes, 7);
+    write_random_files(&source, bytes, FILE_BYTES, 7);
     git.ok(&source, &["add", "."]);
     git.ok(&source, &["commit", "-q", "-m", "data"]);
     let url = host.url();
@@ -130,7 +105,7 @@ fn run(name: &str, host: &Host, git: &Git, work: &Path, bytes: usize) -> Row {
             &["-c", "core.bigFileThreshold=1m", "push", "-q", &url, "main"],
         );
     });
-    edit_files(&source, 8);
+    edit_random_files(&source, 5, 8);
     git.ok(&source, &["commit", "-q", "-am", "edits"]);
     let deltas = host.step(|| {
         git.ok(&source, &["push", "-q", &url, "main"]);
