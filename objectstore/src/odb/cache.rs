@@ -1,7 +1,7 @@
 //! What every request of a process shares: local copies of remote packs, opened packs, briefly
 //! each repository's pack list, and parsed commits.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -47,8 +47,8 @@ pub(crate) struct Listed {
 
 #[derive(Debug, Default)]
 struct CacheState {
-    /// Opened packs by their `.idx` key.
-    open: HashMap<String, CachedPack>,
+    /// Opened packs by their `.idx` key, ordered so that one repository's packs are a range.
+    open: BTreeMap<String, CachedPack>,
     /// Bytes of remote packs copied to the cache directory.
     cached_bytes: u64,
     clock: u64,
@@ -263,14 +263,15 @@ impl PackCache {
         let dir = keys.pack_dir();
         let gone: Vec<String> = state
             .open
-            .keys()
+            .range(dir.clone()..)
+            .map(|(k, _)| k)
+            .take_while(|k| k.starts_with(&dir))
             .filter(|k| {
-                k.starts_with(&dir)
-                    && keys.parse_pack_file(k).is_some_and(|(name, _)| {
-                        listed
-                            .binary_search_by(|l| l.name.as_str().cmp(name))
-                            .is_err()
-                    })
+                keys.parse_pack_file(k).is_some_and(|(name, _)| {
+                    listed
+                        .binary_search_by(|l| l.name.as_str().cmp(name))
+                        .is_err()
+                })
             })
             .cloned()
             .collect();

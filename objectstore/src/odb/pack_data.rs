@@ -238,11 +238,7 @@ pub(crate) fn inflate_range(
 }
 
 /// Read exactly `buf.len()` bytes at `offset`, without moving a shared cursor.
-pub(crate) fn read_exact_at(
-    file: &File,
-    mut buf: &mut [u8],
-    mut offset: u64,
-) -> std::io::Result<()> {
+fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
     while !buf.is_empty() {
         match read_at(file, buf, offset) {
             Ok(0) => {

@@ -525,6 +525,29 @@ fn objects_as_git_reads_them(repo: &Path) -> Vec<(ObjectId, Kind, Vec<u8>)> {
     objects
 }
 
+/// A repository of `commits` commits in `dir/repo`, and its objects as git reads them.
+fn repo_with_history(
+    dir: &Path,
+    commits: usize,
+) -> (std::path::PathBuf, Vec<(ObjectId, Kind, Vec<u8>)>) {
+    let repo = dir.join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    history(&repo, commits);
+    let objects = objects_as_git_reads_them(&repo);
+    (repo, objects)
+}
+
+/// Index `pack` with the default limits and strict checks.
+fn index_default(pack: &[u8], dir: &Path) -> Indexed {
+    index_bytes(
+        pack,
+        &dir.join("staging"),
+        &Limits::default(),
+        Checks::STRICT,
+    )
+    .unwrap()
+}
+
 fn db_of(pack: Arc<Pack>) -> crate::odb::ObjectDb {
     crate::odb::ObjectDb::detached(vec![pack])
 }
@@ -532,10 +555,7 @@ fn db_of(pack: Arc<Pack>) -> crate::odb::ObjectDb {
 #[test]
 fn stored_packs_read_back_as_git_reads_them() {
     let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("repo");
-    std::fs::create_dir(&repo).unwrap();
-    history(&repo, 40);
-    let expected = objects_as_git_reads_them(&repo);
+    let (repo, expected) = repo_with_history(dir.path(), 40);
     // OFS deltas, REF deltas, and long chains (depth up to 250, as `git gc --aggressive`).
     for args in [
         &["pack-objects", "--all", "--stdout", "--delta-base-offset"][..],
@@ -549,13 +569,7 @@ fn stored_packs_read_back_as_git_reads_them() {
         ][..],
     ] {
         let pack = git_stdin(&repo, args, b"");
-        let indexed = index_bytes(
-            &pack,
-            &dir.path().join("staging"),
-            &Limits::default(),
-            Checks::STRICT,
-        )
-        .unwrap();
+        let indexed = index_default(&pack, dir.path());
         let db = db_of(indexed.open().unwrap().unwrap());
         let reader = db.reader();
         let mut buf = Vec::new();
@@ -589,22 +603,13 @@ fn stored_packs_read_back_as_git_reads_them() {
 #[test]
 fn a_corrupt_stored_pack_is_an_error_not_a_crash() {
     let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("repo");
-    std::fs::create_dir(&repo).unwrap();
-    history(&repo, 20);
-    let expected = objects_as_git_reads_them(&repo);
+    let (repo, expected) = repo_with_history(dir.path(), 20);
     let pack = git_stdin(
         &repo,
         &["pack-objects", "--all", "--stdout", "--delta-base-offset"],
         b"",
     );
-    let indexed = index_bytes(
-        &pack,
-        &dir.path().join("staging"),
-        &Limits::default(),
-        Checks::STRICT,
-    )
-    .unwrap();
+    let indexed = index_default(&pack, dir.path());
     let (pack_path, idx_path) = indexed.paths().unwrap();
     let good = std::fs::read(pack_path).unwrap();
     let mut rng = 0x2545_f491_4f6c_dd1du64;
