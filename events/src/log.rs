@@ -7,6 +7,7 @@
 //! record whose `id` never becomes the refs' content id, and a reader that follows the chain
 //! back from the current refs never reaches it. Nothing needs cleaning up for correctness.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -120,11 +121,14 @@ pub fn now() -> i64 {
 }
 
 /// Records each change of one repository's refs: the [`refs::Journal`] a push commits with.
+/// A change of an unwatched repository is not recorded (see [`refs::RefStore::watch`]);
+/// [`Recorder::recorded`] says whether anything was, so the dispatcher is woken only then.
 pub struct Recorder {
     bucket: Arc<dyn Bucket>,
     keys: RepoKeys,
     marker: Box<dyn Fn(u64) -> String + Send + Sync>,
     meta: EventMeta,
+    recorded: AtomicBool,
 }
 
 impl Recorder {
@@ -143,7 +147,13 @@ impl Recorder {
             keys,
             marker: Box::new(move |seq| storage.pending_event(&workspace, &alias, seq)),
             meta,
+            recorded: AtomicBool::new(false),
         }
+    }
+
+    /// Whether a change was recorded (with its pending marker) through this recorder.
+    pub fn recorded(&self) -> bool {
+        self.recorded.load(Ordering::Relaxed)
     }
 }
 
@@ -184,7 +194,9 @@ impl refs::Journal for Recorder {
             Ok(_) | Err(bucket::Error::PreconditionFailed(_)) => {}
             Err(e) => return Err(e),
         }
-        marked.map(|_| ())
+        marked?;
+        self.recorded.store(true, Ordering::Relaxed);
+        Ok(())
     }
 }
 
@@ -283,6 +295,7 @@ mod tests {
         let keys = storage.artifact("ws", "repo").repo();
         let refs = RefStore::new(bucket.clone(), keys.clone());
         refs.init("main").await?;
+        refs.watch().await?;
         let zero = ObjectId::null(gix_hash::Kind::Sha1);
         let meta = |who: &str| EventMeta {
             pusher: Some(who.into()),
@@ -344,6 +357,62 @@ mod tests {
                 .len(),
             1
         );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn an_unwatched_repository_records_nothing_until_it_is_watched(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let bucket: Arc<dyn Bucket> = Arc::new(MemoryBucket::new());
+        let storage = StorageKeys::new("");
+        let keys = storage.artifact("ws", "repo").repo();
+        let refs = RefStore::new(bucket.clone(), keys.clone());
+        refs.init("main").await?;
+        let zero = ObjectId::null(gix_hash::Kind::Sha1);
+        let recorder =
+            || Recorder::new(bucket.clone(), &storage, "ws", "repo", EventMeta::default());
+        // A new repository is unwatched: its changes commit with no record and no marker.
+        let first = recorder();
+        refs.commit_with(&update("refs/heads/main", zero, id(1)), Some(&first))
+            .await?;
+        assert!(!first.recorded());
+        assert!(bucket.list(&keys.event_log_dir()).await?.is_empty());
+        assert!(bucket.list(&storage.pending_events_dir()).await?.is_empty());
+
+        // A push read the refs before an endpoint was added (which watches the repository):
+        // its compare-and-swap against those refs fails, and its retry is recorded.
+        let stale = refs.snapshot().await?;
+        assert!(stale.unwatched);
+        let watched = refs.watch().await?;
+        assert!(!watched.unwatched);
+        assert_eq!((watched.seq, &watched.refs), (stale.seq, &stale.refs));
+        assert_ne!(watched.content_id, stale.content_id);
+        // Watching again changes nothing.
+        assert_eq!(refs.watch().await?.content_id, watched.content_id);
+        let second = recorder();
+        let outcome = refs
+            .commit_from(
+                &update("refs/heads/main", id(1), id(2)),
+                Some(&second),
+                Some(stale),
+            )
+            .await?;
+        assert!(outcome.iter().all(Result::is_ok), "{outcome:?}");
+        assert!(second.recorded());
+        let head = refs.snapshot().await?;
+        assert!(!head.unwatched, "a change keeps the repository watched");
+        let cursor = Cursor {
+            seq: watched.seq,
+            id: watched.content_id,
+        };
+        let head = Cursor {
+            seq: head.seq,
+            id: head.content_id,
+        };
+        let events = events_after(bucket.as_ref(), &keys, &cursor, &head).await?;
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].refs[0].after_id(), Some(id(2)));
+        assert_eq!(events[0].refs[0].before_id(), Some(id(1)));
         Ok(())
     }
 }

@@ -12,9 +12,10 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(parsed) = refs::parse_packed_refs(data) {
         // What was read writes back to something that reads the same.
-        let written = refs::write_packed_refs(&parsed.refs, parsed.seq);
+        let written = refs::write_packed_refs(&parsed);
         let again = refs::parse_packed_refs(&written).expect("written refs parse");
         assert_eq!(again.refs, parsed.refs);
         assert_eq!(again.seq, parsed.seq);
+        assert_eq!(again.unwatched, parsed.unwatched);
     }
 });

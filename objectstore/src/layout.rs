@@ -227,7 +227,9 @@ impl RepoKeys {
     }
 
     /// `packed-refs`: every ref in git's format, the commit point of every ref change. Written
-    /// `Create` by `init`, then only by `Update` against the tag that was read (compare-and-swap).
+    /// `Create` by `init`, then only by `Update` against the tag that was read (compare-and-swap):
+    /// by every ref change, and once by the first endpoint's creation, which takes away the
+    /// header's `artifact-git-unwatched` mark that `init` writes.
     pub fn packed_refs(&self) -> String {
         format!("{}packed-refs", self.prefix)
     }
@@ -316,6 +318,8 @@ impl RepoKeys {
     /// change, *before* its refs compare-and-swap; valid only on the chain that runs back
     /// from the refs' current content id, so the record of a push that then lost the race
     /// (or crashed) is never delivered. Deleted by deliverers once every endpoint has it.
+    /// Not written while the refs are marked unwatched (no endpoint yet: see
+    /// `refs::RefStore::watch`).
     pub fn event(&self, seq: u64, prev: &str, id: &str) -> String {
         format!("{}events/log/{seq:020}-{prev}-{id}.json", self.prefix)
     }

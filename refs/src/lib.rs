@@ -69,6 +69,9 @@ pub struct Snapshot {
     /// The SHA-1 of the refs object's bytes (empty when it does not exist): what names this
     /// state in the event log.
     pub content_id: String,
+    /// No endpoint watches the repository: a change of these refs is committed without an
+    /// event record ([`RefStore::watch`] ends that).
+    pub unwatched: bool,
 }
 
 impl Snapshot {
@@ -248,11 +251,17 @@ impl RefStore {
                 .put(&key, Bytes::from_static(data), PutMode::Overwrite)
                 .await?;
         }
+        // Nothing watches a new repository: its pushes record no events until an endpoint is
+        // added.
+        let empty = PackedRefs {
+            unwatched: true,
+            ..PackedRefs::default()
+        };
         match self
             .bucket
             .put(
                 &self.keys.packed_refs(),
-                Bytes::from(write_packed_refs(&BTreeMap::new(), 0)),
+                Bytes::from(write_packed_refs(&empty)),
                 PutMode::Create,
             )
             .await
@@ -330,7 +339,66 @@ impl RefStore {
             etag,
             seq: packed.seq,
             content_id,
+            unwatched: packed.unwatched,
         })
+    }
+
+    /// Make the repository watched, so that every later change is recorded in the journal,
+    /// and return the refs from which it is: where a new endpoint starts. Called before an
+    /// endpoint is added. An unwatched repository's refs are rewritten without the mark (same
+    /// refs, same number) by compare-and-swap, so a change that read them before loses its
+    /// race and is retried against the watched refs, with its record. A watched repository
+    /// stays watched: removing the last endpoint leaves it so, because putting the mark back
+    /// could not be ordered against an endpoint being added at the same time.
+    pub async fn watch(&self) -> Result<Snapshot> {
+        for attempt in 0..MAX_ATTEMPTS {
+            let snapshot = self.snapshot().await?;
+            if !snapshot.unwatched {
+                return Ok(snapshot);
+            }
+            let watched = PackedRefs {
+                refs: snapshot.refs.clone(),
+                seq: snapshot.seq,
+                unwatched: false,
+            };
+            let data = write_packed_refs(&watched);
+            let written_id = content_id(&data);
+            let mode = match &snapshot.etag {
+                Some(tag) => PutMode::Update(tag.clone()),
+                None => PutMode::Create,
+            };
+            match self
+                .bucket
+                .put(&self.keys.packed_refs(), Bytes::from(data), mode)
+                .await
+            {
+                Ok(etag) => {
+                    if let Some(cache) = &self.cache {
+                        cache.packed.remember(
+                            &self.keys.packed_refs(),
+                            etag.clone(),
+                            (watched.clone(), written_id.clone()),
+                        );
+                    }
+                    return Ok(Snapshot {
+                        refs: watched.refs,
+                        etag: Some(etag),
+                        content_id: written_id,
+                        unwatched: false,
+                        ..snapshot
+                    });
+                }
+                // Lost a race (or the answer to a write that landed was lost): read again;
+                // the next snapshot says whether the mark is gone.
+                Err(bucket::Error::PreconditionFailed(_)) => {
+                    tokio::time::sleep(backoff(attempt)).await
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::Unknown(
+            "the refs kept changing while the repository was being watched".into(),
+        ))
     }
 
     /// `HEAD` alone (the branch it names): whether the repository exists, for a request that
@@ -474,9 +542,16 @@ impl RefStore {
                 Some(tag) => PutMode::Update(tag.clone()),
                 None => PutMode::Create,
             };
-            let data = write_packed_refs(&refs, snapshot.seq + 1);
+            let written = PackedRefs {
+                refs,
+                seq: snapshot.seq + 1,
+                unwatched: snapshot.unwatched,
+            };
+            let data = write_packed_refs(&written);
             let written_id = content_id(&data);
-            if let Some(journal) = journal {
+            // An unwatched repository's changes need no record: the compare-and-swap below
+            // fails if an endpoint was added (and the mark taken away) since the snapshot.
+            if let Some(journal) = journal.filter(|_| !snapshot.unwatched) {
                 let moved: Vec<Moved> = tx
                     .updates
                     .iter()
@@ -525,10 +600,6 @@ impl RefStore {
             {
                 Ok(etag) => {
                     if let Some(cache) = &self.cache {
-                        let written = PackedRefs {
-                            refs,
-                            seq: snapshot.seq + 1,
-                        };
                         cache.packed.remember(
                             &self.keys.packed_refs(),
                             etag,

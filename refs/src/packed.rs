@@ -4,6 +4,10 @@
 //! The header names the traits a reader may rely on; git ignores traits it does not know, so
 //! `artifact-git-seq=<n>` in it leaves the file a valid `packed-refs` for stock git while
 //! numbering every change of a repository's refs: the event log hangs off that number.
+//! `artifact-git-unwatched` says that no endpoint (webhook, mirror, version sync) watches the
+//! repository, so a change needs no event record: it is in the file that every change
+//! replaces by compare-and-swap, so a push and the first endpoint's creation cannot miss
+//! each other (see [`crate::RefStore::watch`]).
 
 use std::collections::BTreeMap;
 
@@ -13,6 +17,7 @@ use crate::{Error, Result};
 
 const HEADER: &str = "# pack-refs with: peeled fully-peeled sorted ";
 const SEQ_TRAIT: &str = "artifact-git-seq=";
+const UNWATCHED_TRAIT: &str = "artifact-git-unwatched";
 
 /// A parsed `packed-refs` file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -21,6 +26,9 @@ pub struct PackedRefs {
     pub refs: BTreeMap<String, RefValue>,
     /// How many changes led to this file (0 for a file written by anything else).
     pub seq: u64,
+    /// No endpoint watches the repository: its changes need no event record. Absent in files
+    /// written before there was such a mark, and by anything else: those are watched.
+    pub unwatched: bool,
 }
 
 /// A ref's value: its target and, for annotated tags, what the tag peels to.
@@ -39,6 +47,7 @@ pub fn parse_packed_refs(data: &[u8]) -> Result<PackedRefs> {
         std::str::from_utf8(data).map_err(|_| Error::Corrupt("packed-refs is not UTF-8".into()))?;
     let mut refs = BTreeMap::new();
     let mut seq = 0;
+    let mut unwatched = false;
     let mut last: Option<String> = None;
     for (n, line) in text.lines().enumerate() {
         let bad = || Error::Corrupt(format!("packed-refs line {} is malformed", n + 1));
@@ -47,6 +56,8 @@ pub fn parse_packed_refs(data: &[u8]) -> Result<PackedRefs> {
                 for t in traits.split_ascii_whitespace() {
                     if let Some(v) = t.strip_prefix(SEQ_TRAIT) {
                         seq = v.parse().map_err(|_| bad())?;
+                    } else if t == UNWATCHED_TRAIT {
+                        unwatched = true;
                     }
                 }
             }
@@ -77,14 +88,24 @@ pub fn parse_packed_refs(data: &[u8]) -> Result<PackedRefs> {
         );
         last = Some(name.to_owned());
     }
-    Ok(PackedRefs { refs, seq })
+    Ok(PackedRefs {
+        refs,
+        seq,
+        unwatched,
+    })
 }
 
-/// Serialise refs in git's sorted, fully-peeled form, as change number `seq`.
-pub fn write_packed_refs(refs: &BTreeMap<String, RefValue>, seq: u64) -> Vec<u8> {
-    let mut out = String::with_capacity(HEADER.len() + 32 + refs.len() * 64);
+/// Serialise refs in git's sorted, fully-peeled form, with their change number and mark.
+pub fn write_packed_refs(packed: &PackedRefs) -> Vec<u8> {
+    let refs = &packed.refs;
+    let mut out = String::with_capacity(HEADER.len() + 64 + refs.len() * 64);
     out.push_str(HEADER);
-    out.push_str(&format!("{SEQ_TRAIT}{seq} \n"));
+    out.push_str(&format!("{SEQ_TRAIT}{} ", packed.seq));
+    if packed.unwatched {
+        out.push_str(UNWATCHED_TRAIT);
+        out.push(' ');
+    }
+    out.push('\n');
     for (name, value) in refs {
         out.push_str(&format!("{} {}\n", value.target, name));
         if let Some(peeled) = value.peeled {
@@ -142,19 +163,28 @@ mod tests {
                 peeled: Some(a),
             },
         );
-        let data = write_packed_refs(&refs, 42);
+        let packed = PackedRefs {
+            refs: refs.clone(),
+            seq: 42,
+            unwatched: false,
+        };
+        let data = write_packed_refs(&packed);
         assert!(String::from_utf8_lossy(&data)
             .starts_with("# pack-refs with: peeled fully-peeled sorted artifact-git-seq=42 \n"));
-        assert_eq!(
-            parse_packed_refs(&data)?,
-            PackedRefs {
-                refs: refs.clone(),
-                seq: 42
-            }
-        );
-        // A file git wrote has no number.
+        assert_eq!(parse_packed_refs(&data)?, packed);
+        let unwatched = PackedRefs {
+            unwatched: true,
+            ..packed
+        };
+        let data = write_packed_refs(&unwatched);
+        assert!(String::from_utf8_lossy(&data).starts_with(
+            "# pack-refs with: peeled fully-peeled sorted artifact-git-seq=42 artifact-git-unwatched \n"
+        ));
+        assert_eq!(parse_packed_refs(&data)?, unwatched);
+        // A file git wrote has no number, and is watched: only our mark says otherwise.
         let git = b"# pack-refs with: peeled fully-peeled sorted \n0101010101010101010101010101010101010101 refs/heads/main\n";
         assert_eq!(parse_packed_refs(git)?.seq, 0);
+        assert!(!parse_packed_refs(git)?.unwatched);
         Ok(())
     }
 

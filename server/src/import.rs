@@ -267,7 +267,9 @@ pub async fn commit_version_files(
             Some(&journal),
         )
         .await?;
-    app.events.wake();
+    if journal.recorded() {
+        app.events.wake();
+    }
     if let Some(Err(refusal)) = results.into_iter().next() {
         return Err(ImportError::Refused(refusal));
     }

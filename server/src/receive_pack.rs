@@ -325,9 +325,11 @@ pub async fn handle(
                 }
             }
         }
-    }
-    if checked.results.iter().any(Result::is_ok) {
-        app.events.wake();
+        // A recorded event (a watched repository) is delivered now rather than at the next
+        // poll.
+        if journal.recorded() {
+            app.events.wake();
+        }
     }
     repoint_unborn_head(&repo, &snapshot, &request, &checked.results).await;
     let applied = checked.results.iter().filter(|r| r.is_ok()).count();

@@ -57,6 +57,16 @@ pub(super) async fn head(repo: &Repo) -> Result<Cursor, RpcError> {
     })
 }
 
+/// Where a new endpoint starts: the refs from which every change is recorded (the repository
+/// is made watched first, if nothing watched it).
+pub(super) async fn watched_head(repo: &Repo) -> Result<Cursor, RpcError> {
+    let snapshot = repo.refs.watch().await?;
+    Ok(Cursor {
+        seq: snapshot.seq,
+        id: snapshot.content_id,
+    })
+}
+
 fn check_url(app: &App, url: &str) -> Result<(), RpcError> {
     app.events
         .client()
@@ -130,7 +140,7 @@ pub(super) async fn add_webhook(
     // The state first, at the refs as they are: the hook gets the pushes from now on.
     let states = StateStore::new(app.storage.bucket.clone(), repo.keys.clone());
     let start = EndpointState {
-        cursor: head(&repo).await?,
+        cursor: watched_head(&repo).await?,
         ..EndpointState::default()
     };
     states.create(&hook.id, &start).await?;
@@ -267,7 +277,7 @@ pub(super) async fn update_webhook(
         })?;
     check_hook(&updated.secret, &updated.events)?;
     if *reactivated.lock().unwrap_or_else(|e| e.into_inner()) {
-        let head = head(&repo).await?;
+        let head = watched_head(&repo).await?;
         StateStore::new(app.storage.bucket.clone(), repo.keys.clone())
             .update(&updated.id, |s| {
                 s.cursor = head.clone();
@@ -443,7 +453,7 @@ pub(super) async fn add_mirror(
         created: events::log::now(),
     };
     let start = EndpointState {
-        cursor: head(&repo).await?,
+        cursor: watched_head(&repo).await?,
         full_sync: true,
         ..EndpointState::default()
     };
@@ -533,7 +543,7 @@ pub(super) async fn sync_mirror(
     if !exists {
         return Err(RpcError::NotFound(format!("no mirror {:?}", p.id)));
     }
-    let head = head(&repo).await?;
+    let head = watched_head(&repo).await?;
     let states = StateStore::new(app.storage.bucket.clone(), repo.keys.clone());
     let updated = states
         .update(&p.id, |s| {

@@ -801,7 +801,9 @@ async fn publish_and_move(
             Some(&journal),
         )
         .await?;
-    app.events.wake();
+    if journal.recorded() {
+        app.events.wake();
+    }
     if let Some(Err(refusal)) = results.into_iter().next() {
         let now = o.repo.snapshot().await?.get(name);
         return Err(match refusal {

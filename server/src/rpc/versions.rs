@@ -25,7 +25,7 @@ pub(super) async fn set_sync(app: &App, repo: &Repo, on: bool) -> Result<bool, R
     if on && !was_on {
         // The state first, at the refs as they are, so the next push is the first published.
         let start = EndpointState {
-            cursor: super::events::head(repo).await?,
+            cursor: super::events::watched_head(repo).await?,
             ..EndpointState::default()
         };
         StateStore::new(app.storage.bucket.clone(), repo.keys.clone())
