@@ -15,7 +15,7 @@ mod repos;
 use repos::RepoKind;
 
 const USAGE: &str =
-    "usage: bench/run [--repo small|medium|large|registry] [--commits N] [--runs N] [--no-s3]";
+    "usage: bench/run [--repo small|medium|large|registry] [--commits N] [--runs N] [--no-s3] [--only NAME[,NAME...]]";
 
 struct Args {
     repo: RepoKind,
@@ -23,7 +23,7 @@ struct Args {
     s3: bool,
     /// Build the repository in this directory, print its size, and stop.
     build_only: Option<PathBuf>,
-    /// Measure only the scenarios whose name contains this.
+    /// Measure only the scenarios whose name contains this (or one of these, comma-separated).
     only: Option<String>,
 }
 
@@ -339,7 +339,11 @@ fn main() {
         rows.last_mut().unwrap().cells.push(cell);
     };
 
-    let measured = |name: &str| args.only.as_ref().is_none_or(|o| name.contains(o.as_str()));
+    let measured = |name: &str| {
+        args.only
+            .as_ref()
+            .is_none_or(|o| o.split(',').any(|part| name.contains(part)))
+    };
     for (t, (target, _)) in targets.iter().enumerate() {
         if !measured("initial push") {
             if let Target::Ours(s) = target {

@@ -237,7 +237,8 @@ pub async fn commit_version_files(
         .publish(db.bucket().as_ref(), db.keys(), &Reach::Exactly(vec![head]))
         .await?;
     if let Some(name) = &indexed.name {
-        app.cache.add_published(&repo.keys, name);
+        app.cache
+            .add_published(db.bucket().as_ref(), &repo.keys, name, indexed.paths());
     }
     let journal = events::log::Recorder::new(
         storage.bucket.clone(),

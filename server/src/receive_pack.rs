@@ -282,7 +282,8 @@ pub async fn handle(
                 );
             }
             if let Some(name) = &indexed.name {
-                app.cache.add_published(&repo.keys, name);
+                app.cache
+                    .add_published(db.bucket().as_ref(), &repo.keys, name, indexed.paths());
             }
         }
     }

@@ -2,7 +2,7 @@
 //! each repository's pack list, and parsed commits.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -131,7 +131,24 @@ impl PackCache {
     /// Add a pack this process just published to the repository's cached pack list (when
     /// there is one), so its next reader need not list again. The pack's `.tips` record is
     /// read when a later listing shows it; until then its reach is unknown, the safe answer.
-    pub fn add_published(&self, keys: &RepoKeys, name: &str) {
+    ///
+    /// `files` are the local `.pack` and `.idx` it was uploaded from. For a bucket that is not
+    /// a local directory they are copied (hard-linked where the disk allows) into the cache
+    /// and the pack opened from there, so that its next reader does not download what was
+    /// just uploaded (two round trips, and the pack's bytes, per push). Failing that, the
+    /// pack is downloaded when first read, as any other.
+    pub fn add_published(
+        &self,
+        bucket: &dyn Bucket,
+        keys: &RepoKeys,
+        name: &str,
+        files: Option<(&Path, &Path)>,
+    ) {
+        if let Some((pack, idx)) = files {
+            if let Err(e) = self.adopt(bucket, keys, name, pack, idx) {
+                tracing::debug!(pack = name, error = %e, "keeping a published pack failed");
+            }
+        }
         if let Some((_, list)) = self.lock().lists.get_mut(keys.prefix()) {
             if let Err(at) = list.binary_search_by(|l| l.name.as_str().cmp(name)) {
                 list.insert(
@@ -143,6 +160,68 @@ impl PackCache {
                 );
             }
         }
+    }
+
+    /// Where the local copy of a remote pack whose index is `idx_key` lives: (`.idx`, `.pack`).
+    fn copy_paths(&self, idx_key: &str) -> Result<(PathBuf, PathBuf)> {
+        let local = self.dir()?.join(idx_key.replace('/', "%"));
+        Ok((local.with_extension("idx"), local.with_extension("pack")))
+    }
+
+    /// Put `from` at `to` (a hard link, else a copy) under a temporary name first, so a
+    /// reader never sees a partial file.
+    fn place(from: &Path, to: &Path) -> Result<()> {
+        if to.exists() {
+            return Ok(());
+        }
+        let tmp = to.with_extension(format!("tmp-{}-{}", std::process::id(), next_unique()));
+        if std::fs::hard_link(from, &tmp).is_err() {
+            if let Err(e) = std::fs::copy(from, &tmp) {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e.into());
+            }
+        }
+        std::fs::rename(&tmp, to)?;
+        Ok(())
+    }
+
+    /// Keep the local files of a pack just published as the cached copy of a remote pack,
+    /// opened.
+    fn adopt(
+        &self,
+        bucket: &dyn Bucket,
+        keys: &RepoKeys,
+        name: &str,
+        pack: &Path,
+        idx: &Path,
+    ) -> Result<()> {
+        let idx_key = keys.pack_file(name, PackFile::Idx);
+        if bucket.local_path(&idx_key).is_some() || self.lock().open.contains_key(&idx_key) {
+            return Ok(());
+        }
+        let (idx_copy, pack_copy) = self.copy_paths(&idx_key)?;
+        Self::place(pack, &pack_copy)?;
+        Self::place(idx, &idx_copy)?;
+        let bytes = std::fs::metadata(&pack_copy)?.len() + std::fs::metadata(&idx_copy)?.len();
+        let opened = Arc::new(Pack::open(name, &idx_copy, &pack_copy, Reach::Unknown)?);
+        let mut state = self.lock();
+        if state.open.contains_key(&idx_key) {
+            return Ok(());
+        }
+        state.clock += 1;
+        let now = state.clock;
+        state.cached_bytes += bytes;
+        state.open.insert(
+            idx_key,
+            CachedPack {
+                pack: opened,
+                tips: None,
+                copy: Some((idx_copy, pack_copy, bytes)),
+                last_used: now,
+            },
+        );
+        self.evict(&mut state);
+        Ok(())
     }
 
     /// Forget the pack list of a repository, so the next open lists again (after this process
@@ -187,10 +266,7 @@ impl PackCache {
         let (idx, pack, copy) = match (bucket.local_path(&idx_key), bucket.local_path(&pack_key)) {
             (Some(i), Some(p)) => (i, p, None),
             _ => {
-                let dir = self.dir()?;
-                let local = dir.join(idx_key.replace('/', "%"));
-                let idx = local.with_extension("idx");
-                let pack = local.with_extension("pack");
+                let (idx, pack) = self.copy_paths(&idx_key)?;
                 let mut bytes = 0;
                 for (key, path) in [(&pack_key, &pack), (&idx_key, &idx)] {
                     if !path.exists() {

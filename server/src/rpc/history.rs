@@ -772,7 +772,8 @@ async fn publish_and_move(
         )
         .await?;
     if let Some(name) = &indexed.name {
-        app.cache.add_published(&o.repo.keys, name);
+        app.cache
+            .add_published(storage.bucket.as_ref(), &o.repo.keys, name, indexed.paths());
     }
     let journal = events::log::Recorder::new(
         storage.bucket.clone(),
