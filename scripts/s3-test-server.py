@@ -1,0 +1,66 @@
+"""The S3 test server of the suite and the benchmarks: moto's S3 application, served by
+waitress instead of moto_server's Werkzeug development server.
+
+Werkzeug's development server answers every request with `Connection: close`, so each call
+to the bucket opened a new TCP connection and a new server thread, a cost real S3 (and MinIO)
+does not have: they keep connections alive and the SDK's pool reuses them. waitress keeps
+them alive. The S3 behaviour is moto's either way (the same application object, the same
+in-memory backend, compare-and-swap under the GIL); only the HTTP front end differs.
+
+waitress 3.0.2 closes the connection after every 204 and 304 answer (it closes whenever it
+has no `Content-Length` to send, and it never sends one for answers that cannot have a body);
+`keep_alive_after_bodiless_answers` stops that, so a revalidation answered `304 Not Modified`
+keeps its connection too, as it does on S3.
+
+Usage: s3-test-server.py PORT  (listens on 127.0.0.1)
+"""
+
+import sys
+
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from waitress import serve, task
+
+
+def keep_alive_after_bodiless_answers() -> None:
+    """A 1xx, 204 or 304 answer has no body, so its end is known without a length: keep the
+    connection open unless the client asked to close it."""
+    build = task.Task.build_response_header
+    close = task.Task.set_close_on_finish
+
+    def build_response_header(self):
+        self.bodiless_keep_alive = not self.has_body and not self.close_on_finish
+        try:
+            return build(self)
+        finally:
+            self.bodiless_keep_alive = False
+
+    def set_close_on_finish(self):
+        asked = self.request.headers.get("CONNECTION", "").lower() == "close"
+        if getattr(self, "bodiless_keep_alive", False) and self.version == "1.1" and not asked:
+            return
+        close(self)
+
+    task.Task.build_response_header = build_response_header
+    task.Task.set_close_on_finish = set_close_on_finish
+
+
+def main() -> None:
+    port = int(sys.argv[1])
+    keep_alive_after_bodiless_answers()
+    app = DomainDispatcherApplication(create_backend_app)
+    serve(
+        app,
+        host="127.0.0.1",
+        port=port,
+        # Concurrent requests (the suite runs clones, pushes and replicas side by side).
+        threads=16,
+        connection_limit=1000,
+        # Single-request uploads below the server's multipart threshold, and then some.
+        max_request_body_size=1 << 40,
+        channel_timeout=300,
+        _quiet=True,
+    )
+
+
+if __name__ == "__main__":
+    main()
