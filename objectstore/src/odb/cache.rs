@@ -506,6 +506,52 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_published_pack_is_read_from_the_files_it_was_uploaded_from() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let staging = dir.path().join("staging");
+        let bucket: Arc<dyn Bucket> = Arc::new(MemoryBucket::new());
+        let keys = RepoKeys::at("r/");
+        let cache = Arc::new(PackCache::new(Some(dir.path().join("cache")), u64::MAX));
+        // The pack list is cached (empty), as after a push's advertisement.
+        let empty = ObjectDb::open(bucket.clone(), keys.clone(), cache.clone()).await?;
+        assert!(empty.packs().is_empty());
+        let mut builder = build::PackBuilder::new(&staging)?;
+        let id = builder.add(Kind::Blob, b"just pushed")?;
+        let (path, _guard) = builder.finish()?;
+        let indexed = index::index_file(
+            &path,
+            &staging,
+            &index::Limits::default(),
+            &crate::budget::MemoryBudget::new(1 << 30),
+            index::Checks::STRICT,
+            &mut |_| Ok(None),
+        )?;
+        indexed
+            .publish(bucket.as_ref(), &keys, &Reach::Unknown)
+            .await?;
+        let name = indexed
+            .name
+            .clone()
+            .ok_or(super::super::Error::Missing(id))?;
+        cache.add_published(bucket.as_ref(), &keys, &name, indexed.paths());
+        // The staged files go away with the push, and a download of the pack would now fail:
+        // only the kept copy can answer.
+        drop(indexed);
+        bucket
+            .delete(&keys.pack_file(&name, PackFile::Pack))
+            .await?;
+        let db = ObjectDb::open(bucket.clone(), keys.clone(), cache.clone()).await?;
+        let mut buf = Vec::new();
+        assert_eq!(db.reader().read(&id, &mut buf)?, Kind::Blob);
+        assert_eq!(buf, b"just pushed");
+        assert!(
+            cache.cached_bytes() > 0,
+            "the copy counts against the bound"
+        );
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn packs_gone_from_the_listing_are_closed_and_their_copies_deleted() -> Result<()> {
         let dir = tempfile::tempdir()?;
         let staging = dir.path().join("staging");
