@@ -343,6 +343,28 @@ impl RefStore {
         })
     }
 
+    /// Write the refs object (`data`, the encoding of `packed`, whose content id is `id`) by
+    /// `mode`, and keep what was written in the cache: this process's next read revalidates
+    /// against it instead of fetching it again.
+    async fn put_refs(
+        &self,
+        data: Vec<u8>,
+        mode: PutMode,
+        packed: PackedRefs,
+        id: String,
+    ) -> std::result::Result<ETag, bucket::Error> {
+        let etag = self
+            .bucket
+            .put(&self.keys.packed_refs(), Bytes::from(data), mode)
+            .await?;
+        if let Some(cache) = &self.cache {
+            cache
+                .packed
+                .remember(&self.keys.packed_refs(), etag.clone(), (packed, id));
+        }
+        Ok(etag)
+    }
+
     /// Make the repository watched, so that every later change is recorded in the journal,
     /// and return the refs from which it is: where a new endpoint starts. Called before an
     /// endpoint is added. An unwatched repository's refs are rewritten without the mark (same
@@ -368,18 +390,10 @@ impl RefStore {
                 None => PutMode::Create,
             };
             match self
-                .bucket
-                .put(&self.keys.packed_refs(), Bytes::from(data), mode)
+                .put_refs(data, mode, watched.clone(), written_id.clone())
                 .await
             {
                 Ok(etag) => {
-                    if let Some(cache) = &self.cache {
-                        cache.packed.remember(
-                            &self.keys.packed_refs(),
-                            etag.clone(),
-                            (watched.clone(), written_id.clone()),
-                        );
-                    }
                     return Ok(Snapshot {
                         refs: watched.refs,
                         etag: Some(etag),
@@ -593,21 +607,8 @@ impl RefStore {
                         None => e.into(),
                     })?;
             }
-            match self
-                .bucket
-                .put(&self.keys.packed_refs(), Bytes::from(data), mode)
-                .await
-            {
-                Ok(etag) => {
-                    if let Some(cache) = &self.cache {
-                        cache.packed.remember(
-                            &self.keys.packed_refs(),
-                            etag,
-                            (written, written_id),
-                        );
-                    }
-                    return Ok(results);
-                }
+            match self.put_refs(data, mode, written, written_id.clone()).await {
+                Ok(_) => return Ok(results),
                 // A failure may come after the write took effect (a timeout once the request
                 // was processed, or a client's retry of a write that had succeeded answered
                 // `PreconditionFailed`): the refs as stored say which.
