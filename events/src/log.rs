@@ -287,14 +287,22 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn the_chain_holds_exactly_the_committed_changes(
-    ) -> Result<(), Box<dyn std::error::Error>> {
+    /// A new (unwatched) repository `ws/repo` in a memory bucket.
+    async fn new_repository(
+    ) -> Result<(Arc<dyn Bucket>, StorageKeys, RepoKeys, RefStore), Box<dyn std::error::Error>>
+    {
         let bucket: Arc<dyn Bucket> = Arc::new(MemoryBucket::new());
         let storage = StorageKeys::new("");
         let keys = storage.artifact("ws", "repo").repo();
         let refs = RefStore::new(bucket.clone(), keys.clone());
         refs.init("main").await?;
+        Ok((bucket, storage, keys, refs))
+    }
+
+    #[tokio::test]
+    async fn the_chain_holds_exactly_the_committed_changes(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let (bucket, storage, keys, refs) = new_repository().await?;
         refs.watch().await?;
         let zero = ObjectId::null(gix_hash::Kind::Sha1);
         let meta = |who: &str| EventMeta {
@@ -363,11 +371,7 @@ mod tests {
     #[tokio::test]
     async fn an_unwatched_repository_records_nothing_until_it_is_watched(
     ) -> Result<(), Box<dyn std::error::Error>> {
-        let bucket: Arc<dyn Bucket> = Arc::new(MemoryBucket::new());
-        let storage = StorageKeys::new("");
-        let keys = storage.artifact("ws", "repo").repo();
-        let refs = RefStore::new(bucket.clone(), keys.clone());
-        refs.init("main").await?;
+        let (bucket, storage, keys, refs) = new_repository().await?;
         let zero = ObjectId::null(gix_hash::Kind::Sha1);
         let recorder =
             || Recorder::new(bucket.clone(), &storage, "ws", "repo", EventMeta::default());
