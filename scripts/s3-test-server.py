@@ -5,7 +5,14 @@ Werkzeug's development server answers every request with `Connection: close`, so
 to the bucket opened a new TCP connection and a new server thread, a cost real S3 (and MinIO)
 does not have: they keep connections alive and the SDK's pool reuses them. waitress keeps
 them alive. The S3 behaviour is moto's either way (the same application object, the same
-in-memory backend, compare-and-swap under the GIL); only the HTTP front end differs.
+in-memory backend); only the HTTP front end differs.
+
+moto checks a conditional write's `If-Match` / `If-None-Match` and stores the object in two
+steps with no lock between them, so two concurrent compare-and-swaps on one key could both
+succeed; S3 decides them atomically, and the server's correctness rests on that. Requests that
+change the bucket are therefore run one at a time (`one_write_at_a_time`); reads stay
+concurrent. waitress has read a request's whole body before the application sees it, so the
+lock is held only while moto processes it.
 
 waitress 3.0.2 closes the connection after every 204 and 304 answer (it closes whenever it
 has no `Content-Length` to send, and it never sends one for answers that cannot have a body);
@@ -16,6 +23,7 @@ Usage: s3-test-server.py PORT  (listens on 127.0.0.1)
 """
 
 import sys
+import threading
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from waitress import serve, task
@@ -44,10 +52,25 @@ def keep_alive_after_bodiless_answers() -> None:
     task.Task.set_close_on_finish = set_close_on_finish
 
 
+def one_write_at_a_time(app):
+    """The WSGI application `app`, with every request but GET and HEAD run under one lock."""
+    lock = threading.Lock()
+
+    def serialized(environ, start_response):
+        if environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+            return app(environ, start_response)
+        with lock:
+            # The body is produced here too, so that the write is complete when the lock is
+            # released.
+            return list(app(environ, start_response))
+
+    return serialized
+
+
 def main() -> None:
     port = int(sys.argv[1])
     keep_alive_after_bodiless_answers()
-    app = DomainDispatcherApplication(create_backend_app)
+    app = one_write_at_a_time(DomainDispatcherApplication(create_backend_app))
     serve(
         app,
         host="127.0.0.1",

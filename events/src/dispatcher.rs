@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::client::Client;
 use crate::config::{EndpointStore, Mirror, Webhook};
 use crate::deliveries::DeliveryLog;
-use crate::log::{events_after, forget_through, Cursor, Event};
+use crate::log::{events_after, forget_through, Cursor, Event, EventChain};
 use crate::metrics::{self, inc};
 use crate::mirror::{self, Command, MirrorError, Remote};
 use crate::payload::{self, RepoInfo};
@@ -48,6 +48,9 @@ pub struct Settings {
     pub backoff_max: Duration,
     /// Authentication failures in a row after which a mirror is paused.
     pub auth_failures_before_pause: u32,
+    /// How long a webhook or version sync waits for event records missing from the log's
+    /// listing (a bucket whose listings lag behind writes) before it carries on without them.
+    pub gap_grace: Duration,
     /// The server's public URL, for clone URLs in payloads.
     pub public_url: String,
     /// Where mirror packs are written before they are sent.
@@ -389,8 +392,18 @@ impl Dispatcher {
         else {
             return Ok(Progress::Behind(state.cursor.seq));
         };
-        let events =
+        // The cursor as stored: what this round reports, whatever it did, so that the records
+        // after it are kept until a stored cursor passes them (a replica that lost its lease
+        // must not have the records its successor still needs deleted).
+        let mut stored = state.cursor.seq;
+        let chain =
             events_after(self.bucket.as_ref(), &repo.keys, &state.cursor, &repo.head).await?;
+        if !self.past_gap(&hook.id, &mut state, &chain) {
+            state.lease = None;
+            states.put(&hook.id, &etag, &state).await?;
+            return Ok(Progress::Behind(stored));
+        }
+        let events = chain.events;
         let db = self.objects(&repo.keys).await?;
         let log = DeliveryLog::new(self.bucket.clone(), repo.keys.clone());
         for event in &events {
@@ -432,8 +445,10 @@ impl Dispatcher {
                         state.cursor = repo.head.clone();
                         state.retry = None;
                         state.lease = None;
-                        states.put(&hook.id, &etag, &state).await?;
-                        return Ok(Progress::CaughtUp(repo.head.seq));
+                        return Ok(match states.put(&hook.id, &etag, &state).await? {
+                            Some(_) => Progress::CaughtUp(repo.head.seq),
+                            None => Progress::Behind(stored),
+                        });
                     }
                     Verdict::Retry(asked) => {
                         let elapsed = now_ms().saturating_sub(first_ms);
@@ -450,7 +465,7 @@ impl Dispatcher {
                             });
                             state.lease = None;
                             states.put(&hook.id, &etag, &state).await?;
-                            return Ok(Progress::Behind(state.cursor.seq));
+                            return Ok(Progress::Behind(stored));
                         }
                         inc(&metrics::FAILED);
                         given_up = true;
@@ -475,18 +490,58 @@ impl Dispatcher {
                 until_ms: now_ms() + lease_ms,
             });
             match states.put(&hook.id, &etag, &state).await? {
-                Some(tag) => etag = tag,
-                // The lease ran out and another replica took over: it carries on.
-                None => return Ok(Progress::Behind(state.cursor.seq)),
+                Some(tag) => (etag, stored) = (tag, event.seq),
+                // The lease ran out and another replica took over: it carries on (and sends
+                // this event again: at least once).
+                None => return Ok(Progress::Behind(stored)),
             }
         }
-        if events.is_empty() {
-            // Nothing on the chain after the cursor (records already gone): start at the head.
+        if state.cursor.seq < repo.head.seq {
+            // Every record up to the head was missing and the wait for them is over.
             state.cursor = repo.head.clone();
         }
         state.lease = None;
-        states.put(&hook.id, &etag, &state).await?;
-        Ok(Progress::CaughtUp(state.cursor.seq))
+        Ok(match states.put(&hook.id, &etag, &state).await? {
+            Some(_) => Progress::CaughtUp(state.cursor.seq),
+            None => Progress::Behind(stored),
+        })
+    }
+
+    /// Whether an endpoint may go on with `chain`, the events after its cursor. A chain that
+    /// does not reach the cursor is most likely a listing that has not caught up with recent
+    /// records: moving past the gap would skip those pushes for good (their records are then
+    /// deleted as delivered). So the endpoint waits, re-listing each round, for
+    /// [`Settings::gap_grace`] from when the gap was first seen; after that the records are
+    /// taken to be lost (a bucket that dropped them), the endpoint carries on without them,
+    /// and its status says how many were skipped.
+    fn past_gap(&self, endpoint: &str, state: &mut EndpointState, chain: &EventChain) -> bool {
+        if chain.is_complete() {
+            state.gap_since_ms = None;
+            return true;
+        }
+        let since = *state.gap_since_ms.get_or_insert_with(now_ms);
+        if now_ms().saturating_sub(since) < self.settings.gap_grace.as_millis() as u64 {
+            inc(&metrics::GAPS_WAITED);
+            tracing::debug!(
+                endpoint,
+                missing = chain.missing,
+                after = state.cursor.seq,
+                "event records not listed yet: waiting for them"
+            );
+            return false;
+        }
+        tracing::warn!(
+            endpoint,
+            missing = chain.missing,
+            after = state.cursor.seq,
+            "event records missing from the log past the grace period: skipped"
+        );
+        state.last_error = Some(format!(
+            "{} event(s) after #{} were missing from the event log and were skipped",
+            chain.missing, state.cursor.seq
+        ));
+        state.gap_since_ms = None;
+        true
     }
 
     async fn disable(
@@ -655,16 +710,21 @@ impl Dispatcher {
         else {
             return Ok(Progress::Behind(state.cursor.seq));
         };
+        let stored = state.cursor.seq;
         let mut names: BTreeSet<String> = BTreeSet::new();
         if state.full_sync {
             names.extend(repo.snapshot.refs.keys().cloned());
         } else {
-            let events =
+            let chain =
                 events_after(self.bucket.as_ref(), &repo.keys, &state.cursor, &repo.head).await?;
-            if events.is_empty() {
+            if !chain.is_complete() {
+                // A mirror pushes the refs as they are, not the events: with records missing
+                // (not listed yet, or gone) every ref it has or set on the remote is compared,
+                // so that nothing the missing changes moved or deleted is left out.
                 names.extend(repo.snapshot.refs.keys().cloned());
+                names.extend(state.remote_refs.keys().cloned());
             }
-            for event in &events {
+            for event in &chain.events {
                 names.extend(event.refs.iter().map(|m| m.name.clone()));
             }
         }
@@ -710,8 +770,11 @@ impl Dispatcher {
             }
         };
         state.lease = None;
-        states.put(&mirror.id, &etag, &state).await?;
-        Ok(progress)
+        Ok(match states.put(&mirror.id, &etag, &state).await? {
+            Some(_) => progress,
+            // Another replica took over: the stored cursor is the one it read.
+            None => Progress::Behind(stored),
+        })
     }
 
     async fn mirror_push(
@@ -877,4 +940,67 @@ struct Repository {
     keys: RepoKeys,
     snapshot: Snapshot,
     head: Cursor,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use objectstore::MemoryBucket;
+
+    fn dispatcher(gap_grace: Duration) -> Result<Dispatcher, Box<dyn std::error::Error>> {
+        Ok(Dispatcher::new(
+            Arc::new(MemoryBucket::new()),
+            StorageKeys::new(""),
+            Arc::new(PackCache::new(None, 0)),
+            Client::new(false)?,
+            Settings {
+                replica: "test".into(),
+                poll: Duration::from_secs(1),
+                lease: Duration::from_secs(1),
+                timeout: Duration::from_secs(1),
+                retry_for: Duration::from_secs(1),
+                backoff_base: Duration::from_secs(1),
+                backoff_max: Duration::from_secs(1),
+                auth_failures_before_pause: 1,
+                public_url: String::new(),
+                staging: PathBuf::new(),
+                gap_grace,
+            },
+        ))
+    }
+
+    fn chain(missing: u64) -> EventChain {
+        EventChain {
+            events: Vec::new(),
+            missing,
+        }
+    }
+
+    #[test]
+    fn a_gap_in_the_log_is_waited_for_then_skipped_with_a_note(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let patient = dispatcher(Duration::from_secs(3600))?;
+        let mut state = EndpointState::default();
+        // A complete chain goes ahead.
+        assert!(patient.past_gap("hook", &mut state, &chain(0)));
+        assert_eq!(state.gap_since_ms, None);
+        // A gap is waited for, from when it was first seen, without an error to show.
+        assert!(!patient.past_gap("hook", &mut state, &chain(2)));
+        let since = state.gap_since_ms;
+        assert!(since.is_some());
+        assert!(!patient.past_gap("hook", &mut state, &chain(1)));
+        assert_eq!(state.gap_since_ms, since);
+        assert_eq!(state.last_error, None);
+        // Once the listing caught up, the wait is over.
+        assert!(patient.past_gap("hook", &mut state, &chain(0)));
+        assert_eq!(state.gap_since_ms, None);
+        // Past the grace period the endpoint goes on and says what it skipped.
+        let impatient = dispatcher(Duration::ZERO)?;
+        state.cursor.seq = 7;
+        assert!(impatient.past_gap("hook", &mut state, &chain(3)));
+        assert_eq!(state.gap_since_ms, None);
+        let note = state.last_error.unwrap_or_default();
+        assert!(note.contains("3 event(s) after #7"), "{note}");
+        Ok(())
+    }
 }

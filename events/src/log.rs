@@ -200,18 +200,39 @@ impl refs::Journal for Recorder {
     }
 }
 
+/// The events after a cursor that the log's listing holds, and whether that is all of them.
+#[derive(Debug, Default)]
+pub struct EventChain {
+    /// Oldest first, ending at the head.
+    pub events: Vec<Event>,
+    /// How many changes between the cursor and the first event have no record in the listing:
+    /// zero when the chain reaches the cursor. Every change of a watched repository is
+    /// recorded before it commits, so a gap is a listing that lags behind recent writes (a
+    /// bucket whose listings are eventually consistent) far more often than a lost record:
+    /// readers wait for it to close before moving past it.
+    pub missing: u64,
+}
+
+impl EventChain {
+    /// Whether the chain reaches the cursor.
+    pub fn is_complete(&self) -> bool {
+        self.missing == 0
+    }
+}
+
 /// The events of a repository after `cursor`, up to the refs whose number and content id are
-/// `head`, oldest first: the chain followed back from `head` through each record's `prev`.
-/// Records of changes that never committed are not on it. A gap (a change made without a
-/// record, or records already deleted) ends the walk: the events after it are returned.
+/// `head`: the chain followed back from `head` through each record's `prev`. Records of
+/// changes that never committed are not on it. A gap (records not listed yet, or gone) ends
+/// the walk: the events after it are returned and the gap is counted in
+/// [`EventChain::missing`].
 pub async fn events_after(
     bucket: &dyn Bucket,
     keys: &RepoKeys,
     cursor: &Cursor,
     head: &Cursor,
-) -> Result<Vec<Event>, bucket::Error> {
+) -> Result<EventChain, bucket::Error> {
     if head.seq <= cursor.seq {
-        return Ok(Vec::new());
+        return Ok(EventChain::default());
     }
     let listed = bucket.list(&keys.event_log_dir()).await?;
     // (seq, id) -> (prev, key), for the records after the cursor.
@@ -242,7 +263,10 @@ pub async fn events_after(
         })?;
         events.push(event);
     }
-    Ok(events)
+    Ok(EventChain {
+        events,
+        missing: seq - cursor.seq,
+    })
 }
 
 /// Delete the records of events up to `seq` (every endpoint has them) and the records of
@@ -334,7 +358,9 @@ mod tests {
             seq: head.seq,
             id: head.content_id,
         };
-        let all = events_after(bucket.as_ref(), &keys, &Cursor::default(), &head).await?;
+        let chain = events_after(bucket.as_ref(), &keys, &Cursor::default(), &head).await?;
+        assert!(chain.is_complete());
+        let all = chain.events;
         let who: Vec<_> = all
             .iter()
             .map(|e| e.meta.pusher.clone().unwrap_or_default())
@@ -352,19 +378,19 @@ mod tests {
             id: all[0].id.clone(),
         };
         let rest = events_after(bucket.as_ref(), &keys, &cursor, &head).await?;
-        assert_eq!(rest.len(), 2);
+        assert_eq!((rest.events.len(), rest.missing), (2, 0));
         // Markers name the repository and the event.
         let markers = bucket.list(&storage.pending_events_dir()).await?;
         assert!(markers.iter().all(|m| storage
             .parse_pending_event(&m.key)
             .is_some_and(|(w, a, _)| (w, a) == ("ws", "repo"))));
         assert_eq!(forget_through(bucket.as_ref(), &keys, 2).await?, 3);
-        assert_eq!(
-            events_after(bucket.as_ref(), &keys, &cursor, &head)
-                .await?
-                .len(),
-            1
-        );
+        // Below the forgotten records, the chain stops at the gap and says how wide it is.
+        let after_gap = events_after(bucket.as_ref(), &keys, &cursor, &head).await?;
+        assert_eq!(after_gap.events.len(), 1);
+        assert_eq!(after_gap.events[0].seq, 3);
+        assert_eq!(after_gap.missing, 1);
+        assert!(!after_gap.is_complete());
         Ok(())
     }
 
@@ -413,7 +439,9 @@ mod tests {
             seq: head.seq,
             id: head.content_id,
         };
-        let events = events_after(bucket.as_ref(), &keys, &cursor, &head).await?;
+        let events = events_after(bucket.as_ref(), &keys, &cursor, &head)
+            .await?
+            .events;
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].refs[0].after_id(), Some(id(2)));
         assert_eq!(events[0].refs[0].before_id(), Some(id(1)));

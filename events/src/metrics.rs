@@ -26,6 +26,8 @@ pub static VERSIONS_PUBLISHED: AtomicU64 = AtomicU64::new(0);
 pub static VERSIONS_RESUMED: AtomicU64 = AtomicU64::new(0);
 /// Attempts to publish a version that failed (retried later).
 pub static VERSION_FAILURES: AtomicU64 = AtomicU64::new(0);
+/// Rounds in which an endpoint waited for event records missing from the log's listing.
+pub static GAPS_WAITED: AtomicU64 = AtomicU64::new(0);
 
 pub(crate) fn inc(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
@@ -76,6 +78,10 @@ pub fn render(out: &mut String) {
             v.load(Ordering::Relaxed)
         ));
     }
+    out.push_str(&format!(
+        "# HELP artifact_git_events_gap_waits_total Rounds in which an endpoint waited for event records missing from the log's listing.\n# TYPE artifact_git_events_gap_waits_total counter\nartifact_git_events_gap_waits_total {}\n",
+        GAPS_WAITED.load(Ordering::Relaxed)
+    ));
     out.push_str("# HELP artifact_git_versions_published_total Artifact versions published from pushes, by outcome.\n# TYPE artifact_git_versions_published_total counter\n");
     for (outcome, v) in [
         ("ok", &VERSIONS_PUBLISHED),

@@ -90,6 +90,11 @@ pub struct EndpointState {
     /// Version sync: the last version published.
     #[serde(default)]
     pub last_version: Option<u64>,
+    /// Since when the event log has lacked records between the cursor and the refs,
+    /// milliseconds since the epoch (see [`crate::log::EventChain::missing`]): deliveries
+    /// wait for the listing to catch up, for a while.
+    #[serde(default)]
+    pub gap_since_ms: Option<u64>,
 }
 
 /// A version being published from a push event.

@@ -395,6 +395,10 @@ pub struct EventArgs {
     /// Authentication failures in a row after which a mirror is paused.
     #[arg(long, env = "ARTIFACT_GIT_MIRROR_AUTH_FAILURES", default_value_t = 3)]
     pub mirror_auth_failures: u32,
+    /// How long webhooks and version sync wait for push records that the bucket's listing
+    /// does not show yet (listings that lag behind writes) before they go on without them.
+    #[arg(long, env = "ARTIFACT_GIT_EVENTS_GAP_GRACE", default_value = "10m", value_parser = parse_duration)]
+    pub events_gap_grace: std::time::Duration,
 }
 
 #[derive(Debug, Args)]
@@ -605,6 +609,7 @@ pub fn build(
                 backoff_base: args.events.events_backoff,
                 backoff_max: args.events.events_backoff_max,
                 auth_failures_before_pause: args.events.mirror_auth_failures,
+                gap_grace: args.events.events_gap_grace,
                 public_url: public_url.clone(),
                 staging: staging.join("mirror"),
             },

@@ -12,6 +12,11 @@
 //! refs a fresh instance advertises are the stored ones, and a mirror clone from it passes
 //! `git fsck --strict` (no ref names a missing object).
 //!
+//! A webhook is added through one of the instances partway through (which turns event
+//! records on for the repository while pushes race with it), to a receiver that sometimes
+//! answers 503: every acknowledged push that started after it was added must reach the
+//! receiver, through stale listings of the event log, retries and the instances' restart.
+//!
 //! `ARTIFACT_GIT_SIM_SEEDS` (default 2) runs that many seeds from `ARTIFACT_GIT_SIM_SEED`
 //! (default 1). A failure names its seed; the faults each link injects and the instances the
 //! pushers pick follow from it, the interleaving of concurrent pushers does not, so a failing
@@ -21,6 +26,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,6 +34,7 @@ use artifact_git::app::App;
 use artifact_git::cli::{Cli, Command as CliCommand};
 use artifact_git::repo::Repo;
 use artifact_git::storage::{RepoId, Storage};
+use artifact_git_e2e::receiver::{Receiver, Reply};
 use clap::Parser;
 use objectstore::bucket::{Bucket, Faults, FaultyBucket, MemoryBucket};
 use tokio_util::sync::CancellationToken;
@@ -81,7 +88,14 @@ fn app_over(bucket: Arc<dyn Bucket>, dir: &Path) -> (Arc<App>, tokio::net::TcpLi
         "--maintain-after-packs",
         "0",
         "--events-poll",
-        "1s",
+        "300ms",
+        "--events-lease",
+        "2s",
+        "--events-backoff",
+        "100ms",
+        "--events-backoff-max",
+        "500ms",
+        "--webhook-allow-private",
     ])
     .unwrap();
     let CliCommand::Serve(args) = cli.command else {
@@ -191,6 +205,8 @@ fn repo_id() -> RepoId {
 struct Record {
     /// Per branch, the commits of its pushes in order, with their outcome.
     pushes: Vec<(String, String, Outcome)>,
+    /// The (branch, commit) of acknowledged pushes that started after the webhook was added.
+    watched: Vec<(String, String)>,
 }
 
 /// What every pusher shares.
@@ -202,6 +218,8 @@ struct World<'a> {
     runtime: &'a tokio::runtime::Handle,
     healthy: &'a Storage,
     record: &'a Mutex<Record>,
+    /// Set once the webhook is added.
+    hooked: &'a AtomicBool,
 }
 
 fn pusher(k: usize, world: &World<'_>) {
@@ -213,6 +231,7 @@ fn pusher(k: usize, world: &World<'_>) {
         runtime,
         healthy,
         record,
+        hooked,
     } = *world;
     let mut rng = Rng(seed * 1000 + k as u64);
     let dir = work.join(format!("pusher-{k}"));
@@ -258,6 +277,7 @@ fn pusher(k: usize, world: &World<'_>) {
         } else {
             own.clone()
         };
+        let after_hook = hooked.load(Ordering::SeqCst);
         let outcome = push(git, &dir, url, &format!("HEAD:{branch}"));
         let now = runtime.block_on(stored(healthy, &branch));
         match &outcome {
@@ -282,8 +302,55 @@ fn pusher(k: usize, world: &World<'_>) {
                 eprintln!("push failed: {line}");
             }
         }
-        record.lock().unwrap().pushes.push((branch, sha, outcome));
+        let mut record = record.lock().unwrap();
+        if after_hook && outcome == Outcome::Done {
+            record.watched.push((branch.clone(), sha.clone()));
+        }
+        record.pushes.push((branch, sha, outcome));
     }
+}
+
+/// Once a few pushes are in, add a webhook to `receiver` through a random instance (retried
+/// until the server answers; a retry after a lost answer may add a second hook, which only
+/// doubles deliveries).
+fn add_webhook_midway(world: &World<'_>, token: &str, receiver: &str) {
+    let mut rng = Rng(world.seed * 7 + 3);
+    let after = 2 + rng.below(6);
+    while world.record.lock().unwrap().pushes.len() < after {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let body = serde_json::json!({
+        "jsonrpc": "2.0", "id": 1, "method": "add_webhook",
+        "params": {"artifact_id": "sim/data", "url": receiver, "secret": "sim-hook-secret"},
+    })
+    .to_string();
+    for _ in 0..100 {
+        let base = world.urls[rng.below(world.urls.len())]
+            .trim_end_matches("/sim/git/data")
+            .to_owned();
+        let out = Command::new("curl")
+            .args(["-s", "-X", "POST", "-H", "content-type: application/json"])
+            .args(["-H", &format!("Authorization: Bearer {token}")])
+            .args(["--data-binary", &body, &format!("{base}/rpc")])
+            .output()
+            .unwrap();
+        let answer: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+        if answer["result"]["id"].is_string() {
+            world.hooked.store(true, Ordering::SeqCst);
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("seed {}: add_webhook never succeeded", world.seed);
+}
+
+/// Whether the receiver got a push event moving `branch` to `sha`.
+fn delivered(receiver: &Receiver, branch: &str, sha: &str) -> bool {
+    receiver.of_event("push").iter().any(|r| {
+        let body = r.json();
+        body["ref"] == branch && body["after"] == sha
+    })
 }
 
 async fn maintain_loop(
@@ -358,8 +425,15 @@ fn simulate(seed: u64) {
     let token = instances[0]
         .app
         .auth
-        .mint("ws:sim#rw", Duration::from_secs(3600), Some("sim"))
+        .mint("ws:sim#a", Duration::from_secs(3600), Some("sim"))
         .unwrap();
+    let receiver = Receiver::start();
+    let mut rng = Rng(seed * 31 + 7);
+    let replies: Vec<Reply> = (0..8)
+        .map(|_| Reply::Status(if rng.below(3) == 0 { 503 } else { 200 }))
+        .collect();
+    receiver.plan(&replies);
+    let hooked = AtomicBool::new(false);
     let git = Git {
         home: work.path().join("home"),
         header: format!("http.extraHeader=Authorization: Bearer {token}"),
@@ -385,12 +459,16 @@ fn simulate(seed: u64) {
         runtime: &handle,
         healthy: &healthy,
         record: &record,
+        hooked: &hooked,
     };
     std::thread::scope(|scope| {
         for k in 0..PUSHERS {
             let world = &world;
             scope.spawn(move || pusher(k, world));
         }
+        let world = &world;
+        let (token, hook_url) = (&token, &receiver.url);
+        scope.spawn(move || add_webhook_midway(world, token, hook_url));
     });
     stop.cancel();
     runtime.block_on(maintenance).unwrap();
@@ -484,6 +562,30 @@ fn simulate(seed: u64) {
         record.pushes.len() - done - unknown
     );
     assert!(done > 0, "seed {seed}: no push got through");
+    // Every acknowledged push after the webhook was added reaches it (the fresh instance's
+    // dispatcher, over a healthy link, finishes what the others left).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let missing = loop {
+        let missing: Vec<&(String, String)> = record
+            .watched
+            .iter()
+            .filter(|(branch, sha)| !delivered(&receiver, branch, sha))
+            .collect();
+        if missing.is_empty() || std::time::Instant::now() > deadline {
+            break missing;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        missing.is_empty(),
+        "seed {seed}: acknowledged pushes never delivered to the webhook: {missing:?} (of {})",
+        record.watched.len()
+    );
+    eprintln!(
+        "seed {seed}: {} pushes after the webhook was added, all delivered ({} requests)",
+        record.watched.len(),
+        receiver.received().len()
+    );
     fresh_stop.cancel();
     stop.cancel();
     runtime.shutdown_timeout(Duration::from_secs(5));

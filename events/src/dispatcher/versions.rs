@@ -60,8 +60,16 @@ impl Dispatcher {
         else {
             return Ok(Progress::Behind(state.cursor.seq));
         };
-        let events =
+        // The cursor as stored: what this round reports (see `webhook`).
+        let mut stored = state.cursor.seq;
+        let chain =
             events_after(self.bucket.as_ref(), &repo.keys, &state.cursor, &repo.head).await?;
+        if !self.past_gap(VERSIONS_ENDPOINT, &mut state, &chain) {
+            state.lease = None;
+            states.put(VERSIONS_ENDPOINT, &etag, &state).await?;
+            return Ok(Progress::Behind(stored));
+        }
+        let events = chain.events;
         let artifact = self.storage.artifact(&repo.ws, &repo.alias);
         let branch = repo.snapshot.head.clone();
         let db = self.objects(&repo.keys).await?;
@@ -80,7 +88,7 @@ impl Dispatcher {
                 match outcome {
                     Ok(Some(())) => {}
                     // The lease ran out and another replica took over: it carries on.
-                    Ok(None) => return Ok(Progress::Behind(state.cursor.seq)),
+                    Ok(None) => return Ok(Progress::Behind(stored)),
                     Err(e) => {
                         inc(&metrics::VERSION_FAILURES);
                         let attempts = state.retry.as_ref().map_or(0, |r| r.attempts) + 1;
@@ -94,7 +102,7 @@ impl Dispatcher {
                         });
                         state.lease = None;
                         states.put(VERSIONS_ENDPOINT, &etag, &state).await?;
-                        return Ok(Progress::Behind(state.cursor.seq));
+                        return Ok(Progress::Behind(stored));
                     }
                 }
             }
@@ -109,17 +117,23 @@ impl Dispatcher {
                 until_ms: now_ms() + lease_ms,
             });
             match states.put(VERSIONS_ENDPOINT, &etag, &state).await? {
-                Some(tag) => etag = tag,
-                None => return Ok(Progress::Behind(state.cursor.seq)),
+                Some(tag) => (etag, stored) = (tag, event.seq),
+                // Another replica took over (and finishes this publish, which is complete).
+                None => return Ok(Progress::Behind(stored)),
             }
         }
-        if events.is_empty() {
+        if state.cursor.seq < repo.head.seq {
+            // Every record up to the head was missing and the wait for them is over.
             state.cursor = repo.head.clone();
+        }
+        if events.is_empty() {
             state.publishing = None;
         }
         state.lease = None;
-        states.put(VERSIONS_ENDPOINT, &etag, &state).await?;
-        Ok(Progress::CaughtUp(state.cursor.seq))
+        Ok(match states.put(VERSIONS_ENDPOINT, &etag, &state).await? {
+            Some(_) => Progress::CaughtUp(state.cursor.seq),
+            None => Progress::Behind(stored),
+        })
     }
 
     /// Publish `commit` for `event`: `Some(())` once the version is complete, `None` when the
