@@ -526,27 +526,43 @@ fn main() {
         _ => {}
     };
     for (name, run) in scenarios.iter().filter(|(name, _)| measured(name)) {
+        // Preparation (the clones a fetch or a push starts from) goes through the long-lived
+        // servers; the scenario itself runs against a fresh process on the same storage, so
+        // its CPU and memory are the scenario's alone (http-backend starts a process per
+        // request). Run `i` of target `t` works in its own directories (`key`).
+        let key = |t: usize, i: usize| t * 1_000_000 + i;
+        let mut fresh = Vec::new();
         for (t, (target, _)) in targets.iter().enumerate() {
-            // Preparation (the clones a fetch or a push starts from) goes through the
-            // long-lived server; the scenario itself runs in a fresh process on the same
-            // storage, so its CPU and memory are the scenario's alone (http-backend starts a
-            // process per request).
-            prepare(name, target, usize::MAX);
             for i in 0..args.runs {
-                prepare(name, target, i);
+                prepare(name, target, key(t, i));
             }
-            let fresh;
-            let target = match target {
-                Target::Ours(s) => {
-                    fresh = Target::Ours(s.replica_with(&["--maintain-after-packs", "0"]));
-                    &fresh
-                }
-                other => other,
-            };
-            run(target, usize::MAX); // warm-up (and, on S3, the pack cache)
-            let start = target.start_usage();
-            let times: Vec<Duration> = (0..args.runs).map(|i| run(target, i)).collect();
-            let (cpu, rss, anon) = target.end_usage(start);
+            fresh.push(match target {
+                Target::Ours(s) => Some(Target::Ours(
+                    s.replica_with(&["--maintain-after-packs", "0"]),
+                )),
+                Target::HttpBackend(_) => None,
+            });
+        }
+        let measured_target = |t: usize| fresh[t].as_ref().unwrap_or(&targets[t].0);
+        for (t, (target, _)) in targets.iter().enumerate() {
+            // Warm-up (and, on S3, the pack cache).
+            prepare(name, target, usize::MAX);
+            run(measured_target(t), usize::MAX);
+        }
+        let starts: Vec<Usage> = (0..targets.len())
+            .map(|t| measured_target(t).start_usage())
+            .collect();
+        // The targets take turns, run by run, each run starting with the next one: a slow
+        // spell of the machine is shared by all of them instead of landing on one cell.
+        let mut times: Vec<Vec<Duration>> = vec![Vec::new(); targets.len()];
+        for i in 0..args.runs {
+            for k in 0..targets.len() {
+                let t = (i + k) % targets.len();
+                times[t].push(run(measured_target(t), key(t, i)));
+            }
+        }
+        for (t, (start, times)) in starts.into_iter().zip(times).enumerate() {
+            let (cpu, rss, anon) = measured_target(t).end_usage(start);
             add(
                 &mut rows,
                 name,
@@ -558,11 +574,12 @@ fn main() {
                     peak_anon: anon,
                 },
             );
-            for entry in std::fs::read_dir(work.path()).unwrap().flatten() {
-                let n = entry.file_name().to_string_lossy().into_owned();
-                if n.starts_with("cc-") {
-                    let _ = std::fs::remove_dir_all(entry.path());
-                }
+        }
+        drop(fresh);
+        for entry in std::fs::read_dir(work.path()).unwrap().flatten() {
+            let n = entry.file_name().to_string_lossy().into_owned();
+            if n.starts_with("cc-") {
+                let _ = std::fs::remove_dir_all(entry.path());
             }
         }
     }
