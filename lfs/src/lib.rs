@@ -23,4 +23,7 @@ mod store;
 pub use locks::{Lock, LockError, Locks, MAX_PAGE};
 pub use oid::Oid;
 pub use pointer::{Pointer, MAX_POINTER_SIZE};
-pub use store::{Action, Links, ObjectPlan, Store, StoreError, Transfer, Verified, VerifyError};
+pub use store::{
+    Action, Links, ObjectPlan, Store, StoreError, Transfer, Verified, VerifyError,
+    UNVERIFIED_UPLOADS_KEPT_FOR,
+};

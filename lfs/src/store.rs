@@ -48,6 +48,14 @@ pub struct Links {
     pub verify_headers: Vec<(String, String)>,
 }
 
+/// How long an upload waits in quarantine for its verify before maintenance deletes it
+/// ([`Store::sweep_incoming`]): longer than any presigned URL lives (S3 allows 7 days). It is
+/// also how long a verify action is valid: the verify checks a quarantined upload, not a
+/// signature, and an upload may start just before its URL expires and take hours. A verify
+/// action that expired with its upload URL made `git lfs` ask again after every upload that
+/// took longer than the URLs' life less its 5 s margin, and upload the object again, forever.
+pub const UNVERIFIED_UPLOADS_KEPT_FOR: Duration = Duration::from_secs(8 * 24 * 3600);
+
 /// What [`Store::verify`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verified {
@@ -273,7 +281,7 @@ impl Store {
         let verify = |href: String| Action {
             href,
             headers: links.verify_headers.clone(),
-            expires_in: ttl,
+            expires_in: UNVERIFIED_UPLOADS_KEPT_FOR,
         };
         if size <= self.transfer.proxy_above {
             let nonce = nonce()?;
@@ -502,6 +510,11 @@ mod tests {
             plan.actions[0].1.href,
             format!("{}{oid}?size={}", links().objects, data.len())
         );
+        // The verify outlives the upload URL: an upload may take longer than the URL's life.
+        assert_eq!(plan.actions[1].0, "verify");
+        assert_eq!(plan.actions[0].1.expires_in, Transfer::default().url_ttl);
+        assert_eq!(plan.actions[1].1.expires_in, UNVERIFIED_UPLOADS_KEPT_FOR);
+        assert!(UNVERIFIED_UPLOADS_KEPT_FOR > Duration::from_secs(7 * 24 * 3600));
         // Other bytes, or too many, or too few: refused, nothing stored.
         assert!(matches!(
             store

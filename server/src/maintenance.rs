@@ -36,10 +36,6 @@ pub enum Error {
     Lfs(#[from] lfs::StoreError),
 }
 
-/// LFS uploads still waiting for their verify after this long are deleted: longer than any
-/// presigned URL lives (S3 allows 7 days), so no client can still verify them.
-pub const LFS_UPLOADS_ABANDONED_AFTER: Duration = Duration::from_secs(8 * 24 * 3600);
-
 /// Maintain `repo` now.
 pub async fn run(
     repo: &Repo,
@@ -63,7 +59,7 @@ pub async fn run(
         repo.keys.clone(),
         lfs::Transfer::default(),
     );
-    let swept = lfs.sweep_incoming(LFS_UPLOADS_ABANDONED_AFTER).await?;
+    let swept = lfs.sweep_incoming(lfs::UNVERIFIED_UPLOADS_KEPT_FOR).await?;
     crate::metrics::inc(&crate::metrics::MAINTENANCE_RUNS);
     tracing::info!(repo = %repo.id, ?report, abandoned_lfs_uploads = swept, "maintenance");
     Ok(report)
