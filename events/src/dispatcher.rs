@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::client::Client;
 use crate::config::{EndpointStore, Mirror, Webhook};
 use crate::deliveries::DeliveryLog;
-use crate::log::{events_after, forget_through, Cursor, Event, EventChain};
+use crate::log::{events_after, forget_through, forgotten, Cursor, Event, EventChain};
 use crate::metrics::{self, inc};
 use crate::mirror::{self, Command, MirrorError, Remote};
 use crate::payload::{self, RepoInfo};
@@ -75,6 +75,13 @@ pub enum DispatchError {
     /// Publishing an artifact version failed.
     #[error("publishing a version failed: {0}")]
     Versions(#[from] ::versions::Error),
+}
+
+/// The events after an endpoint's cursor, and whether the records missing between them were
+/// deleted on purpose: at or below the log's [`forgotten`] mark.
+struct GappedChain {
+    chain: EventChain,
+    forgotten: bool,
 }
 
 /// Where an endpoint stands after its turn.
@@ -396,14 +403,13 @@ impl Dispatcher {
         // after it are kept until a stored cursor passes them (a replica that lost its lease
         // must not have the records its successor still needs deleted).
         let mut stored = state.cursor.seq;
-        let chain =
-            events_after(self.bucket.as_ref(), &repo.keys, &state.cursor, &repo.head).await?;
+        let chain = self.chain_after(repo, &state.cursor).await?;
         if !self.past_gap(&hook.id, &mut state, &chain) {
             state.lease = None;
             states.put(&hook.id, &etag, &state).await?;
             return Ok(Progress::Behind(stored));
         }
-        let events = chain.events;
+        let events = chain.chain.events;
         let db = self.objects(&repo.keys).await?;
         let log = DeliveryLog::new(self.bucket.clone(), repo.keys.clone());
         for event in &events {
@@ -507,15 +513,44 @@ impl Dispatcher {
         })
     }
 
-    /// Whether an endpoint may go on with `chain`, the events after its cursor. A chain that
-    /// does not reach the cursor is most likely a listing that has not caught up with recent
-    /// records: moving past the gap would skip those pushes for good (their records are then
-    /// deleted as delivered). So the endpoint waits, re-listing each round, for
-    /// [`Settings::gap_grace`] from when the gap was first seen; after that the records are
-    /// taken to be lost (a bucket that dropped them), the endpoint carries on without them,
-    /// and its status says how many were skipped.
-    fn past_gap(&self, endpoint: &str, state: &mut EndpointState, chain: &EventChain) -> bool {
+    /// The events after `cursor` up to the refs of this round, and, when records are missing,
+    /// whether they were deleted on purpose (see [`GappedChain`]).
+    async fn chain_after(
+        &self,
+        repo: &Repository,
+        cursor: &Cursor,
+    ) -> Result<GappedChain, DispatchError> {
+        let chain = events_after(self.bucket.as_ref(), &repo.keys, cursor, &repo.head).await?;
+        let forgotten = if chain.is_complete() {
+            false
+        } else {
+            cursor.seq + chain.missing <= forgotten(self.bucket.as_ref(), &repo.keys).await?
+        };
+        Ok(GappedChain { chain, forgotten })
+    }
+
+    /// Whether an endpoint may go on with `chain`, the events after its cursor. Records
+    /// deleted on purpose (another round found every endpoint it knew past them, while this
+    /// one was being added) are passed at once: the endpoint did not exist for them. Otherwise
+    /// a chain that does not reach the cursor is most likely a listing that has not caught up
+    /// with recent records: moving past the gap would skip those pushes for good (their
+    /// records are then deleted as delivered). So the endpoint waits, re-listing each round,
+    /// for [`Settings::gap_grace`] from when the gap was first seen; after that the records
+    /// are taken to be lost (a bucket that dropped them), the endpoint carries on without
+    /// them, and its status says how many were skipped.
+    fn past_gap(&self, endpoint: &str, state: &mut EndpointState, gapped: &GappedChain) -> bool {
+        let chain = &gapped.chain;
         if chain.is_complete() {
+            state.gap_since_ms = None;
+            return true;
+        }
+        if gapped.forgotten {
+            tracing::info!(
+                endpoint,
+                missing = chain.missing,
+                after = state.cursor.seq,
+                "events deleted while the endpoint was being added: starting after them"
+            );
             state.gap_since_ms = None;
             return true;
         }
@@ -969,10 +1004,13 @@ mod tests {
         ))
     }
 
-    fn chain(missing: u64) -> EventChain {
-        EventChain {
-            events: Vec::new(),
-            missing,
+    fn chain(missing: u64) -> GappedChain {
+        GappedChain {
+            chain: EventChain {
+                events: Vec::new(),
+                missing,
+            },
+            forgotten: false,
         }
     }
 
@@ -994,6 +1032,11 @@ mod tests {
         // Once the listing caught up, the wait is over.
         assert!(patient.past_gap("hook", &mut state, &chain(0)));
         assert_eq!(state.gap_since_ms, None);
+        // Records deleted on purpose (below the log's forgotten mark) are no reason to wait.
+        let mut deleted = chain(2);
+        deleted.forgotten = true;
+        assert!(patient.past_gap("hook", &mut state, &deleted));
+        assert_eq!((state.gap_since_ms, &state.last_error), (None, &None));
         // Past the grace period the endpoint goes on and says what it skipped.
         let impatient = dispatcher(Duration::ZERO)?;
         state.cursor.seq = 7;

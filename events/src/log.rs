@@ -270,23 +270,75 @@ pub async fn events_after(
 }
 
 /// Delete the records of events up to `seq` (every endpoint has them) and the records of
-/// changes that never committed below it.
+/// changes that never committed below it. The mark [`forgotten`] reads is raised to `seq`
+/// first.
 pub async fn forget_through(
     bucket: &dyn Bucket,
     keys: &RepoKeys,
     seq: u64,
 ) -> Result<usize, bucket::Error> {
-    let mut deleted = 0;
-    for meta in bucket.list(&keys.event_log_dir()).await? {
-        if keys
-            .parse_event(&meta.key)
-            .is_some_and(|(s, _, _)| s <= seq)
-        {
-            bucket.delete(&meta.key).await?;
-            deleted += 1;
+    let doomed: Vec<String> = bucket
+        .list(&keys.event_log_dir())
+        .await?
+        .into_iter()
+        .filter(|meta| {
+            keys.parse_event(&meta.key)
+                .is_some_and(|(s, _, _)| s <= seq)
+        })
+        .map(|meta| meta.key)
+        .collect();
+    if doomed.is_empty() {
+        return Ok(0);
+    }
+    raise_forgotten(bucket, keys, seq).await?;
+    for key in &doomed {
+        bucket.delete(key).await?;
+    }
+    Ok(doomed.len())
+}
+
+/// Through which `seq` records were deleted on purpose ([`RepoKeys::event_log_forgotten`]);
+/// 0 when none were.
+pub async fn forgotten(bucket: &dyn Bucket, keys: &RepoKeys) -> Result<u64, bucket::Error> {
+    match bucket.get(&keys.event_log_forgotten()).await {
+        Ok(read) => Ok(parse_forgotten(&read.data)),
+        Err(e) if e.is_not_found() => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+fn parse_forgotten(data: &[u8]) -> u64 {
+    std::str::from_utf8(data)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Raise the mark to `seq` by compare-and-swap (never lower it: deleters run concurrently).
+async fn raise_forgotten(
+    bucket: &dyn Bucket,
+    keys: &RepoKeys,
+    seq: u64,
+) -> Result<(), bucket::Error> {
+    let key = keys.event_log_forgotten();
+    for _ in 0..8 {
+        let (current, mode) = match bucket.get(&key).await {
+            Ok(read) => (parse_forgotten(&read.data), PutMode::Update(read.etag)),
+            Err(e) if e.is_not_found() => (0, PutMode::Create),
+            Err(e) => return Err(e),
+        };
+        if current >= seq {
+            return Ok(());
+        }
+        match bucket.put(&key, Bytes::from(seq.to_string()), mode).await {
+            Ok(_) => return Ok(()),
+            // Another deleter moved it (or this write landed and its answer was lost): look
+            // again.
+            Err(bucket::Error::PreconditionFailed(_)) => {}
+            Err(e) => return Err(e),
         }
     }
-    Ok(deleted)
+    Err(bucket::Error::PreconditionFailed(key))
 }
 
 #[cfg(test)]
@@ -385,6 +437,10 @@ mod tests {
             .parse_pending_event(&m.key)
             .is_some_and(|(w, a, _)| (w, a) == ("ws", "repo"))));
         assert_eq!(forget_through(bucket.as_ref(), &keys, 2).await?, 3);
+        assert_eq!(forgotten(bucket.as_ref(), &keys).await?, 2);
+        // Forgetting less does not lower the mark; nothing left to forget writes nothing.
+        assert_eq!(forget_through(bucket.as_ref(), &keys, 1).await?, 0);
+        assert_eq!(forgotten(bucket.as_ref(), &keys).await?, 2);
         // Below the forgotten records, the chain stops at the gap and says how wide it is.
         let after_gap = events_after(bucket.as_ref(), &keys, &cursor, &head).await?;
         assert_eq!(after_gap.events.len(), 1);

@@ -324,6 +324,15 @@ impl RepoKeys {
         format!("{}events/log/{seq:020}-{prev}-{id}.json", self.prefix)
     }
 
+    /// `events/forgotten`: the highest `seq` through which records of the event log were
+    /// deleted as delivered everywhere, in decimal. Written (compare-and-swap, only upwards)
+    /// before the records are deleted, so a reader that misses records at or below it knows
+    /// they were deleted on purpose (an endpoint added while they were being deleted never
+    /// needed them) and not merely left out of a lagging listing.
+    pub fn event_log_forgotten(&self) -> String {
+        format!("{}events/forgotten", self.prefix)
+    }
+
     /// The folder of the event log, for listings (sorted by `seq`).
     pub fn event_log_dir(&self) -> String {
         format!("{}events/log/", self.prefix)

@@ -13,7 +13,7 @@ use versions::publish;
 
 use super::{DispatchError, Dispatcher, Progress, Repository};
 use crate::config::VERSIONS_ENDPOINT;
-use crate::log::{events_after, now, Cursor, Event, Source};
+use crate::log::{now, Cursor, Event, Source};
 use crate::metrics::{self, inc};
 use crate::state::{now_ms, Lease, Publishing, Retry, StateStore, Versioned};
 
@@ -62,14 +62,13 @@ impl Dispatcher {
         };
         // The cursor as stored: what this round reports (see `webhook`).
         let mut stored = state.cursor.seq;
-        let chain =
-            events_after(self.bucket.as_ref(), &repo.keys, &state.cursor, &repo.head).await?;
+        let chain = self.chain_after(repo, &state.cursor).await?;
         if !self.past_gap(VERSIONS_ENDPOINT, &mut state, &chain) {
             state.lease = None;
             states.put(VERSIONS_ENDPOINT, &etag, &state).await?;
             return Ok(Progress::Behind(stored));
         }
-        let events = chain.events;
+        let events = chain.chain.events;
         let artifact = self.storage.artifact(&repo.ws, &repo.alias);
         let branch = repo.snapshot.head.clone();
         let db = self.objects(&repo.keys).await?;
