@@ -67,8 +67,14 @@ def one_write_at_a_time(app):
             return app(environ, start_response)
         with lock:
             # The body is produced here too, so that the write is complete when the lock is
-            # released.
-            return list(app(environ, start_response))
+            # released; the iterable is closed as WSGI requires (the list is what is served).
+            result = app(environ, start_response)
+            try:
+                return list(result)
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
 
     return serialized
 

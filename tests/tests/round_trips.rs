@@ -105,29 +105,29 @@ fn round_trips(backend: &Backend) {
         "no-op fetch: {noop:?}"
     );
 
+    // Commit a new file and push it: the calls the push made.
+    let push_a_commit = |file: &str, text: &str| {
+        std::fs::write(src.join(file), text).unwrap();
+        git.ok(&src, &["add", "-A"]);
+        git.ok(&src, &["commit", "-qm", file]);
+        cost(&server, || {
+            git.ok(&src, &["push", "-q", &url, "main"]);
+        })
+    };
+
     // One commit pushed right after a clone (the pack list is warm): the advertisement and
     // the request read the refs and maybe HEAD (2-4), then the pack with its record, its
     // index (3), the refs (1). Nothing watches this repository (no webhook, mirror or
     // version sync), so no event is recorded and the dispatcher has nothing to do: no
     // listing at all.
-    std::fs::write(src.join("b.txt"), "two\n").unwrap();
-    git.ok(&src, &["add", "-A"]);
-    git.ok(&src, &["commit", "-qm", "two"]);
-    let push = cost(&server, || {
-        git.ok(&src, &["push", "-q", &url, "main"]);
-    });
+    let push = push_a_commit("b.txt", "two\n");
     eprintln!("push one commit: {push:?}");
     assert_eq!(push.get("put").copied(), Some(4), "push: {push:?}");
     assert!(total(&push) <= 7, "push: {push:?}");
     assert!(!push.contains_key("list"), "push: {push:?}");
     // The next push builds on that pack: the server kept the files it uploaded, so nothing
     // is downloaded (no `.idx`, no `.pack`), and the same six calls at most.
-    std::fs::write(src.join("b2.txt"), "two more\n").unwrap();
-    git.ok(&src, &["add", "-A"]);
-    git.ok(&src, &["commit", "-qm", "two more"]);
-    let next = cost(&server, || {
-        git.ok(&src, &["push", "-q", &url, "main"]);
-    });
+    let next = push_a_commit("b2.txt", "two more\n");
     eprintln!("next push: {next:?}");
     assert!(!next.contains_key("get"), "next push: {next:?}");
     assert_eq!(next.get("put").copied(), Some(4), "next push: {next:?}");
@@ -148,12 +148,7 @@ fn round_trips(backend: &Backend) {
         "add_webhook",
         serde_json::json!({"artifact_id": "lab/rt", "url": hook.url, "secret": "s3cr3t"}),
     );
-    std::fs::write(src.join("c.txt"), "three\n").unwrap();
-    git.ok(&src, &["add", "-A"]);
-    git.ok(&src, &["commit", "-qm", "three"]);
-    let watched = cost(&server, || {
-        git.ok(&src, &["push", "-q", &url, "main"]);
-    });
+    let watched = push_a_commit("c.txt", "three\n");
     eprintln!("push one commit, watched: {watched:?}");
     assert!(
         watched.get("put").copied().unwrap_or(0) >= 6,

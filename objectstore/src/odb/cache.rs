@@ -427,11 +427,11 @@ mod tests {
     use gix_object::Kind;
     use std::path::Path;
 
-    /// Publish a pack holding one blob into the repository at `prefix`.
-    async fn publish_blob(db: &ObjectDb, staging: &Path, content: &[u8]) -> Result<ObjectId> {
+    /// A pack holding one blob, indexed and staged under `staging` (not published).
+    fn index_blob(staging: &Path, content: &[u8]) -> Result<(ObjectId, index::Indexed)> {
         let mut builder = build::PackBuilder::new(staging)?;
         let id = builder.add(Kind::Blob, content)?;
-        let (path, _guard) = builder.finish()?;
+        let (path, _built) = builder.finish()?;
         let indexed = index::index_file(
             &path,
             staging,
@@ -440,6 +440,12 @@ mod tests {
             index::Checks::STRICT,
             &mut |_| Ok(None),
         )?;
+        Ok((id, indexed))
+    }
+
+    /// Publish a pack holding one blob into the repository of `db`.
+    async fn publish_blob(db: &ObjectDb, staging: &Path, content: &[u8]) -> Result<ObjectId> {
+        let (id, indexed) = index_blob(staging, content)?;
         indexed
             .publish(db.bucket().as_ref(), db.keys(), &Reach::Unknown)
             .await?;
@@ -515,17 +521,7 @@ mod tests {
         // The pack list is cached (empty), as after a push's advertisement.
         let empty = ObjectDb::open(bucket.clone(), keys.clone(), cache.clone()).await?;
         assert!(empty.packs().is_empty());
-        let mut builder = build::PackBuilder::new(&staging)?;
-        let id = builder.add(Kind::Blob, b"just pushed")?;
-        let (path, _guard) = builder.finish()?;
-        let indexed = index::index_file(
-            &path,
-            &staging,
-            &index::Limits::default(),
-            &crate::budget::MemoryBudget::new(1 << 30),
-            index::Checks::STRICT,
-            &mut |_| Ok(None),
-        )?;
+        let (id, indexed) = index_blob(&staging, b"just pushed")?;
         indexed
             .publish(bucket.as_ref(), &keys, &Reach::Unknown)
             .await?;
