@@ -320,7 +320,7 @@ fn main() {
         false,
     ));
     if args.s3 {
-        if let Some(s3) = Backend::s3() {
+        if let Some(s3) = Backend::s3_if_running() {
             targets.push((
                 Target::Ours(Server::start_on_with(&s3, &["--maintain-after-packs", "0"])),
                 true,

@@ -189,6 +189,19 @@ pub struct Person {
 }
 
 impl Person {
+    /// `name <email>` now, in UTC.
+    pub fn now(name: impl Into<String>, email: impl Into<String>) -> Self {
+        let time = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        Person {
+            name: name.into(),
+            email: email.into(),
+            time,
+            offset: 0,
+        }
+    }
+
     /// Check the name and email as git's fsck would.
     pub fn validate(&self) -> Result<()> {
         for (what, v) in [("name", &self.name), ("email", &self.email)] {
@@ -204,17 +217,16 @@ impl Person {
         Ok(())
     }
 
-    fn line(&self) -> String {
-        let sign = if self.offset < 0 { '-' } else { '+' };
-        let off = self.offset.unsigned_abs();
-        format!(
-            "{} <{}> {} {sign}{:02}{:02}",
-            self.name,
-            self.email,
-            self.time,
-            off / 3600,
-            off / 60 % 60
-        )
+    /// The signature gix-object writes.
+    fn signature(&self) -> gix_actor::Signature {
+        gix_actor::Signature {
+            name: self.name.as_str().into(),
+            email: self.email.as_str().into(),
+            time: gix_object::date::Time {
+                seconds: self.time,
+                offset: self.offset,
+            },
+        }
     }
 }
 
@@ -224,7 +236,8 @@ fn message_text(message: &str) -> String {
     format!("{trimmed}\n")
 }
 
-/// Write a commit of `tree` with `parents` into `pack`; its id.
+/// Write a commit of `tree` with `parents` into `pack`; its id. The one builder of commits
+/// for every writer without a client (API commits, restores, imports, merges).
 pub fn write_commit(
     pack: &mut PackBuilder,
     tree: &ObjectId,
@@ -235,17 +248,16 @@ pub fn write_commit(
 ) -> Result<ObjectId> {
     author.validate()?;
     committer.validate()?;
-    let mut text = format!("tree {tree}\n");
-    for parent in parents {
-        text.push_str(&format!("parent {parent}\n"));
-    }
-    text.push_str(&format!(
-        "author {}\ncommitter {}\n\n{}",
-        author.line(),
-        committer.line(),
-        message_text(message)
-    ));
-    Ok(pack.add(Kind::Commit, text.as_bytes())?)
+    let commit = gix_object::Commit {
+        tree: *tree,
+        parents: parents.iter().copied().collect(),
+        author: author.signature(),
+        committer: committer.signature(),
+        encoding: None,
+        message: message_text(message).into(),
+        extra_headers: Vec::new(),
+    };
+    add_object(pack, &commit)
 }
 
 /// Write an annotated tag `name` of `target` (a commit) into `pack`; its id.
@@ -257,10 +269,22 @@ pub fn write_tag(
     message: &str,
 ) -> Result<ObjectId> {
     tagger.validate()?;
-    let text = format!(
-        "object {target}\ntype commit\ntag {name}\ntagger {}\n\n{}",
-        tagger.line(),
-        message_text(message)
-    );
-    Ok(pack.add(Kind::Tag, text.as_bytes())?)
+    let tag = gix_object::Tag {
+        target: *target,
+        target_kind: Kind::Commit,
+        name: name.into(),
+        tagger: Some(tagger.signature()),
+        message: message_text(message).into(),
+        signature: None,
+    };
+    add_object(pack, &tag)
+}
+
+/// Encode `object` as git stores it and add it to `pack`.
+fn add_object(pack: &mut PackBuilder, object: &impl WriteTo) -> Result<ObjectId> {
+    let mut data = Vec::with_capacity(object.size() as usize);
+    object
+        .write_to(&mut data)
+        .map_err(|e| Error::InvalidPath(format!("the object cannot be encoded: {e}")))?;
+    Ok(pack.add(object.kind(), &data)?)
 }

@@ -4,18 +4,18 @@
 //! Files above a size threshold become Git LFS objects without leaving the bucket: each is read
 //! once through SHA-256 and copied inside the bucket to its LFS key; the commit holds a pointer
 //! for it and a `.gitattributes` that tracks it. The other files are downloaded to local disk
-//! (async), written into a pack as blobs, trees and a commit and indexed (blocking), then the
-//! pack is published and the branch created by the same compare-and-swap as a push.
+//! (async), written into a pack as blobs, trees and a commit and indexed (blocking), then
+//! landed as every writer's objects are ([`crate::landing::land`]).
 
 use std::path::PathBuf;
 
 use gix_hash::ObjectId;
 use objectstore::odb::build::{PackBuilder, TreeBuilder};
 use objectstore::odb::index::{self, Checks, Indexed, Limits};
-use objectstore::odb::Reach;
-use refs::{RefTransaction, RefUpdate};
+use refs::RefUpdate;
 
 use crate::app::App;
+use crate::landing::{index_checks, land, Landing, Refused, Rejection};
 use crate::repo::Repo;
 
 /// Why an import failed.
@@ -48,6 +48,9 @@ pub enum ImportError {
     /// Listing the version failed.
     #[error(transparent)]
     Versions(#[from] versions::Error),
+    /// Storing the commit failed (the landing's reason).
+    #[error("storing the commit failed: {0}")]
+    Landing(String),
 }
 
 /// What an import did.
@@ -214,9 +217,10 @@ pub async fn commit_version_files(
     let repo_id = repo.id.clone();
     let (parent, message) = (what.parent, what.message.clone());
     let reader_db = db.clone();
+    let checks = index_checks(app);
     let built = tokio::task::spawn_blocking(move || {
         build(
-            &local, &message, parent, &reader_db, &staging, &limits, &budget, &repo_id,
+            &local, &message, parent, &reader_db, &staging, &limits, &budget, checks, &repo_id,
         )
     })
     .await
@@ -233,46 +237,30 @@ pub async fn commit_version_files(
         });
     };
     let head = built.head;
-    indexed
-        .publish(db.bucket().as_ref(), db.keys(), &Reach::Exactly(vec![head]))
-        .await?;
-    if let Some(name) = &indexed.name {
-        app.cache
-            .add_published(db.bucket().as_ref(), &repo.keys, name, indexed.paths());
-    }
-    let journal = events::log::Recorder::new(
-        storage.bucket.clone(),
-        &storage.keys(),
-        &repo.id.workspace,
-        &repo.id.alias,
-        events::log::EventMeta {
+    let landing = Landing {
+        pack: Some(indexed),
+        updates: vec![RefUpdate {
+            name: format!("refs/heads/{}", what.branch),
+            old: what.parent.unwrap_or_else(crate::repo::null_id),
+            new: head,
+            peeled: None,
+        }],
+        atomic: true,
+        origin: events::log::EventMeta {
             pusher: None,
             push_options: Vec::new(),
             source: what.source,
         },
-    );
-    let results = repo
-        .refs
-        .commit_with(
-            &RefTransaction {
-                updates: vec![RefUpdate {
-                    name: format!("refs/heads/{}", what.branch),
-                    old: what
-                        .parent
-                        .unwrap_or_else(|| ObjectId::null(gix_hash::Kind::Sha1)),
-                    new: head,
-                    peeled: None,
-                }],
-                atomic: true,
-            },
-            Some(&journal),
-        )
-        .await?;
-    if journal.recorded() {
-        app.events.wake();
-    }
-    if let Some(Err(refusal)) = results.into_iter().next() {
-        return Err(ImportError::Refused(refusal));
+        seen: None,
+    };
+    match land(app, repo, db, landing).await.single() {
+        Ok(()) => {}
+        Err((Rejection::Ref(refusal), _)) => return Err(ImportError::Refused(refusal)),
+        Err((_, Some(Refused::Objects(reason)))) => return Err(ImportError::Invalid(reason)),
+        Err((rejection, refused)) => {
+            let reason = refused.map_or_else(|| rejection.to_string(), |r| r.to_string());
+            return Err(ImportError::Landing(reason));
+        }
     }
     Ok(Imported {
         version: Some(version),
@@ -300,6 +288,7 @@ fn build(
     staging: &std::path::Path,
     limits: &Limits,
     budget: &std::sync::Arc<objectstore::budget::MemoryBudget>,
+    checks: Checks<'static>,
     repo: &crate::storage::RepoId,
 ) -> Result<Built, ImportError> {
     let mut pack = PackBuilder::new(staging)?;
@@ -332,17 +321,12 @@ fn build(
             });
         }
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let who = format!("artifact-git <artifact-git@localhost> {now} +0000");
-    let parent_line = parent.map_or(String::new(), |p| format!("parent {p}\n"));
-    let commit = format!("tree {root}\n{parent_line}author {who}\ncommitter {who}\n\n{message}");
-    let head = pack.add(gix_object::Kind::Commit, commit.as_bytes())?;
+    let who = history::Person::now("artifact-git", "artifact-git@localhost");
+    let parents: Vec<ObjectId> = parent.into_iter().collect();
+    let head = history::write_commit(&mut pack, &root, &parents, &who, &who, message)
+        .map_err(|e| ImportError::Invalid(e.to_string()))?;
     let (path, _guard) = pack.finish()?;
-    let indexed = index::index_file(&path, staging, limits, budget, Checks::STRICT, &mut |_| {
-        Ok(None)
-    })?;
+    let indexed = index::index_file(&path, staging, limits, budget, checks, &mut |_| Ok(None))?;
     Ok(Built {
         indexed: Some(indexed),
         head,

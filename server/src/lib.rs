@@ -14,6 +14,7 @@ pub mod bundle;
 pub mod cli;
 pub mod http;
 pub mod import;
+pub mod landing;
 pub mod layers;
 pub mod lfs_http;
 pub mod maintenance;

@@ -315,7 +315,9 @@ fn main() {
         work.path(),
     ));
     drop(server);
-    if let Some(backend @ Backend::S3 { endpoint }) = args.s3.then(Backend::s3).flatten().as_ref() {
+    if let Some(backend @ Backend::S3 { endpoint }) =
+        args.s3.then(Backend::s3_if_running).flatten().as_ref()
+    {
         let bucket = create_bucket(endpoint);
         let (puts, gets) = presigned(endpoint, &bucket, files.len());
         rows.push(measure_floor(

@@ -172,7 +172,7 @@ fn main() {
     }
     rows.push(run("ours (fs)", &fs, &git, work.path(), bytes));
     drop(fs);
-    if let Some(backend) = Backend::s3() {
+    if let Some(backend) = Backend::s3_if_running() {
         let s3 = Host::Ours(Server::start_on_with(
             &backend,
             &["--maintain-after-packs", "0"],

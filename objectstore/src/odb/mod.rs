@@ -81,5 +81,14 @@ pub enum Error {
     Io(#[from] std::io::Error),
 }
 
+impl Error {
+    /// Whether the failure is the storage's (the bucket, local disk, a stored pack that
+    /// cannot be used) rather than the input's: trying again may succeed, and the writer is
+    /// told so, not that what it sent was bad.
+    pub fn is_storage(&self) -> bool {
+        matches!(self, Error::Bucket(_) | Error::Io(_) | Error::Pack { .. })
+    }
+}
+
 /// The result type of the object database.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

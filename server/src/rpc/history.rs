@@ -7,15 +7,16 @@ use std::sync::Arc;
 
 use base64::Engine;
 use gix_hash::ObjectId;
-use objectstore::odb::index::{self, Checks};
-use objectstore::odb::{build::PackBuilder, ObjectDb, Reach};
-use refs::{RefTransaction, RefUpdate, Snapshot};
+use objectstore::odb::index;
+use objectstore::odb::{build::PackBuilder, ObjectDb};
+use refs::{RefUpdate, Snapshot};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{artifact, authorize, params, ArtifactOnly, RpcError};
 use crate::app::App;
 use crate::auth::{Access, Grants};
+use crate::landing::{index_checks, land, Landing, Rejection};
 use crate::repo::Repo;
 
 impl From<history::Error> for RpcError {
@@ -671,12 +672,12 @@ pub(super) async fn commit_files(
         }
         *bytes = lfs::Pointer { oid, size }.encode().into_bytes();
     }
-    let (staging, limits, budget) = (app.staging.clone(), app.pack_limits(), app.budget.clone());
+    let indexing = Indexing::of(app);
     let message = p.message;
     let db = o.db.clone();
     let (indexed, commit) = blocking(move || {
         let reader = db.reader();
-        let mut pack = new_pack(&staging)?;
+        let mut pack = new_pack(&indexing.staging)?;
         let base_tree = match base_commit {
             Some(c) => Some(reader.commit(&c)?.tree),
             None => None,
@@ -715,10 +716,10 @@ pub(super) async fn commit_files(
         let parents: Vec<ObjectId> = base_commit.into_iter().collect();
         let commit =
             history::write_commit(&mut pack, &tree, &parents, &author, &committer, &message)?;
-        finish_pack(pack, &staging, &limits, &budget).map(|indexed| (indexed, commit))
+        finish_pack(pack, &indexing).map(|indexed| (indexed, commit))
     })
     .await?;
-    publish_and_move(app, &o, identity, &indexed, &name, expected_head, commit).await?;
+    publish_and_move(app, &o, identity, indexed, &name, expected_head, commit).await?;
     Ok(json!({"commit": commit.to_string(), "branch": name}))
 }
 
@@ -728,21 +729,36 @@ fn new_pack(staging: &std::path::Path) -> Result<PackBuilder, RpcError> {
     Ok(PackBuilder::new(staging)?)
 }
 
-fn finish_pack(
-    pack: PackBuilder,
-    staging: &std::path::Path,
-    limits: &index::Limits,
-    budget: &Arc<objectstore::budget::MemoryBudget>,
-) -> Result<index::Indexed, RpcError> {
+/// Index the objects a call wrote, with the checks every writer's objects get.
+fn finish_pack(pack: PackBuilder, to: &Indexing) -> Result<index::Indexed, RpcError> {
     let (path, _guard) = pack.finish()?;
     Ok(index::index_file(
         &path,
-        staging,
-        limits,
-        budget,
-        Checks::STRICT,
+        &to.staging,
+        &to.limits,
+        &to.budget,
+        to.checks,
         &mut |_| Ok(None),
     )?)
+}
+
+/// Where and how a call's new objects are indexed (moved into its blocking task).
+struct Indexing {
+    staging: std::path::PathBuf,
+    limits: index::Limits,
+    budget: Arc<objectstore::budget::MemoryBudget>,
+    checks: index::Checks<'static>,
+}
+
+impl Indexing {
+    fn of(app: &App) -> Self {
+        Indexing {
+            staging: app.staging.clone(),
+            limits: app.pack_limits(),
+            budget: app.budget.clone(),
+            checks: index_checks(app),
+        }
+    }
 }
 
 fn stale(name: &str, current: Option<ObjectId>) -> RpcError {
@@ -752,70 +768,48 @@ fn stale(name: &str, current: Option<ObjectId>) -> RpcError {
     ))
 }
 
-/// Store the pack, then move `name` from `old` to `new` by compare-and-swap, recording the
-/// push event as a `git push` would.
+/// Land the pack and move `name` from `old` to `new`, recording the push event as a
+/// `git push` would (the landing every writer shares).
 async fn publish_and_move(
     app: &App,
     o: &Opened,
     identity: Option<&Grants>,
-    indexed: &index::Indexed,
+    indexed: index::Indexed,
     name: &str,
     old: ObjectId,
     new: ObjectId,
 ) -> Result<(), RpcError> {
-    let storage = o.repo.storage();
-    indexed
-        .publish(
-            storage.bucket.as_ref(),
-            &o.repo.keys,
-            &Reach::Within(vec![new]),
-        )
-        .await?;
-    if let Some(name) = &indexed.name {
-        app.cache
-            .add_published(storage.bucket.as_ref(), &o.repo.keys, name, indexed.paths());
-    }
-    let journal = events::log::Recorder::new(
-        storage.bucket.clone(),
-        &storage.keys(),
-        &o.repo.id.workspace,
-        &o.repo.id.alias,
-        events::log::EventMeta {
+    let landing = Landing {
+        pack: Some(indexed),
+        updates: vec![RefUpdate {
+            name: name.to_owned(),
+            old,
+            new,
+            peeled: None,
+        }],
+        atomic: true,
+        origin: events::log::EventMeta {
             pusher: identity.and_then(|g| g.subject.clone()),
             push_options: Vec::new(),
             source: events::log::Source::Api,
         },
-    );
-    let results = o
-        .repo
-        .refs
-        .commit_with(
-            &RefTransaction {
-                updates: vec![RefUpdate {
-                    name: name.to_owned(),
-                    old,
-                    new,
-                    peeled: None,
-                }],
-                atomic: true,
-            },
-            Some(&journal),
-        )
-        .await?;
-    if journal.recorded() {
-        app.events.wake();
+        seen: Some(o.snapshot.clone()),
+    };
+    let landed = land(app, &o.repo, o.db.clone(), landing).await;
+    match landed.single() {
+        Ok(()) => Ok(()),
+        Err((Rejection::Ref(refusal), _)) => {
+            let now = o.repo.snapshot().await?.get(name);
+            Err(match refusal {
+                refs::Refusal::AlreadyExists
+                | refs::Refusal::StaleInfo
+                | refs::Refusal::FetchFirst
+                | refs::Refusal::NoSuchRef => stale(name, now),
+                other => RpcError::Conflict(format!("{name}: {other}")),
+            })
+        }
+        Err((rejection, refused)) => Err(super::landing_error(rejection, refused)),
     }
-    if let Some(Err(refusal)) = results.into_iter().next() {
-        let now = o.repo.snapshot().await?.get(name);
-        return Err(match refusal {
-            refs::Refusal::AlreadyExists
-            | refs::Refusal::StaleInfo
-            | refs::Refusal::FetchFirst
-            | refs::Refusal::NoSuchRef => stale(name, now),
-            other => RpcError::Conflict(format!("{name}: {other}")),
-        });
-    }
-    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -858,7 +852,7 @@ pub(super) async fn restore(
         return Err(stale(&name, current));
     }
     let head = expected_head;
-    let (staging, limits, budget) = (app.staging.clone(), app.pack_limits(), app.budget.clone());
+    let indexing = Indexing::of(app);
     let (db, snapshot, dry_run) = (o.db.clone(), o.snapshot.clone(), p.dry_run);
     let (from_rev, message) = (p.from_rev, p.message);
     let outcome = blocking(move || {
@@ -884,7 +878,7 @@ pub(super) async fn restore(
         if dry_run {
             return Ok((None, summary, source));
         }
-        let mut pack = new_pack(&staging)?;
+        let mut pack = new_pack(&indexing.staging)?;
         let edits = [history::TreeEdit::Upsert { path: path.clone(), mode, id }];
         let tree = history::edit_tree(&reader, &mut pack, Some(&head_tree), &edits)?;
         let short = source.to_hex_with_len(7).to_string();
@@ -893,14 +887,14 @@ pub(super) async fn restore(
             message.unwrap_or_else(|| format!("Restore {path} from {short}")).trim_end()
         );
         let commit = history::write_commit(&mut pack, &tree, &[head], &author, &committer, &message)?;
-        let indexed = finish_pack(pack, &staging, &limits, &budget)?;
+        let indexed = finish_pack(pack, &indexing)?;
         Ok((Some((indexed, commit)), summary, source))
     })
     .await?;
     let (built, summary, source) = outcome;
     let mut out = json!({"from_commit": source.to_string(), "diff": summary, "dry_run": p.dry_run});
     if let Some((indexed, commit)) = built {
-        publish_and_move(app, &o, identity, &indexed, &name, head, commit).await?;
+        publish_and_move(app, &o, identity, indexed, &name, head, commit).await?;
         out["commit"] = json!(commit.to_string());
     } else if !p.dry_run {
         out["commit"] = Value::Null;
@@ -944,22 +938,22 @@ pub(super) async fn create_snapshot(
             p.name
         )));
     }
-    let (staging, limits, budget) = (app.staging.clone(), app.pack_limits(), app.budget.clone());
+    let indexing = Indexing::of(app);
     let (db, snapshot, short) = (o.db.clone(), o.snapshot.clone(), p.name.clone());
     let (rev, message) = (p.rev, p.message);
     let (indexed, tag, commit) = blocking(move || {
         let reader = db.reader();
         let commit = history::resolve_commit(&reader, &snapshot, &rev)?;
-        let mut pack = new_pack(&staging)?;
+        let mut pack = new_pack(&indexing.staging)?;
         let tag = history::write_tag(&mut pack, &commit, &short, &tagger, &message)?;
-        Ok((finish_pack(pack, &staging, &limits, &budget)?, tag, commit))
+        Ok((finish_pack(pack, &indexing)?, tag, commit))
     })
     .await?;
     publish_and_move(
         app,
         &o,
         identity,
-        &indexed,
+        indexed,
         &name,
         ObjectId::null(gix_hash::Kind::Sha1),
         tag,

@@ -98,11 +98,35 @@ macro_rules! internal_from {
         }
     )*};
 }
-internal_from!(
-    refs::Error,
-    objectstore::odb::Error,
-    objectstore::bucket::Error
-);
+internal_from!(refs::Error, objectstore::bucket::Error);
+
+impl From<objectstore::odb::Error> for RpcError {
+    /// Objects a call wrote that break a rule are the caller's; anything else is internal.
+    fn from(e: objectstore::odb::Error) -> Self {
+        match e {
+            objectstore::odb::Error::Refused(r) => RpcError::InvalidParams(r.to_string()),
+            e => {
+                tracing::error!(error = %e, "api request failed");
+                RpcError::Internal(e.to_string())
+            }
+        }
+    }
+}
+
+/// The answer to a write the landing did not apply for another reason than the ref
+/// transaction's (those are the caller's to word: a stale `expected_head`, say).
+fn landing_error(
+    rejection: crate::landing::Rejection,
+    refused: Option<crate::landing::Refused>,
+) -> RpcError {
+    use crate::landing::{Refused, Rejection};
+    match (rejection, refused) {
+        (_, Some(Refused::Objects(reason))) => RpcError::InvalidParams(reason),
+        (_, Some(Refused::Storage(reason))) => RpcError::Internal(reason),
+        (Rejection::Unknown, None) => RpcError::Internal(Rejection::Unknown.to_string()),
+        (rejection, None) => RpcError::Internal(rejection.to_string()),
+    }
+}
 
 impl From<crate::import::ImportError> for RpcError {
     fn from(e: crate::import::ImportError) -> Self {
