@@ -611,3 +611,76 @@ fn servers_over_faulty_links_keep_every_acknowledged_push() {
         }
     }
 }
+
+/// A read of a stored pack that fails while a push resolves its thin pack (the base of a
+/// delta is in that pack) is the storage's failure: git is told the push could not be stored,
+/// not that its pack was bad, and the branch does not move.
+#[test]
+fn a_storage_failure_during_a_push_is_told_as_one() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let shared: Arc<dyn Bucket> = Arc::new(MemoryBucket::new());
+    let healthy = Storage::new(shared.clone(), String::new());
+    runtime
+        .block_on(Repo::new(&healthy, repo_id()).refs.init("main"))
+        .unwrap();
+    let stop = CancellationToken::new();
+    let first = start(&runtime, shared.clone(), &work.path().join("first"), &stop);
+    let quiet = Faults {
+        fail_before: 0.0,
+        fail_after: 0.0,
+        after_as_precondition: 0.0,
+        max_latency: Duration::ZERO,
+        stale_list: 0.0,
+        stale_for: Duration::ZERO,
+    };
+    let link = Arc::new(FaultyBucket::new(shared.clone(), quiet, 1));
+    // Another replica: its pack cache is empty, so a base is read from the bucket.
+    let second = start(&runtime, link.clone(), &work.path().join("second"), &stop);
+    let token = first
+        .app
+        .auth
+        .mint("ws:sim#a", Duration::from_secs(3600), Some("sim"))
+        .unwrap();
+    let git = Git {
+        home: work.path().join("home"),
+        header: format!("http.extraHeader=Authorization: Bearer {token}"),
+    };
+    std::fs::create_dir_all(&git.home).unwrap();
+    let dir = work.path().join("clone");
+    git.ok(
+        work.path(),
+        &["init", "-q", "-b", "main", dir.to_str().unwrap()],
+    );
+    let text: String = (0..4000).map(|i| format!("line {i} of a file\n")).collect();
+    std::fs::write(dir.join("data.txt"), &text).unwrap();
+    git.ok(&dir, &["add", "-A"]);
+    git.ok(&dir, &["commit", "-qm", "first"]);
+    let first_url = format!("{}/sim/git/data", first.url);
+    assert_eq!(push(&git, &dir, &first_url, "main"), Outcome::Done);
+    let before = runtime.block_on(stored(&healthy, "refs/heads/main"));
+    // A small edit: git sends the new blob as a delta against the stored one.
+    std::fs::write(dir.join("data.txt"), format!("{text}one more line\n")).unwrap();
+    git.ok(&dir, &["commit", "-qam", "second"]);
+    link.fail_reads_of(".pack");
+    let second_url = format!("{}/sim/git/data", second.url);
+    let Outcome::Failed(told) = push(&git, &dir, &second_url, "main") else {
+        panic!("a push whose base cannot be read went through");
+    };
+    assert!(told.contains("could not be stored"), "{told}");
+    assert!(told.contains("cannot be read"), "{told}");
+    assert!(!told.contains("unpacker error"), "{told}");
+    assert_eq!(
+        runtime.block_on(stored(&healthy, "refs/heads/main")),
+        before
+    );
+    // Healed, the same push lands.
+    link.heal();
+    assert_eq!(push(&git, &dir, &second_url, "main"), Outcome::Done);
+    let head = git.ok(&dir, &["rev-parse", "HEAD"]);
+    assert_eq!(
+        runtime.block_on(stored(&healthy, "refs/heads/main")),
+        Some(head)
+    );
+    stop.cancel();
+}

@@ -82,6 +82,8 @@ pub struct FaultyBucket {
     rng: Mutex<Rng>,
     healed: AtomicBool,
     written: Mutex<HashMap<String, Instant>>,
+    /// Reads of keys ending in one of these fail every time, until healed.
+    failing_reads: Mutex<Vec<String>>,
 }
 
 /// Where a write's fault falls.
@@ -100,6 +102,15 @@ impl FaultyBucket {
             rng: Mutex::new(Rng(seed)),
             healed: AtomicBool::new(false),
             written: Mutex::new(HashMap::new()),
+            failing_reads: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// From now until healed, every read of a key ending in `suffix` fails before it takes
+    /// effect (a fault at one known step, besides the random ones).
+    pub fn fail_reads_of(&self, suffix: &str) {
+        if let Ok(mut failing) = self.failing_reads.lock() {
+            failing.push(suffix.to_owned());
         }
     }
 
@@ -135,6 +146,14 @@ impl FaultyBucket {
 
     async fn read_fault(&self, key: &str) -> Result<()> {
         self.latency().await;
+        let failing = !self.healed.load(Ordering::SeqCst)
+            && self
+                .failing_reads
+                .lock()
+                .is_ok_and(|f| f.iter().any(|s| key.ends_with(s.as_str())));
+        if failing {
+            return Err(Self::injected(key, "before"));
+        }
         if self.draw(|r| r.chance(self.faults.fail_before), false) {
             return Err(Self::injected(key, "before"));
         }
