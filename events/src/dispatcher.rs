@@ -827,7 +827,7 @@ impl Dispatcher {
             .map_err(|e| MirrorError::Objects(e.to_string()))?;
         let mut results = Vec::new();
         let mut commands = Vec::new();
-        let null = ObjectId::null(gix_hash::Kind::Sha1);
+        let null = ObjectId::null(db.object_hash());
         for name in names {
             let ours = repo.snapshot.refs.get(name).map(|v| v.target);
             let theirs = advertised.refs.get(name).copied();

@@ -30,6 +30,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(received) = receive(
         &mut input,
         staging().path(),
+        gix_hash::Kind::Sha1,
         &limits,
         &budget,
         Checks::STRICT,

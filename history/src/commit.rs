@@ -76,12 +76,11 @@ pub struct CommitInfo {
 pub fn commit_info(reader: &Reader<'_>, id: &ObjectId) -> Result<CommitInfo> {
     let mut buf = Vec::new();
     reader.read_kind(id, gix_object::Kind::Commit, &mut buf)?;
-    let commit = gix_object::CommitRef::from_bytes(&buf, gix_hash::Kind::Sha1).map_err(|e| {
-        Error::Corrupt {
+    let commit =
+        gix_object::CommitRef::from_bytes(&buf, id.kind()).map_err(|e| Error::Corrupt {
             id: *id,
             message: e.to_string(),
-        }
-    })?;
+        })?;
     let bad = |what: &str, e: &dyn std::fmt::Display| Error::Corrupt {
         id: *id,
         message: format!("bad {what}: {e}"),

@@ -65,11 +65,10 @@ impl FileChange {
 /// detection does first (exact renames); the renamed entry takes the added path's place.
 /// Empty files are left alone: they have no identity to follow.
 pub fn detect_renames(changes: Vec<FileChange>) -> Vec<FileChange> {
-    let empty_blob = ObjectId::empty_blob(gix_hash::Kind::Sha1);
     let mut deleted: std::collections::HashMap<ObjectId, Vec<usize>> = Default::default();
     for (i, c) in changes.iter().enumerate() {
         if let (FileChangeKind::Deleted, Some(old)) = (c.kind, c.old) {
-            if old != empty_blob {
+            if old != ObjectId::empty_blob(old.kind()) {
                 deleted.entry(old).or_default().push(i);
             }
         }
@@ -231,8 +230,8 @@ fn diff_tree_pair(
         files: 0,
     };
     let outcome = gix_diff::tree(
-        TreeRefIter::from_bytes(&old_buf, gix_hash::Kind::Sha1),
-        TreeRefIter::from_bytes(&new_buf, gix_hash::Kind::Sha1),
+        TreeRefIter::from_bytes(&old_buf, reader.db().object_hash()),
+        TreeRefIter::from_bytes(&new_buf, reader.db().object_hash()),
         State::default(),
         reader,
         &mut capped,

@@ -96,7 +96,7 @@ pub fn entry_at(
     while let Some(name) = parts.next() {
         reader.read_kind(&current, gix_object::Kind::Tree, &mut buf)?;
         let mut found = None;
-        for entry in TreeRefIter::from_bytes(&buf, gix_hash::Kind::Sha1) {
+        for entry in TreeRefIter::from_bytes(&buf, current.kind()) {
             let entry = entry.map_err(|e| Error::Corrupt {
                 id: current,
                 message: e.to_string(),
@@ -165,7 +165,7 @@ impl<'p> PathLookup<'p> {
         reader.read_kind(&tree, gix_object::Kind::Tree, &mut self.buf)?;
         let name = self.parts[level];
         let mut found = None;
-        for entry in TreeRefIter::from_bytes(&self.buf, gix_hash::Kind::Sha1) {
+        for entry in TreeRefIter::from_bytes(&self.buf, tree.kind()) {
             let entry = entry.map_err(|e| Error::Corrupt {
                 id: tree,
                 message: e.to_string(),
@@ -247,7 +247,7 @@ fn walk(
     let mut buf = Vec::new();
     reader.read_kind(tree, gix_object::Kind::Tree, &mut buf)?;
     let mut entries = Vec::new();
-    for entry in TreeRefIter::from_bytes(&buf, gix_hash::Kind::Sha1) {
+    for entry in TreeRefIter::from_bytes(&buf, tree.kind()) {
         let entry = entry.map_err(|e| Error::Corrupt {
             id: *tree,
             message: e.to_string(),

@@ -85,7 +85,7 @@ fn apply(
     if let Some(tree) = tree {
         let mut buf = Vec::new();
         reader.read_kind(tree, Kind::Tree, &mut buf)?;
-        for entry in TreeRefIter::from_bytes(&buf, gix_hash::Kind::Sha1) {
+        for entry in TreeRefIter::from_bytes(&buf, tree.kind()) {
             let entry = entry.map_err(|e| Error::Corrupt {
                 id: *tree,
                 message: e.to_string(),

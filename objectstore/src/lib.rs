@@ -15,6 +15,7 @@
 
 pub mod bucket;
 pub mod budget;
+pub mod format;
 pub mod fsck;
 pub mod layout;
 pub mod odb;

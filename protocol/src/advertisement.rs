@@ -23,6 +23,9 @@ pub struct RefsView {
     pub head_symref: Option<String>,
     /// The refs, sorted by name.
     pub refs: Vec<AdvertisedRef>,
+    /// The hash that names the repository's objects (an empty repository advertises its null
+    /// id).
+    pub object_hash: gix_hash::Kind,
 }
 
 impl RefsView {
@@ -102,7 +105,7 @@ pub fn write_v0(out: &mut Vec<u8>, service: Service, view: &RefsView, version1: 
         }
     }
     if lines.is_empty() {
-        lines.push((crate::null_oid(), "capabilities^{}".into()));
+        lines.push((ObjectId::null(view.object_hash), "capabilities^{}".into()));
     }
     for (i, (id, name)) in lines.iter().enumerate() {
         if i == 0 {
@@ -194,6 +197,7 @@ mod tests {
     #[test]
     fn head_symref_and_peeled_tags() -> crate::Result<()> {
         let view = RefsView {
+            object_hash: gix_hash::Kind::Sha1,
             head_symref: Some("refs/heads/main".into()),
             refs: vec![
                 AdvertisedRef {

@@ -63,8 +63,3 @@ pub fn parse_oid(hex: &[u8]) -> Result<ObjectId> {
         ))
     })
 }
-
-/// The null object id that stands for "no ref" in push commands and empty advertisements.
-pub fn null_oid() -> ObjectId {
-    ObjectId::null(gix_hash::Kind::Sha1)
-}

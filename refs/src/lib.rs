@@ -72,12 +72,19 @@ pub struct Snapshot {
     /// No endpoint watches the repository: a change of these refs is committed without an
     /// event record ([`RefStore::watch`] ends that).
     pub unwatched: bool,
+    /// The hash that names the repository's objects (see `objectstore::format`).
+    pub object_hash: gix_hash::Kind,
 }
 
 impl Snapshot {
     /// The target of a ref, if it exists.
     pub fn get(&self, name: &str) -> Option<ObjectId> {
         self.refs.get(name).map(|v| v.target)
+    }
+
+    /// The id that stands for "no object" in this repository (a ref that does not exist).
+    pub fn null_id(&self) -> ObjectId {
+        ObjectId::null(self.object_hash)
     }
 }
 
@@ -340,6 +347,7 @@ impl RefStore {
             seq: packed.seq,
             content_id,
             unwatched: packed.unwatched,
+            object_hash: objectstore::format::of_repository(&self.keys),
         })
     }
 
@@ -575,7 +583,7 @@ impl RefStore {
                         name: u.name.clone(),
                         before: snapshot
                             .get(&u.name)
-                            .unwrap_or_else(|| ObjectId::null(gix_hash::Kind::Sha1)),
+                            .unwrap_or_else(|| ObjectId::null(u.new.kind())),
                         after: u.new,
                     })
                     .collect();

@@ -241,7 +241,7 @@ pub async fn commit_version_files(
         pack: Some(indexed),
         updates: vec![RefUpdate {
             name: format!("refs/heads/{}", what.branch),
-            old: what.parent.unwrap_or_else(crate::repo::null_id),
+            old: what.parent.unwrap_or_else(|| db.null_id()),
             new: head,
             peeled: None,
         }],
@@ -291,7 +291,7 @@ fn build(
     checks: Checks<'static>,
     repo: &crate::storage::RepoId,
 ) -> Result<Built, ImportError> {
-    let mut pack = PackBuilder::new(staging)?;
+    let mut pack = PackBuilder::new(staging, db.object_hash())?;
     let mut tree = TreeBuilder::default();
     let mut count = 0;
     for (path, content) in files {
@@ -326,7 +326,15 @@ fn build(
     let head = history::write_commit(&mut pack, &root, &parents, &who, &who, message)
         .map_err(|e| ImportError::Invalid(e.to_string()))?;
     let (path, _guard) = pack.finish()?;
-    let indexed = index::index_file(&path, staging, limits, budget, checks, &mut |_| Ok(None))?;
+    let indexed = index::index_file(
+        &path,
+        staging,
+        db.object_hash(),
+        limits,
+        budget,
+        checks,
+        &mut |_| Ok(None),
+    )?;
     Ok(Built {
         indexed: Some(indexed),
         head,

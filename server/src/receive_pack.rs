@@ -130,9 +130,10 @@ pub async fn handle(
     // gzip decoder may read).
     let received = {
         let app = app.clone();
+        let hash = repo.object_hash();
         tokio::task::spawn_blocking(move || {
             let input = body::decoded(request_body, gzip, app.limits.max_push_bytes);
-            receive(&app, input)
+            receive(&app, input, hash)
         })
         .await
     };
@@ -260,7 +261,7 @@ enum Received {
 }
 
 /// Step 1: read the commands and stream the pack to disk.
-fn receive(app: &App, input: Box<dyn Read + Send>) -> Received {
+fn receive(app: &App, input: Box<dyn Read + Send>, hash: gix_hash::Kind) -> Received {
     let mut reader = PktReader::new(input);
     let request = match PushRequest::read(&mut reader, &app.limits.commands) {
         Ok(Some(r)) => r,
@@ -276,6 +277,7 @@ fn receive(app: &App, input: Box<dyn Read + Send>) -> Received {
     match index::receive(
         &mut input,
         &app.staging,
+        hash,
         &app.pack_limits(),
         &app.budget,
         index_checks(app),

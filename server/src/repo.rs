@@ -18,6 +18,7 @@ pub struct Repo {
     pub keys: RepoKeys,
     pub refs: RefStore,
     storage: Storage,
+    object_hash: gix_hash::Kind,
 }
 
 impl Repo {
@@ -29,6 +30,7 @@ impl Repo {
                 keys.clone(),
                 storage.refs_cache.clone(),
             ),
+            object_hash: objectstore::format::of_repository(&keys),
             id,
             keys,
             storage: storage.clone(),
@@ -96,6 +98,7 @@ pub async fn complete(
 /// The advertised form of a refs snapshot.
 pub fn refs_view(snapshot: &Snapshot) -> RefsView {
     RefsView {
+        object_hash: snapshot.object_hash,
         head_symref: snapshot.head.clone(),
         refs: snapshot
             .refs
@@ -205,12 +208,12 @@ impl Repo {
         Ok(())
     }
 
+    /// The hash that names the repository's objects, decided once when it was opened.
+    pub fn object_hash(&self) -> gix_hash::Kind {
+        self.object_hash
+    }
+
     pub fn storage(&self) -> &Storage {
         &self.storage
     }
-}
-
-/// The all-zero object id.
-pub fn null_id() -> ObjectId {
-    ObjectId::null(gix_hash::Kind::Sha1)
 }

@@ -164,7 +164,7 @@ impl Source {
         let first = pending
             .into_iter()
             .next()
-            .unwrap_or_else(crate::repo::null_id);
+            .unwrap_or_else(|| reader.db().null_id());
         Err(Error::Refused(format!("upload-pack: not our ref {first}")))
     }
 }
@@ -387,11 +387,17 @@ fn send_pack(
         let total: u32 = packs.iter().map(|p| p.num_objects()).sum();
         out.progress(&format!("Counting objects: {total}, done.\n"));
         let skip_blobs = !everything;
-        let stats = generate::write_all_objects(&packs, skip_blobs, &mut data, &mut |n, total| {
-            if let Some(pct) = (n * 100).checked_div(total) {
-                out.progress(&format!("Writing objects: {pct}% ({n}/{total})\r"));
-            }
-        })?;
+        let stats = generate::write_all_objects(
+            &packs,
+            db.object_hash(),
+            skip_blobs,
+            &mut data,
+            &mut |n, total| {
+                if let Some(pct) = (n * 100).checked_div(total) {
+                    out.progress(&format!("Writing objects: {pct}% ({n}/{total})\r"));
+                }
+            },
+        )?;
         data.flush()?;
         drop(data);
         out.progress(&format!(

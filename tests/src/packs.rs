@@ -5,7 +5,6 @@ use std::io::Write;
 
 use flate2::write::{GzEncoder, ZlibEncoder};
 use flate2::Compression;
-use sha1::Digest;
 
 /// Pack entry types.
 pub const BLOB: u8 = 3;
@@ -91,8 +90,10 @@ impl PackWriter {
         out.extend_from_slice(&2u32.to_be_bytes());
         out.extend_from_slice(&self.count.to_be_bytes());
         out.extend_from_slice(&self.body);
-        let sum: [u8; 20] = sha1::Sha1::digest(&out).into();
-        out.extend_from_slice(&sum);
+        let mut hasher = gix_hash::hasher(gix_hash::Kind::Sha1);
+        hasher.update(&out);
+        let sum = hasher.try_finalize().expect("a pack of test objects");
+        out.extend_from_slice(sum.as_slice());
         out
     }
 }

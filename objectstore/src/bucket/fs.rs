@@ -204,9 +204,8 @@ impl FsBucket {
 }
 
 fn file_etag(path: &Path) -> io::Result<ETag> {
-    use sha1::Digest;
     let mut file = File::open(path)?;
-    let mut hasher = sha1::Sha1::new();
+    let mut hasher = crate::format::content_hasher();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = file.read(&mut buf)?;
@@ -215,11 +214,7 @@ fn file_etag(path: &Path) -> io::Result<ETag> {
         }
         hasher.update(&buf[..n]);
     }
-    let mut hex = String::with_capacity(40);
-    for b in hasher.finalize() {
-        hex.push_str(&format!("{b:02x}"));
-    }
-    Ok(ETag(hex))
+    Ok(ETag(crate::format::finish_hex(hasher)))
 }
 
 fn not_found_or_io(key: &str, e: io::Error) -> Error {

@@ -247,13 +247,7 @@ pub fn validate_key(key: &str) -> Result<()> {
 
 /// The tag of a content, as the filesystem and memory backends compute it.
 pub fn content_etag(data: &[u8]) -> ETag {
-    use sha1::Digest;
-    let digest = sha1::Sha1::digest(data);
-    let mut hex = String::with_capacity(40);
-    for b in digest {
-        hex.push_str(&format!("{b:02x}"));
-    }
-    ETag(hex)
+    ETag(crate::format::content_id(data))
 }
 
 #[cfg(test)]

@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 
 use gix_hash::ObjectId;
 use gix_object::{Kind, WriteTo};
-use sha1::Digest;
 
 use super::generate::object_header;
 use super::{Error, Result};
@@ -22,11 +21,13 @@ pub struct PackBuilder {
     dir: tempfile::TempDir,
     body: BufWriter<File>,
     count: u32,
+    hash: gix_hash::Kind,
 }
 
 impl PackBuilder {
-    /// A builder writing its pack into a fresh directory below `staging`.
-    pub fn new(staging: &Path) -> Result<Self> {
+    /// A builder writing a pack of objects named by `hash` into a fresh directory below
+    /// `staging`.
+    pub fn new(staging: &Path, hash: gix_hash::Kind) -> Result<Self> {
         std::fs::create_dir_all(staging)?;
         let dir = tempfile::Builder::new()
             .prefix("build-")
@@ -36,6 +37,7 @@ impl PackBuilder {
             dir,
             body,
             count: 0,
+            hash,
         })
     }
 
@@ -46,7 +48,7 @@ impl PackBuilder {
 
     /// Add an object of `size` bytes read from `input`, hashing and compressing as it streams.
     pub fn add_from(&mut self, kind: Kind, size: u64, input: &mut dyn Read) -> Result<ObjectId> {
-        let mut hasher = gix_hash::hasher(gix_hash::Kind::Sha1);
+        let mut hasher = gix_hash::hasher(self.hash);
         hasher.update(&gix_object::encode::loose_header(kind, size));
         object_header(kind).write_to(size, &mut self.body)?;
         let mut z = flate2::write::ZlibEncoder::new(&mut self.body, flate2::Compression::fast());
@@ -83,9 +85,9 @@ impl PackBuilder {
         drop(self.body);
         let path = self.dir.path().join("import.pack");
         let mut out = BufWriter::new(File::create(&path)?);
-        let mut hasher = sha1::Sha1::new();
+        let mut hasher = gix_hash::hasher(self.hash);
         let header = gix_pack::data::header::encode(gix_pack::data::Version::V2, self.count);
-        hasher.update(header);
+        hasher.update(&header);
         out.write_all(&header)?;
         let mut body = File::open(self.dir.path().join("body"))?;
         let mut buf = vec![0u8; 256 * 1024];
@@ -97,8 +99,10 @@ impl PackBuilder {
             hasher.update(&buf[..n]);
             out.write_all(&buf[..n])?;
         }
-        let sum: [u8; 20] = hasher.finalize().into();
-        out.write_all(&sum)?;
+        let sum = hasher
+            .try_finalize()
+            .map_err(|e| Error::Rejected(format!("{e}")))?;
+        out.write_all(sum.as_slice())?;
         out.flush()?;
         Ok((path, self.dir))
     }
@@ -191,7 +195,7 @@ mod tests {
     #[test]
     fn object_ids_match_git() -> Result<()> {
         let dir = tempfile::tempdir()?;
-        let mut pack = PackBuilder::new(dir.path())?;
+        let mut pack = PackBuilder::new(dir.path(), gix_hash::Kind::Sha1)?;
         // `git hash-object` of "hello\n" and of the empty blob.
         assert_eq!(
             pack.add(Kind::Blob, b"hello\n")?.to_string(),

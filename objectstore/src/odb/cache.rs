@@ -203,7 +203,13 @@ impl PackCache {
         Self::place(pack, &pack_copy)?;
         Self::place(idx, &idx_copy)?;
         let bytes = std::fs::metadata(&pack_copy)?.len() + std::fs::metadata(&idx_copy)?.len();
-        let opened = Arc::new(Pack::open(name, &idx_copy, &pack_copy, Reach::Unknown)?);
+        let opened = Arc::new(Pack::open(
+            name,
+            &idx_copy,
+            &pack_copy,
+            Reach::Unknown,
+            crate::format::of_repository(keys),
+        )?);
         let mut state = self.lock();
         if state.open.contains_key(&idx_key) {
             return Ok(());
@@ -288,7 +294,13 @@ impl PackCache {
                 (idx.clone(), pack.clone(), Some((idx, pack, bytes)))
             }
         };
-        let opened = Arc::new(Pack::open(&listed.name, &idx, &pack, reach)?);
+        let opened = Arc::new(Pack::open(
+            &listed.name,
+            &idx,
+            &pack,
+            reach,
+            crate::format::of_repository(keys),
+        )?);
         let mut state = self.lock();
         if let Some(existing) = state.open.get_mut(&idx_key) {
             if existing.tips != listed.tips {
@@ -429,12 +441,13 @@ mod tests {
 
     /// A pack holding one blob, indexed and staged under `staging` (not published).
     fn index_blob(staging: &Path, content: &[u8]) -> Result<(ObjectId, index::Indexed)> {
-        let mut builder = build::PackBuilder::new(staging)?;
+        let mut builder = build::PackBuilder::new(staging, gix_hash::Kind::Sha1)?;
         let id = builder.add(Kind::Blob, content)?;
         let (path, _built) = builder.finish()?;
         let indexed = index::index_file(
             &path,
             staging,
+            gix_hash::Kind::Sha1,
             &index::Limits::default(),
             &crate::budget::MemoryBudget::new(1 << 30),
             index::Checks::STRICT,

@@ -23,6 +23,7 @@ pub struct ObjectDb {
     keys: RepoKeys,
     cache: Arc<PackCache>,
     packs: Arc<Vec<Arc<Pack>>>,
+    object_hash: gix_hash::Kind,
 }
 
 impl ObjectDb {
@@ -44,6 +45,7 @@ impl ObjectDb {
         max_age: Duration,
     ) -> Result<Self> {
         let mut db = ObjectDb {
+            object_hash: crate::format::of_repository(&keys),
             bucket,
             keys,
             cache,
@@ -101,9 +103,13 @@ impl ObjectDb {
     /// Packs on their own, with no repository behind them: to read a pack just indexed
     /// (tests, fuzzing, tools). Nothing is ever listed or fetched.
     pub fn detached(packs: Vec<Arc<Pack>>) -> Self {
+        let keys = RepoKeys::at("detached/");
         ObjectDb {
+            object_hash: packs
+                .first()
+                .map_or_else(|| crate::format::of_repository(&keys), |p| p.object_hash()),
             bucket: Arc::new(crate::bucket::MemoryBucket::new()),
-            keys: RepoKeys::at("detached/"),
+            keys,
             cache: Arc::new(PackCache::default()),
             packs: Arc::new(packs),
         }
@@ -116,7 +122,18 @@ impl ObjectDb {
             keys: self.keys.clone(),
             cache: self.cache.clone(),
             packs: Arc::new(packs),
+            object_hash: self.object_hash,
         }
+    }
+
+    /// The hash that names the repository's objects (see [`crate::format`]).
+    pub fn object_hash(&self) -> gix_hash::Kind {
+        self.object_hash
+    }
+
+    /// The id that stands for "no object" in this repository.
+    pub fn null_id(&self) -> gix_hash::ObjectId {
+        gix_hash::ObjectId::null(self.object_hash)
     }
 
     /// The bucket the repository lives in.

@@ -10,7 +10,6 @@ use std::io::Write;
 
 use gix_hash::ObjectId;
 use gix_pack::data::entry::Header;
-use sha1::Digest;
 
 use super::{Error, ObjectDb, Pack, Result};
 
@@ -44,7 +43,7 @@ pub type Progress<'a> = &'a mut dyn FnMut(usize, usize);
 /// A writer that hashes and counts what passes through, for the trailer and the stats.
 struct HashingWriter<'a> {
     inner: &'a mut dyn Write,
-    hasher: sha1::Sha1,
+    hasher: gix_hash::Hasher,
     written: u64,
 }
 
@@ -62,10 +61,14 @@ impl Write for HashingWriter<'_> {
 
 impl<'a> HashingWriter<'a> {
     /// Start a pack of `count` objects on `out`.
-    fn start_pack(out: &'a mut dyn Write, count: u32) -> std::io::Result<Self> {
+    fn start_pack(
+        out: &'a mut dyn Write,
+        count: u32,
+        hash: gix_hash::Kind,
+    ) -> std::io::Result<Self> {
         let mut w = HashingWriter {
             inner: out,
-            hasher: sha1::Sha1::new(),
+            hasher: gix_hash::hasher(hash),
             written: 0,
         };
         w.write_all(&gix_pack::data::header::encode(
@@ -77,8 +80,12 @@ impl<'a> HashingWriter<'a> {
 
     /// Write the trailing checksum; returns the pack's size.
     fn finish_pack(mut self) -> std::io::Result<u64> {
-        let trailer = self.hasher.clone().finalize();
-        self.write_all(&trailer)?;
+        let trailer = self
+            .hasher
+            .clone()
+            .try_finalize()
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        self.write_all(trailer.as_slice())?;
         self.flush()?;
         Ok(self.written)
     }
@@ -148,7 +155,7 @@ pub fn write_pack(
 
     let count = u32::try_from(order.len())
         .map_err(|_| Error::Rejected("more objects than a pack can hold".into()))?;
-    let mut w = HashingWriter::start_pack(out, count)?;
+    let mut w = HashingWriter::start_pack(out, count, db.object_hash())?;
 
     let reader = db.reader();
     let mut stats = Stats::default();
@@ -248,6 +255,7 @@ pub fn write_pack(
 /// entry comes from a first read of the entry headers, a delta taking its base's kind.
 pub fn write_all_objects(
     packs: &[std::sync::Arc<Pack>],
+    hash: gix_hash::Kind,
     skip_blobs: bool,
     out: &mut dyn Write,
     progress: Progress<'_>,
@@ -281,7 +289,7 @@ pub fn write_all_objects(
     let count = u32::try_from(total)
         .map_err(|_| Error::Rejected("more objects than a pack can hold".into()))?;
 
-    let mut w = HashingWriter::start_pack(out, count)?;
+    let mut w = HashingWriter::start_pack(out, count, hash)?;
 
     // Where each sent entry starts in the output, by pack and position; u64::MAX: not sent.
     let mut sent_at: Vec<Vec<u64>> = Vec::with_capacity(order.len());
@@ -315,8 +323,12 @@ pub fn write_all_objects(
                 std::io::copy(&mut (&mut file).take(len), &mut std::io::sink())?;
                 continue;
             }
-            let entry = gix_pack::data::Entry::from_read(&mut file, *offset, 20)
-                .map_err(|e| pack_err(pack, e))?;
+            let entry = gix_pack::data::Entry::from_read(
+                &mut file,
+                *offset,
+                pack.object_hash().len_in_bytes(),
+            )
+            .map_err(|e| pack_err(pack, e))?;
             let header_len = entry.data_offset - offset;
             let here = w.written;
             head.clear();
@@ -382,8 +394,9 @@ fn entry_kinds(pack: &Pack) -> Result<Vec<gix_object::Kind>> {
     let mut pending: Vec<(usize, usize)> = Vec::new();
     let mut file = BufReader::with_capacity(1 << 20, pack.read_from(first));
     for (k, (offset, _)) in by_offset.iter().enumerate() {
-        let entry = gix_pack::data::Entry::from_read(&mut file, *offset, 20)
-            .map_err(|e| pack_err(pack, e))?;
+        let entry =
+            gix_pack::data::Entry::from_read(&mut file, *offset, pack.object_hash().len_in_bytes())
+                .map_err(|e| pack_err(pack, e))?;
         let rest = pack
             .entry_end(*offset)
             .checked_sub(entry.data_offset)

@@ -133,6 +133,7 @@ fn index_own_pack(db: &ObjectDb, path: &Path, workspace: &Workspace) -> Result<I
     index::index_file(
         path,
         &workspace.staging,
+        db.object_hash(),
         &limits,
         &workspace.budget,
         Checks::NONE,
@@ -392,7 +393,13 @@ pub async fn roll_up(db: &ObjectDb, workspace: &Workspace, options: Options) -> 
             let path = dir.path().join("roll-up.pack");
             let stats = {
                 let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?);
-                let stats = generate::write_all_objects(&merged, false, &mut out, &mut |_, _| {})?;
+                let stats = generate::write_all_objects(
+                    &merged,
+                    db.object_hash(),
+                    false,
+                    &mut out,
+                    &mut |_, _| {},
+                )?;
                 out.flush()?;
                 stats
             };

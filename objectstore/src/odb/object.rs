@@ -31,7 +31,7 @@ impl Commit {
         let mut tree = None;
         let mut parents = Vec::new();
         let mut time = 0;
-        for token in CommitRefIter::from_bytes(data, gix_hash::Kind::Sha1) {
+        for token in CommitRefIter::from_bytes(data, id.kind()) {
             match token.map_err(|e| corrupt(id, e))? {
                 Token::Tree { id } => tree = Some(id),
                 Token::Parent { id } => parents.push(id),
@@ -73,7 +73,7 @@ impl TreeEntry {
 
 /// Call `f` for every entry of the tree `data`.
 pub fn for_each_tree_entry(id: &oid, data: &[u8], mut f: impl FnMut(TreeEntry)) -> Result<()> {
-    for entry in TreeRefIter::from_bytes(data, gix_hash::Kind::Sha1) {
+    for entry in TreeRefIter::from_bytes(data, id.kind()) {
         let entry = entry.map_err(|e| corrupt(id, e))?;
         f(TreeEntry {
             id: entry.oid.to_owned(),
@@ -85,7 +85,7 @@ pub fn for_each_tree_entry(id: &oid, data: &[u8], mut f: impl FnMut(TreeEntry)) 
 
 /// The object an annotated tag points at.
 pub fn tag_target(id: &oid, data: &[u8]) -> Result<ObjectId> {
-    TagRefIter::from_bytes(data, gix_hash::Kind::Sha1)
+    TagRefIter::from_bytes(data, id.kind())
         .target_id()
         .map_err(|e| corrupt(id, e))
 }

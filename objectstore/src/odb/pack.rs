@@ -104,14 +104,19 @@ pub(crate) fn next_unique() -> u32 {
 }
 
 impl Pack {
-    /// Open a pack from its local `.idx` and `.pack` paths.
-    pub fn open(name: &str, idx: &Path, pack: &Path, reach: Reach) -> Result<Self> {
-        let index =
-            gix_pack::index::File::at(idx, gix_hash::Kind::Sha1).map_err(|e| Error::Pack {
-                pack: name.to_owned(),
-                message: format!("{e:#}"),
-            })?;
-        let data = PackData::open(pack).map_err(|e| Error::Pack {
+    /// Open a pack of objects named by `hash` from its local `.idx` and `.pack` paths.
+    pub fn open(
+        name: &str,
+        idx: &Path,
+        pack: &Path,
+        reach: Reach,
+        hash: gix_hash::Kind,
+    ) -> Result<Self> {
+        let index = gix_pack::index::File::at(idx, hash).map_err(|e| Error::Pack {
+            pack: name.to_owned(),
+            message: format!("{e:#}"),
+        })?;
+        let data = PackData::open(pack, hash).map_err(|e| Error::Pack {
             pack: name.to_owned(),
             message: e.to_string(),
         })?;
@@ -129,6 +134,11 @@ impl Pack {
             reach,
             by_offset: OnceLock::new(),
         })
+    }
+
+    /// The hash that names the pack's objects.
+    pub fn object_hash(&self) -> gix_hash::Kind {
+        self.index.object_hash()
     }
 
     /// An error naming this pack.

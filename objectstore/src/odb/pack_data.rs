@@ -19,7 +19,6 @@ use gix_pack::data::Entry;
 /// Bytes of a pack's header: `PACK`, the version, the number of entries.
 const HEADER_BYTES: u64 = 12;
 /// Bytes of the trailing checksum.
-const TRAILER_BYTES: u64 = 20;
 /// The longest entry header: a type and size varint (10 bytes) and a base id (20 bytes).
 const MAX_ENTRY_HEADER: u64 = 32;
 /// zlib cannot expand data by more than this ratio (deflate's best case is 1032:1): a size
@@ -47,14 +46,16 @@ pub(crate) struct PackData {
     file: File,
     len: u64,
     num_objects: u32,
+    /// The hash that names the pack's objects (and its trailer).
+    hash: gix_hash::Kind,
 }
 
 impl PackData {
     /// Open a pack file and check its header.
-    pub(crate) fn open(path: &Path) -> Result<Self, PackDataError> {
+    pub(crate) fn open(path: &Path, hash: gix_hash::Kind) -> Result<Self, PackDataError> {
         let file = File::open(path)?;
         let len = file.metadata()?.len();
-        if len < HEADER_BYTES + TRAILER_BYTES {
+        if len < HEADER_BYTES + hash.len_in_bytes() as u64 {
             return Err(corrupt(
                 "the pack file is shorter than a header and a checksum",
             ));
@@ -67,6 +68,7 @@ impl PackData {
             file,
             len,
             num_objects,
+            hash,
         })
     }
 
@@ -82,7 +84,7 @@ impl PackData {
 
     /// Where the entries end and the trailing checksum starts.
     pub(crate) fn pack_end(&self) -> u64 {
-        self.len - TRAILER_BYTES
+        self.len - self.hash.len_in_bytes() as u64
     }
 
     /// The entry header at `offset`.
@@ -94,7 +96,7 @@ impl PackData {
         let n = MAX_ENTRY_HEADER.min(end - offset) as usize;
         let mut buf = [0u8; MAX_ENTRY_HEADER as usize];
         read_exact_at(&self.file, &mut buf[..n], offset)?;
-        Entry::from_bytes(&buf[..n], offset, gix_hash::Kind::Sha1)
+        Entry::from_bytes(&buf[..n], offset, self.hash)
             .map_err(|e| corrupt(format!("bad entry header at offset {offset}: {e:#}")))
     }
 

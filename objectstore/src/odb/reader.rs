@@ -289,7 +289,7 @@ impl gix_object::Find for Reader<'_> {
             Ok(Some(kind)) => Ok(Some(gix_object::Data::new(
                 buffer,
                 kind,
-                gix_hash::Kind::Sha1,
+                self.db.object_hash(),
             ))),
             Ok(None) => Ok(None),
             Err(e) => Err(gix_error::Error::from(gix_error::Message::new(

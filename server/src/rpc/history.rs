@@ -544,13 +544,14 @@ fn branch_ref(branch: &str) -> Result<String, RpcError> {
     Ok(name)
 }
 
-fn expected(head: Option<&str>) -> Result<ObjectId, RpcError> {
-    match head {
-        None => Ok(ObjectId::null(gix_hash::Kind::Sha1)),
-        Some(h) => ObjectId::from_hex(h.as_bytes()).map_err(|_| {
+/// The commit a caller expects a branch at (`None`: the branch must not exist).
+fn expected(head: Option<&str>) -> Result<Option<ObjectId>, RpcError> {
+    head.map(|h| {
+        ObjectId::from_hex(h.as_bytes()).map_err(|_| {
             RpcError::InvalidParams(format!("expected_head {h:?} is not a full commit id"))
-        }),
-    }
+        })
+    })
+    .transpose()
 }
 
 /// `commit_files`: one commit on `branch` from the changes.
@@ -579,7 +580,7 @@ pub(super) async fn commit_files(
     author.validate()?;
     let o = open(app, identity, &p.artifact_id, Access::Write).await?;
     let current = o.snapshot.get(&name);
-    if current.unwrap_or(ObjectId::null(gix_hash::Kind::Sha1)) != expected_head {
+    if current != expected_head {
         return Err(stale(&name, current));
     }
     // Decode every content first: a bad one refuses the whole commit.
@@ -672,12 +673,12 @@ pub(super) async fn commit_files(
         }
         *bytes = lfs::Pointer { oid, size }.encode().into_bytes();
     }
-    let indexing = Indexing::of(app);
+    let indexing = Indexing::of(app, &o.repo);
     let message = p.message;
     let db = o.db.clone();
     let (indexed, commit) = blocking(move || {
         let reader = db.reader();
-        let mut pack = new_pack(&indexing.staging)?;
+        let mut pack = new_pack(&indexing)?;
         let base_tree = match base_commit {
             Some(c) => Some(reader.commit(&c)?.tree),
             None => None,
@@ -719,14 +720,15 @@ pub(super) async fn commit_files(
         finish_pack(pack, &indexing).map(|indexed| (indexed, commit))
     })
     .await?;
-    publish_and_move(app, &o, identity, indexed, &name, expected_head, commit).await?;
+    let old = expected_head.unwrap_or_else(|| o.snapshot.null_id());
+    publish_and_move(app, &o, identity, indexed, &name, old, commit).await?;
     Ok(json!({"commit": commit.to_string(), "branch": name}))
 }
 
 /// A pack to write new objects into, under the staging directory.
-fn new_pack(staging: &std::path::Path) -> Result<PackBuilder, RpcError> {
-    std::fs::create_dir_all(staging).map_err(|e| RpcError::Internal(e.to_string()))?;
-    Ok(PackBuilder::new(staging)?)
+fn new_pack(to: &Indexing) -> Result<PackBuilder, RpcError> {
+    std::fs::create_dir_all(&to.staging).map_err(|e| RpcError::Internal(e.to_string()))?;
+    Ok(PackBuilder::new(&to.staging, to.hash)?)
 }
 
 /// Index the objects a call wrote, with the checks every writer's objects get.
@@ -735,6 +737,7 @@ fn finish_pack(pack: PackBuilder, to: &Indexing) -> Result<index::Indexed, RpcEr
     Ok(index::index_file(
         &path,
         &to.staging,
+        to.hash,
         &to.limits,
         &to.budget,
         to.checks,
@@ -748,11 +751,13 @@ struct Indexing {
     limits: index::Limits,
     budget: Arc<objectstore::budget::MemoryBudget>,
     checks: index::Checks<'static>,
+    hash: gix_hash::Kind,
 }
 
 impl Indexing {
-    fn of(app: &App) -> Self {
+    fn of(app: &App, repo: &Repo) -> Self {
         Indexing {
+            hash: repo.object_hash(),
             staging: app.staging.clone(),
             limits: app.pack_limits(),
             budget: app.budget.clone(),
@@ -847,12 +852,10 @@ pub(super) async fn restore(
     let (author, committer) = people(identity, None);
     let o = open(app, identity, &p.artifact_id, Access::Write).await?;
     let current = o.snapshot.get(&name);
-    if current.unwrap_or(ObjectId::null(gix_hash::Kind::Sha1)) != expected_head || current.is_none()
-    {
+    let Some(head) = current.filter(|c| Some(*c) == expected_head) else {
         return Err(stale(&name, current));
-    }
-    let head = expected_head;
-    let indexing = Indexing::of(app);
+    };
+    let indexing = Indexing::of(app, &o.repo);
     let (db, snapshot, dry_run) = (o.db.clone(), o.snapshot.clone(), p.dry_run);
     let (from_rev, message) = (p.from_rev, p.message);
     let outcome = blocking(move || {
@@ -878,7 +881,7 @@ pub(super) async fn restore(
         if dry_run {
             return Ok((None, summary, source));
         }
-        let mut pack = new_pack(&indexing.staging)?;
+        let mut pack = new_pack(&indexing)?;
         let edits = [history::TreeEdit::Upsert { path: path.clone(), mode, id }];
         let tree = history::edit_tree(&reader, &mut pack, Some(&head_tree), &edits)?;
         let short = source.to_hex_with_len(7).to_string();
@@ -938,27 +941,18 @@ pub(super) async fn create_snapshot(
             p.name
         )));
     }
-    let indexing = Indexing::of(app);
+    let indexing = Indexing::of(app, &o.repo);
     let (db, snapshot, short) = (o.db.clone(), o.snapshot.clone(), p.name.clone());
     let (rev, message) = (p.rev, p.message);
     let (indexed, tag, commit) = blocking(move || {
         let reader = db.reader();
         let commit = history::resolve_commit(&reader, &snapshot, &rev)?;
-        let mut pack = new_pack(&indexing.staging)?;
+        let mut pack = new_pack(&indexing)?;
         let tag = history::write_tag(&mut pack, &commit, &short, &tagger, &message)?;
         Ok((finish_pack(pack, &indexing)?, tag, commit))
     })
     .await?;
-    publish_and_move(
-        app,
-        &o,
-        identity,
-        indexed,
-        &name,
-        ObjectId::null(gix_hash::Kind::Sha1),
-        tag,
-    )
-    .await?;
+    publish_and_move(app, &o, identity, indexed, &name, o.snapshot.null_id(), tag).await?;
     Ok(json!({"name": p.name, "ref": name, "tag": tag.to_string(), "commit": commit.to_string()}))
 }
 
@@ -979,7 +973,7 @@ pub(super) async fn list_snapshots(
             let mut entry = json!({"name": short, "ref": name});
             let kind = reader.read(&value.target, &mut buf)?;
             if kind == gix_object::Kind::Tag {
-                if let Ok(tag) = gix_object::TagRef::from_bytes(&buf, gix_hash::Kind::Sha1) {
+                if let Ok(tag) = gix_object::TagRef::from_bytes(&buf, value.target.kind()) {
                     entry["tag"] = json!(value.target.to_string());
                     entry["message"] = json!(String::from_utf8_lossy(tag.message).trim_end());
                     if let Some(Ok(t)) = tag.tagger() .transpose() {

@@ -7,7 +7,6 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use gix_hash::ObjectId;
-use sha1::Digest;
 
 use super::{invalid, Entry};
 use crate::odb::Result;
@@ -15,7 +14,7 @@ use crate::odb::Result;
 /// A writer that hashes what it writes (for the index's trailing checksum).
 struct Hashing<W: Write> {
     inner: W,
-    hasher: sha1::Sha1,
+    hasher: gix_hash::Hasher,
 }
 
 impl<W: Write> Hashing<W> {
@@ -46,7 +45,7 @@ pub(super) fn write(
     }
     let mut out = Hashing {
         inner: BufWriter::with_capacity(256 << 10, std::fs::File::create(path)?),
-        hasher: sha1::Sha1::new(),
+        hasher: gix_hash::hasher(pack_checksum.kind()),
     };
     out.put(&[0xff, b't', b'O', b'c'])?;
     out.put(&2u32.to_be_bytes())?;
@@ -82,8 +81,12 @@ pub(super) fn write(
         out.put(&offset.to_be_bytes())?;
     }
     out.put(pack_checksum.as_bytes())?;
-    let digest: [u8; 20] = out.hasher.clone().finalize().into();
-    out.inner.write_all(&digest)?;
+    let digest = out
+        .hasher
+        .clone()
+        .try_finalize()
+        .map_err(|e| invalid(format!("{e}")))?;
+    out.inner.write_all(digest.as_slice())?;
     out.inner.flush()?;
     Ok(())
 }

@@ -275,6 +275,8 @@ pub struct Indexed {
     /// Blobs that trees name `.gitmodules` or `.gitattributes`: check them with
     /// [`crate::fsck::check_special_blob`] once every object can be read.
     pub specials: Vec<(SpecialFile, ObjectId)>,
+    /// The hash that names the pack's objects.
+    hash: gix_hash::Kind,
     paths: Option<(PathBuf, PathBuf)>,
     _dir: tempfile::TempDir,
 }
@@ -289,9 +291,13 @@ impl Indexed {
     /// for an empty pack.
     pub fn open(&self) -> Result<Option<Arc<Pack>>> {
         match (&self.name, &self.paths) {
-            (Some(name), Some((pack, idx))) => {
-                Ok(Some(Arc::new(Pack::open(name, idx, pack, Reach::Unknown)?)))
-            }
+            (Some(name), Some((pack, idx))) => Ok(Some(Arc::new(Pack::open(
+                name,
+                idx,
+                pack,
+                Reach::Unknown,
+                self.hash,
+            )?))),
             _ => Ok(None),
         }
     }
@@ -343,13 +349,14 @@ impl Indexed {
 pub fn index_file(
     path: &Path,
     staging: &Path,
+    hash: gix_hash::Kind,
     limits: &Limits,
     budget: &Arc<MemoryBudget>,
     checks: Checks<'_>,
     bases: BaseSource<'_>,
 ) -> Result<Indexed> {
     let mut input = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);
-    let received = receive(&mut input, staging, limits, budget, checks)?;
+    let received = receive(&mut input, staging, hash, limits, budget, checks)?;
     let (threads, _working_set) = received
         .reserve_working_set(limits, budget)
         .map_err(Refused::Busy)?;

@@ -10,7 +10,6 @@ use flate2::{Decompress, FlushDecompress, Status};
 use gix_hash::ObjectId;
 use gix_object::Kind;
 use gix_pack::data::entry::Header;
-use sha1::Digest;
 
 use super::{
     invalid, Checks, Entry, EntryKind, Limits, Received, Refused, ENTRY_BYTES, KEPT_BLOB_MAX,
@@ -43,7 +42,7 @@ impl std::io::Read for Recording<'_> {
 /// Where the pack goes: the file, its running checksum and the current entry's CRC-32.
 struct Output {
     file: BufWriter<File>,
-    checksum: sha1::Sha1,
+    checksum: gix_hash::Hasher,
     written: u64,
 }
 
@@ -124,10 +123,12 @@ fn to_u32(size: u64, limits: &Limits) -> Result<u32> {
     })
 }
 
-/// Stream a pack from `input` into a new directory under `staging`: pass 1 of indexing.
+/// Stream a pack of objects named by `hash` from `input` into a new directory under
+/// `staging`: pass 1 of indexing.
 pub fn receive(
     input: &mut dyn BufRead,
     staging: &Path,
+    hash: gix_hash::Kind,
     limits: &Limits,
     budget: &Arc<MemoryBudget>,
     checks: Checks<'_>,
@@ -139,7 +140,7 @@ pub fn receive(
     let path = dir.path().join("incoming.pack");
     let mut out = Output {
         file: BufWriter::with_capacity(256 << 10, File::create(&path)?),
-        checksum: sha1::Sha1::new(),
+        checksum: gix_hash::hasher(hash),
         written: 0,
     };
 
@@ -169,7 +170,7 @@ pub fn receive(
     let mut z = Decompress::new(true);
     let mut scratch = vec![0u8; 64 << 10];
     let mut content: Vec<u8> = Vec::new();
-    let null = ObjectId::null(gix_hash::Kind::Sha1);
+    let null = ObjectId::null(hash);
 
     for n in 0..count as usize {
         if n == entries.capacity() {
@@ -185,8 +186,8 @@ pub fn receive(
             inner: &mut *input,
             bytes: Vec::with_capacity(32),
         };
-        let parsed = gix_pack::data::Entry::from_read(&mut recording, offset, 20).map_err(|e| {
-            match e.kind() {
+        let parsed = gix_pack::data::Entry::from_read(&mut recording, offset, hash.len_in_bytes())
+            .map_err(|e| match e.kind() {
                 std::io::ErrorKind::UnexpectedEof => {
                     invalid("the pack ends in the middle of an entry header")
                 }
@@ -194,8 +195,7 @@ pub fn receive(
                     invalid(format!("bad entry header at offset {offset}: {e}"))
                 }
                 _ => Error::Io(e),
-            }
-        })?;
+            })?;
         let raw_header = recording.bytes;
         let size = to_u32(parsed.decompressed_size, limits)?;
         let mut crc = crc32fast::Hasher::new();
@@ -238,7 +238,7 @@ pub fn receive(
         content.clear();
         match kind {
             EntryKind::Object(object_kind) => {
-                let mut hasher = gix_hash::hasher(gix_hash::Kind::Sha1);
+                let mut hasher = gix_hash::hasher(hash);
                 hasher.update(&gix_object::encode::loose_header(
                     object_kind,
                     u64::from(size),
@@ -308,13 +308,15 @@ pub fn receive(
         entries.push(entry);
     }
 
-    let mut trailer = [0u8; 20];
+    let mut trailer = vec![0u8; hash.len_in_bytes()];
     input.read_exact(&mut trailer).map_err(|e| match e.kind() {
         std::io::ErrorKind::UnexpectedEof => invalid("the pack ends before its checksum"),
         _ => Error::Io(e),
     })?;
-    let computed: [u8; 20] = out.checksum.clone().finalize().into();
-    if computed != trailer {
+    let computed = (out.checksum.clone())
+        .try_finalize()
+        .map_err(|e| invalid(format!("{e}")))?;
+    if computed.as_slice() != trailer.as_slice() {
         return Err(invalid("the pack's checksum does not match its content"));
     }
     if !input.fill_buf()?.is_empty() {
@@ -328,7 +330,7 @@ pub fn receive(
         entries,
         ids,
         ref_bases,
-        checksum: ObjectId::from(trailer),
+        checksum: computed,
         largest,
         kept_blobs,
         specials,

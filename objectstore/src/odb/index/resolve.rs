@@ -9,7 +9,6 @@ use std::sync::Mutex;
 
 use gix_hash::ObjectId;
 use gix_object::Kind;
-use sha1::Digest;
 
 use super::{
     idx, invalid, BaseSource, Checks, Entry, EntryKind, Indexed, Limits, Received, Refused,
@@ -25,6 +24,8 @@ const WORK_FACTOR: u64 = 32;
 
 /// What every worker reads.
 struct Shared<'a> {
+    /// The hash that names the pack's objects.
+    hash: gix_hash::Kind,
     entries: &'a [Entry],
     ids: &'a [ObjectId],
     /// Children of entry `i`: `list[first[i]..first[i + 1]]`.
@@ -217,7 +218,7 @@ impl<'a> Worker<'a> {
                 .and_then(|f| f.bytes.as_deref())
                 .ok_or_else(|| invalid("a delta base went missing"))?;
             delta::apply(base, &delta, &mut result).map_err(|e| invalid(e.0))?;
-            let mut hasher = gix_hash::hasher(gix_hash::Kind::Sha1);
+            let mut hasher = gix_hash::hasher(self.shared.hash);
             hasher.update(&gix_object::encode::loose_header(kind, result.len() as u64));
             hasher.update(&result);
             let child_id = hasher.try_finalize().map_err(|e| invalid(format!("{e}")))?;
@@ -344,6 +345,7 @@ impl Received {
                 thin_bases: 0,
                 kept_blobs: self.kept_blobs,
                 specials: self.specials,
+                hash: self.checksum.kind(),
                 paths: None,
                 _dir: self.dir,
             });
@@ -410,6 +412,7 @@ impl Received {
         let work_limit = declared.saturating_mul(WORK_FACTOR).saturating_add(1 << 30);
 
         let shared = Shared {
+            hash: self.checksum.kind(),
             entries: &self.entries,
             ids: &self.ids,
             first: &first,
@@ -556,6 +559,7 @@ impl Received {
                     f
                 };
                 let shared = Shared {
+                    hash: self.checksum.kind(),
                     entries: &self.entries,
                     ids: &self.ids,
                     first: &first_ext,
@@ -592,7 +596,7 @@ impl Received {
             )));
         }
         let checksum = if thin_bases > 0 {
-            rewrite_count_and_checksum(&self.path, self.entries.len())?
+            rewrite_count_and_checksum(&self.path, self.entries.len(), self.checksum.kind())?
         } else {
             self.checksum
         };
@@ -614,6 +618,7 @@ impl Received {
             thin_bases,
             kept_blobs,
             specials,
+            hash: checksum.kind(),
             paths: Some((pack_path, idx_path)),
             _dir: self.dir,
         })
@@ -622,7 +627,11 @@ impl Received {
 
 /// After bases were appended: write the new object count into the header and return the
 /// checksum of the whole file (which does not hold one yet).
-fn rewrite_count_and_checksum(path: &std::path::Path, count: usize) -> Result<ObjectId> {
+fn rewrite_count_and_checksum(
+    path: &std::path::Path,
+    count: usize,
+    hash: gix_hash::Kind,
+) -> Result<ObjectId> {
     let count = u32::try_from(count).map_err(|_| invalid("too many objects"))?;
     let mut file = std::fs::OpenOptions::new()
         .read(true)
@@ -631,7 +640,7 @@ fn rewrite_count_and_checksum(path: &std::path::Path, count: usize) -> Result<Ob
     file.seek(SeekFrom::Start(8))?;
     file.write_all(&count.to_be_bytes())?;
     file.seek(SeekFrom::Start(0))?;
-    let mut hasher = sha1::Sha1::new();
+    let mut hasher = gix_hash::hasher(hash);
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = file.read(&mut buf)?;
@@ -640,6 +649,5 @@ fn rewrite_count_and_checksum(path: &std::path::Path, count: usize) -> Result<Ob
         }
         hasher.update(&buf[..n]);
     }
-    let digest: [u8; 20] = hasher.finalize().into();
-    Ok(ObjectId::from(digest))
+    hasher.try_finalize().map_err(|e| invalid(format!("{e}")))
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use sha1::Digest;
+const SHA1: gix_hash::Kind = gix_hash::Kind::Sha1;
 
 use super::*;
 use crate::fsck::MsgId;
@@ -77,7 +77,7 @@ fn index_bytes(
 ) -> Result<Indexed> {
     let budget = budget();
     let mut input = std::io::BufReader::new(pack);
-    let received = receive(&mut input, staging, limits, &budget, checks)?;
+    let received = receive(&mut input, staging, SHA1, limits, &budget, checks)?;
     let (threads, _r) = received
         .reserve_working_set(limits, &budget)
         .map_err(Refused::Busy)?;
@@ -183,6 +183,7 @@ fn a_thin_pack_is_completed_from_the_repository() {
     let received = receive(
         &mut &thin[..],
         &dir.path().join("staging"),
+        SHA1,
         &limits,
         &budget,
         Checks::STRICT,
@@ -226,8 +227,10 @@ impl PackBytes {
     fn finish(self) -> Vec<u8> {
         let mut out = gix_pack::data::header::encode(gix_pack::data::Version::V2, self.1).to_vec();
         out.extend(self.0);
-        let sum: [u8; 20] = sha1::Sha1::digest(&out).into();
-        out.extend_from_slice(&sum);
+        let mut hasher = gix_hash::hasher(SHA1);
+        hasher.update(&out);
+        let sum = hasher.try_finalize().unwrap();
+        out.extend_from_slice(sum.as_slice());
         out
     }
 }
@@ -437,7 +440,15 @@ fn delta_chains_are_bounded_in_depth_memory_and_work() {
     // reserved is the cache and three objects per thread, not the tree.
     let limits = Limits::default();
     let budget = budget();
-    let received = receive(&mut &pack[..], &staging, &limits, &budget, Checks::STRICT).unwrap();
+    let received = receive(
+        &mut &pack[..],
+        &staging,
+        SHA1,
+        &limits,
+        &budget,
+        Checks::STRICT,
+    )
+    .unwrap();
     let (threads, working) = received.reserve_working_set(&limits, &budget).unwrap();
     assert!(
         working.bytes() <= threads as u64 * (34 << 20),
@@ -632,7 +643,7 @@ fn a_corrupt_stored_pack_is_an_error_not_a_crash() {
         }
         let path = dir.path().join(format!("bad-{round}.pack"));
         std::fs::write(&path, &bad).unwrap();
-        let Ok(opened) = Pack::open("bad", idx_path, &path, Reach::Unknown) else {
+        let Ok(opened) = Pack::open("bad", idx_path, &path, Reach::Unknown, SHA1) else {
             errors += 1;
             continue;
         };
