@@ -21,7 +21,7 @@ use crate::client::Client;
 use crate::config::{EndpointStore, Mirror, Webhook};
 use crate::deliveries::DeliveryLog;
 use crate::log::{events_after, forget_through, forgotten, Cursor, Event, EventChain};
-use crate::metrics::{self, inc};
+use crate::metrics;
 use crate::mirror::{self, Command, MirrorError, Remote};
 use crate::payload::{self, RepoInfo};
 use crate::state::{now_ms, EndpointState, Retry, StateStore, Versioned};
@@ -211,8 +211,7 @@ impl Dispatcher {
                     });
             }
         }
-        metrics::PENDING_REPOSITORIES
-            .store(repos.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        metrics::set(metrics::PENDING_REPOSITORIES, repos.len() as u64);
         let results: Vec<_> = futures_util::stream::iter(repos)
             .map(|((ws, alias), markers)| async move {
                 let outcome = self.repository(&ws, &alias, &markers).await;
@@ -224,7 +223,7 @@ impl Dispatcher {
             .buffer_unordered(4)
             .collect()
             .await;
-        metrics::PENDING_EVENTS.store(results.iter().sum(), std::sync::atomic::Ordering::Relaxed);
+        metrics::set(metrics::PENDING_EVENTS, results.iter().sum());
         Ok(())
     }
 
@@ -310,7 +309,7 @@ impl Dispatcher {
                 }
             }
         }
-        metrics::MIRROR_LAG_EVENTS.fetch_max(lag, std::sync::atomic::Ordering::Relaxed);
+        metrics::mirror_lag(lag);
         if lowest > 0 {
             forget_through(self.bucket.as_ref(), &keys, lowest).await?;
         }
@@ -440,12 +439,12 @@ impl Dispatcher {
                 }
                 match verdict {
                     Verdict::Delivered => {
-                        inc(&metrics::DELIVERED);
+                        metrics::outcome(metrics::WEBHOOK_DELIVERIES, "delivered");
                         state.last_success_ms = Some(delivery.time_ms);
                     }
-                    Verdict::Failed => inc(&metrics::FAILED),
+                    Verdict::Failed => metrics::outcome(metrics::WEBHOOK_DELIVERIES, "failed"),
                     Verdict::Gone => {
-                        inc(&metrics::GONE);
+                        metrics::outcome(metrics::WEBHOOK_DELIVERIES, "gone");
                         self.disable(repo, &hook.id, "the receiver answered 410 Gone")
                             .await?;
                         state.cursor = repo.head.clone();
@@ -459,7 +458,7 @@ impl Dispatcher {
                     Verdict::Retry(asked) => {
                         let elapsed = now_ms().saturating_sub(first_ms);
                         if elapsed < self.settings.retry_for.as_millis() as u64 {
-                            inc(&metrics::RETRIED);
+                            metrics::outcome(metrics::WEBHOOK_DELIVERIES, "retry");
                             let wait = asked
                                 .unwrap_or_default()
                                 .max(self.backoff(attempt.saturating_sub(1)));
@@ -473,7 +472,7 @@ impl Dispatcher {
                             states.put(&hook.id, &etag, &state).await?;
                             return Ok(Progress::Behind(stored));
                         }
-                        inc(&metrics::FAILED);
+                        metrics::outcome(metrics::WEBHOOK_DELIVERIES, "failed");
                         given_up = true;
                         state.last_error = Some(format!(
                             "gave up after {attempt} attempts over {} s: {}",
@@ -556,7 +555,7 @@ impl Dispatcher {
         }
         let since = *state.gap_since_ms.get_or_insert_with(now_ms);
         if now_ms().saturating_sub(since) < self.settings.gap_grace.as_millis() as u64 {
-            inc(&metrics::GAPS_WAITED);
+            ::metrics::counter!(metrics::GAPS_WAITED).increment(1);
             tracing::debug!(
                 endpoint,
                 missing = chain.missing,
@@ -680,7 +679,7 @@ impl Dispatcher {
         )
         .await;
         if verdict == Verdict::Delivered {
-            inc(&metrics::DELIVERED);
+            metrics::outcome(metrics::WEBHOOK_DELIVERIES, "delivered");
         }
         DeliveryLog::new(self.bucket.clone(), keys)
             .record(&hook.id, &delivery)
@@ -707,7 +706,7 @@ impl Dispatcher {
         )
         .await;
         if verdict == Verdict::Delivered {
-            inc(&metrics::DELIVERED);
+            metrics::outcome(metrics::WEBHOOK_DELIVERIES, "delivered");
         }
         delivery.seq = original.seq;
         delivery.ref_name = original.ref_name.clone();
@@ -767,7 +766,7 @@ impl Dispatcher {
         let outcome = self.mirror_push(repo, mirror, &names, &mut state).await;
         let progress = match outcome {
             Ok(()) => {
-                inc(&metrics::MIRROR_PUSHES);
+                metrics::outcome(metrics::MIRROR_PUSHES, "ok");
                 state.cursor = repo.head.clone();
                 state.full_sync = false;
                 state.retry = None;
@@ -782,7 +781,7 @@ impl Dispatcher {
                 Progress::CaughtUp(repo.head.seq)
             }
             Err(e) => {
-                inc(&metrics::MIRROR_FAILURES);
+                metrics::outcome(metrics::MIRROR_PUSHES, "failed");
                 let attempts = state.retry.as_ref().map_or(0, |r| r.attempts) + 1;
                 state.last_error = Some(e.to_string());
                 if let MirrorError::Auth(_) = e {

@@ -1,96 +1,63 @@
-//! Counters of event delivery, rendered by the server at `/metrics`.
+//! What event delivery reports, through the `metrics` facade (the server installs the
+//! Prometheus recorder that `/metrics` renders; [`describe`] gives each its help text).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Repositories with undelivered events at the last round.
-pub static PENDING_REPOSITORIES: AtomicU64 = AtomicU64::new(0);
-/// Events recorded but not yet handled by every endpoint, at the last round.
-pub static PENDING_EVENTS: AtomicU64 = AtomicU64::new(0);
-/// Webhook deliveries answered 2xx.
-pub static DELIVERED: AtomicU64 = AtomicU64::new(0);
-/// Webhook deliveries to be tried again.
-pub static RETRIED: AtomicU64 = AtomicU64::new(0);
-/// Webhook deliveries that failed for good.
-pub static FAILED: AtomicU64 = AtomicU64::new(0);
-/// Webhooks turned off by a `410 Gone`.
-pub static GONE: AtomicU64 = AtomicU64::new(0);
-/// Mirror pushes that went through.
-pub static MIRROR_PUSHES: AtomicU64 = AtomicU64::new(0);
-/// Mirror pushes that failed.
-pub static MIRROR_FAILURES: AtomicU64 = AtomicU64::new(0);
-/// The most events any mirror was behind at the last round.
-pub static MIRROR_LAG_EVENTS: AtomicU64 = AtomicU64::new(0);
-/// Artifact versions published from pushes.
-pub static VERSIONS_PUBLISHED: AtomicU64 = AtomicU64::new(0);
-/// Publishes taken over after they were interrupted (a crash, a lost lease).
-pub static VERSIONS_RESUMED: AtomicU64 = AtomicU64::new(0);
-/// Attempts to publish a version that failed (retried later).
-pub static VERSION_FAILURES: AtomicU64 = AtomicU64::new(0);
+/// Repositories with undelivered events at the last round (gauge).
+pub const PENDING_REPOSITORIES: &str = "artifact_git_events_pending_repositories";
+/// Events recorded but not yet handled by every endpoint, at the last round (gauge).
+pub const PENDING_EVENTS: &str = "artifact_git_events_pending";
+/// The most events any mirror was behind (gauge).
+pub const MIRROR_LAG_EVENTS: &str = "artifact_git_mirror_lag_events";
+/// Webhook delivery attempts, by `outcome`: delivered, retry, failed, gone.
+pub const WEBHOOK_DELIVERIES: &str = "artifact_git_webhook_deliveries_total";
+/// Mirror pushes, by `outcome`: ok, failed.
+pub const MIRROR_PUSHES: &str = "artifact_git_mirror_pushes_total";
 /// Rounds in which an endpoint waited for event records missing from the log's listing.
-pub static GAPS_WAITED: AtomicU64 = AtomicU64::new(0);
+pub const GAPS_WAITED: &str = "artifact_git_events_gap_waits_total";
+/// Artifact versions published from pushes, by `outcome`: ok, resumed, failed.
+pub const VERSIONS_PUBLISHED: &str = "artifact_git_versions_published_total";
 
-pub(crate) fn inc(counter: &AtomicU64) {
-    counter.fetch_add(1, Ordering::Relaxed);
+/// Count one `name` with `outcome`.
+pub(crate) fn outcome(name: &'static str, outcome: &'static str) {
+    metrics::counter!(name, "outcome" => outcome).increment(1);
 }
 
-/// The counters in Prometheus' text format.
-pub fn render(out: &mut String) {
-    let gauge = |out: &mut String, name: &str, help: &str, v: &AtomicU64| {
-        out.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}\n",
-            v.load(Ordering::Relaxed)
-        ));
-    };
-    gauge(
-        out,
-        "artifact_git_events_pending_repositories",
-        "Repositories with push events not yet delivered everywhere.",
-        &PENDING_REPOSITORIES,
+/// Set a gauge.
+pub(crate) fn set(name: &'static str, value: u64) {
+    metrics::gauge!(name).set(value as f64);
+}
+
+/// Raise the mirror lag gauge to `lag` if it is higher: the furthest-behind mirror seen.
+pub(crate) fn mirror_lag(lag: u64) {
+    static MAX: AtomicU64 = AtomicU64::new(0);
+    let max = MAX.fetch_max(lag, Ordering::Relaxed).max(lag);
+    set(MIRROR_LAG_EVENTS, max);
+}
+
+/// The help text of every metric above.
+pub fn describe() {
+    use metrics::{describe_counter, describe_gauge};
+    describe_gauge!(
+        PENDING_REPOSITORIES,
+        "Repositories with push events not yet delivered everywhere."
     );
-    gauge(
-        out,
-        "artifact_git_events_pending",
-        "Push events not yet delivered to every endpoint.",
-        &PENDING_EVENTS,
+    describe_gauge!(
+        PENDING_EVENTS,
+        "Push events not yet delivered to every endpoint."
     );
-    gauge(
-        out,
-        "artifact_git_mirror_lag_events",
-        "Push events the furthest-behind mirror has yet to push.",
-        &MIRROR_LAG_EVENTS,
+    describe_gauge!(
+        MIRROR_LAG_EVENTS,
+        "Push events the furthest-behind mirror has yet to push."
     );
-    out.push_str("# HELP artifact_git_webhook_deliveries_total Webhook delivery attempts by outcome.\n# TYPE artifact_git_webhook_deliveries_total counter\n");
-    for (outcome, v) in [
-        ("delivered", &DELIVERED),
-        ("retry", &RETRIED),
-        ("failed", &FAILED),
-        ("gone", &GONE),
-    ] {
-        out.push_str(&format!(
-            "artifact_git_webhook_deliveries_total{{outcome=\"{outcome}\"}} {}\n",
-            v.load(Ordering::Relaxed)
-        ));
-    }
-    out.push_str("# HELP artifact_git_mirror_pushes_total Mirror pushes by outcome.\n# TYPE artifact_git_mirror_pushes_total counter\n");
-    for (outcome, v) in [("ok", &MIRROR_PUSHES), ("failed", &MIRROR_FAILURES)] {
-        out.push_str(&format!(
-            "artifact_git_mirror_pushes_total{{outcome=\"{outcome}\"}} {}\n",
-            v.load(Ordering::Relaxed)
-        ));
-    }
-    out.push_str(&format!(
-        "# HELP artifact_git_events_gap_waits_total Rounds in which an endpoint waited for event records missing from the log's listing.\n# TYPE artifact_git_events_gap_waits_total counter\nartifact_git_events_gap_waits_total {}\n",
-        GAPS_WAITED.load(Ordering::Relaxed)
-    ));
-    out.push_str("# HELP artifact_git_versions_published_total Artifact versions published from pushes, by outcome.\n# TYPE artifact_git_versions_published_total counter\n");
-    for (outcome, v) in [
-        ("ok", &VERSIONS_PUBLISHED),
-        ("resumed", &VERSIONS_RESUMED),
-        ("failed", &VERSION_FAILURES),
-    ] {
-        out.push_str(&format!(
-            "artifact_git_versions_published_total{{outcome=\"{outcome}\"}} {}\n",
-            v.load(Ordering::Relaxed)
-        ));
-    }
+    describe_counter!(WEBHOOK_DELIVERIES, "Webhook delivery attempts by outcome.");
+    describe_counter!(MIRROR_PUSHES, "Mirror pushes by outcome.");
+    describe_counter!(
+        GAPS_WAITED,
+        "Rounds in which an endpoint waited for event records missing from the log's listing."
+    );
+    describe_counter!(
+        VERSIONS_PUBLISHED,
+        "Artifact versions published from pushes, by outcome."
+    );
 }

@@ -167,7 +167,7 @@ pub async fn handle(
         {
             Ok(r) => r,
             Err(e) => {
-                crate::metrics::inc(&crate::metrics::REJECTED_BUSY);
+                crate::metrics::inc(crate::metrics::REJECTED_BUSY);
                 out.into_writer().abort(&e.to_string());
                 return;
             }

@@ -509,6 +509,7 @@ fn local_dirs(args: &StorageArgs) -> anyhow::Result<(Option<PathBuf>, PathBuf)> 
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    crate::metrics::install();
     let storage = Storage::open(&args.storage.storage, args.storage.s3_path_style).await?;
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(crate::tls::Tls::new(cert.clone(), key.clone())?),
@@ -572,6 +573,7 @@ pub fn build(
     local: SocketAddr,
     tls: bool,
 ) -> anyhow::Result<Built> {
+    crate::metrics::install();
     let (auth_config, embedded_secret) = auth_config(&args.auth, &args.storage.storage)?;
     let auth = crate::auth::Authenticator::new(&auth_config)?;
     let (cache_dir, staging) = local_dirs(&args.storage)?;

@@ -114,7 +114,7 @@ fn query_service<B>(req: &Request<B>) -> Option<&str> {
 /// `503` with `Retry-After`: every slot is taken.
 pub(crate) fn busy() -> Response<ResponseBody> {
     tracing::warn!("too many concurrent clones and pushes: answering 503");
-    crate::metrics::inc(&crate::metrics::REJECTED_BUSY);
+    crate::metrics::inc(crate::metrics::REJECTED_BUSY);
     let mut resp = plain(
         StatusCode::SERVICE_UNAVAILABLE,
         "the server is busy; retry in a few seconds",

@@ -364,7 +364,7 @@ async fn check_lfs_pointers(
     match missing_lfs_objects(app, repo, blobs).await {
         Ok(missing) if missing.is_empty() => Ok(()),
         Ok(missing) => {
-            crate::metrics::inc(&crate::metrics::LFS_POINTERS_MISSING);
+            crate::metrics::inc(crate::metrics::LFS_POINTERS_MISSING);
             let shown: Vec<&str> = missing.iter().take(10).map(String::as_str).collect();
             let more = missing.len().saturating_sub(shown.len());
             tracing::warn!(repo = %repo.id, missing = missing.len(), "write refused: LFS objects missing");

@@ -204,7 +204,12 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Response<ResponseBody> {
     let outcome = match (req.method().clone(), route) {
-        (Method::POST, LfsRoute::Batch) => batch(&app, &repo, identity.as_ref(), public, req).await,
+        (Method::POST, LfsRoute::Batch) => {
+            let started = std::time::Instant::now();
+            let answer = batch(&app, &repo, identity.as_ref(), public, req).await;
+            crate::metrics::observe(crate::metrics::LFS_BATCH_SECONDS, started);
+            answer
+        }
         (Method::GET, LfsRoute::Object(oid)) => download(&app, &repo, &oid).await,
         (Method::PUT, LfsRoute::Object(oid)) => upload(&app, &repo, &oid, req).await,
         (Method::POST, LfsRoute::Verify) => verify(&app, &repo, req).await,
@@ -240,7 +245,7 @@ async fn batch(
 ) -> Answer {
     let links = links(app, repo, req.headers().get(header::AUTHORIZATION));
     let request: BatchRequest = read_json(app, req).await?;
-    crate::metrics::inc(&crate::metrics::LFS_BATCHES);
+    crate::metrics::inc(crate::metrics::LFS_BATCHES);
     if request.operation == Operation::Upload {
         require(identity, public, Access::Write, repo)?;
     }
@@ -325,11 +330,11 @@ async fn answer(
     };
     match (operation, plan.error.is_none()) {
         (Operation::Download, true) => {
-            crate::metrics::inc(&crate::metrics::LFS_DOWNLOADS);
-            crate::metrics::add(&crate::metrics::LFS_DOWNLOAD_BYTES, plan.size);
+            crate::metrics::inc(crate::metrics::LFS_DOWNLOADS);
+            crate::metrics::add(crate::metrics::LFS_DOWNLOAD_BYTES, plan.size);
         }
         (Operation::Upload, true) if !plan.actions.is_empty() => {
-            crate::metrics::inc(&crate::metrics::LFS_UPLOADS);
+            crate::metrics::inc(crate::metrics::LFS_UPLOADS);
         }
         _ => {}
     }
@@ -367,7 +372,7 @@ async fn download(app: &App, repo: &Repo, oid: &str) -> Answer {
     else {
         return Err(error(StatusCode::NOT_FOUND, "object does not exist"));
     };
-    crate::metrics::add(&crate::metrics::LFS_PROXIED_OUT_BYTES, size);
+    crate::metrics::add(crate::metrics::LFS_PROXIED_OUT_BYTES, size);
     let mut resp = Response::new(body::stream(stream));
     let headers = resp.headers_mut();
     headers.insert(
@@ -415,7 +420,7 @@ async fn upload(app: &App, repo: &Repo, oid: &str, req: Request<Incoming>) -> An
     let _reservation = match held {
         0 => None,
         _ => Some(app.budget.reserve(held, Duration::ZERO).map_err(|_| {
-            crate::metrics::inc(&crate::metrics::REJECTED_BUSY);
+            crate::metrics::inc(crate::metrics::REJECTED_BUSY);
             Failure::Busy
         })?),
     };
@@ -426,8 +431,8 @@ async fn upload(app: &App, repo: &Repo, oid: &str, req: Request<Incoming>) -> An
     );
     match store(app, repo).receive(&oid, size, stream).await {
         Ok(()) => {
-            crate::metrics::add(&crate::metrics::LFS_PROXIED_IN_BYTES, size);
-            crate::metrics::add(&crate::metrics::LFS_UPLOAD_BYTES, size);
+            crate::metrics::add(crate::metrics::LFS_PROXIED_IN_BYTES, size);
+            crate::metrics::add(crate::metrics::LFS_UPLOAD_BYTES, size);
             Ok(json(StatusCode::OK, &serde_json::json!({})))
         }
         Err(e) => Err(verify_error(repo, e)),
@@ -435,7 +440,7 @@ async fn upload(app: &App, repo: &Repo, oid: &str, req: Request<Incoming>) -> An
 }
 
 fn verify_error(repo: &Repo, e: VerifyError) -> Failure {
-    crate::metrics::inc(&crate::metrics::LFS_VERIFY_FAILED);
+    crate::metrics::inc(crate::metrics::LFS_VERIFY_FAILED);
     match e {
         VerifyError::NotUploaded(_) => error(StatusCode::NOT_FOUND, &e.to_string()),
         VerifyError::SizeMismatch { .. } | VerifyError::HashMismatch(_) => {
@@ -457,13 +462,13 @@ async fn verify(app: &App, repo: &Repo, req: Request<Incoming>) -> Answer {
         .ok_or_else(|| error(StatusCode::UNPROCESSABLE_ENTITY, "invalid oid"))?;
     let size = u64::try_from(request.size)
         .map_err(|_| error(StatusCode::UNPROCESSABLE_ENTITY, "invalid size"))?;
-    crate::metrics::inc(&crate::metrics::LFS_VERIFIES);
+    crate::metrics::inc(crate::metrics::LFS_VERIFIES);
     let verified = store(app, repo)
         .verify(&oid, size, nonce.as_deref())
         .await
         .map_err(|e| verify_error(repo, e))?;
     if verified == lfs::Verified::Stored {
-        crate::metrics::add(&crate::metrics::LFS_UPLOAD_BYTES, size);
+        crate::metrics::add(crate::metrics::LFS_UPLOAD_BYTES, size);
     }
     Ok(json(StatusCode::OK, &serde_json::json!({})))
 }

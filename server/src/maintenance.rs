@@ -60,7 +60,7 @@ pub async fn run(
         lfs::Transfer::default(),
     );
     let swept = lfs.sweep_incoming(lfs::UNVERIFIED_UPLOADS_KEPT_FOR).await?;
-    crate::metrics::inc(&crate::metrics::MAINTENANCE_RUNS);
+    crate::metrics::inc(crate::metrics::MAINTENANCE_RUNS);
     tracing::info!(repo = %repo.id, ?report, abandoned_lfs_uploads = swept, "maintenance");
     Ok(report)
 }

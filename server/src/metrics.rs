@@ -1,132 +1,178 @@
-//! Counters exposed at `GET /metrics` in the Prometheus text format.
+//! What the server reports at `GET /metrics`, in the Prometheus text format.
+//!
+//! Every counter and histogram goes through the `metrics` facade, emitted where the thing
+//! happens, in whichever crate (the bucket's calls in `objectstore`, deliveries in `events`);
+//! this module names the server's own, gives every metric its help text and installs the
+//! Prometheus recorder once per process. Latencies are histograms in seconds with fixed
+//! buckets, so an operator can read p50/p99 of pushes, clones, RPC methods and bucket calls.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
+use std::time::Instant;
 
-use objectstore::bucket::BucketCalls;
+use metrics::{describe_counter, describe_histogram};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-pub static CLONES_VERBATIM: AtomicU64 = AtomicU64::new(0);
-pub static PACKS_GENERATED: AtomicU64 = AtomicU64::new(0);
-pub static PUSHES: AtomicU64 = AtomicU64::new(0);
-pub static MAINTENANCE_RUNS: AtomicU64 = AtomicU64::new(0);
-pub static REJECTED_BUSY: AtomicU64 = AtomicU64::new(0);
-pub static LFS_BATCHES: AtomicU64 = AtomicU64::new(0);
-pub static LFS_UPLOADS: AtomicU64 = AtomicU64::new(0);
-pub static LFS_UPLOAD_BYTES: AtomicU64 = AtomicU64::new(0);
-pub static LFS_DOWNLOADS: AtomicU64 = AtomicU64::new(0);
-pub static LFS_DOWNLOAD_BYTES: AtomicU64 = AtomicU64::new(0);
-pub static LFS_VERIFIES: AtomicU64 = AtomicU64::new(0);
-pub static LFS_VERIFY_FAILED: AtomicU64 = AtomicU64::new(0);
-pub static LFS_PROXIED_IN_BYTES: AtomicU64 = AtomicU64::new(0);
-pub static LFS_PROXIED_OUT_BYTES: AtomicU64 = AtomicU64::new(0);
-pub static LFS_POINTERS_MISSING: AtomicU64 = AtomicU64::new(0);
+pub const CLONES_VERBATIM: &str = "artifact_git_clones_verbatim_total";
+pub const PACKS_GENERATED: &str = "artifact_git_packs_generated_total";
+pub const PUSHES: &str = "artifact_git_pushes_total";
+pub const MAINTENANCE_RUNS: &str = "artifact_git_maintenance_runs_total";
+pub const REJECTED_BUSY: &str = "artifact_git_rejected_busy_total";
+pub const LFS_BATCHES: &str = "artifact_git_lfs_batches_total";
+pub const LFS_UPLOADS: &str = "artifact_git_lfs_uploads_total";
+pub const LFS_UPLOAD_BYTES: &str = "artifact_git_lfs_upload_bytes_total";
+pub const LFS_DOWNLOADS: &str = "artifact_git_lfs_downloads_total";
+pub const LFS_DOWNLOAD_BYTES: &str = "artifact_git_lfs_download_bytes_total";
+pub const LFS_VERIFIES: &str = "artifact_git_lfs_verifies_total";
+pub const LFS_VERIFY_FAILED: &str = "artifact_git_lfs_verify_failed_total";
+pub const LFS_PROXIED_IN_BYTES: &str = "artifact_git_lfs_proxied_in_bytes_total";
+pub const LFS_PROXIED_OUT_BYTES: &str = "artifact_git_lfs_proxied_out_bytes_total";
+pub const LFS_POINTERS_MISSING: &str = "artifact_git_lfs_pointers_missing_total";
 
-/// Calls to the bucket, by kind: each is one round trip to S3.
-pub fn bucket_calls() -> &'static Arc<BucketCalls> {
-    static CALLS: OnceLock<Arc<BucketCalls>> = OnceLock::new();
-    CALLS.get_or_init(Default::default)
+/// A push, from its request to its answer (histogram, seconds; `outcome`: applied, refused).
+pub const PUSH_SECONDS: &str = "artifact_git_push_seconds";
+/// A clone or fetch, from its request to the last byte of its pack (`kind`: clone, fetch).
+pub const FETCH_SECONDS: &str = "artifact_git_fetch_seconds";
+/// A v2 `ls-refs`.
+pub const LS_REFS_SECONDS: &str = "artifact_git_ls_refs_seconds";
+/// A JSON-RPC call, by `method`.
+pub const RPC_SECONDS: &str = "artifact_git_rpc_seconds";
+/// An LFS batch request.
+pub const LFS_BATCH_SECONDS: &str = "artifact_git_lfs_batch_seconds";
+
+/// Histogram buckets, seconds: a bucket call of a millisecond to a clone of minutes.
+const BUCKETS: [f64; 16] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    120.0,
+];
+
+/// The process's recorder, installed on first use (several servers in one process, as in the
+/// simulation, share it).
+fn handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets(&BUCKETS)
+            .map(|b| b.build_recorder())
+            .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("a metrics recorder was installed already: /metrics shows nothing");
+        }
+        describe();
+        handle
+    })
 }
 
-pub fn inc(counter: &AtomicU64) {
-    counter.fetch_add(1, Ordering::Relaxed);
+/// Install the recorder (called when a server is built, so that counts start at once).
+pub fn install() {
+    handle();
 }
 
-pub fn add(counter: &AtomicU64, n: u64) {
-    counter.fetch_add(n, Ordering::Relaxed);
+pub fn inc(name: &'static str) {
+    metrics::counter!(name).increment(1);
 }
 
+pub fn add(name: &'static str, n: u64) {
+    metrics::counter!(name).increment(n);
+}
+
+/// Record the time since `started` in the histogram `name`.
+pub fn observe(name: &'static str, started: Instant) {
+    metrics::histogram!(name).record(started.elapsed().as_secs_f64());
+}
+
+/// Record the time since `started` in the histogram `name`, labelled.
+pub fn observe_labelled(
+    name: &'static str,
+    label: &'static str,
+    value: impl Into<metrics::SharedString>,
+    started: Instant,
+) {
+    metrics::histogram!(name, label => value.into()).record(started.elapsed().as_secs_f64());
+}
+
+/// Everything recorded so far, in the Prometheus text format.
 pub fn render() -> String {
-    let mut out = String::new();
-    for (name, help, counter) in [
+    let handle = handle();
+    handle.run_upkeep();
+    handle.render()
+}
+
+fn describe() {
+    for (name, help) in [
         (
-            "artifact_git_clones_verbatim_total",
+            CLONES_VERBATIM,
             "Full clones served by streaming the stored pack unchanged.",
-            &CLONES_VERBATIM,
         ),
         (
-            "artifact_git_packs_generated_total",
+            PACKS_GENERATED,
             "Fetches and clones answered with a pack built for them.",
-            &PACKS_GENERATED,
         ),
         (
-            "artifact_git_pushes_total",
+            PUSHES,
             "Pushes whose commands were read (the pack may still be arriving).",
-            &PUSHES,
         ),
+        (MAINTENANCE_RUNS, "Repacks run by this process."),
         (
-            "artifact_git_maintenance_runs_total",
-            "Repacks run by this process.",
-            &MAINTENANCE_RUNS,
-        ),
-        (
-            "artifact_git_rejected_busy_total",
+            REJECTED_BUSY,
             "Clones, fetches and pushes refused with 503.",
-            &REJECTED_BUSY,
         ),
+        (LFS_BATCHES, "LFS batch requests."),
         (
-            "artifact_git_lfs_batches_total",
-            "LFS batch requests.",
-            &LFS_BATCHES,
-        ),
-        (
-            "artifact_git_lfs_uploads_total",
+            LFS_UPLOADS,
             "LFS objects a batch asked to upload (not stored yet).",
-            &LFS_UPLOADS,
         ),
         (
-            "artifact_git_lfs_upload_bytes_total",
+            LFS_UPLOAD_BYTES,
             "Bytes of LFS objects stored after their hash was checked.",
-            &LFS_UPLOAD_BYTES,
         ),
         (
-            "artifact_git_lfs_downloads_total",
+            LFS_DOWNLOADS,
             "LFS objects a batch answered with a download action.",
-            &LFS_DOWNLOADS,
         ),
         (
-            "artifact_git_lfs_download_bytes_total",
+            LFS_DOWNLOAD_BYTES,
             "Bytes of the LFS objects download actions were given for.",
-            &LFS_DOWNLOAD_BYTES,
         ),
+        (LFS_VERIFIES, "LFS verify calls."),
         (
-            "artifact_git_lfs_verifies_total",
-            "LFS verify calls.",
-            &LFS_VERIFIES,
-        ),
-        (
-            "artifact_git_lfs_verify_failed_total",
+            LFS_VERIFY_FAILED,
             "LFS uploads refused: not uploaded, wrong size or wrong hash.",
-            &LFS_VERIFY_FAILED,
         ),
         (
-            "artifact_git_lfs_proxied_in_bytes_total",
+            LFS_PROXIED_IN_BYTES,
             "LFS bytes uploaded through this server (not presigned).",
-            &LFS_PROXIED_IN_BYTES,
         ),
         (
-            "artifact_git_lfs_proxied_out_bytes_total",
+            LFS_PROXIED_OUT_BYTES,
             "LFS bytes downloaded through this server (not presigned).",
-            &LFS_PROXIED_OUT_BYTES,
         ),
         (
-            "artifact_git_lfs_pointers_missing_total",
-            "Pushes refused for LFS pointers to objects the store does not have.",
-            &LFS_POINTERS_MISSING,
+            LFS_POINTERS_MISSING,
+            "Writes refused for LFS pointers to objects the store does not have.",
+        ),
+        (
+            objectstore::bucket::BUCKET_CALLS,
+            "Calls to the bucket (each a round trip to S3), by kind and backend.",
         ),
     ] {
-        out.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
-            counter.load(Ordering::Relaxed)
-        ));
+        describe_counter!(name, help);
     }
-    out.push_str(
-        "# HELP artifact_git_bucket_calls_total Calls to the bucket (each a round trip to S3), by kind.\n# TYPE artifact_git_bucket_calls_total counter\n",
-    );
-    for (kind, count) in bucket_calls().counts() {
-        out.push_str(&format!(
-            "artifact_git_bucket_calls_total{{kind=\"{kind}\"}} {count}\n"
-        ));
+    for (name, help) in [
+        (PUSH_SECONDS, "Pushes, from request to answer, by outcome."),
+        (
+            FETCH_SECONDS,
+            "Clones and fetches, from request to the pack's last byte.",
+        ),
+        (LS_REFS_SECONDS, "Protocol v2 ls-refs requests."),
+        (RPC_SECONDS, "JSON-RPC calls, by method."),
+        (LFS_BATCH_SECONDS, "LFS batch requests."),
+        (
+            objectstore::bucket::BUCKET_CALL_SECONDS,
+            "Calls to the bucket, by kind and backend.",
+        ),
+    ] {
+        describe_histogram!(name, metrics::Unit::Seconds, help);
     }
-    events::metrics::render(&mut out);
-    out
+    events::metrics::describe();
 }

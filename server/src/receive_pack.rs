@@ -163,7 +163,7 @@ pub async fn handle(
 
     // 2. Admit: a slot, and the packs as they are now.
     let Some(_slot) = app.slots.take(app.timeouts.queue).await else {
-        crate::metrics::inc(&crate::metrics::REJECTED_BUSY);
+        crate::metrics::inc(crate::metrics::REJECTED_BUSY);
         let why = Refused::Storage("the server is busy; try again in a few seconds".into());
         return response(Reply::refuse_all(&request, why).encode(&request));
     };
@@ -235,6 +235,11 @@ pub async fn handle(
     };
     let landed = crate::landing::land(&app, &repo, db, landing).await;
     let applied = landed.results.iter().filter(|r| r.is_ok()).count();
+    let outcome = match applied {
+        0 => "refused",
+        _ => "applied",
+    };
+    crate::metrics::observe_labelled(crate::metrics::PUSH_SECONDS, "outcome", outcome, started);
     tracing::info!(
         repo = %repo.id,
         applied,
@@ -269,7 +274,7 @@ fn receive(app: &App, input: Box<dyn Read + Send>, hash: gix_hash::Kind) -> Rece
         Err(e) => return Received::BadRequest(e.to_string()),
     };
     // Counted once its commands are read: `git push` sends an empty probe request first.
-    crate::metrics::inc(&crate::metrics::PUSHES);
+    crate::metrics::inc(crate::metrics::PUSHES);
     if !request.expects_pack() {
         return Received::Pushed(request, None);
     }

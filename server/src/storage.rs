@@ -69,12 +69,16 @@ impl Storage {
         }
     }
 
-    /// The storage at `url`, its calls counted in [`crate::metrics::bucket_calls`].
+    /// The storage at `url`, its calls counted and timed at `/metrics` by backend.
     pub async fn open(url: &StorageUrl, s3_path_style: bool) -> anyhow::Result<Self> {
         let mut storage = Self::open_uncounted(url, s3_path_style).await?;
+        let backend = match url {
+            StorageUrl::Dir(_) => "fs",
+            StorageUrl::S3 { .. } => "s3",
+        };
         storage.bucket = Arc::new(objectstore::bucket::MeteredBucket::new(
             storage.bucket,
-            crate::metrics::bucket_calls().clone(),
+            backend,
         ));
         Ok(storage)
     }

@@ -376,12 +376,12 @@ fn send_pack(
             pack.num_objects()
         ));
         tracing::info!(pack = %pack.name, objects = pack.num_objects(), "clone served verbatim");
-        crate::metrics::inc(&crate::metrics::CLONES_VERBATIM);
+        crate::metrics::inc(crate::metrics::CLONES_VERBATIM);
         generate::write_verbatim(pack, &mut data)?;
         data.flush()?;
         return Ok(());
     }
-    crate::metrics::inc(&crate::metrics::PACKS_GENERATED);
+    crate::metrics::inc(crate::metrics::PACKS_GENERATED);
     if let Some(packs) = stored {
         // Everything is wanted: every stored object goes, each once, without a history walk.
         let total: u32 = packs.iter().map(|p| p.num_objects()).sum();
@@ -633,6 +633,7 @@ pub async fn handle(
     snapshot: Snapshot,
     req: Request<Incoming>,
 ) -> http::Response<ResponseBody> {
+    let started = std::time::Instant::now();
     let v2 = protocol_version(&req) == 2;
     let gzip = is_gzip(&req);
     let limit = app.limits.max_request_bytes;
@@ -667,6 +668,7 @@ pub async fn handle(
             return match command.ls_refs_args() {
                 Ok(args) => {
                     write_ls_refs(&mut buf, &refs_view(&snapshot), &args);
+                    crate::metrics::observe(crate::metrics::LS_REFS_SECONDS, started);
                     git_response("application/x-git-upload-pack-result", full(buf))
                 }
                 Err(e) => refusal(&e.to_string()),
@@ -702,7 +704,7 @@ pub async fn handle(
             {
                 Ok(r) => Some(r),
                 Err(e) => {
-                    crate::metrics::inc(&crate::metrics::REJECTED_BUSY);
+                    crate::metrics::inc(crate::metrics::REJECTED_BUSY);
                     out.fail(&e.to_string());
                     return;
                 }
@@ -717,6 +719,9 @@ pub async fn handle(
         if let Err(e) = result {
             tracing::warn!(repo = %id, error = %e, "upload-pack failed");
             out.fail(&e.to_string());
+        }
+        if heavy {
+            crate::metrics::observe(crate::metrics::FETCH_SECONDS, started);
         }
     });
     let body = match slot {

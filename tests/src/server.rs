@@ -243,18 +243,54 @@ impl Server {
         (endpoint, bucket, prefix)
     }
 
-    /// The value of a counter at `/metrics`.
-    pub fn metric(&self, name: &str) -> u64 {
+    /// The text of `/metrics`; a server that cannot answer it fails the test.
+    pub fn metrics_text(&self) -> String {
         let out = Command::new("curl")
-            .args(["-s"])
+            .args(["-sf"])
             .arg(format!("{}/metrics", self.url))
             .output()
             .unwrap();
-        String::from_utf8_lossy(&out.stdout)
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success() && text.contains("# TYPE "),
+            "/metrics could not be read: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    }
+
+    /// The value of a counter at `/metrics` (0 when it has not counted anything yet).
+    pub fn metric(&self, name: &str) -> u64 {
+        self.metrics_text()
             .lines()
             .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no metric {name}"))
+            .map(|v| {
+                v.trim()
+                    .parse()
+                    .unwrap_or_else(|_| panic!("metric {name}: {v}"))
+            })
+            .unwrap_or(0)
+    }
+
+    /// Calls to the bucket by kind (every backend added up), from `/metrics`.
+    pub fn bucket_calls(&self) -> std::collections::BTreeMap<String, u64> {
+        let mut calls = std::collections::BTreeMap::new();
+        for line in self.metrics_text().lines() {
+            let Some(rest) = line.strip_prefix("artifact_git_bucket_calls_total{") else {
+                continue;
+            };
+            let Some((labels, value)) = rest.split_once("} ") else {
+                continue;
+            };
+            let kind = labels
+                .split(',')
+                .find_map(|l| l.strip_prefix("kind=\""))
+                .and_then(|k| k.strip_suffix('"'))
+                .unwrap_or_else(|| panic!("a bucket call without a kind: {line}"));
+            let n: f64 = value.trim().parse().unwrap_or_else(|_| panic!("{line}"));
+            *calls.entry(kind.to_owned()).or_insert(0) += n as u64;
+        }
+        calls
     }
 
     /// The server's process id (to read its memory use).

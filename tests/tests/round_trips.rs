@@ -10,18 +10,9 @@ use std::collections::BTreeMap;
 
 use artifact_git_e2e::*;
 
-/// Calls by kind, read from `/metrics`.
+/// Calls by kind, read from `/metrics` (which must answer).
 fn calls(server: &Server) -> BTreeMap<String, u64> {
-    let out = std::process::Command::new("curl")
-        .args(["-s", &format!("{}/metrics", server.url)])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.strip_prefix("artifact_git_bucket_calls_total{kind=\""))
-        .filter_map(|l| l.split_once("\"} "))
-        .map(|(kind, n)| (kind.to_owned(), n.trim().parse().unwrap()))
-        .collect()
+    server.bucket_calls()
 }
 
 /// Calls made by `f`, once the server is quiet again (a push wakes the event dispatcher,
@@ -160,6 +151,33 @@ fn round_trips(backend: &Backend) {
     );
     let after = git.rev(&src, "HEAD");
     assert_eq!(hook.of_event("push")[0].json()["after"], after.as_str());
+
+    // Latency histograms: the pushes, the clone and fetches, the bucket calls they made.
+    let text = server.metrics_text();
+    let backend = match backend {
+        Backend::Fs => "fs",
+        Backend::S3 { .. } => "s3",
+    };
+    for (series, least) in [
+        ("artifact_git_push_seconds_count{outcome=\"applied\"}".to_owned(), 4.0),
+        ("artifact_git_fetch_seconds_count".to_owned(), 1.0),
+        ("artifact_git_ls_refs_seconds_count".to_owned(), 1.0),
+        (format!("artifact_git_bucket_call_seconds_count{{kind=\"put\",backend=\"{backend}\"}}"), 4.0),
+        (format!("artifact_git_bucket_call_seconds_count{{kind=\"get_if_changed\",backend=\"{backend}\"}}"), 1.0),
+    ] {
+        let count: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{series} ")))
+            .unwrap_or_else(|| panic!("no {series} at /metrics:\n{text}"))
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(count >= least, "{series}: {count}");
+    }
+    assert!(
+        text.contains("artifact_git_push_seconds_bucket{outcome=\"applied\",le=\"0.5\"}"),
+        "the push histogram has buckets:\n{text}"
+    );
 }
 
 /// Settings are cached (and an anonymous caller is refused from that cache for a moment), but

@@ -14,7 +14,7 @@ use versions::publish;
 use super::{DispatchError, Dispatcher, Progress, Repository};
 use crate::config::VERSIONS_ENDPOINT;
 use crate::log::{now, Cursor, Event, Source};
-use crate::metrics::{self, inc};
+use crate::metrics;
 use crate::state::{now_ms, Lease, Publishing, Retry, StateStore, Versioned};
 
 /// Version numbers tried for one event before giving up for this round.
@@ -89,7 +89,7 @@ impl Dispatcher {
                     // The lease ran out and another replica took over: it carries on.
                     Ok(None) => return Ok(Progress::Behind(stored)),
                     Err(e) => {
-                        inc(&metrics::VERSION_FAILURES);
+                        metrics::outcome(metrics::VERSIONS_PUBLISHED, "failed");
                         let attempts = state.retry.as_ref().map_or(0, |r| r.attempts) + 1;
                         tracing::warn!(repo = %format!("{}/{}", repo.ws, repo.alias), error = %e, "publishing a version failed");
                         state.last_error = Some(e.to_string());
@@ -155,7 +155,7 @@ impl Dispatcher {
         });
         let mut version = match &resumed {
             Some(p) => {
-                inc(&metrics::VERSIONS_RESUMED);
+                metrics::outcome(metrics::VERSIONS_PUBLISHED, "resumed");
                 tracing::info!(version = p.version, %commit, "resuming an interrupted publish");
                 p.version
             }
@@ -206,7 +206,7 @@ impl Dispatcher {
                     .await?;
             let files = written.files.len();
             publish::complete(self.bucket.as_ref(), artifact, manifest, written).await?;
-            inc(&metrics::VERSIONS_PUBLISHED);
+            metrics::outcome(metrics::VERSIONS_PUBLISHED, "ok");
             tracing::info!(repo = %format!("{}/{}", repo.ws, repo.alias), version, %commit, files, "version published");
             state.last_version = Some(version);
             state.last_success_ms = Some(now_ms());

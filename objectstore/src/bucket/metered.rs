@@ -4,7 +4,6 @@
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +12,7 @@ use bytes::Bytes;
 
 use super::{Accept, Bucket, ByteStream, ETag, GetResult, ObjectMeta, Presigned, PutMode, Result};
 
-/// The kinds of call counted, in the order [`BucketCalls::counts`] gives them.
+/// The kinds of call, as the `kind` label names them.
 pub const CALL_KINDS: [&str; 8] = [
     "get",
     "get_if_changed",
@@ -25,39 +24,10 @@ pub const CALL_KINDS: [&str; 8] = [
     "copy",
 ];
 
-/// Calls made, by kind.
-#[derive(Debug, Default)]
-pub struct BucketCalls {
-    counts: [AtomicU64; 8],
-}
-
-impl BucketCalls {
-    fn inc(&self, kind: usize) {
-        self.counts[kind].fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Each kind of [`CALL_KINDS`] with its count.
-    pub fn counts(&self) -> Vec<(&'static str, u64)> {
-        CALL_KINDS
-            .iter()
-            .zip(&self.counts)
-            .map(|(k, c)| (*k, c.load(Ordering::Relaxed)))
-            .collect()
-    }
-}
-
-/// Run one call, logging (at trace level) its kind, key and duration.
-async fn timed<T>(kind: usize, key: &str, call: impl std::future::Future<Output = T>) -> T {
-    let started = std::time::Instant::now();
-    let out = call.await;
-    tracing::trace!(
-        kind = CALL_KINDS[kind],
-        key,
-        micros = started.elapsed().as_micros() as u64,
-        "bucket call"
-    );
-    out
-}
+/// Calls to the bucket, by `kind` and `backend` (a counter).
+pub const BUCKET_CALLS: &str = "artifact_git_bucket_calls_total";
+/// How long each call to the bucket took, by `kind` and `backend` (a histogram, seconds).
+pub const BUCKET_CALL_SECONDS: &str = "artifact_git_bucket_call_seconds";
 
 const GET: usize = 0;
 const GET_IF_CHANGED: usize = 1;
@@ -68,71 +38,88 @@ const HEAD: usize = 5;
 const DELETE: usize = 6;
 const COPY: usize = 7;
 
-/// Wraps a bucket, counting each call in a [`BucketCalls`] (whole-object reads and streams
-/// count as `get`, every kind of write as `put`).
+/// Wraps a bucket, counting and timing each call through the `metrics` facade
+/// ([`BUCKET_CALLS`], [`BUCKET_CALL_SECONDS`]; whole-object reads and streams count as `get`,
+/// every kind of write as `put`).
 #[derive(Debug)]
 pub struct MeteredBucket {
     inner: Arc<dyn Bucket>,
-    calls: Arc<BucketCalls>,
+    backend: &'static str,
 }
 
 impl MeteredBucket {
-    /// Count the calls made to `inner` in `calls`.
-    pub fn new(inner: Arc<dyn Bucket>, calls: Arc<BucketCalls>) -> Self {
-        MeteredBucket { inner, calls }
+    /// Meter the calls made to `inner`, labelled with its `backend` (`s3`, `fs`, ...).
+    pub fn new(inner: Arc<dyn Bucket>, backend: &'static str) -> Self {
+        MeteredBucket { inner, backend }
+    }
+
+    /// Count a call of `kind` and time it.
+    async fn timed<T>(
+        &self,
+        kind: usize,
+        key: &str,
+        call: impl std::future::Future<Output = T>,
+    ) -> T {
+        let labels = [("kind", CALL_KINDS[kind]), ("backend", self.backend)];
+        metrics::counter!(BUCKET_CALLS, &labels).increment(1);
+        let started = std::time::Instant::now();
+        let out = call.await;
+        let took = started.elapsed();
+        metrics::histogram!(BUCKET_CALL_SECONDS, &labels).record(took.as_secs_f64());
+        tracing::trace!(
+            kind = CALL_KINDS[kind],
+            key,
+            micros = took.as_micros() as u64,
+            "bucket call"
+        );
+        out
     }
 }
 
 #[async_trait]
 impl Bucket for MeteredBucket {
     async fn get(&self, key: &str) -> Result<GetResult> {
-        self.calls.inc(GET);
-        timed(GET, key, self.inner.get(key)).await
+        self.timed(GET, key, self.inner.get(key)).await
     }
 
     async fn get_if_changed(&self, key: &str, etag: &ETag) -> Result<Option<GetResult>> {
-        self.calls.inc(GET_IF_CHANGED);
-        timed(GET_IF_CHANGED, key, self.inner.get_if_changed(key, etag)).await
+        self.timed(GET_IF_CHANGED, key, self.inner.get_if_changed(key, etag))
+            .await
     }
 
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes> {
-        self.calls.inc(GET_RANGE);
-        timed(GET_RANGE, key, self.inner.get_range(key, range)).await
+        self.timed(GET_RANGE, key, self.inner.get_range(key, range))
+            .await
     }
 
     async fn get_to_file(&self, key: &str, path: &Path) -> Result<u64> {
-        self.calls.inc(GET);
-        timed(GET, key, self.inner.get_to_file(key, path)).await
+        self.timed(GET, key, self.inner.get_to_file(key, path))
+            .await
     }
 
     async fn put(&self, key: &str, data: Bytes, mode: PutMode) -> Result<ETag> {
-        self.calls.inc(PUT);
-        timed(PUT, key, self.inner.put(key, data, mode)).await
+        self.timed(PUT, key, self.inner.put(key, data, mode)).await
     }
 
     async fn put_file(&self, key: &str, path: &Path, mode: PutMode) -> Result<ETag> {
-        self.calls.inc(PUT);
-        timed(PUT, key, self.inner.put_file(key, path, mode)).await
+        self.timed(PUT, key, self.inner.put_file(key, path, mode))
+            .await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
-        self.calls.inc(LIST);
-        timed(LIST, prefix, self.inner.list(prefix)).await
+        self.timed(LIST, prefix, self.inner.list(prefix)).await
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
-        self.calls.inc(DELETE);
-        timed(DELETE, key, self.inner.delete(key)).await
+        self.timed(DELETE, key, self.inner.delete(key)).await
     }
 
     async fn head(&self, key: &str) -> Result<ObjectMeta> {
-        self.calls.inc(HEAD);
-        timed(HEAD, key, self.inner.head(key)).await
+        self.timed(HEAD, key, self.inner.head(key)).await
     }
 
     async fn get_stream(&self, key: &str) -> Result<ByteStream> {
-        self.calls.inc(GET);
-        timed(GET, key, self.inner.get_stream(key)).await
+        self.timed(GET, key, self.inner.get_stream(key)).await
     }
 
     async fn put_stream(
@@ -142,13 +129,13 @@ impl Bucket for MeteredBucket {
         mode: PutMode,
         accept: &Accept,
     ) -> Result<Option<ETag>> {
-        self.calls.inc(PUT);
-        timed(PUT, key, self.inner.put_stream(key, data, mode, accept)).await
+        self.timed(PUT, key, self.inner.put_stream(key, data, mode, accept))
+            .await
     }
 
     async fn copy(&self, from: &str, to: &str, mode: PutMode) -> Result<ETag> {
-        self.calls.inc(COPY);
-        timed(COPY, from, self.inner.copy(from, to, mode)).await
+        self.timed(COPY, from, self.inner.copy(from, to, mode))
+            .await
     }
 
     async fn presign_get(&self, key: &str, ttl: Duration) -> Result<Option<Presigned>> {

@@ -29,7 +29,7 @@ mod s3;
 pub use faulty::{Faults, FaultyBucket};
 pub use fs::FsBucket;
 pub use memory::MemoryBucket;
-pub use metered::{BucketCalls, MeteredBucket, CALL_KINDS};
+pub use metered::{MeteredBucket, BUCKET_CALLS, BUCKET_CALL_SECONDS, CALL_KINDS};
 pub use revalidated::{Read, Revalidated};
 #[cfg(feature = "s3")]
 pub use s3::{S3Bucket, S3Options};

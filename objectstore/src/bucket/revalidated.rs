@@ -148,13 +148,41 @@ impl<T> Revalidated<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bucket::{BucketCalls, MemoryBucket, MeteredBucket, PutMode};
+    use crate::bucket::{MemoryBucket, MeteredBucket, PutMode, BUCKET_CALLS};
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 
-    #[tokio::test]
-    async fn unchanged_objects_are_not_parsed_again_and_changes_are_seen_at_once() {
-        let calls = Arc::new(BucketCalls::default());
+    /// Calls of each kind the metered bucket counted since the last look (a snapshot of the
+    /// debugging recorder drains its counters).
+    fn counted(snapshotter: &Snapshotter) -> std::collections::HashMap<String, u64> {
+        let mut out = std::collections::HashMap::new();
+        for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+            let (DebugValue::Counter(n), true) = (value, key.key().name() == BUCKET_CALLS) else {
+                continue;
+            };
+            for label in key.key().labels().filter(|l| l.key() == "kind") {
+                *out.entry(label.value().to_owned()).or_insert(0) += n;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn unchanged_objects_are_not_parsed_again_and_changes_are_seen_at_once() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // The calls are counted by this thread's recorder: the runtime runs on it.
+        metrics::with_local_recorder(&recorder, || {
+            runtime.block_on(unchanged_objects_body(&snapshotter))
+        });
+    }
+
+    async fn unchanged_objects_body(snapshotter: &Snapshotter) {
         let memory: Arc<dyn Bucket> = Arc::new(MemoryBucket::new());
-        let bucket = MeteredBucket::new(memory.clone(), calls.clone());
+        let bucket = MeteredBucket::new(memory.clone(), "memory");
         let cache: Revalidated<String> = Revalidated::default();
         let parses = std::sync::atomic::AtomicUsize::new(0);
         let parse = |b: &Bytes| {
@@ -171,14 +199,8 @@ mod tests {
         }
         assert_eq!(parses.load(std::sync::atomic::Ordering::Relaxed), 1);
         // One full read, then revalidations: each still a round trip.
-        let count = |kind| {
-            calls
-                .counts()
-                .into_iter()
-                .find(|(k, _)| *k == kind)
-                .unwrap()
-                .1
-        };
+        let calls = counted(snapshotter);
+        let count = |kind| calls.get(kind).copied().unwrap_or(0);
         assert_eq!((count("get"), count("get_if_changed")), (1, 2));
         // Another writer's change is seen by the next read.
         memory

@@ -168,6 +168,7 @@ pub async fn handle(app: Arc<App>, identity: Option<Grants>, body: &[u8]) -> Val
         .get("params")
         .cloned()
         .unwrap_or(Value::Object(Default::default()));
+    let started = std::time::Instant::now();
     let result = match method {
         "enable_git" => enable_git(&app, identity.as_ref(), params).await,
         "get_git_url" => get_git_url(&app, identity.as_ref(), params).await,
@@ -195,6 +196,12 @@ pub async fn handle(app: Arc<App>, identity: Option<Grants>, body: &[u8]) -> Val
         "commit_version" => versions::commit_version(&app, identity.as_ref(), params).await,
         other => Err(RpcError::MethodNotFound(other.to_owned())),
     };
+    // Only method names this server has become labels: a client cannot grow the set.
+    let label = match &result {
+        Err(RpcError::MethodNotFound(_)) => "unknown".to_owned(),
+        _ => method.to_owned(),
+    };
+    crate::metrics::observe_labelled(crate::metrics::RPC_SECONDS, "method", label, started);
     response(id, result)
 }
 
