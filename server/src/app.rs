@@ -63,6 +63,8 @@ pub struct Timeouts {
     pub queue: Duration,
     /// How long shutdown lets requests in flight finish.
     pub shutdown: Duration,
+    /// A pause between a push's refs commit and its reply (crash tests only; zero).
+    pub reply_delay: Duration,
 }
 
 impl Default for Timeouts {
@@ -74,6 +76,7 @@ impl Default for Timeouts {
             send_stall: Duration::from_secs(120),
             queue: Duration::from_secs(30),
             shutdown: Duration::from_secs(30),
+            reply_delay: Duration::ZERO,
         }
     }
 }

@@ -285,6 +285,10 @@ pub struct LimitArgs {
     /// Time requests in flight get to finish on shutdown (SIGTERM, Ctrl-C).
     #[arg(long, env = "ARTIFACT_GIT_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub shutdown_timeout: std::time::Duration,
+    /// For crash tests only: a pause between a push's refs commit and its reply, which widens
+    /// that window so a kill can be aimed at it. Never set in production.
+    #[arg(long, env = "ARTIFACT_GIT_TEST_REPLY_DELAY", default_value = "0s", value_parser = parse_duration, hide = true)]
+    pub test_reply_delay: std::time::Duration,
 }
 
 impl LimitArgs {
@@ -339,6 +343,7 @@ impl LimitArgs {
             send_stall: self.send_timeout,
             queue: self.queue_timeout,
             shutdown: self.shutdown_timeout,
+            reply_delay: self.test_reply_delay,
         };
         (limits, timeouts)
     }

@@ -240,6 +240,9 @@ pub async fn handle(
         _ => "applied",
     };
     crate::metrics::observe_labelled(crate::metrics::PUSH_SECONDS, "outcome", outcome, started);
+    if !app.timeouts.reply_delay.is_zero() {
+        tokio::time::sleep(app.timeouts.reply_delay).await;
+    }
     tracing::info!(
         repo = %repo.id,
         applied,

@@ -1,5 +1,6 @@
 //! kill -9 in the suite: the server killed at random points of pushes (before, during and
-//! after the refs commit, between it and the reply) and `artifact-git maintain` killed at random
+//! after the refs commit, between it and the reply: every one of those windows must be hit,
+//! the server pausing between commit and reply to make that window wide enough) and `artifact-git maintain` killed at random
 //! points of a repack, each restarted on the same storage. After every round: a push git
 //! reported done is on the server; the refs are either before or after each push (never
 //! anything else); a fresh mirror clone passes `git fsck --strict` (no ref names a missing
@@ -12,10 +13,30 @@ use std::time::Duration;
 
 use artifact_git_e2e::*;
 
+/// Rounds run at least; more (up to [`MAX_ROUNDS`]) until every window was hit.
 const ROUNDS: u64 = 10;
+const MAX_ROUNDS: u64 = 30;
+
+/// Where a kill landed, told by what git was told and what the server then has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Window {
+    /// Before the refs commit: the push failed and the branch did not move.
+    BeforeCommit,
+    /// Between the refs commit and the reply: the push failed, the branch moved.
+    BeforeReply,
+    /// After the reply: the push succeeded.
+    AfterReply,
+}
 
 fn kill_nine_during_pushes_and_maintenance(backend: &Backend) {
-    let mut f = Fixture::new(backend, &[], "lab/crash", 150, 23);
+    // The reply waits a moment after the refs commit, so that kills can land between the two.
+    let mut f = Fixture::new(
+        backend,
+        &["--test-reply-delay", "150ms"],
+        "lab/crash",
+        150,
+        23,
+    );
     let mut rng = Rng::new(backend_seed(backend));
     let mut dead = Vec::new();
     let (git, src) = (&f.git, f.source.clone());
@@ -33,7 +54,11 @@ fn kill_nine_during_pushes_and_maintenance(backend: &Backend) {
     let started = std::time::Instant::now();
     git.ok(&src, &["push", "-q", "origin", "main"]);
     let span = (started.elapsed().as_millis() as u64 * 13 / 10).max(50);
-    for round in 0..ROUNDS {
+    let mut hit = std::collections::BTreeMap::<Window, u32>::new();
+    for round in 0..MAX_ROUNDS {
+        if round >= ROUNDS && hit.len() == 3 {
+            break;
+        }
         let before = git.rev(&src, "main");
         // A push with some weight, so that a kill can land inside it.
         add_files(&round.to_string(), &mut rng);
@@ -48,7 +73,7 @@ fn kill_nine_during_pushes_and_maintenance(backend: &Backend) {
         std::thread::sleep(Duration::from_millis(rng.below(span)));
         f.server.kill();
         let acknowledged = push.wait_with_output().unwrap().status.success();
-        let restarted = f.server.replica();
+        let restarted = f.server.replica_with(&["--test-reply-delay", "150ms"]);
         dead.push(std::mem::replace(&mut f.server, restarted));
         f.url = f.server.repo_url("lab/crash");
         git.ok(&src, &["remote", "set-url", "origin", &f.url]);
@@ -66,15 +91,13 @@ fn kill_nine_during_pushes_and_maintenance(backend: &Backend) {
                 "round {round}: main is neither before nor after the push"
             );
         }
-        eprintln!(
-            "round {round}: push {}, main {}",
-            if acknowledged {
-                "acknowledged"
-            } else {
-                "failed"
-            },
-            if main == after { "moved" } else { "unchanged" }
-        );
+        let window = match (acknowledged, main == after) {
+            (true, _) => Window::AfterReply,
+            (false, true) => Window::BeforeReply,
+            (false, false) => Window::BeforeCommit,
+        };
+        *hit.entry(window).or_default() += 1;
+        eprintln!("round {round}: the kill landed {window:?}");
         f.fresh_clone(&format!("after-push-{round}"), true);
         // Make sure the next round starts from what the server has.
         if main != after {
@@ -95,6 +118,12 @@ fn kill_nine_during_pushes_and_maintenance(backend: &Backend) {
         let mirror = f.fresh_clone(&format!("after-maintain-{round}"), true);
         assert_eq!(git.rev(&mirror, "main"), git.rev(&src, "main"));
     }
+    eprintln!("windows hit: {hit:?}");
+    assert_eq!(
+        hit.len(),
+        3,
+        "every window (before the commit, between it and the reply, after the reply) is hit at least once: {hit:?}"
+    );
 }
 
 fn backend_seed(backend: &Backend) -> u64 {
