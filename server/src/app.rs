@@ -104,12 +104,8 @@ pub struct App {
     pub cache: Arc<PackCache>,
     /// Where received packs are indexed before upload.
     pub staging: PathBuf,
-    /// The URL clients reach this server at (`--public-url`, or the listen address).
-    pub public_url: String,
-    /// `public_url` was given (`--public-url`): forwarded headers are not consulted.
-    pub public_url_fixed: bool,
-    /// Proxies whose `X-Forwarded-Proto`/`X-Forwarded-Host` name the URL clients used.
-    pub trusted_proxies: Vec<crate::proxy::Cidr>,
+    /// The URL clients reach this server at, and who may say otherwise.
+    pub public: crate::proxy::PublicUrl,
     /// Whether a push may create a repository that does not exist.
     pub create_on_push: CreateOnPush,
     /// What a request may send.

@@ -299,49 +299,55 @@ pub fn token_from_header(authorization: Option<&str>) -> Result<Option<String>, 
     ))
 }
 
-/// The outcome of checking a request against a repository.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
-    Allow,
+/// Why a request is refused. The one authorization ([`authorize`]) decides for every surface
+/// (git routes, LFS, bundles, JSON-RPC, and the routes to come); each renders the refusal in
+/// its own shape.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Denied {
     /// No (usable) credentials where they are needed: 401, so git asks for them.
+    #[error("{0}")]
     Unauthorized(String),
     /// Valid credentials without the permission: 403.
+    #[error("{0}")]
     Forbidden(String),
     /// The repository does not exist, and the caller may know that.
+    #[error("repository not found")]
     NotFound,
 }
 
-/// Decide on a request needing `need` on `workspace/alias`.
-pub fn decide(
+/// Whether `identity` may do what needs `need` on `workspace/alias`, a repository that
+/// `exists` (or not) and is `public` (or not). Existence is revealed only to callers with
+/// some access to it.
+pub fn authorize(
     identity: Option<&Grants>,
     exists: bool,
     public: bool,
     need: Access,
     workspace: &str,
     alias: &str,
-) -> Decision {
+) -> Result<(), Denied> {
     let level = identity.and_then(|g| g.level(workspace, alias));
     if !exists {
-        return match (identity, level) {
-            (Some(_), Some(_)) => Decision::NotFound,
-            (None, _) => Decision::Unauthorized("authentication required".into()),
-            (Some(_), None) => Decision::Forbidden(format!("no access to {workspace}/{alias}")),
-        };
+        return Err(match (identity, level) {
+            (Some(_), Some(_)) => Denied::NotFound,
+            (None, _) => Denied::Unauthorized("authentication required".into()),
+            (Some(_), None) => Denied::Forbidden(format!("no access to {workspace}/{alias}")),
+        });
     }
     if need == Access::Read && public {
-        return Decision::Allow;
+        return Ok(());
     }
     match (identity, level) {
-        (None, _) => Decision::Unauthorized("authentication required".into()),
-        (Some(_), Some(l)) if l >= need => Decision::Allow,
-        (Some(_), _) => Decision::Forbidden(format!(
+        (None, _) => Err(Denied::Unauthorized("authentication required".into())),
+        (Some(_), Some(l)) if l >= need => Ok(()),
+        (Some(_), _) => Err(Denied::Forbidden(format!(
             "the token does not grant {} on {workspace}/{alias}",
             match need {
                 Access::Read => "read access",
                 Access::Write => "write access (push)",
                 Access::Admin => "admin access",
             }
-        )),
+        ))),
     }
 }
 
@@ -418,36 +424,36 @@ mod tests {
     fn decisions() {
         let rw = Grants::parse("ws:lab#rw");
         assert_eq!(
-            decide(None, true, true, Access::Read, "lab", "x"),
-            Decision::Allow
+            authorize(None, true, true, Access::Read, "lab", "x"),
+            Ok(())
         );
         assert!(matches!(
-            decide(None, true, true, Access::Write, "lab", "x"),
-            Decision::Unauthorized(_)
+            authorize(None, true, true, Access::Write, "lab", "x"),
+            Err(Denied::Unauthorized(_))
         ));
         assert!(matches!(
-            decide(None, true, false, Access::Read, "lab", "x"),
-            Decision::Unauthorized(_)
+            authorize(None, true, false, Access::Read, "lab", "x"),
+            Err(Denied::Unauthorized(_))
         ));
         assert_eq!(
-            decide(Some(&rw), true, false, Access::Write, "lab", "x"),
-            Decision::Allow
+            authorize(Some(&rw), true, false, Access::Write, "lab", "x"),
+            Ok(())
         );
         assert!(matches!(
-            decide(Some(&rw), true, false, Access::Admin, "lab", "x"),
-            Decision::Forbidden(_)
+            authorize(Some(&rw), true, false, Access::Admin, "lab", "x"),
+            Err(Denied::Forbidden(_))
         ));
         assert_eq!(
-            decide(Some(&rw), false, false, Access::Read, "lab", "x"),
-            Decision::NotFound
+            authorize(Some(&rw), false, false, Access::Read, "lab", "x"),
+            Err(Denied::NotFound)
         );
         assert!(matches!(
-            decide(Some(&rw), false, false, Access::Read, "other", "x"),
-            Decision::Forbidden(_)
+            authorize(Some(&rw), false, false, Access::Read, "other", "x"),
+            Err(Denied::Forbidden(_))
         ));
         assert!(matches!(
-            decide(None, false, false, Access::Read, "lab", "x"),
-            Decision::Unauthorized(_)
+            authorize(None, false, false, Access::Read, "lab", "x"),
+            Err(Denied::Unauthorized(_))
         ));
     }
 }

@@ -16,8 +16,8 @@ use refs::Snapshot;
 
 use crate::app::App;
 use crate::body::{self, ResponseBody};
-use crate::http::plain;
 use crate::repo::Repo;
+use crate::response::{git_response, plain, HttpError};
 use crate::upload_pack::{write_bundle_pack, Output, Source};
 use history::{BundlePlan, MAX_BUNDLE_NAMES};
 
@@ -105,11 +105,11 @@ pub async fn handle(
         );
     }
     let Some(slot) = app.slots.try_take() else {
-        return crate::http::busy();
+        return HttpError::Busy.into_response();
     };
     let db = match repo.objects_having(&app.cache, &plan.wants()).await {
         Ok(db) => db,
-        Err(e) => return crate::http::storage_error(&repo, e),
+        Err(e) => return crate::upload_pack::storage_error(&repo, e),
     };
     // The header: checked (every prerequisite a commit of this repository) before the status
     // line goes out, so that a stale URL is a clear 4xx rather than a cut download.
@@ -186,7 +186,7 @@ pub async fn handle(
             }
         }
     });
-    let mut resp = crate::http::git_response("application/x-git-bundle", slot.hold(response_body));
+    let mut resp = git_response("application/x-git-bundle", slot.hold(response_body));
     if let Ok(v) = header::HeaderValue::from_str(&format!(
         "attachment; filename=\"{}.bundle\"",
         repo.id.alias

@@ -530,7 +530,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let Built { app, admin_token } = build(&args, storage, local, tls.is_some())?;
-    let public_url = app.public_url.clone();
+    let public_url = app.public.url.clone();
     let storage_desc = match &args.storage.storage {
         StorageUrl::Dir(d) => format!("file://{}", d.display()),
         StorageUrl::S3 { bucket, prefix } => format!("s3://{bucket}/{prefix}"),
@@ -623,24 +623,33 @@ pub fn build(
         )
         .with_refs_cache(storage.refs_cache.clone()),
     );
+    let budget = objectstore::budget::MemoryBudget::new(limits.memory_budget);
+    let maintenance = Arc::new(crate::maintenance::AutoMaintenance::new(
+        args.maintain_after_packs,
+        args.maintenance.options(),
+        cache.clone(),
+        objectstore::odb::maintain::Workspace {
+            staging: staging.clone(),
+            budget: budget.clone(),
+        },
+    ));
     let app = Arc::new(App {
         auth,
         storage,
         cache,
         staging,
         events,
-        public_url,
-        public_url_fixed,
-        trusted_proxies: args.trusted_proxy.clone(),
+        public: crate::proxy::PublicUrl {
+            url: public_url,
+            fixed: public_url_fixed,
+            trusted_proxies: args.trusted_proxy.clone(),
+        },
         create_on_push: args.create_on_push,
         limits,
         timeouts,
         slots: crate::slots::Slots::new(limits.max_heavy_requests),
-        budget: objectstore::budget::MemoryBudget::new(limits.memory_budget),
-        maintenance: Arc::new(crate::maintenance::AutoMaintenance::new(
-            args.maintain_after_packs,
-            args.maintenance.options(),
-        )),
+        budget,
+        maintenance,
         lfs: lfs::Transfer {
             url_ttl: args.lfs.lfs_url_ttl,
             proxy_above: args.lfs.lfs_proxy_above,

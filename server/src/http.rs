@@ -1,4 +1,6 @@
-//! The HTTP surface: routing, authentication, discovery, and the answers every endpoint shares.
+//! The router: the one module that knows every handler. It parses the path, authorizes the
+//! caller (the one [`authorize`] of every surface) and hands the request on; discovery
+//! (`info/refs`) is answered here.
 
 use std::sync::Arc;
 
@@ -7,9 +9,11 @@ use hyper::body::Incoming;
 use protocol::advertisement::{self, Service};
 
 use crate::app::App;
-use crate::auth::{decide, Access, Decision};
+use crate::auth::{authorize, Access, Grants};
 use crate::body::{self, full, ResponseBody};
 use crate::repo::{refs_view, Repo};
+use crate::request::{protocol_version, query_service, Caller};
+use crate::response::{git_response, plain, HttpError};
 use crate::storage::{valid_name, RepoId};
 use crate::{receive_pack, upload_pack};
 
@@ -57,125 +61,21 @@ pub fn route(path: &str) -> Option<(RepoId, Endpoint)> {
     ))
 }
 
-pub(crate) fn plain(status: StatusCode, message: &str) -> Response<ResponseBody> {
-    let mut resp = Response::new(full(format!("{message}\n")));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    resp
-}
-
-pub(crate) fn git_response(
-    content_type: &'static str,
-    body: ResponseBody,
-) -> Response<ResponseBody> {
-    let mut resp = Response::new(body);
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static(content_type),
-    );
-    h.insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("no-cache, max-age=0, must-revalidate"),
-    );
-    resp
-}
-
-/// The protocol version the client asked for in `Git-Protocol`.
-pub(crate) fn protocol_version<B>(req: &Request<B>) -> u8 {
-    req.headers()
-        .get_all("git-protocol")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(':'))
-        .filter_map(|kv| kv.strip_prefix("version="))
-        .filter_map(|v| v.trim().parse::<u8>().ok())
-        .max()
-        .unwrap_or(0)
-}
-
-pub(crate) fn is_gzip<B>(req: &Request<B>) -> bool {
-    req.headers()
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("gzip") || v.eq_ignore_ascii_case("x-gzip"))
-}
-
-fn query_service<B>(req: &Request<B>) -> Option<&str> {
-    req.uri()
-        .query()?
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("service="))
-}
-
-/// `503` with `Retry-After`: every slot is taken.
-pub(crate) fn busy() -> Response<ResponseBody> {
-    tracing::warn!("too many concurrent clones and pushes: answering 503");
-    crate::metrics::inc(crate::metrics::REJECTED_BUSY);
-    let mut resp = plain(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "the server is busy; retry in a few seconds",
-    );
-    resp.headers_mut()
-        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
-    resp
-}
-
-pub(crate) fn storage_error(repo: &Repo, e: objectstore::odb::Error) -> Response<ResponseBody> {
-    tracing::error!(repo = %repo.id, error = %e, "opening packs failed");
-    plain(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        &format!("cannot read the repository: {e}"),
-    )
-}
-
-fn refs_error(e: refs::Error) -> Response<ResponseBody> {
-    match e {
-        refs::Error::NotFound => plain(StatusCode::NOT_FOUND, "repository not found"),
-        e => {
-            tracing::error!(error = %e, "reading refs failed");
-            plain(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &format!("cannot read the repository: {e}"),
-            )
-        }
-    }
-}
-
-/// `401` asking for credentials: `WWW-Authenticate` for git, `LFS-Authenticate` for `git lfs`
-/// (each asks its credential helper).
-pub(crate) fn unauthorized(reason: &str) -> Response<ResponseBody> {
-    let mut resp = plain(StatusCode::UNAUTHORIZED, reason);
-    let challenge =
-        header::HeaderValue::from_static("Basic realm=\"artifact-git\", charset=\"UTF-8\"");
-    resp.headers_mut()
-        .insert(header::WWW_AUTHENTICATE, challenge.clone());
-    resp.headers_mut().insert("lfs-authenticate", challenge);
-    resp
-}
-
-/// The caller's identity: `Ok(None)` when anonymous, `Err(reason)` (a 401) when credentials
-/// are present but not valid.
-fn identify<B>(app: &App, req: &Request<B>) -> Result<Option<crate::auth::Grants>, String> {
-    let header = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    match crate::auth::token_from_header(header) {
-        Ok(None) => Ok(None),
-        Ok(Some(token)) => app.auth.verify(&token).map(Some).map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
-/// Handle one request, with the links it makes based on the URL the client used (see
-/// [`crate::proxy`]).
+/// Handle one request. The context layer put the caller and the base URL for links in its
+/// extensions ([`crate::layers::ContextLayer`]).
 pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<ResponseBody> {
-    let base = crate::proxy::request_base_url(&app, &req);
-    crate::proxy::with_base_url(base, route_request(app, req)).await
+    route_request(app, req)
+        .await
+        .unwrap_or_else(HttpError::into_response)
+}
+
+/// The caller the context layer found: `Err` (a 401) when credentials were sent but are not
+/// valid.
+fn caller<B>(req: &Request<B>) -> Result<Option<Grants>, HttpError> {
+    match req.extensions().get::<Caller>() {
+        Some(Caller(caller)) => caller.clone().map_err(HttpError::Unauthorized),
+        None => Ok(None),
+    }
 }
 
 /// Whether a push may create `repo`: `--create-on-push` allows it and the caller has the
@@ -187,25 +87,23 @@ fn may_create(app: &App, identity: Option<&crate::auth::Grants>, repo: &Repo) ->
         crate::app::CreateOnPush::Write => Access::Write,
     };
     identity.is_some()
-        && decide(
+        && authorize(
             identity,
             true,
             false,
             need,
             &repo.id.workspace,
             &repo.id.alias,
-        ) == Decision::Allow
+        )
+        .is_ok()
 }
 
 /// Create a repository for a push, as `enable_git` would with no files to import; a
 /// repository created meanwhile by someone else is fine.
-async fn create_for_push(repo: &Repo) -> Result<(), Response<ResponseBody>> {
+async fn create_for_push(repo: &Repo) -> Result<(), HttpError> {
     let fail = |e: &dyn std::fmt::Display| {
         tracing::error!(repo = %repo.id, error = %e, "creating a repository on push failed");
-        plain(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &format!("cannot create the repository: {e}"),
-        )
+        HttpError::Storage(format!("cannot create the repository: {e}"))
     };
     repo.write_settings(&crate::repo::Settings::default())
         .await
@@ -224,18 +122,21 @@ async fn create_for_push(repo: &Repo) -> Result<(), Response<ResponseBody>> {
 /// capability advertisement to an entitled caller, a refusal of an anonymous one.
 const RECENTLY: std::time::Duration = std::time::Duration::from_secs(5);
 
-async fn route_request(app: Arc<App>, req: Request<Incoming>) -> Response<ResponseBody> {
+async fn route_request(
+    app: Arc<App>,
+    req: Request<Incoming>,
+) -> Result<Response<ResponseBody>, HttpError> {
     let path = req.uri().path().to_owned();
     match (req.method(), path.as_str()) {
-        (&Method::GET, "/health") => return plain(StatusCode::OK, "ok"),
+        (&Method::GET, "/health") => return Ok(plain(StatusCode::OK, "ok")),
         (&Method::GET, "/metrics") => {
-            return plain(StatusCode::OK, crate::metrics::render().trim_end())
+            return Ok(plain(StatusCode::OK, crate::metrics::render().trim_end()))
         }
         (&Method::GET, "/") => {
-            return plain(
+            return Ok(plain(
                 StatusCode::OK,
                 "artifact-git: clone with git clone <url>/<workspace>/git/<alias>",
-            )
+            ))
         }
         _ => {}
     }
@@ -243,7 +144,7 @@ async fn route_request(app: Arc<App>, req: Request<Incoming>) -> Response<Respon
         return rpc(app, req).await;
     }
     let Some((id, endpoint)) = route(&path) else {
-        return plain(StatusCode::NOT_FOUND, "not found");
+        return Err(HttpError::NotFound("not found".into()));
     };
     let need = match (&endpoint, query_service(&req)) {
         (Endpoint::ReceivePack, _) | (Endpoint::InfoRefs, Some("git-receive-pack")) => {
@@ -252,10 +153,7 @@ async fn route_request(app: Arc<App>, req: Request<Incoming>) -> Response<Respon
         (Endpoint::Lfs(route), _) => route.access(&req),
         _ => Access::Read,
     };
-    let identity = match identify(&app, &req) {
-        Ok(i) => i,
-        Err(reason) => return unauthorized(&reason),
-    };
+    let identity = caller(&req)?;
     let repo = Repo::new(&app.storage, id);
     let is_lfs = matches!(endpoint, Endpoint::Lfs(_));
     // A token that grants what the request needs makes the settings irrelevant to the
@@ -277,18 +175,13 @@ async fn route_request(app: Arc<App>, req: Request<Incoming>) -> Response<Respon
     // again with credentials): nothing but the settings is read before that is known.
     let mut known_settings = None;
     if identity.is_none() {
+        let required = || HttpError::Unauthorized("authentication required".into());
         if need != Access::Read || repo.known_private(RECENTLY) {
-            return unauthorized("authentication required");
+            return Err(required());
         }
-        match repo.settings().await {
-            Ok(s) if s.public => known_settings = Some(s),
-            Ok(_) => return unauthorized("authentication required"),
-            Err(e) => {
-                return plain(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    &format!("cannot read the repository: {e}"),
-                )
-            }
+        match repo.settings().await? {
+            s if s.public => known_settings = Some(s),
+            _ => return Err(required()),
         }
     }
     // A v2 capability advertisement needs to know the repository exists, not its refs.
@@ -312,7 +205,7 @@ async fn route_request(app: Arc<App>, req: Request<Incoming>) -> Response<Respon
     let mut snapshot = match snapshot {
         Ok(s) => Some(s),
         Err(refs::Error::NotFound) => None,
-        Err(e) => return refs_error(e),
+        Err(e) => return Err(e.into()),
     };
     let pushing = need == Access::Write && !is_lfs;
     if snapshot.is_none() && pushing && may_create(&app, identity.as_ref(), &repo) {
@@ -325,44 +218,26 @@ async fn route_request(app: Arc<App>, req: Request<Incoming>) -> Response<Respon
             };
             return info_refs(empty, &req);
         }
-        if let Err(resp) = create_for_push(&repo).await {
-            return resp;
-        }
-        snapshot = match repo.snapshot().await {
-            Ok(s) => Some(s),
-            Err(e) => return refs_error(e),
-        };
+        create_for_push(&repo).await?;
+        snapshot = Some(repo.snapshot().await?);
     }
-    let settings = match settings {
-        Ok(s) => s,
-        Err(e) => {
-            return plain(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &format!("cannot read the repository: {e}"),
-            )
-        }
-    };
-    let decision = decide(
+    let settings = settings?;
+    authorize(
         identity.as_ref(),
         snapshot.is_some(),
         settings.public,
         need,
         &repo.id.workspace,
         &repo.id.alias,
-    );
-    let snapshot = match (decision, snapshot) {
-        (Decision::Allow, Some(snapshot)) => snapshot,
-        (Decision::Allow | Decision::NotFound, _) => {
-            return plain(StatusCode::NOT_FOUND, "repository not found")
-        }
-        (Decision::Unauthorized(reason), _) => return unauthorized(&reason),
-        (Decision::Forbidden(reason), _) => return plain(StatusCode::FORBIDDEN, &reason),
+    )?;
+    let Some(snapshot) = snapshot else {
+        return Err(HttpError::NotFound("repository not found".into()));
     };
-    match (req.method(), endpoint) {
+    Ok(match (req.method(), endpoint) {
         (_, Endpoint::Lfs(route)) => {
             crate::lfs_http::handle(app, repo, identity, settings.public, route, req).await
         }
-        (&Method::GET, Endpoint::InfoRefs) => info_refs(snapshot, &req),
+        (&Method::GET, Endpoint::InfoRefs) => info_refs(snapshot, &req)?,
         (&Method::POST, Endpoint::UploadPack) => {
             upload_pack::handle(app, repo, snapshot, req).await
         }
@@ -370,44 +245,37 @@ async fn route_request(app: Arc<App>, req: Request<Incoming>) -> Response<Respon
         (&Method::POST, Endpoint::ReceivePack) => {
             receive_pack::handle(app, repo, snapshot, identity, req).await
         }
-        _ => plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
-    }
+        _ => return Err(HttpError::MethodNotAllowed("method not allowed")),
+    })
 }
 
 /// The JSON-RPC API; answers are JSON-RPC objects, errors included.
-async fn rpc(app: Arc<App>, req: Request<Incoming>) -> Response<ResponseBody> {
+async fn rpc(app: Arc<App>, req: Request<Incoming>) -> Result<Response<ResponseBody>, HttpError> {
     if req.method() != Method::POST {
-        return plain(
-            StatusCode::METHOD_NOT_ALLOWED,
+        return Err(HttpError::MethodNotAllowed(
             "POST a JSON-RPC 2.0 request to /rpc",
-        );
+        ));
     }
-    let identity = match identify(&app, &req) {
-        Ok(i) => i,
-        Err(reason) => return unauthorized(&reason),
-    };
-    let body = match body::read_all(req.into_body(), 1 << 20, app.timeouts.request_body).await {
-        Ok(b) => b,
-        Err(e @ body::BodyError::TooLarge(_)) => {
-            return plain(StatusCode::PAYLOAD_TOO_LARGE, &e.to_string())
-        }
-        Err(e) => return plain(StatusCode::BAD_REQUEST, &e.to_string()),
-    };
-    let answer = crate::rpc::handle(app, identity, &body).await;
+    let identity = caller(&req)?;
+    let base_url = crate::request::base_url(&req, &app.public.url);
+    let body = body::read_all(req.into_body(), 1 << 20, app.timeouts.request_body).await?;
+    let answer = crate::rpc::handle(app, identity, &base_url, &body).await;
     let mut resp = Response::new(full(answer.to_string()));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("application/json"),
     );
-    resp
+    Ok(resp)
 }
 
-fn info_refs(snapshot: refs::Snapshot, req: &Request<Incoming>) -> Response<ResponseBody> {
+fn info_refs(
+    snapshot: refs::Snapshot,
+    req: &Request<Incoming>,
+) -> Result<Response<ResponseBody>, HttpError> {
     let Some(service) = query_service(req).and_then(Service::from_name) else {
-        return plain(
-            StatusCode::FORBIDDEN,
-            "only the smart HTTP protocol is supported: use git 1.6.6 or newer",
-        );
+        return Err(HttpError::Forbidden(
+            "only the smart HTTP protocol is supported: use git 1.6.6 or newer".into(),
+        ));
     };
     let version = protocol_version(req);
     let mut out = Vec::new();
@@ -421,7 +289,7 @@ fn info_refs(snapshot: refs::Snapshot, req: &Request<Incoming>) -> Response<Resp
         Service::UploadPack => "application/x-git-upload-pack-advertisement",
         Service::ReceivePack => "application/x-git-receive-pack-advertisement",
     };
-    git_response(content_type, full(out))
+    Ok(git_response(content_type, full(out)))
 }
 
 #[cfg(test)]

@@ -222,7 +222,7 @@ pub async fn land(app: &App, repo: &Repo, db: ObjectDb, landing: Landing) -> Lan
     // 5. Afterwards.
     repoint_unborn_head(repo, seen.as_ref(), &updates, &results).await;
     app.maintenance
-        .after_push(app, repo.clone(), db.packs().len() + 1);
+        .after_push(repo.clone(), db.packs().len() + 1);
     Landed {
         refused: None,
         results,

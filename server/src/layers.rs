@@ -5,7 +5,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context as Context2, Poll};
 use std::time::Instant;
 
 use http::{Request, Response};
@@ -41,7 +41,7 @@ where
     type Error = Infallible;
     type Future = BoxFuture<Result<Self::Response, Infallible>>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+    fn poll_ready(&mut self, cx: &mut Context2<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
@@ -55,5 +55,71 @@ where
             tracing::info!(%method, %path, status = resp.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
             Ok(resp)
         })
+    }
+}
+
+/// Works out, once per request, what every handler asks about it and puts it in the
+/// request's extensions: the base URL for links ([`crate::request::BaseUrl`], from
+/// `--public-url` or a trusted proxy) and the caller ([`crate::request::Caller`], from the
+/// token in `Authorization`). Handlers read them instead of the headers.
+#[derive(Debug, Clone)]
+pub struct ContextLayer {
+    app: std::sync::Arc<crate::app::App>,
+}
+
+impl ContextLayer {
+    /// Context from `app`'s authenticator and public URL.
+    pub fn new(app: std::sync::Arc<crate::app::App>) -> Self {
+        ContextLayer { app }
+    }
+}
+
+impl<S> Layer<S> for ContextLayer {
+    type Service = Context<S>;
+    fn layer(&self, inner: S) -> Context<S> {
+        Context {
+            inner,
+            app: self.app.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Context<S> {
+    inner: S,
+    app: std::sync::Arc<crate::app::App>,
+}
+
+impl<S, B> Service<Request<B>> for Context<S>
+where
+    S: Service<Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context2<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let base = crate::proxy::request_base_url(&self.app.public, &req);
+        let header = req
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let caller = match crate::auth::token_from_header(header) {
+            Ok(None) => Ok(None),
+            Ok(Some(token)) => self
+                .app
+                .auth
+                .verify(&token)
+                .map(Some)
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        req.extensions_mut().insert(crate::request::BaseUrl(base));
+        req.extensions_mut().insert(crate::request::Caller(caller));
+        self.inner.call(req)
     }
 }

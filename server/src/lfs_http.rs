@@ -15,9 +15,10 @@ use lfs::{LockError, Locks, Oid, Store, VerifyError};
 use serde::Serialize;
 
 use crate::app::App;
-use crate::auth::{decide, Access, Decision, Grants};
+use crate::auth::{authorize, Access, Grants};
 use crate::body::{self, full, ResponseBody};
 use crate::repo::Repo;
+use crate::response::HttpError;
 
 /// An LFS endpoint of a repository.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,12 +87,22 @@ pub enum Failure {
     Busy,
 }
 
+impl From<crate::auth::Denied> for Failure {
+    fn from(denied: crate::auth::Denied) -> Self {
+        match denied {
+            crate::auth::Denied::Unauthorized(reason) => Failure::Unauthorized(reason),
+            crate::auth::Denied::Forbidden(reason) => error(StatusCode::FORBIDDEN, &reason),
+            crate::auth::Denied::NotFound => error(StatusCode::NOT_FOUND, "repository not found"),
+        }
+    }
+}
+
 impl Failure {
     /// The HTTP answer.
     pub fn into_response(self) -> Response<ResponseBody> {
         match self {
             Failure::Status(status, message) => json(status, &api::ErrorResponse { message }),
-            Failure::Unauthorized(reason) => crate::http::unauthorized(&reason),
+            Failure::Unauthorized(reason) => HttpError::Unauthorized(reason).into_response(),
             Failure::Busy => {
                 let message = "the server is busy with other uploads; try again".to_owned();
                 let mut resp = json(
@@ -119,23 +130,18 @@ pub fn error(status: StatusCode, message: &str) -> Failure {
 }
 
 /// The repository's URL, as clients reach it.
-fn repo_url(app: &App, repo: &Repo) -> String {
-    format!(
-        "{}/{}/git/{}",
-        crate::proxy::base_url(app),
-        repo.id.workspace,
-        repo.id.alias
-    )
+fn repo_url(base_url: &str, repo: &Repo) -> String {
+    format!("{base_url}/{}/git/{}", repo.id.workspace, repo.id.alias)
 }
 
 /// The server's own LFS endpoints, for actions; `authorization` is the caller's header, which
 /// the verify action repeats back to the same caller (see [`lfs::Links::verify_headers`]).
 pub(crate) fn links(
-    app: &App,
+    base_url: &str,
     repo: &Repo,
     authorization: Option<&header::HeaderValue>,
 ) -> lfs::Links {
-    let base = repo_url(app, repo);
+    let base = repo_url(base_url, repo);
     lfs::Links {
         objects: format!("{base}/info/lfs/objects/"),
         verify: format!("{base}/info/lfs/verify"),
@@ -179,19 +185,14 @@ fn require(
     need: Access,
     repo: &Repo,
 ) -> Result<(), Failure> {
-    match decide(
+    Ok(authorize(
         identity,
         true,
         public,
         need,
         &repo.id.workspace,
         &repo.id.alias,
-    ) {
-        Decision::Allow => Ok(()),
-        Decision::Unauthorized(reason) => Err(Failure::Unauthorized(reason)),
-        Decision::Forbidden(reason) => Err(error(StatusCode::FORBIDDEN, &reason)),
-        Decision::NotFound => Err(error(StatusCode::NOT_FOUND, "repository not found")),
-    }
+    )?)
 }
 
 /// Serve an LFS request (authorization for the endpoint's least access already checked).
@@ -243,7 +244,8 @@ async fn batch(
     public: bool,
     req: Request<Incoming>,
 ) -> Answer {
-    let links = links(app, repo, req.headers().get(header::AUTHORIZATION));
+    let base_url = crate::request::base_url(&req, &app.public.url);
+    let links = links(&base_url, repo, req.headers().get(header::AUTHORIZATION));
     let request: BatchRequest = read_json(app, req).await?;
     crate::metrics::inc(crate::metrics::LFS_BATCHES);
     if request.operation == Operation::Upload {

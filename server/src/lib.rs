@@ -22,6 +22,8 @@ pub mod metrics;
 pub mod proxy;
 pub mod receive_pack;
 pub mod repo;
+pub mod request;
+pub mod response;
 pub mod rpc;
 pub mod serve;
 pub mod slots;

@@ -9,7 +9,6 @@ use objectstore::odb::maintain::{self, Options, Report, Workspace};
 use objectstore::PackCache;
 use tokio_util::task::TaskTracker;
 
-use crate::app::App;
 use crate::repo::Repo;
 
 /// What a maintenance run does.
@@ -67,29 +66,41 @@ pub async fn run(
 
 /// Starts background geometric roll-ups after pushes, one at a time per repository in this
 /// process, and lets shutdown wait for those in flight.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct AutoMaintenance {
     /// Roll up once a repository has more packs than this (0: never).
     pub threshold: usize,
     /// How unreachable objects and replaced packs are treated.
     pub options: Options,
+    /// The packs the server reads (kept in step with what a run writes).
+    cache: Arc<PackCache>,
+    /// Where runs write their packs, and the memory they reserve.
+    workspace: Workspace,
     running: Mutex<HashSet<String>>,
     tasks: TaskTracker,
 }
 
 impl AutoMaintenance {
-    /// Roll up repositories with more than `threshold` packs.
-    pub fn new(threshold: usize, options: Options) -> Self {
+    /// Roll up repositories with more than `threshold` packs, reading through `cache` and
+    /// writing in `workspace`.
+    pub fn new(
+        threshold: usize,
+        options: Options,
+        cache: Arc<PackCache>,
+        workspace: Workspace,
+    ) -> Self {
         AutoMaintenance {
             threshold,
             options,
+            cache,
+            workspace,
             running: Mutex::new(HashSet::new()),
             tasks: TaskTracker::new(),
         }
     }
 
     /// Called after a push that left `packs` packs.
-    pub fn after_push(self: &Arc<Self>, app: &App, repo: Repo, packs: usize) {
+    pub fn after_push(self: &Arc<Self>, repo: Repo, packs: usize) {
         if self.threshold == 0 || packs <= self.threshold {
             return;
         }
@@ -100,13 +111,9 @@ impl AutoMaintenance {
             }
         }
         let this = self.clone();
-        let cache = app.cache.clone();
-        let workspace = Workspace {
-            staging: app.staging.clone(),
-            budget: app.budget.clone(),
-        };
         self.tasks.spawn(async move {
-            if let Err(e) = run(&repo, &cache, &workspace, this.options, Kind::Geometric).await {
+            let (cache, workspace) = (&this.cache, &this.workspace);
+            if let Err(e) = run(&repo, cache, workspace, this.options, Kind::Geometric).await {
                 tracing::warn!(repo = %repo.id, error = %e, "background maintenance failed");
             }
             this.running

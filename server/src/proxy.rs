@@ -7,17 +7,26 @@
 //! request gets the listen address. Forwarded headers from anyone else are ignored, so a client
 //! cannot make the server hand out links to a host of its choosing.
 //!
-//! The URL is set for the duration of one request ([`with_base_url`]) and read where links
-//! are made ([`base_url`]); push-event payloads, made with no request, use the fixed URL.
+//! The context layer works it out once per request and puts it in the request's extensions
+//! ([`crate::request::BaseUrl`]), where handlers that make links read it; push-event payloads,
+//! made with no request, use the fixed URL.
 
 use std::net::IpAddr;
 
 use http::Request;
 
-use crate::app::App;
+use crate::request::Peer;
 
-tokio::task_local! {
-    static BASE_URL: String;
+/// Where links point: `--public-url` (or the listen address), and the proxies trusted to say
+/// which URL the client used.
+#[derive(Debug, Clone, Default)]
+pub struct PublicUrl {
+    /// The URL clients reach this server at.
+    pub url: String,
+    /// `url` was given (`--public-url`): forwarded headers are not consulted.
+    pub fixed: bool,
+    /// Proxies whose `X-Forwarded-Proto`/`X-Forwarded-Host` name the URL clients used.
+    pub trusted_proxies: Vec<Cidr>,
 }
 
 /// An address range, `10.0.0.0/8` or `fd00::/8` (a plain address is one address).
@@ -88,15 +97,15 @@ fn valid_host(host: &str) -> bool {
 }
 
 /// The base URL for links made while answering `req`.
-pub fn request_base_url<B>(app: &App, req: &Request<B>) -> String {
-    if app.public_url_fixed || app.trusted_proxies.is_empty() {
-        return app.public_url.clone();
+pub fn request_base_url<B>(public: &PublicUrl, req: &Request<B>) -> String {
+    if public.fixed || public.trusted_proxies.is_empty() {
+        return public.url.clone();
     }
-    let Some(crate::serve::Peer(peer)) = req.extensions().get::<crate::serve::Peer>() else {
-        return app.public_url.clone();
+    let Some(Peer(peer)) = req.extensions().get::<Peer>() else {
+        return public.url.clone();
     };
-    if !app.trusted_proxies.iter().any(|c| c.contains(peer.ip())) {
-        return app.public_url.clone();
+    if !public.trusted_proxies.iter().any(|c| c.contains(peer.ip())) {
+        return public.url.clone();
     }
     // The first value: the one the client-facing proxy set.
     let header = |name: &str| {
@@ -111,25 +120,12 @@ pub fn request_base_url<B>(app: &App, req: &Request<B>) -> String {
     match (proto, host) {
         (Some(proto), Some(host)) => format!("{proto}://{host}"),
         (None, Some(host)) => format!("https://{host}"),
-        (Some(proto), None) => match app.public_url.split_once("://") {
+        (Some(proto), None) => match public.url.split_once("://") {
             Some((_, rest)) => format!("{proto}://{rest}"),
-            None => app.public_url.clone(),
+            None => public.url.clone(),
         },
-        (None, None) => app.public_url.clone(),
+        (None, None) => public.url.clone(),
     }
-}
-
-/// Run `f` with `url` as the base URL of the links it makes.
-pub async fn with_base_url<F: std::future::Future>(url: String, f: F) -> F::Output {
-    BASE_URL.scope(url, f).await
-}
-
-/// The base URL for links: the request's (see [`request_base_url`]) inside
-/// [`with_base_url`], the fixed public URL elsewhere.
-pub fn base_url(app: &App) -> String {
-    BASE_URL
-        .try_with(Clone::clone)
-        .unwrap_or_else(|_| app.public_url.clone())
 }
 
 #[cfg(test)]

@@ -36,9 +36,10 @@ use refs::RefUpdate;
 use crate::app::App;
 use crate::auth::Grants;
 use crate::body::{self, full, ResponseBody};
-use crate::http::{git_response, is_gzip, plain};
 use crate::landing::{index_checks, Landed, Landing, Refused, Rejection};
 use crate::repo::Repo;
+use crate::request::is_gzip;
+use crate::response::{git_response, plain};
 
 /// What the client is told.
 struct Reply {

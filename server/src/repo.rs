@@ -144,14 +144,7 @@ impl protocol::negotiate::History for History<'_, '_> {
     }
 }
 
-/// Per-repository settings kept beside the git files (`artifact-git.json`; stock git ignores
-/// it).
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Settings {
-    /// Anyone may clone and fetch (never push).
-    #[serde(default)]
-    pub public: bool,
-}
+pub use crate::storage::Settings;
 
 impl Repo {
     /// The repository's settings (defaults when none were written), revalidated by tag.

@@ -26,6 +26,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::app::App;
+use crate::request::Peer;
 use crate::tls::Tls;
 
 /// Accept connections until `shutdown` resolves, then let in-flight requests finish. With
@@ -141,9 +142,13 @@ where
     let header_timeout = app.timeouts.header;
     let service = tower::ServiceBuilder::new()
         .layer(crate::layers::LogLayer)
-        .service_fn(move |mut req: Request<Incoming>| {
-            let app = app.clone();
+        .map_request(move |mut req: Request<Incoming>| {
             req.extensions_mut().insert(Peer(peer));
+            req
+        })
+        .layer(crate::layers::ContextLayer::new(app.clone()))
+        .service_fn(move |req: Request<Incoming>| {
+            let app = app.clone();
             async move { Ok::<_, Infallible>(crate::http::handle(app, req).await) }
         });
     hyper::server::conn::http1::Builder::new()
@@ -155,10 +160,6 @@ where
             hyper_util::service::TowerToHyperService::new(service),
         )
 }
-
-/// The address a request's connection came from.
-#[derive(Debug, Clone, Copy)]
-pub struct Peer(pub SocketAddr);
 
 /// Logs accept errors at most once a second, with how many there were.
 #[derive(Default)]

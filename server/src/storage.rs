@@ -46,6 +46,15 @@ impl std::str::FromStr for StorageUrl {
     }
 }
 
+/// Per-repository settings kept beside the git files (`artifact-git.json`; stock git ignores
+/// it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Settings {
+    /// Anyone may clone and fetch (never push).
+    #[serde(default)]
+    pub public: bool,
+}
+
 /// An opened bucket and the key prefix all repositories live under.
 #[derive(Debug, Clone)]
 pub struct Storage {
@@ -55,7 +64,7 @@ pub struct Storage {
     /// Refs read on every request, kept parsed and revalidated by tag.
     pub refs_cache: Arc<refs::RefsCache>,
     /// Settings read on every request, kept the same way.
-    pub settings_cache: Arc<objectstore::bucket::Revalidated<crate::repo::Settings>>,
+    pub settings_cache: Arc<objectstore::bucket::Revalidated<Settings>>,
 }
 
 impl Storage {

@@ -24,8 +24,9 @@ use refs::Snapshot;
 
 use crate::app::App;
 use crate::body::{self, full, ChannelWriter, ResponseBody};
-use crate::http::{git_response, is_gzip, plain, protocol_version};
 use crate::repo::{refs_view, History, Repo};
+use crate::request::{is_gzip, protocol_version};
+use crate::response::{git_response, plain, HttpError};
 
 /// What a request handler can fail with; every variant reaches the client as an `ERR` line
 /// or, once a pack is being streamed, on side-band 3.
@@ -626,6 +627,14 @@ fn refusal(message: &str) -> http::Response<ResponseBody> {
     git_response("application/x-git-upload-pack-result", body::full(out))
 }
 
+/// The answer when the repository's packs cannot be opened.
+pub(crate) fn storage_error(
+    repo: &Repo,
+    e: objectstore::odb::Error,
+) -> http::Response<ResponseBody> {
+    HttpError::Storage(format!("{}: {e}", repo.id)).into_response()
+}
+
 /// Serve a clone, fetch, `ls-refs` or `object-info` request.
 pub async fn handle(
     app: Arc<App>,
@@ -683,14 +692,14 @@ pub async fn handle(
         false => None,
         true => match app.slots.try_take() {
             Some(slot) => Some(slot),
-            None => return crate::http::busy(),
+            None => return HttpError::Busy.into_response(),
         },
     };
     let wants = parsed.wants(&snapshot);
     let needed = snapshot.refs.values().map(|v| &v.target).chain(&wants);
     let db = match repo.objects_having(&app.cache, needed).await {
         Ok(db) => db,
-        Err(e) => return crate::http::storage_error(&repo, e),
+        Err(e) => return storage_error(&repo, e),
     };
     let (writer, response_body) = body::channel();
     let id = repo.id.clone();

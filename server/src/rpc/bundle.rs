@@ -36,6 +36,7 @@ struct BundleParams {
 pub(super) async fn bundle(
     app: &Arc<App>,
     identity: Option<&Grants>,
+    base_url: &str,
     p: Value,
 ) -> Result<Value, RpcError> {
     let p: BundleParams = params(p)?;
@@ -90,7 +91,7 @@ pub(super) async fn bundle(
         since: plan.prerequisites.clone(),
     }
     .to_query();
-    let mut url = format!("{}/bundle", git_url(app, &id));
+    let mut url = format!("{}/bundle", git_url(base_url, &id));
     if !query.is_empty() {
         url = format!("{url}?{query}");
     }

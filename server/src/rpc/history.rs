@@ -322,6 +322,7 @@ const MAX_READ: u64 = 32 << 20;
 pub(super) async fn read_file(
     app: &Arc<App>,
     identity: Option<&Grants>,
+    base_url: &str,
     p: Value,
 ) -> Result<Value, RpcError> {
     let p: ReadFileParams = params(p)?;
@@ -372,7 +373,7 @@ pub(super) async fn read_file(
     }
     if let Some(pointer) = lfs::Pointer::parse(&data) {
         let store = lfs::Store::new(app.storage.bucket.clone(), repo.keys.clone(), app.lfs);
-        let links = crate::lfs_http::links(app, &repo, None);
+        let links = crate::lfs_http::links(base_url, &repo, None);
         let plan = store
             .plan_download(&pointer.oid, &links)
             .await

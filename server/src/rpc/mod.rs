@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::app::App;
-use crate::auth::{decide, Access, Decision, Grants};
+use crate::auth::{authorize as authorize_call, Access, Grants};
 use crate::repo::{Repo, Settings};
 use crate::storage::RepoId;
 
@@ -100,6 +100,16 @@ macro_rules! internal_from {
 }
 internal_from!(refs::Error, objectstore::bucket::Error);
 
+impl From<crate::auth::Denied> for RpcError {
+    fn from(denied: crate::auth::Denied) -> Self {
+        match denied {
+            crate::auth::Denied::Unauthorized(m) => RpcError::Unauthorized(m),
+            crate::auth::Denied::Forbidden(m) => RpcError::Forbidden(m),
+            crate::auth::Denied::NotFound => RpcError::NotFound("not found".into()),
+        }
+    }
+}
+
 impl From<objectstore::odb::Error> for RpcError {
     /// Objects a call wrote that break a rule are the caller's; anything else is internal.
     fn from(e: objectstore::odb::Error) -> Self {
@@ -144,7 +154,8 @@ impl From<crate::import::ImportError> for RpcError {
 }
 
 /// Answer one request body (a single call; batches are refused).
-pub async fn handle(app: Arc<App>, identity: Option<Grants>, body: &[u8]) -> Value {
+/// Answer one call by `identity`; `base_url` is what links in the answer start with.
+pub async fn handle(app: Arc<App>, identity: Option<Grants>, base_url: &str, body: &[u8]) -> Value {
     let request: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(e) => return response(Value::Null, Err(RpcError::Parse(e.to_string()))),
@@ -170,8 +181,8 @@ pub async fn handle(app: Arc<App>, identity: Option<Grants>, body: &[u8]) -> Val
         .unwrap_or(Value::Object(Default::default()));
     let started = std::time::Instant::now();
     let result = match method {
-        "enable_git" => enable_git(&app, identity.as_ref(), params).await,
-        "get_git_url" => get_git_url(&app, identity.as_ref(), params).await,
+        "enable_git" => enable_git(&app, identity.as_ref(), base_url, params).await,
+        "get_git_url" => get_git_url(&app, identity.as_ref(), base_url, params).await,
         "add_webhook" => events::add_webhook(&app, identity.as_ref(), params).await,
         "list_webhooks" => events::list_webhooks(&app, identity.as_ref(), params).await,
         "update_webhook" => events::update_webhook(&app, identity.as_ref(), params).await,
@@ -185,13 +196,13 @@ pub async fn handle(app: Arc<App>, identity: Option<Grants>, body: &[u8]) -> Val
         "log" => history::log(&app, identity.as_ref(), params).await,
         "show" => history::diff(&app, identity.as_ref(), params, true).await,
         "diff" => history::diff(&app, identity.as_ref(), params, false).await,
-        "read_file" => history::read_file(&app, identity.as_ref(), params).await,
+        "read_file" => history::read_file(&app, identity.as_ref(), base_url, params).await,
         "list_files" => history::list_files(&app, identity.as_ref(), params).await,
         "commit_files" => history::commit_files(&app, identity.as_ref(), params).await,
         "restore" => history::restore(&app, identity.as_ref(), params).await,
         "create_snapshot" => history::create_snapshot(&app, identity.as_ref(), params).await,
         "list_snapshots" => history::list_snapshots(&app, identity.as_ref(), params).await,
-        "bundle" => bundle::bundle(&app, identity.as_ref(), params).await,
+        "bundle" => bundle::bundle(&app, identity.as_ref(), base_url, params).await,
         "set_git_settings" => versions::set_git_settings(&app, identity.as_ref(), params).await,
         "commit_version" => versions::commit_version(&app, identity.as_ref(), params).await,
         other => Err(RpcError::MethodNotFound(other.to_owned())),
@@ -228,28 +239,20 @@ fn artifact(id: &str) -> Result<RepoId, RpcError> {
 async fn authorize(repo: &Repo, identity: Option<&Grants>, need: Access) -> Result<bool, RpcError> {
     let exists = repo.refs.exists().await?;
     // Existence is only revealed to callers with some access; decide as if it existed.
-    match decide(
+    authorize_call(
         identity,
         true,
         false,
         need,
         &repo.id.workspace,
         &repo.id.alias,
-    ) {
-        Decision::Allow => Ok(exists),
-        Decision::Unauthorized(m) => Err(RpcError::Unauthorized(m)),
-        Decision::Forbidden(m) => Err(RpcError::Forbidden(m)),
-        Decision::NotFound => Err(RpcError::NotFound("not found".into())),
-    }
+    )?;
+    Ok(exists)
 }
 
-fn git_url(app: &App, id: &RepoId) -> String {
-    format!(
-        "{}/{}/git/{}",
-        crate::proxy::base_url(app),
-        id.workspace,
-        id.alias
-    )
+/// The clone URL of `id` under `base_url`.
+fn git_url(base_url: &str, id: &RepoId) -> String {
+    format!("{base_url}/{}/git/{}", id.workspace, id.alias)
 }
 
 #[derive(Deserialize)]
@@ -280,6 +283,7 @@ fn yes() -> bool {
 async fn enable_git(
     app: &Arc<App>,
     identity: Option<&Grants>,
+    base_url: &str,
     p: Value,
 ) -> Result<Value, RpcError> {
     let p: EnableGit = params(p)?;
@@ -301,7 +305,7 @@ async fn enable_git(
             .unwrap_or("main")
             .to_owned();
         return Ok(json!({
-            "git_url": git_url(app, &id),
+            "git_url": git_url(base_url, &id),
             "default_branch": branch,
             "created": false,
             "imported_files": 0,
@@ -330,7 +334,7 @@ async fn enable_git(
     }
     tracing::info!(repo = %id, imported = imported.files, public = p.public, sync_versions = p.sync_versions, "git enabled");
     Ok(json!({
-        "git_url": git_url(app, &id),
+        "git_url": git_url(base_url, &id),
         "default_branch": p.default_branch,
         "created": true,
         "imported_files": imported.files,
@@ -350,6 +354,7 @@ struct ArtifactOnly {
 async fn get_git_url(
     app: &Arc<App>,
     identity: Option<&Grants>,
+    base_url: &str,
     p: Value,
 ) -> Result<Value, RpcError> {
     let p: ArtifactOnly = params(p)?;
@@ -361,5 +366,5 @@ async fn get_git_url(
             "git is not enabled for artifact {id}; enable it with the enable_git method (params: {{\"artifact_id\": \"{id}\"}})"
         )));
     }
-    Ok(json!({ "git_url": git_url(app, &id) }))
+    Ok(json!({ "git_url": git_url(base_url, &id) }))
 }
