@@ -20,6 +20,7 @@ pub mod client;
 pub mod config;
 pub mod deliveries;
 pub mod dispatcher;
+pub mod hex_id;
 pub mod log;
 pub mod metrics;
 pub mod mirror;

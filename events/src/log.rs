@@ -32,25 +32,23 @@ fn key_id(id: &str) -> &str {
 pub struct RefMove {
     /// The full ref name.
     pub name: String,
-    /// Its value before, hex (all zeros: created).
-    pub before: String,
-    /// Its value after, hex (all zeros: deleted).
-    pub after: String,
+    /// Its value before (null: created); stored as hex.
+    #[serde(with = "crate::hex_id")]
+    pub before: ObjectId,
+    /// Its value after (null: deleted); stored as hex.
+    #[serde(with = "crate::hex_id")]
+    pub after: ObjectId,
 }
 
 impl RefMove {
     /// The value before, if the ref existed.
     pub fn before_id(&self) -> Option<ObjectId> {
-        ObjectId::from_hex(self.before.as_bytes())
-            .ok()
-            .filter(|i| !i.is_null())
+        Some(self.before).filter(|i| !i.is_null())
     }
 
     /// The value after, if the ref still exists.
     pub fn after_id(&self) -> Option<ObjectId> {
-        ObjectId::from_hex(self.after.as_bytes())
-            .ok()
-            .filter(|i| !i.is_null())
+        Some(self.after).filter(|i| !i.is_null())
     }
 }
 
@@ -98,7 +96,8 @@ pub struct Event {
     /// When it created a ref: the values of the other refs then (see
     /// [`refs::Change::other_tips`]); a new branch's payload lists only commits none has.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub other_tips: Vec<String>,
+    #[serde(with = "crate::hex_id::list")]
+    pub other_tips: Vec<ObjectId>,
     /// Who and how.
     #[serde(flatten)]
     pub meta: EventMeta,
@@ -170,11 +169,11 @@ impl refs::Journal for Recorder {
                 .iter()
                 .map(|m| RefMove {
                     name: m.name.clone(),
-                    before: m.before.to_string(),
-                    after: m.after.to_string(),
+                    before: m.before,
+                    after: m.after,
                 })
                 .collect(),
-            other_tips: change.other_tips.iter().map(ToString::to_string).collect(),
+            other_tips: change.other_tips.clone(),
             meta: self.meta.clone(),
         };
         let body = serde_json::to_vec(&event).map_err(|e| bucket::Error::Backend {

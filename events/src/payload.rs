@@ -169,8 +169,8 @@ pub fn push(
         .unwrap_or_else(|| "anonymous".to_owned());
     Ok(json!({
         "ref": moved.name,
-        "before": moved.before,
-        "after": moved.after,
+        "before": moved.before.to_string(),
+        "after": moved.after.to_string(),
         "created": before.is_none(),
         "deleted": after.is_none(),
         "forced": forced,

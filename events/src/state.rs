@@ -41,8 +41,53 @@ pub struct Retry {
 pub struct RefResult {
     /// The ref.
     pub name: String,
-    /// `ok`, or the remote's (or our) reason.
-    pub status: String,
+    /// What became of it; stored as `ok`, `up to date`, or the reason it was not pushed.
+    pub status: RefStatus,
+}
+
+/// What became of one ref of a mirror push.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum RefStatus {
+    /// Pushed.
+    Ok,
+    /// The remote had it already.
+    UpToDate,
+    /// Not pushed: the remote's (or our) reason.
+    NotPushed(String),
+}
+
+impl RefStatus {
+    /// Whether the ref is where it should be on the remote.
+    pub fn is_success(&self) -> bool {
+        matches!(self, RefStatus::Ok | RefStatus::UpToDate)
+    }
+}
+
+impl From<String> for RefStatus {
+    fn from(s: String) -> Self {
+        match s.as_str() {
+            "ok" => RefStatus::Ok,
+            "up to date" => RefStatus::UpToDate,
+            _ => RefStatus::NotPushed(s),
+        }
+    }
+}
+
+impl From<RefStatus> for String {
+    fn from(s: RefStatus) -> Self {
+        s.to_string()
+    }
+}
+
+impl std::fmt::Display for RefStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RefStatus::Ok => f.write_str("ok"),
+            RefStatus::UpToDate => f.write_str("up to date"),
+            RefStatus::NotPushed(reason) => f.write_str(reason),
+        }
+    }
 }
 
 /// One endpoint's progress and status.
@@ -75,8 +120,8 @@ pub struct EndpointState {
     #[serde(default)]
     pub full_sync: bool,
     /// Mirrors: the remote's refs as last seen or set by us (the expected old values).
-    #[serde(default)]
-    pub remote_refs: BTreeMap<String, String>,
+    #[serde(default, with = "crate::hex_id::map")]
+    pub remote_refs: BTreeMap<String, gix_hash::ObjectId>,
     /// Mirrors: the outcome of each ref in the last push.
     #[serde(default)]
     pub ref_results: Vec<RefResult>,
@@ -102,8 +147,9 @@ pub struct EndpointState {
 pub struct Publishing {
     /// The event.
     pub seq: u64,
-    /// The commit.
-    pub commit: String,
+    /// The commit; stored as hex.
+    #[serde(with = "crate::hex_id")]
+    pub commit: gix_hash::ObjectId,
     /// The version number taken (or being taken) for it.
     pub version: u64,
     /// When it started, seconds since the epoch.
