@@ -397,6 +397,11 @@ pub struct EventArgs {
     /// How long a replica's claim on an endpoint lasts before another may take over.
     #[arg(long, env = "ARTIFACT_GIT_EVENTS_LEASE", default_value = "60s", value_parser = parse_duration)]
     pub events_lease: std::time::Duration,
+    /// This replica's name in the leases it takes (default: a random one per process). Give
+    /// each replica a stable one (a StatefulSet pod's name, say): a replica that restarts
+    /// then takes its own leases back at once instead of waiting for them to run out.
+    #[arg(long, env = "ARTIFACT_GIT_REPLICA_ID")]
+    pub replica_id: Option<String>,
     /// Authentication failures in a row after which a mirror is paused.
     #[arg(long, env = "ARTIFACT_GIT_MIRROR_AUTH_FAILURES", default_value_t = 3)]
     pub mirror_auth_failures: u32,
@@ -608,7 +613,11 @@ pub fn build(
             cache.clone(),
             events::client::Client::new(args.events.webhook_allow_private)?,
             events::dispatcher::Settings {
-                replica: events::dispatcher::replica_name(),
+                replica: args
+                    .events
+                    .replica_id
+                    .clone()
+                    .unwrap_or_else(events::dispatcher::replica_name),
                 poll: args.events.events_poll,
                 lease: args.events.events_lease,
                 timeout: args.events.webhook_timeout,

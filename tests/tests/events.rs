@@ -648,8 +648,48 @@ fn crashes_and_replicas_lose_nothing(backend: &Backend) {
     assert_eq!(ones, expected);
 }
 
+/// A replica with a stable name (`--replica-id`) that is killed mid-delivery and restarts
+/// takes its lease back at once: the event is delivered again within seconds, not after the
+/// lease (a minute here) runs out.
+fn a_restarted_replica_takes_its_leases_back(backend: &Backend) {
+    let args = [
+        "--webhook-allow-private",
+        "--events-lease",
+        "60s",
+        "--events-poll",
+        "300ms",
+        "--replica-id",
+        "replica-a",
+        "--public-url",
+        "https://git.example.test",
+    ];
+    let mut f = Fixture::new(backend, &args, "lab/restart", 3, 58);
+    let receiver = Receiver::start();
+    add_hook(&f.server, "lab/restart", &receiver.url, SECRET);
+    assert!(receiver.wait_for("ping", 1, Duration::from_secs(20)));
+    receiver.plan(&[Reply::After(Duration::from_secs(30), 200)]);
+    let (git, src) = (&f.git, f.source.as_path());
+    git.ok(src, &["checkout", "-q", "main"]);
+    push_one(git, src, "main", 0);
+    assert!(receiver.wait_for("push", 1, Duration::from_secs(20)));
+    f.server.kill();
+    let restarted = std::time::Instant::now();
+    let _again = f.server.replica_with(&args);
+    assert!(
+        receiver.wait_for("push", 2, Duration::from_secs(15)),
+        "the restarted replica did not take its lease back"
+    );
+    eprintln!(
+        "delivered again {} ms after the restart",
+        restarted.elapsed().as_millis()
+    );
+    let pushes = receiver.of_event("push");
+    assert_eq!(pushes[0].body, pushes[1].body);
+}
+
 backend_tests!(
     webhooks_report_every_push,
     failing_and_slow_receivers,
-    crashes_and_replicas_lose_nothing
+    crashes_and_replicas_lose_nothing,
+    a_restarted_replica_takes_its_leases_back
 );
