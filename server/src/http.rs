@@ -118,6 +118,50 @@ async fn create_for_push(repo: &Repo) -> Result<(), HttpError> {
     }
 }
 
+/// Anonymous callers may only read public repositories (git asks anonymously first, then
+/// again with credentials): nothing but the settings is read before that is known.
+async fn public_settings(repo: &Repo, need: Access) -> Result<crate::repo::Settings, HttpError> {
+    let required = || HttpError::Unauthorized("authentication required".into());
+    if need != Access::Read || repo.known_private(RECENTLY) {
+        return Err(required());
+    }
+    match repo.settings().await? {
+        s if s.public => Ok(s),
+        _ => Err(required()),
+    }
+}
+
+/// The refs and settings a request needs, read together: a v2 capability advertisement
+/// needs to know the repository exists, not its refs; a token that grants the request makes
+/// the settings irrelevant (`settings_irrelevant`).
+async fn read_repository(
+    repo: &Repo,
+    v2_advertisement: bool,
+    known_settings: Option<crate::repo::Settings>,
+    settings_irrelevant: bool,
+) -> (
+    Result<refs::Snapshot, refs::Error>,
+    Result<crate::repo::Settings, objectstore::bucket::Error>,
+) {
+    let snapshot = async {
+        match v2_advertisement {
+            false => repo.snapshot().await,
+            true => repo.refs.head().await.map(|head| refs::Snapshot {
+                head,
+                ..Default::default()
+            }),
+        }
+    };
+    let settings = async {
+        match known_settings {
+            Some(s) => Ok(s),
+            None if settings_irrelevant => Ok(crate::repo::Settings::default()),
+            None => repo.settings().await,
+        }
+    };
+    tokio::join!(snapshot, settings)
+}
+
 /// How long a read stays good enough for answers that reveal nothing and move nothing: a v2
 /// capability advertisement to an entitled caller, a refusal of an anonymous one.
 const RECENTLY: std::time::Duration = std::time::Duration::from_secs(5);
@@ -171,37 +215,12 @@ async fn route_request(
     if granted && v2_advertisement && repo.refs.known_to_exist(RECENTLY) {
         return info_refs(refs::Snapshot::default(), &req);
     }
-    // Anonymous callers may only read public repositories (git asks anonymously first, then
-    // again with credentials): nothing but the settings is read before that is known.
-    let mut known_settings = None;
-    if identity.is_none() {
-        let required = || HttpError::Unauthorized("authentication required".into());
-        if need != Access::Read || repo.known_private(RECENTLY) {
-            return Err(required());
-        }
-        match repo.settings().await? {
-            s if s.public => known_settings = Some(s),
-            _ => return Err(required()),
-        }
-    }
-    // A v2 capability advertisement needs to know the repository exists, not its refs.
-    let snapshot = async {
-        match v2_advertisement {
-            false => repo.snapshot().await,
-            true => repo.refs.head().await.map(|head| refs::Snapshot {
-                head,
-                ..Default::default()
-            }),
-        }
+    let known_settings = match identity {
+        None => Some(public_settings(&repo, need).await?),
+        Some(_) => None,
     };
-    let settings = async {
-        match known_settings {
-            Some(s) => Ok(s),
-            None if granted && !is_lfs => Ok(crate::repo::Settings::default()),
-            None => repo.settings().await,
-        }
-    };
-    let (snapshot, settings) = tokio::join!(snapshot, settings);
+    let (snapshot, settings) =
+        read_repository(&repo, v2_advertisement, known_settings, granted && !is_lfs).await;
     let mut snapshot = match snapshot {
         Ok(s) => Some(s),
         Err(refs::Error::NotFound) => None,

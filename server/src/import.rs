@@ -16,6 +16,7 @@ use refs::RefUpdate;
 
 use crate::app::App;
 use crate::landing::{index_checks, land, Landing, Refused, Rejection};
+use crate::placement::{place, InBucket, Placed};
 use crate::repo::Repo;
 
 /// Why an import failed.
@@ -42,6 +43,9 @@ pub enum ImportError {
     /// Storing a file as an LFS object failed.
     #[error(transparent)]
     Lfs(#[from] lfs::StoreError),
+    /// Placing a file in Git LFS failed.
+    #[error(transparent)]
+    Placement(#[from] crate::placement::PlacementError),
     /// The version's files cannot be committed as they are.
     #[error("the version cannot be committed: {0}")]
     Invalid(String),
@@ -150,66 +154,11 @@ pub async fn commit_version_files(
     let download = tempfile::Builder::new()
         .prefix("import-")
         .tempdir_in(&app.staging)?;
-    let attributes_file = files.iter().find(|f| f.path == ".gitattributes");
-    if let Some(f) = attributes_file.filter(|f| f.size > MAX_ATTRIBUTES) {
-        return Err(ImportError::Invalid(format!(
-            "its .gitattributes has {} bytes, over the limit of {MAX_ATTRIBUTES}",
-            f.size
-        )));
-    }
-    let attributes: Option<Vec<u8>> = match attributes_file.is_some() {
-        true => Some(
-            storage
-                .bucket
-                .get(&artifact.version_file(version, ".gitattributes"))
-                .await?
-                .data
-                .to_vec(),
-        ),
-        false => None,
-    };
-    let patterns = lfs::attributes::lfs_patterns(attributes.as_deref().unwrap_or_default());
-    let store = lfs::Store::new(storage.bucket.clone(), repo.keys.clone(), app.lfs);
-    let mut local: Vec<(String, Content)> = Vec::with_capacity(files.len() + 1);
-    let mut added_patterns = Vec::new();
-    let mut lfs_files = 0;
-    for (n, file) in files.into_iter().enumerate() {
-        if file.path == ".gitattributes" {
-            continue;
-        }
-        let key = artifact.version_file(version, &file.path);
-        let tracked = lfs::attributes::tracked_by_lfs(&patterns, &file.path);
-        if tracked || file.size > what.lfs_threshold {
-            let (oid, size) = store.import(&key).await?;
-            let pointer = lfs::Pointer { oid, size };
-            local.push((
-                file.path.clone(),
-                Content::Inline(pointer.encode().into_bytes()),
-            ));
-            lfs_files += 1;
-            if !tracked {
-                added_patterns.push(lfs::attributes::exact_pattern(&file.path));
-            }
-            continue;
-        }
-        let path = download.path().join(n.to_string());
-        storage.bucket.get_to_file(&key, &path).await?;
-        local.push((file.path, Content::File(path)));
-    }
-    // A `.gitattributes` written only for LFS is not one of the artifact's files.
-    let generated_attributes = usize::from(!added_patterns.is_empty() && attributes.is_none());
-    if !added_patterns.is_empty() || attributes.is_some() {
-        let mut text = attributes.unwrap_or_default();
-        if !text.is_empty() && !text.ends_with(b"\n") {
-            text.push(b'\n');
-        }
-        for pattern in &added_patterns {
-            text.extend_from_slice(
-                format!("{pattern} filter=lfs diff=lfs merge=lfs -text\n").as_bytes(),
-            );
-        }
-        local.push((".gitattributes".to_owned(), Content::Inline(text)));
-    }
+    let Gathered {
+        local,
+        lfs_files,
+        generated_attributes,
+    } = gather(app, repo, &what, files, download.path()).await?;
     let db = repo.fresh_objects(&app.cache).await?;
     let staging = app.staging.clone();
     let budget = app.budget.clone();
@@ -268,6 +217,97 @@ pub async fn commit_version_files(
         lfs_files,
         head: Some(head),
         unchanged: false,
+    })
+}
+
+/// The files of a version, ready to be written: local copies, and pointers for those stored
+/// in Git LFS.
+struct Gathered {
+    local: Vec<(String, Content)>,
+    lfs_files: usize,
+    /// 1 when the `.gitattributes` was written only for LFS (not one of the artifact's files).
+    generated_attributes: usize,
+}
+
+/// Place each file of the version ([`crate::placement`]): to Git LFS without leaving the
+/// bucket, or downloaded into `download`; a `.gitattributes` line for each file only its size
+/// sent to LFS.
+async fn gather(
+    app: &App,
+    repo: &Repo,
+    what: &VersionCommit,
+    files: Vec<versions::files::VersionFile>,
+    download: &std::path::Path,
+) -> Result<Gathered, ImportError> {
+    let storage = repo.storage();
+    let artifact = storage.artifact_keys(&repo.id);
+    let version = what.version;
+    let attributes_file = files.iter().find(|f| f.path == ".gitattributes");
+    if let Some(f) = attributes_file.filter(|f| f.size > MAX_ATTRIBUTES) {
+        return Err(ImportError::Invalid(format!(
+            "its .gitattributes has {} bytes, over the limit of {MAX_ATTRIBUTES}",
+            f.size
+        )));
+    }
+    let attributes: Option<Vec<u8>> = match attributes_file.is_some() {
+        true => Some(
+            storage
+                .bucket
+                .get(&artifact.version_file(version, ".gitattributes"))
+                .await?
+                .data
+                .to_vec(),
+        ),
+        false => None,
+    };
+    let patterns = lfs::attributes::lfs_patterns(attributes.as_deref().unwrap_or_default());
+    let store = lfs::Store::new(storage.bucket.clone(), repo.keys.clone(), app.lfs);
+    let mut local: Vec<(String, Content)> = Vec::with_capacity(files.len() + 1);
+    let mut added_patterns = Vec::new();
+    let mut lfs_files = 0;
+    let threshold = Some(what.lfs_threshold);
+    for (n, file) in files.into_iter().enumerate() {
+        if file.path == ".gitattributes" {
+            continue;
+        }
+        let key = artifact.version_file(version, &file.path);
+        let mut content = InBucket {
+            key: key.clone(),
+            size: file.size,
+        };
+        match place(&mut content, &file.path, &patterns, threshold, &store).await? {
+            Placed::Lfs { pointer, by_size } => {
+                if by_size {
+                    added_patterns.push(lfs::attributes::exact_pattern(&file.path));
+                }
+                let bytes = pointer.encode().into_bytes();
+                local.push((file.path, Content::Inline(bytes)));
+                lfs_files += 1;
+            }
+            Placed::Blob => {
+                let path = download.join(n.to_string());
+                storage.bucket.get_to_file(&key, &path).await?;
+                local.push((file.path, Content::File(path)));
+            }
+        }
+    }
+    let generated_attributes = usize::from(!added_patterns.is_empty() && attributes.is_none());
+    if !added_patterns.is_empty() || attributes.is_some() {
+        let mut text = attributes.unwrap_or_default();
+        if !text.is_empty() && !text.ends_with(b"\n") {
+            text.push(b'\n');
+        }
+        for pattern in &added_patterns {
+            text.extend_from_slice(
+                format!("{pattern} filter=lfs diff=lfs merge=lfs -text\n").as_bytes(),
+            );
+        }
+        local.push((".gitattributes".to_owned(), Content::Inline(text)));
+    }
+    Ok(Gathered {
+        local,
+        lfs_files,
+        generated_attributes,
     })
 }
 

@@ -19,6 +19,7 @@ pub mod layers;
 pub mod lfs_http;
 pub mod maintenance;
 pub mod metrics;
+pub mod placement;
 pub mod proxy;
 pub mod receive_pack;
 pub mod repo;

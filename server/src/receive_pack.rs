@@ -90,6 +90,61 @@ impl Reply {
     }
 }
 
+/// Step 2's objects: a pack list holding every object the refs and the commands name.
+/// Packs are published before the refs that need them, so such a list holds everything the
+/// push can build on.
+async fn objects_for(
+    app: &App,
+    repo: &Repo,
+    snapshot: &refs::Snapshot,
+    request: &PushRequest,
+) -> Result<ObjectDb, Refused> {
+    let olds = request
+        .commands
+        .iter()
+        .map(|c| c.old)
+        .filter(|o| !o.is_null());
+    let needed: Vec<ObjectId> = snapshot
+        .refs
+        .values()
+        .map(|v| v.target)
+        .chain(olds)
+        .collect();
+    repo.objects_having(&app.cache, &needed).await.map_err(|e| {
+        tracing::error!(repo = %repo.id, error = %e, "opening packs failed");
+        Refused::Storage("the repository cannot be read; try again".into())
+    })
+}
+
+/// What step 4 lands: the pack and the commands of `request`, by `pusher`.
+fn landing(
+    request: &PushRequest,
+    pack: Option<Indexed>,
+    pusher: Option<&Grants>,
+    seen: refs::Snapshot,
+) -> Landing {
+    Landing {
+        pack,
+        updates: request
+            .commands
+            .iter()
+            .map(|c| RefUpdate {
+                name: c.name.clone(),
+                old: c.old,
+                new: c.new,
+                peeled: None,
+            })
+            .collect(),
+        atomic: request.capabilities.has("atomic"),
+        origin: events::log::EventMeta {
+            pusher: pusher.and_then(|g| g.subject.clone()),
+            push_options: request.push_options.clone(),
+            source: events::log::Source::Push,
+        },
+        seen: Some(seen),
+    }
+}
+
 /// A pack refused while received or resolved: the client's fault, or the storage's (logged
 /// as such).
 fn refusal(repo: &Repo, e: &objectstore::odb::Error) -> Refused {
@@ -170,25 +225,9 @@ pub async fn handle(
     };
     // Packs are published before the refs that need them: a pack list holding every object
     // the refs and the commands name holds everything the push can build on.
-    let needed: Vec<ObjectId> = snapshot
-        .refs
-        .values()
-        .map(|v| v.target)
-        .chain(
-            request
-                .commands
-                .iter()
-                .map(|c| c.old)
-                .filter(|o| !o.is_null()),
-        )
-        .collect();
-    let db = match repo.objects_having(&app.cache, &needed).await {
+    let db = match objects_for(&app, &repo, &snapshot, &request).await {
         Ok(db) => db,
-        Err(e) => {
-            tracing::error!(repo = %repo.id, error = %e, "opening packs failed");
-            let why = Refused::Storage("the repository cannot be read; try again".into());
-            return response(Reply::refuse_all(&request, why).encode(&request));
-        }
+        Err(why) => return response(Reply::refuse_all(&request, why).encode(&request)),
     };
 
     // 3. Resolve the pack's deltas (fsck rules on every object), within the memory reserved.
@@ -214,26 +253,7 @@ pub async fn handle(
 
     // 4. Land: verify, publish, record, commit.
     let objects = indexed.as_ref().map_or(0, |i| i.num_objects);
-    let landing = Landing {
-        pack: indexed,
-        updates: request
-            .commands
-            .iter()
-            .map(|c| RefUpdate {
-                name: c.name.clone(),
-                old: c.old,
-                new: c.new,
-                peeled: None,
-            })
-            .collect(),
-        atomic: request.capabilities.has("atomic"),
-        origin: events::log::EventMeta {
-            pusher: pusher.as_ref().and_then(|g| g.subject.clone()),
-            push_options: request.push_options.clone(),
-            source: events::log::Source::Push,
-        },
-        seen: Some(snapshot),
-    };
+    let landing = landing(&request, indexed, pusher.as_ref(), snapshot);
     let landed = crate::landing::land(&app, &repo, db, landing).await;
     let applied = landed.results.iter().filter(|r| r.is_ok()).count();
     let outcome = match applied {

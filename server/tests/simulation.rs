@@ -392,6 +392,102 @@ fn is_ancestor(git: &Git, dir: &Path, ancestor: &str, of: &str) -> bool {
         .success()
 }
 
+/// Each branch as stored against the pushes made to it: every acknowledged push is in its
+/// history, and a branch one pusher moves holds its last acknowledged push (or a later one of
+/// unknown outcome).
+fn check_branches(seed: u64, git: &Git, mirror: &Path, snapshot: &refs::Snapshot, record: &Record) {
+    let mut branches: Vec<&String> = record.pushes.iter().map(|(b, _, _)| b).collect();
+    branches.sort();
+    branches.dedup();
+    for branch in branches {
+        let pushes: Vec<&(String, String, Outcome)> = record
+            .pushes
+            .iter()
+            .filter(|(b, _, _)| b == branch)
+            .collect();
+        let Some(fin) = snapshot.get(branch).map(|id| id.to_string()) else {
+            assert!(
+                pushes.iter().all(|(_, _, o)| *o != Outcome::Done),
+                "seed {seed}: {branch} is gone although a push to it was acknowledged"
+            );
+            continue;
+        };
+        for (_, sha, outcome) in &pushes {
+            if *outcome == Outcome::Done {
+                assert!(
+                    is_ancestor(git, mirror, sha, &fin),
+                    "seed {seed}: the acknowledged push {sha} is not in the history of {branch}"
+                );
+            }
+        }
+        // A branch only one pusher moves holds its last acknowledged push or a later push
+        // whose outcome was unknown.
+        if branch != "refs/heads/main" {
+            let last_done = pushes.iter().rposition(|(_, _, o)| *o == Outcome::Done);
+            let allowed: Vec<&str> = pushes
+                .iter()
+                .enumerate()
+                .filter(|(i, (_, _, o))| {
+                    Some(*i) == last_done
+                        || (*o == Outcome::Unknown && last_done.is_none_or(|d| *i > d))
+                })
+                .map(|(_, (_, sha, _))| sha.as_str())
+                .collect();
+            assert!(
+                allowed.contains(&fin.as_str()),
+                "seed {seed}: {branch} is at {fin}, not at its last acknowledged push: {pushes:?}"
+            );
+        }
+    }
+}
+
+/// Some pushes got through, and every acknowledged push made after the webhook was added
+/// reached it (the fresh instance's dispatcher, over a healthy link, finishes what the others
+/// left).
+fn check_outcomes(seed: u64, record: &Record, receiver: &Receiver, maintenance: (u32, u32)) {
+    let (maint_ok, maint_failed) = maintenance;
+    let done = record
+        .pushes
+        .iter()
+        .filter(|(_, _, o)| *o == Outcome::Done)
+        .count();
+    let unknown = record
+        .pushes
+        .iter()
+        .filter(|(_, _, o)| *o == Outcome::Unknown)
+        .count();
+    eprintln!(
+        "seed {seed}: {} pushes: {done} done, {unknown} unknown, {} failed; maintenance {maint_ok} ran, {maint_failed} failed",
+        record.pushes.len(),
+        record.pushes.len() - done - unknown
+    );
+    assert!(done > 0, "seed {seed}: no push got through");
+    // Every acknowledged push after the webhook was added reaches it (the fresh instance's
+    // dispatcher, over a healthy link, finishes what the others left).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let missing = loop {
+        let missing: Vec<&(String, String)> = record
+            .watched
+            .iter()
+            .filter(|(branch, sha)| !delivered(receiver, branch, sha))
+            .collect();
+        if missing.is_empty() || std::time::Instant::now() > deadline {
+            break missing;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        missing.is_empty(),
+        "seed {seed}: acknowledged pushes never delivered to the webhook: {missing:?} (of {})",
+        record.watched.len()
+    );
+    eprintln!(
+        "seed {seed}: {} pushes after the webhook was added, all delivered ({} requests)",
+        record.watched.len(),
+        receiver.received().len()
+    );
+}
+
 fn simulate(seed: u64) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
@@ -502,90 +598,9 @@ fn simulate(seed: u64) {
         );
     }
     let record = record.into_inner().unwrap();
-    let mut branches: Vec<&String> = record.pushes.iter().map(|(b, _, _)| b).collect();
-    branches.sort();
-    branches.dedup();
-    for branch in branches {
-        let pushes: Vec<&(String, String, Outcome)> = record
-            .pushes
-            .iter()
-            .filter(|(b, _, _)| b == branch)
-            .collect();
-        let Some(fin) = snapshot.get(branch).map(|id| id.to_string()) else {
-            assert!(
-                pushes.iter().all(|(_, _, o)| *o != Outcome::Done),
-                "seed {seed}: {branch} is gone although a push to it was acknowledged"
-            );
-            continue;
-        };
-        for (_, sha, outcome) in &pushes {
-            if *outcome == Outcome::Done {
-                assert!(
-                    is_ancestor(&git, &mirror, sha, &fin),
-                    "seed {seed}: the acknowledged push {sha} is not in the history of {branch}"
-                );
-            }
-        }
-        // A branch only one pusher moves holds its last acknowledged push or a later push
-        // whose outcome was unknown.
-        if branch != "refs/heads/main" {
-            let last_done = pushes.iter().rposition(|(_, _, o)| *o == Outcome::Done);
-            let allowed: Vec<&str> = pushes
-                .iter()
-                .enumerate()
-                .filter(|(i, (_, _, o))| {
-                    Some(*i) == last_done
-                        || (*o == Outcome::Unknown && last_done.is_none_or(|d| *i > d))
-                })
-                .map(|(_, (_, sha, _))| sha.as_str())
-                .collect();
-            assert!(
-                allowed.contains(&fin.as_str()),
-                "seed {seed}: {branch} is at {fin}, not at its last acknowledged push: {pushes:?}"
-            );
-        }
-    }
-    let done = record
-        .pushes
-        .iter()
-        .filter(|(_, _, o)| *o == Outcome::Done)
-        .count();
-    let unknown = record
-        .pushes
-        .iter()
-        .filter(|(_, _, o)| *o == Outcome::Unknown)
-        .count();
+    check_branches(seed, &git, &mirror, &snapshot, &record);
     let (maint_ok, maint_failed) = *maintenance_runs.lock().unwrap();
-    eprintln!(
-        "seed {seed}: {} pushes: {done} done, {unknown} unknown, {} failed; maintenance {maint_ok} ran, {maint_failed} failed",
-        record.pushes.len(),
-        record.pushes.len() - done - unknown
-    );
-    assert!(done > 0, "seed {seed}: no push got through");
-    // Every acknowledged push after the webhook was added reaches it (the fresh instance's
-    // dispatcher, over a healthy link, finishes what the others left).
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let missing = loop {
-        let missing: Vec<&(String, String)> = record
-            .watched
-            .iter()
-            .filter(|(branch, sha)| !delivered(&receiver, branch, sha))
-            .collect();
-        if missing.is_empty() || std::time::Instant::now() > deadline {
-            break missing;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    assert!(
-        missing.is_empty(),
-        "seed {seed}: acknowledged pushes never delivered to the webhook: {missing:?} (of {})",
-        record.watched.len()
-    );
-    eprintln!(
-        "seed {seed}: {} pushes after the webhook was added, all delivered ({} requests)",
-        record.watched.len(),
-        receiver.received().len()
-    );
+    check_outcomes(seed, &record, &receiver, (maint_ok, maint_failed));
     fresh_stop.cancel();
     stop.cancel();
     runtime.shutdown_timeout(Duration::from_secs(5));

@@ -186,38 +186,8 @@ impl Dispatcher {
             });
         }
         if !commands.is_empty() {
-            let pack = if commands.iter().any(|c| !c.new.is_null()) {
-                let (db2, cmds, has, ofs, dir) = (
-                    db.clone(),
-                    commands.clone(),
-                    advertised.refs.values().copied().collect::<Vec<_>>(),
-                    mirror::takes_ofs_delta(&advertised),
-                    self.settings.staging.clone(),
-                );
-                Some(
-                    tokio::task::spawn_blocking(move || {
-                        std::fs::create_dir_all(&dir)
-                            .map_err(|e| MirrorError::Objects(e.to_string()))?;
-                        mirror::build_pack(&db2, &cmds, &has, ofs, &dir)
-                    })
-                    .await
-                    .map_err(|e| MirrorError::Objects(e.to_string()))??,
-                )
-            } else {
-                None
-            };
-            if let Some((_, pointers)) = &pack {
-                if !pointers.is_empty() {
-                    let store = lfs::Store::new(
-                        self.bucket.clone(),
-                        repo.keys.clone(),
-                        lfs::Transfer::default(),
-                    );
-                    remote.upload_lfs(&store, pointers).await?;
-                }
-            }
-            let report = remote
-                .push(&commands, pack.as_ref().map(|(f, _)| f.path()))
+            let report = self
+                .push_commands(repo, &remote, &advertised, &db, &commands)
                 .await?;
             for (name, result) in report {
                 match result {
@@ -243,5 +213,50 @@ impl Dispatcher {
             .map(|(name, status)| RefResult { name, status })
             .collect();
         Ok(())
+    }
+
+    /// Push `commands` to the mirror's remote: the pack they need (what the remote does not
+    /// have), the LFS objects its pointers name first. The remote's answer per ref.
+    async fn push_commands(
+        &self,
+        repo: &Repository,
+        remote: &Remote<'_>,
+        advertised: &mirror::Advertised,
+        db: &objectstore::ObjectDb,
+        commands: &[Command],
+    ) -> Result<Vec<(String, Result<(), String>)>, MirrorError> {
+        let pack = if commands.iter().any(|c| !c.new.is_null()) {
+            let (db2, cmds, has, ofs, dir) = (
+                db.clone(),
+                commands.to_vec(),
+                advertised.refs.values().copied().collect::<Vec<_>>(),
+                mirror::takes_ofs_delta(advertised),
+                self.settings.staging.clone(),
+            );
+            Some(
+                tokio::task::spawn_blocking(move || {
+                    std::fs::create_dir_all(&dir)
+                        .map_err(|e| MirrorError::Objects(e.to_string()))?;
+                    mirror::build_pack(&db2, &cmds, &has, ofs, &dir)
+                })
+                .await
+                .map_err(|e| MirrorError::Objects(e.to_string()))??,
+            )
+        } else {
+            None
+        };
+        if let Some((_, pointers)) = &pack {
+            if !pointers.is_empty() {
+                let store = lfs::Store::new(
+                    self.bucket.clone(),
+                    repo.keys.clone(),
+                    lfs::Transfer::default(),
+                );
+                remote.upload_lfs(&store, pointers).await?;
+            }
+        }
+        remote
+            .push(commands, pack.as_ref().map(|(f, _)| f.path()))
+            .await
     }
 }

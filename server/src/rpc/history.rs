@@ -17,6 +17,7 @@ use super::{artifact, authorize, params, ArtifactOnly, RpcError};
 use crate::app::App;
 use crate::auth::{Access, Grants};
 use crate::landing::{index_checks, land, Landing, Rejection};
+use crate::placement::{place, InHand, Placed};
 use crate::repo::Repo;
 
 impl From<history::Error> for RpcError {
@@ -555,6 +556,98 @@ fn expected(head: Option<&str>) -> Result<Option<ObjectId>, RpcError> {
     .transpose()
 }
 
+/// The changes with their contents decoded: a bad one refuses the whole commit.
+fn decode_changes(changes: Vec<FileOp>) -> Result<Vec<PendingEdit>, RpcError> {
+    let mut edits = Vec::with_capacity(changes.len());
+    for change in changes {
+        edits.push(match change {
+            FileOp::Put {
+                path,
+                content,
+                content_base64,
+                executable,
+            } => {
+                let bytes = match (content, content_base64) {
+                    (Some(text), None) => text.into_bytes(),
+                    (None, Some(b64)) => base64::engine::general_purpose::STANDARD
+                        .decode(b64.as_bytes())
+                        .map_err(|e| {
+                            RpcError::InvalidParams(format!("{path}: content_base64: {e}"))
+                        })?,
+                    _ => {
+                        return Err(RpcError::InvalidParams(format!(
+                            "{path}: give exactly one of content and content_base64"
+                        )))
+                    }
+                };
+                PendingEdit {
+                    path,
+                    content: Some((bytes, executable)),
+                    from: None,
+                }
+            }
+            FileOp::Delete { path } => PendingEdit {
+                path,
+                content: None,
+                from: None,
+            },
+            FileOp::Rename { from, to } => PendingEdit {
+                path: to,
+                content: None,
+                from: Some(from),
+            },
+        });
+    }
+    Ok(edits)
+}
+
+/// The `.gitattributes` of commit `base` (empty without one).
+async fn attributes_at(db: &ObjectDb, base: Option<ObjectId>) -> Result<Vec<u8>, RpcError> {
+    let Some(base) = base else {
+        return Ok(Vec::new());
+    };
+    let db = db.clone();
+    blocking(move || {
+        let reader = db.reader();
+        let tree = reader.commit(&base)?.tree;
+        match history::entry_at(&reader, &tree, ".gitattributes")? {
+            Some((_, id)) => {
+                let mut buf = Vec::new();
+                reader.read_kind(&id, gix_object::Kind::Blob, &mut buf)?;
+                Ok(buf)
+            }
+            None => Ok(Vec::new()),
+        }
+    })
+    .await
+}
+
+/// Contents of paths `.gitattributes` sends to LFS become pointers, their bytes stored
+/// (verified) before the commit names them ([`crate::placement`]).
+async fn place_contents(
+    app: &App,
+    o: &Opened,
+    base: Option<ObjectId>,
+    edits: &mut [PendingEdit],
+) -> Result<(), RpcError> {
+    let patterns = lfs::attributes::lfs_patterns(&attributes_at(&o.db, base).await?);
+    let store = lfs::Store::new(app.storage.bucket.clone(), o.repo.keys.clone(), app.lfs);
+    for PendingEdit { path, content, .. } in edits {
+        let Some((bytes, _)) = content else {
+            continue;
+        };
+        let mut in_hand = InHand(std::mem::take(bytes));
+        let placed = place(&mut in_hand, path, &patterns, None, &store)
+            .await
+            .map_err(|e| RpcError::Internal(format!("storing {path} in Git LFS: {e}")))?;
+        *bytes = match placed {
+            Placed::Blob => in_hand.0,
+            Placed::Lfs { pointer, .. } => pointer.encode().into_bytes(),
+        };
+    }
+    Ok(())
+}
+
 /// `commit_files`: one commit on `branch` from the changes.
 pub(super) async fn commit_files(
     app: &Arc<App>,
@@ -585,95 +678,9 @@ pub(super) async fn commit_files(
         return Err(stale(&name, current));
     }
     // Decode every content first: a bad one refuses the whole commit.
-    let mut edits_in: Vec<PendingEdit> = Vec::new();
-    for change in p.changes {
-        match change {
-            FileOp::Put {
-                path,
-                content,
-                content_base64,
-                executable,
-            } => {
-                let bytes = match (content, content_base64) {
-                    (Some(text), None) => text.into_bytes(),
-                    (None, Some(b64)) => base64::engine::general_purpose::STANDARD
-                        .decode(b64.as_bytes())
-                        .map_err(|e| {
-                            RpcError::InvalidParams(format!("{path}: content_base64: {e}"))
-                        })?,
-                    _ => {
-                        return Err(RpcError::InvalidParams(format!(
-                            "{path}: give exactly one of content and content_base64"
-                        )))
-                    }
-                };
-                edits_in.push(PendingEdit {
-                    path,
-                    content: Some((bytes, executable)),
-                    from: None,
-                });
-            }
-            FileOp::Delete { path } => edits_in.push(PendingEdit {
-                path,
-                content: None,
-                from: None,
-            }),
-            FileOp::Rename { from, to } => edits_in.push(PendingEdit {
-                path: to,
-                content: None,
-                from: Some(from),
-            }),
-        }
-    }
-    // Large files of paths `.gitattributes` sends to LFS become pointers; their bytes are
-    // stored (verified) before the commit names them.
+    let mut edits_in = decode_changes(p.changes)?;
+    place_contents(app, &o, current, &mut edits_in).await?;
     let base_commit = current;
-    let attributes = {
-        let (db, base) = (o.db.clone(), base_commit);
-        blocking(move || {
-            let Some(base) = base else {
-                return Ok(Vec::new());
-            };
-            let reader = db.reader();
-            let tree = reader.commit(&base)?.tree;
-            match history::entry_at(&reader, &tree, ".gitattributes")? {
-                Some((_, id)) => {
-                    let mut buf = Vec::new();
-                    reader.read_kind(&id, gix_object::Kind::Blob, &mut buf)?;
-                    Ok(buf)
-                }
-                None => Ok(Vec::new()),
-            }
-        })
-        .await?
-    };
-    let patterns = lfs::attributes::lfs_patterns(&attributes);
-    let store = lfs::Store::new(app.storage.bucket.clone(), o.repo.keys.clone(), app.lfs);
-    for PendingEdit { path, content, .. } in &mut edits_in {
-        let Some((bytes, _)) = content else {
-            continue;
-        };
-        if !lfs::attributes::tracked_by_lfs(&patterns, path) || lfs::Pointer::parse(bytes).is_some()
-        {
-            continue;
-        }
-        let oid = lfs::Oid::of(bytes);
-        let size = bytes.len() as u64;
-        if store
-            .stored_size(&oid)
-            .await
-            .map_err(|e| RpcError::Internal(e.to_string()))?
-            != Some(size)
-        {
-            let body: objectstore::bucket::ByteStream =
-                Box::pin(std::io::Cursor::new(std::mem::take(bytes)));
-            store
-                .receive(&oid, size, body)
-                .await
-                .map_err(|e| RpcError::Internal(format!("storing {path} in Git LFS: {e}")))?;
-        }
-        *bytes = lfs::Pointer { oid, size }.encode().into_bytes();
-    }
     let indexing = Indexing::of(app, &o.repo);
     let message = p.message;
     let db = o.db.clone();
