@@ -416,3 +416,183 @@ impl Dispatcher {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use gix_hash::ObjectId;
+    use objectstore::bucket::{Bucket, Faults, FaultyBucket};
+    use objectstore::layout::StorageKeys;
+    use objectstore::{MemoryBucket, PackCache};
+    use refs::{RefStore, RefTransaction, RefUpdate};
+
+    use super::*;
+    use crate::log::{EventMeta, Recorder};
+
+    /// An endpoint that takes note of what it is given; the first attempt at each event fails
+    /// (with a retry asked for at once) when `flaky`.
+    struct Noting {
+        flaky: bool,
+        seen: Mutex<Vec<u64>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Endpoint for Noting {
+        fn id(&self) -> &str {
+            "noting"
+        }
+
+        fn kind(&self) -> &'static str {
+            "test"
+        }
+
+        async fn deliver(
+            &self,
+            turn: &mut Turn<'_>,
+            events: &[Event],
+        ) -> Result<Outcome, DispatchError> {
+            if self.flaky && turn.attempt == 1 {
+                return Ok(Outcome::RetryAfter(Some(Duration::ZERO)));
+            }
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            seen.extend(events.iter().map(|e| e.seq));
+            Ok(Outcome::Done)
+        }
+    }
+
+    fn settings(replica: &str) -> super::super::Settings {
+        super::super::Settings {
+            replica: replica.into(),
+            poll: Duration::from_millis(10),
+            lease: Duration::from_secs(30),
+            timeout: Duration::from_secs(1),
+            retry_for: Duration::from_secs(60),
+            backoff_base: Duration::from_millis(1),
+            backoff_max: Duration::from_millis(2),
+            auth_failures_before_pause: 3,
+            gap_grace: Duration::from_secs(3600),
+            public_url: String::new(),
+            staging: std::path::PathBuf::new(),
+        }
+    }
+
+    fn id(n: u8) -> ObjectId {
+        ObjectId::from_bytes_or_panic(&[n; 20])
+    }
+
+    /// Two replicas, each through its own faulty link to one bucket (errors before and after
+    /// calls take effect, listings that miss recent records), take turns delivering ten
+    /// events to a flaky endpoint: every event arrives, first seen in order, and the stored
+    /// cursor ends at the head.
+    #[tokio::test]
+    async fn every_event_arrives_in_order_through_faults_and_retries(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let shared: Arc<dyn Bucket> = Arc::new(MemoryBucket::new());
+        let storage = StorageKeys::new("");
+        let keys = storage.artifact("ws", "repo").repo();
+        let refs = RefStore::new(shared.clone(), keys.clone());
+        refs.init("main").await?;
+        let start = refs.watch().await?;
+        let states = StateStore::new(shared.clone(), keys.clone());
+        let cursor = Cursor {
+            seq: start.seq,
+            id: start.content_id.clone(),
+        };
+        states
+            .create(
+                "noting",
+                &EndpointState {
+                    cursor,
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let recorder = Recorder::new(shared.clone(), &storage, "ws", "repo", EventMeta::default());
+        let mut at = ObjectId::null(gix_hash::Kind::Sha1);
+        for n in 1..=10u8 {
+            let update = RefUpdate {
+                name: "refs/heads/main".into(),
+                old: at,
+                new: id(n),
+                peeled: None,
+            };
+            let tx = RefTransaction {
+                updates: vec![update],
+                atomic: true,
+            };
+            refs.commit_with(&tx, Some(&recorder)).await?;
+            at = id(n);
+        }
+        let snapshot = refs.snapshot().await?;
+        let repo = Repository {
+            ws: "ws".into(),
+            alias: "repo".into(),
+            keys: keys.clone(),
+            head: Cursor {
+                seq: snapshot.seq,
+                id: snapshot.content_id.clone(),
+            },
+            snapshot,
+        };
+        let faults = Faults {
+            fail_before: 0.1,
+            fail_after: 0.1,
+            after_as_precondition: 0.5,
+            max_latency: Duration::from_millis(1),
+            stale_list: 0.5,
+            stale_for: Duration::from_millis(30),
+        };
+        let mut links = Vec::new();
+        let mut replicas = Vec::new();
+        for r in 0..2u64 {
+            let link = Arc::new(FaultyBucket::new(shared.clone(), faults, 7 + r));
+            links.push(link.clone());
+            replicas.push(Dispatcher::new(
+                link,
+                storage.clone(),
+                Arc::new(PackCache::new(None, 0)),
+                crate::client::Client::new(false)?,
+                settings(&format!("replica-{r}")),
+            ));
+        }
+        let endpoint = Noting {
+            flaky: true,
+            seen: Mutex::new(Vec::new()),
+        };
+        let mut caught_up = false;
+        for round in 0..400 {
+            if round == 300 {
+                links.iter().for_each(|l| l.heal());
+            }
+            let replica = &replicas[round % 2];
+            if let Ok(Progress::CaughtUp(seq)) = replica.deliver_to(&repo, &endpoint).await {
+                if seq == repo.head.seq {
+                    caught_up = true;
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+        assert!(caught_up, "the endpoint never caught up");
+        let seen = endpoint
+            .seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut first_seen: Vec<u64> = Vec::new();
+        for seq in &seen {
+            if !first_seen.contains(seq) {
+                first_seen.push(*seq);
+            }
+        }
+        let expected: Vec<u64> = (start.seq + 1..=repo.head.seq).collect();
+        assert_eq!(
+            first_seen, expected,
+            "every event, first seen in order: {seen:?}"
+        );
+        let stored = states.get("noting").await?.map(|v| v.state);
+        assert_eq!(stored.map(|s| s.cursor.seq), Some(repo.head.seq));
+        Ok(())
+    }
+}
