@@ -93,15 +93,9 @@ pub enum CreateOnPush {
     Write,
 }
 
-/// Shared state of the server: storage and caches, nothing that must survive a restart.
+/// What the server was started with: fixed for its life, read by every part.
 #[derive(Debug)]
-pub struct App {
-    /// Where repositories live.
-    pub storage: Storage,
-    /// Verifies tokens.
-    pub auth: crate::auth::Authenticator,
-    /// Packs and pack lists, shared by every request.
-    pub cache: Arc<PackCache>,
+pub struct Config {
     /// Where received packs are indexed before upload.
     pub staging: PathBuf,
     /// The URL clients reach this server at, and who may say otherwise.
@@ -112,18 +106,32 @@ pub struct App {
     pub limits: Limits,
     /// How long a peer may stall.
     pub timeouts: Timeouts,
+    /// How LFS objects move.
+    pub lfs: lfs::Transfer,
+    /// Refuse writes whose LFS pointers name objects the store does not have.
+    pub lfs_check_pointers: bool,
+    /// Files larger than this become LFS objects when a version is imported.
+    pub lfs_threshold: u64,
+}
+
+/// The running server: its fixed [`Config`] and the services every request uses (storage
+/// and caches, nothing that must survive a restart).
+#[derive(Debug)]
+pub struct App {
+    /// What it was started with.
+    pub config: Config,
+    /// Where repositories live.
+    pub storage: Storage,
+    /// Verifies tokens.
+    pub auth: crate::auth::Authenticator,
+    /// Packs and pack lists, shared by every request.
+    pub cache: Arc<PackCache>,
     /// The cap on concurrent heavy requests.
     pub slots: Slots,
     /// Memory heavy work reserves before allocating.
     pub budget: Arc<MemoryBudget>,
     /// Background maintenance after pushes.
     pub maintenance: Arc<crate::maintenance::AutoMaintenance>,
-    /// How LFS objects move.
-    pub lfs: lfs::Transfer,
-    /// Refuse pushes whose LFS pointers name objects the store does not have.
-    pub lfs_check_pointers: bool,
-    /// Files larger than this become LFS objects when a version is imported.
-    pub lfs_threshold: u64,
     /// Delivers push events to webhooks and mirrors, in the background.
     pub events: Arc<events::dispatcher::Dispatcher>,
 }
@@ -132,8 +140,8 @@ impl App {
     /// Limits for indexing a pushed pack, waiting for memory as long as requests queue.
     pub fn pack_limits(&self) -> index::Limits {
         index::Limits {
-            budget_wait: self.timeouts.queue,
-            ..self.limits.pack
+            budget_wait: self.config.timeouts.queue,
+            ..self.config.limits.pack
         }
     }
 }

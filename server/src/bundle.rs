@@ -163,7 +163,7 @@ pub async fn handle(
         let out = Output::new(writer);
         let _memory = match app
             .budget
-            .reserve(app.limits.fetch_memory, app.timeouts.queue)
+            .reserve(app.config.limits.fetch_memory, app.config.timeouts.queue)
         {
             Ok(r) => r,
             Err(e) => {

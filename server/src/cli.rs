@@ -535,7 +535,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let Built { app, admin_token } = build(&args, storage, local, tls.is_some())?;
-    let public_url = app.public.url.clone();
+    let public_url = app.config.public.url.clone();
     let storage_desc = match &args.storage.storage {
         StorageUrl::Dir(d) => format!("file://{}", d.display()),
         StorageUrl::S3 { bucket, prefix } => format!("s3://{bucket}/{prefix}"),
@@ -642,12 +642,8 @@ pub fn build(
             budget: budget.clone(),
         },
     ));
-    let app = Arc::new(App {
-        auth,
-        storage,
-        cache,
+    let config = crate::app::Config {
         staging,
-        events,
         public: crate::proxy::PublicUrl {
             url: public_url,
             fixed: public_url_fixed,
@@ -656,9 +652,6 @@ pub fn build(
         create_on_push: args.create_on_push,
         limits,
         timeouts,
-        slots: crate::slots::Slots::new(limits.max_heavy_requests),
-        budget,
-        maintenance,
         lfs: lfs::Transfer {
             url_ttl: args.lfs.lfs_url_ttl,
             proxy_above: args.lfs.lfs_proxy_above,
@@ -666,6 +659,16 @@ pub fn build(
         },
         lfs_check_pointers: args.lfs.lfs_check_pointers,
         lfs_threshold: args.lfs.lfs_threshold,
+    };
+    let app = Arc::new(App {
+        config,
+        auth,
+        storage,
+        cache,
+        events,
+        slots: crate::slots::Slots::new(limits.max_heavy_requests),
+        budget,
+        maintenance,
     });
     Ok(Built { app, admin_token })
 }

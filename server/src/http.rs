@@ -81,7 +81,7 @@ fn caller<B>(req: &Request<B>) -> Result<Option<Grants>, HttpError> {
 /// Whether a push may create `repo`: `--create-on-push` allows it and the caller has the
 /// access it asks for on the repository.
 fn may_create(app: &App, identity: Option<&crate::auth::Grants>, repo: &Repo) -> bool {
-    let need = match app.create_on_push {
+    let need = match app.config.create_on_push {
         crate::app::CreateOnPush::Off => return false,
         crate::app::CreateOnPush::Admin => Access::Admin,
         crate::app::CreateOnPush::Write => Access::Write,
@@ -276,8 +276,8 @@ async fn rpc(app: Arc<App>, req: Request<Incoming>) -> Result<Response<ResponseB
         ));
     }
     let identity = caller(&req)?;
-    let base_url = crate::request::base_url(&req, &app.public.url);
-    let body = body::read_all(req.into_body(), 1 << 20, app.timeouts.request_body).await?;
+    let base_url = crate::request::base_url(&req, &app.config.public.url);
+    let body = body::read_all(req.into_body(), 1 << 20, app.config.timeouts.request_body).await?;
     let answer = crate::rpc::handle(app, identity, &base_url, &body).await;
     let mut resp = Response::new(full(answer.to_string()));
     resp.headers_mut().insert(

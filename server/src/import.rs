@@ -150,17 +150,17 @@ pub async fn commit_version_files(
     if files.is_empty() {
         return Ok(Imported::default());
     }
-    std::fs::create_dir_all(&app.staging)?;
+    std::fs::create_dir_all(&app.config.staging)?;
     let download = tempfile::Builder::new()
         .prefix("import-")
-        .tempdir_in(&app.staging)?;
+        .tempdir_in(&app.config.staging)?;
     let Gathered {
         local,
         lfs_files,
         generated_attributes,
     } = gather(app, repo, &what, files, download.path()).await?;
     let db = repo.fresh_objects(&app.cache).await?;
-    let staging = app.staging.clone();
+    let staging = app.config.staging.clone();
     let budget = app.budget.clone();
     let limits = app.pack_limits();
     let repo_id = repo.id.clone();
@@ -261,7 +261,7 @@ async fn gather(
         false => None,
     };
     let patterns = lfs::attributes::lfs_patterns(attributes.as_deref().unwrap_or_default());
-    let store = lfs::Store::new(storage.bucket.clone(), repo.keys.clone(), app.lfs);
+    let store = lfs::Store::new(storage.bucket.clone(), repo.keys.clone(), app.config.lfs);
     let mut local: Vec<(String, Content)> = Vec::with_capacity(files.len() + 1);
     let mut added_patterns = Vec::new();
     let mut lfs_files = 0;

@@ -138,7 +138,7 @@ fn is_lfs_pointer(data: &[u8]) -> bool {
 pub fn index_checks(app: &App) -> Checks<'static> {
     Checks {
         fsck: true,
-        keep_blob: app.lfs_check_pointers.then_some(&is_lfs_pointer),
+        keep_blob: app.config.lfs_check_pointers.then_some(&is_lfs_pointer),
     }
 }
 
@@ -390,7 +390,11 @@ async fn missing_lfs_objects(
     blobs: &[(ObjectId, Vec<u8>)],
 ) -> Result<Vec<String>, lfs::StoreError> {
     use futures_util::StreamExt;
-    let store = lfs::Store::new(app.storage.bucket.clone(), repo.keys.clone(), app.lfs);
+    let store = lfs::Store::new(
+        app.storage.bucket.clone(),
+        repo.keys.clone(),
+        app.config.lfs,
+    );
     let mut pointers: Vec<lfs::Pointer> = blobs
         .iter()
         .filter_map(|(_, data)| lfs::Pointer::parse(data))

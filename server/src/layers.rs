@@ -103,7 +103,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let base = crate::proxy::request_base_url(&self.app.public, &req);
+        let base = crate::proxy::request_base_url(&self.app.config.public, &req);
         let header = req
             .headers()
             .get(http::header::AUTHORIZATION)

@@ -153,14 +153,18 @@ pub(crate) fn links(
 }
 
 fn store(app: &App, repo: &Repo) -> Store {
-    Store::new(app.storage.bucket.clone(), repo.keys.clone(), app.lfs)
+    Store::new(
+        app.storage.bucket.clone(),
+        repo.keys.clone(),
+        app.config.lfs,
+    )
 }
 
 async fn read_json<T: for<'de> serde::Deserialize<'de>>(
     app: &App,
     req: Request<Incoming>,
 ) -> Result<T, Failure> {
-    let raw = body::read_all(req.into_body(), 4 << 20, app.timeouts.request_body)
+    let raw = body::read_all(req.into_body(), 4 << 20, app.config.timeouts.request_body)
         .await
         .map_err(|e| error(StatusCode::BAD_REQUEST, &e.to_string()))?;
     serde_json::from_slice(&raw).map_err(|e| {
@@ -244,7 +248,7 @@ async fn batch(
     public: bool,
     req: Request<Incoming>,
 ) -> Answer {
-    let base_url = crate::request::base_url(&req, &app.public.url);
+    let base_url = crate::request::base_url(&req, &app.config.public.url);
     let links = links(&base_url, repo, req.headers().get(header::AUTHORIZATION));
     let request: BatchRequest = read_json(app, req).await?;
     crate::metrics::inc(crate::metrics::LFS_BATCHES);
@@ -407,12 +411,12 @@ async fn upload(app: &App, repo: &Repo, oid: &str, req: Request<Incoming>) -> An
             ));
         }
     }
-    if size > app.lfs.max_object {
+    if size > app.config.lfs.max_object {
         return Err(error(
             StatusCode::PAYLOAD_TOO_LARGE,
             &format!(
                 "object of {size} bytes exceeds the limit of {} bytes",
-                app.lfs.max_object
+                app.config.lfs.max_object
             ),
         ));
     }
@@ -429,7 +433,7 @@ async fn upload(app: &App, repo: &Repo, oid: &str, req: Request<Incoming>) -> An
     let stream = body::async_reader(
         req.into_body(),
         size.saturating_add(1),
-        app.timeouts.body_idle,
+        app.config.timeouts.body_idle,
     );
     match store(app, repo).receive(&oid, size, stream).await {
         Ok(()) => {

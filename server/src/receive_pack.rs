@@ -178,8 +178,8 @@ pub async fn handle(
     let gzip = is_gzip(&req);
     let request_body = body::reader(
         req.into_body(),
-        app.limits.max_push_bytes,
-        app.timeouts.body_idle,
+        app.config.limits.max_push_bytes,
+        app.config.timeouts.body_idle,
     );
 
     // 1. Receive: commands, then the pack to a staging file (on a blocking thread, where the
@@ -188,7 +188,7 @@ pub async fn handle(
         let app = app.clone();
         let hash = repo.object_hash();
         tokio::task::spawn_blocking(move || {
-            let input = body::decoded(request_body, gzip, app.limits.max_push_bytes);
+            let input = body::decoded(request_body, gzip, app.config.limits.max_push_bytes);
             receive(&app, input, hash)
         })
         .await
@@ -218,7 +218,7 @@ pub async fn handle(
     let received_at = started.elapsed();
 
     // 2. Admit: a slot, and the packs as they are now.
-    let Some(_slot) = app.slots.take(app.timeouts.queue).await else {
+    let Some(_slot) = app.slots.take(app.config.timeouts.queue).await else {
         crate::metrics::inc(crate::metrics::REJECTED_BUSY);
         let why = Refused::Storage("the server is busy; try again in a few seconds".into());
         return response(Reply::refuse_all(&request, why).encode(&request));
@@ -261,8 +261,8 @@ pub async fn handle(
         _ => "applied",
     };
     crate::metrics::observe_labelled(crate::metrics::PUSH_SECONDS, "outcome", outcome, started);
-    if !app.timeouts.reply_delay.is_zero() {
-        tokio::time::sleep(app.timeouts.reply_delay).await;
+    if !app.config.timeouts.reply_delay.is_zero() {
+        tokio::time::sleep(app.config.timeouts.reply_delay).await;
     }
     tracing::info!(
         repo = %repo.id,
@@ -292,7 +292,7 @@ enum Received {
 /// Step 1: read the commands and stream the pack to disk.
 fn receive(app: &App, input: Box<dyn Read + Send>, hash: gix_hash::Kind) -> Received {
     let mut reader = PktReader::new(input);
-    let request = match PushRequest::read(&mut reader, &app.limits.commands) {
+    let request = match PushRequest::read(&mut reader, &app.config.limits.commands) {
         Ok(Some(r)) => r,
         Ok(None) => return Received::Nothing,
         Err(e) => return Received::BadRequest(e.to_string()),
@@ -305,7 +305,7 @@ fn receive(app: &App, input: Box<dyn Read + Send>, hash: gix_hash::Kind) -> Rece
     let mut input = BufReader::with_capacity(256 << 10, reader.into_inner());
     match index::receive(
         &mut input,
-        &app.staging,
+        &app.config.staging,
         hash,
         &app.pack_limits(),
         &app.budget,

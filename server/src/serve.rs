@@ -46,7 +46,7 @@ pub async fn serve(
     }
     app.events.wake();
     let graceful = GracefulShutdown::new();
-    let connections = Arc::new(Semaphore::new(app.limits.max_connections.max(1)));
+    let connections = Arc::new(Semaphore::new(app.config.limits.max_connections.max(1)));
     let mut backoff = Duration::ZERO;
     let mut errors = ErrorLog::default();
     loop {
@@ -76,7 +76,7 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let mut io = tokio_io_timeout::TimeoutStream::new(stream);
-        io.set_write_timeout(Some(app.timeouts.send_stall));
+        io.set_write_timeout(Some(app.config.timeouts.send_stall));
         let io = Box::pin(io);
         match &tls {
             None => {
@@ -92,7 +92,8 @@ pub async fn serve(
                 let (acceptor, watcher, app) = (tls.acceptor(), graceful.watcher(), app.clone());
                 tokio::spawn(async move {
                     let _permit = permit;
-                    let handshake = tokio::time::timeout(app.timeouts.header, acceptor.accept(io));
+                    let handshake =
+                        tokio::time::timeout(app.config.timeouts.header, acceptor.accept(io));
                     let stream = match handshake.await {
                         Ok(Ok(stream)) => stream,
                         Ok(Err(e)) => {
@@ -116,8 +117,8 @@ pub async fn serve(
     stop_events.cancel();
     let _ = events.await;
     tracing::info!("shutting down: waiting for requests in flight");
-    let deadline = Instant::now() + app.timeouts.shutdown;
-    if tokio::time::timeout(app.timeouts.shutdown, graceful.shutdown())
+    let deadline = Instant::now() + app.config.timeouts.shutdown;
+    if tokio::time::timeout(app.config.timeouts.shutdown, graceful.shutdown())
         .await
         .is_err()
     {
@@ -139,7 +140,7 @@ fn serve_connection<I>(
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let header_timeout = app.timeouts.header;
+    let header_timeout = app.config.timeouts.header;
     let service = tower::ServiceBuilder::new()
         .layer(crate::layers::LogLayer)
         .map_request(move |mut req: Request<Incoming>| {

@@ -645,8 +645,8 @@ pub async fn handle(
     let started = std::time::Instant::now();
     let v2 = protocol_version(&req) == 2;
     let gzip = is_gzip(&req);
-    let limit = app.limits.max_request_bytes;
-    let raw = match body::read_all(req.into_body(), limit, app.timeouts.request_body).await {
+    let limit = app.config.limits.max_request_bytes;
+    let raw = match body::read_all(req.into_body(), limit, app.config.timeouts.request_body).await {
         Ok(raw) => raw,
         Err(e @ body::BodyError::TooLarge(_)) => {
             return plain(StatusCode::PAYLOAD_TOO_LARGE, &e.to_string())
@@ -709,7 +709,7 @@ pub async fn handle(
             false => None,
             true => match app
                 .budget
-                .reserve(app.limits.fetch_memory, app.timeouts.queue)
+                .reserve(app.config.limits.fetch_memory, app.config.timeouts.queue)
             {
                 Ok(r) => Some(r),
                 Err(e) => {

@@ -360,7 +360,7 @@ async fn maintain_loop(
 ) {
     let repo = Repo::new(&instance_app.storage, repo_id());
     let workspace = objectstore::odb::maintain::Workspace {
-        staging: instance_app.staging.join("maintenance"),
+        staging: instance_app.config.staging.join("maintenance"),
         budget: instance_app.budget.clone(),
     };
     let options = objectstore::odb::maintain::Options {

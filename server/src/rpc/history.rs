@@ -373,7 +373,11 @@ pub(super) async fn read_file(
         out["content"] = json!(text);
     }
     if let Some(pointer) = lfs::Pointer::parse(&data) {
-        let store = lfs::Store::new(app.storage.bucket.clone(), repo.keys.clone(), app.lfs);
+        let store = lfs::Store::new(
+            app.storage.bucket.clone(),
+            repo.keys.clone(),
+            app.config.lfs,
+        );
         let links = crate::lfs_http::links(base_url, &repo, None);
         let plan = store
             .plan_download(&pointer.oid, &links)
@@ -631,7 +635,11 @@ async fn place_contents(
     edits: &mut [PendingEdit],
 ) -> Result<(), RpcError> {
     let patterns = lfs::attributes::lfs_patterns(&attributes_at(&o.db, base).await?);
-    let store = lfs::Store::new(app.storage.bucket.clone(), o.repo.keys.clone(), app.lfs);
+    let store = lfs::Store::new(
+        app.storage.bucket.clone(),
+        o.repo.keys.clone(),
+        app.config.lfs,
+    );
     for PendingEdit { path, content, .. } in edits {
         let Some((bytes, _)) = content else {
             continue;
@@ -766,7 +774,7 @@ impl Indexing {
     fn of(app: &App, repo: &Repo) -> Self {
         Indexing {
             hash: repo.object_hash(),
-            staging: app.staging.clone(),
+            staging: app.config.staging.clone(),
             limits: app.pack_limits(),
             budget: app.budget.clone(),
             checks: index_checks(app),

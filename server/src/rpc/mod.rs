@@ -324,7 +324,7 @@ async fn enable_git(
         Err(e) => return Err(e.into()),
     }
     let imported = if p.import_existing_files {
-        let threshold = p.lfs_threshold.unwrap_or(app.lfs_threshold);
+        let threshold = p.lfs_threshold.unwrap_or(app.config.lfs_threshold);
         crate::import::import_newest_version(app, &repo, &p.default_branch, threshold).await?
     } else {
         crate::import::Imported::default()

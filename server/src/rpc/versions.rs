@@ -168,7 +168,7 @@ pub(super) async fn commit_version(
             return Ok(done(parent.to_string(), "the version was committed before"));
         }
     }
-    let settings_threshold = app.lfs_threshold;
+    let settings_threshold = app.config.lfs_threshold;
     let message = format!(
         "Artifact version v{version}\n\nThe files of artifact version v{version}.\n\n{}\n",
         trailer(version)
