@@ -112,6 +112,8 @@ pub struct Config {
     pub lfs_check_pointers: bool,
     /// Files larger than this become LFS objects when a version is imported.
     pub lfs_threshold: u64,
+    /// Which of git's fsck findings refuse what a writer sends.
+    pub fsck: objectstore::fsck::Rules,
 }
 
 /// The running server: its fixed [`Config`] and the services every request uses (storage

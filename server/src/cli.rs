@@ -443,6 +443,11 @@ pub struct ServeArgs {
     /// `write` (`rw` is enough) or `off`.
     #[arg(long, env = "ARTIFACT_GIT_CREATE_ON_PUSH", value_enum, default_value_t = crate::app::CreateOnPush::Off)]
     pub create_on_push: crate::app::CreateOnPush,
+    /// Refuse every object git's `fsck --strict` would (its warnings too: `badFilemode`,
+    /// `zeroPaddedFilemode`, ...). By default what `receive.fsckObjects` refuses is refused,
+    /// and the shapes of attacks on clients; real histories with old warnings are accepted.
+    #[arg(long, env = "ARTIFACT_GIT_FSCK_STRICT")]
+    pub fsck_strict: bool,
     /// Repack a repository in the background after a push leaves more packs than this (0: never).
     #[arg(long, env = "ARTIFACT_GIT_MAINTAIN_AFTER_PACKS", default_value_t = 32)]
     pub maintain_after_packs: usize,
@@ -659,6 +664,10 @@ pub fn build(
         },
         lfs_check_pointers: args.lfs.lfs_check_pointers,
         lfs_threshold: args.lfs.lfs_threshold,
+        fsck: match args.fsck_strict {
+            true => objectstore::fsck::Rules::Strict,
+            false => objectstore::fsck::Rules::Default,
+        },
     };
     let app = Arc::new(App {
         config,

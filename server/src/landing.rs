@@ -137,7 +137,7 @@ fn is_lfs_pointer(data: &[u8]) -> bool {
 /// [`land`] to check that the store has their objects.
 pub fn index_checks(app: &App) -> Checks<'static> {
     Checks {
-        fsck: true,
+        fsck: Some(app.config.fsck),
         keep_blob: app.config.lfs_check_pointers.then_some(&is_lfs_pointer),
     }
 }

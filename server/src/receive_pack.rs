@@ -313,9 +313,12 @@ fn receive(app: &App, input: Box<dyn Read + Send>, hash: gix_hash::Kind) -> Rece
     ) {
         Ok(pack) => Received::Pushed(request, Some(pack)),
         Err(e) => {
-            // Read what is left (within reason) so the client sees this answer and not a
-            // connection reset.
-            let _ = std::io::copy(&mut input.take(64 << 20), &mut std::io::sink());
+            // Read what is left so the client sees this answer and not a connection reset:
+            // git sends the whole pack before it reads a word. Bounded by what a push may
+            // send at all (and by the body's idle timeout), not more than the client could
+            // have sent had the pack been good.
+            let left = app.config.limits.max_push_bytes;
+            let _ = std::io::copy(&mut input.take(left), &mut std::io::sink());
             Received::Refused(request, e.to_string())
         }
     }

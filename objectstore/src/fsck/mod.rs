@@ -4,12 +4,15 @@
 //! A repository whose objects break these rules makes every clone fail `git fsck`, and some of
 //! them (a tree entry named `.git` in any case or HFS+/NTFS spelling, `..`, a `/` inside a name,
 //! a `.gitmodules` whose URL is an option) are the shape of known attacks on clients. The
-//! checks follow git's `fsck.c`: each finding carries git's message id ([`MsgId`]) and wording,
-//! and every message git reports as an error or, under `--strict`, as a warning is refused
-//! here. Informational messages (`badTagName`, `missingTaggerEntry`, `gitmodulesParse`,
-//! `extraHeaderEntry`) are not, as git does not refuse them either; `badFilemode` is refused
-//! although recent git only reports it, since a mode outside the five git writes cannot be
-//! checked out faithfully.
+//! checks follow git's `fsck.c`: each finding carries git's message id ([`MsgId`]) and wording.
+//! Under the [`Rules::Default`] rules, what git's `receive.fsckObjects` refuses is refused, and
+//! so are the shapes of known attacks on clients (`.git` in any spelling, `.` and `..`, a `/`
+//! in a name, an empty name, everything about `.gitmodules` and `.gitattributes`); git's other
+//! warnings (`badFilemode` such as early git's `100664`, `zeroPaddedFilemode`, `nullSha1`,
+//! `largePathname`, `nulInCommit`) are accepted, as git and the big hosts accept them: real
+//! histories (git's own among them) have them. [`Rules::Strict`] refuses those too (git's
+//! `--strict`). Informational messages (`badTagName`, `missingTaggerEntry`, `gitmodulesParse`,
+//! `extraHeaderEntry`) are never refused.
 //!
 //! gix-object's parsers are lenient where fsck is strict (they accept a commit without an
 //! author, a tree out of order), so the checks parse the raw bytes themselves.
@@ -136,6 +139,38 @@ impl MsgId {
     }
 }
 
+/// Which findings refuse an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Rules {
+    /// Errors and the shapes of attacks on clients; git's other warnings pass.
+    #[default]
+    Default,
+    /// Every error and warning (git's `--strict`).
+    Strict,
+}
+
+impl Rules {
+    /// Whether a finding of `id` refuses the object.
+    pub fn refuses(self, id: MsgId) -> bool {
+        self == Rules::Strict || !id.is_tolerated_warning()
+    }
+}
+
+impl MsgId {
+    /// A warning of git's that real histories have and that is no attack on a client: accepted
+    /// under [`Rules::Default`].
+    pub fn is_tolerated_warning(self) -> bool {
+        matches!(
+            self,
+            MsgId::BadFilemode
+                | MsgId::ZeroPaddedFilemode
+                | MsgId::NullSha1
+                | MsgId::LargePathname
+                | MsgId::NulInCommit
+        )
+    }
+}
+
 /// One broken rule: git's message id and its explanation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}: {message}", id.as_str())]
@@ -169,12 +204,13 @@ pub struct ObjectError {
 pub fn check(
     kind: Kind,
     data: &[u8],
+    rules: Rules,
     special: &mut dyn FnMut(SpecialFile, ObjectId),
 ) -> Result<(), Finding> {
     match kind {
-        Kind::Commit => check_commit(data),
+        Kind::Commit => check_commit(data, rules),
         Kind::Tag => check_tag(data),
-        Kind::Tree => tree::check_tree(data, special),
+        Kind::Tree => tree::check_tree(data, rules, special),
         Kind::Blob => Ok(()),
     }
 }
@@ -254,7 +290,7 @@ fn hex_line(data: &[u8]) -> Option<(ObjectId, &[u8])> {
 }
 
 /// git's `fsck_commit`.
-pub fn check_commit(data: &[u8]) -> Result<(), Finding> {
+pub fn check_commit(data: &[u8], rules: Rules) -> Result<(), Finding> {
     verify_headers(data)?;
     let mut rest = data
         .strip_prefix(b"tree ")
@@ -299,7 +335,7 @@ pub fn check_commit(data: &[u8]) -> Result<(), Finding> {
         )
     })?;
     ident::check(after)?;
-    if data.contains(&0) {
+    if rules.refuses(MsgId::NulInCommit) && data.contains(&0) {
         return Err(finding(
             MsgId::NulInCommit,
             "NUL byte in the commit object body",
@@ -366,7 +402,7 @@ mod tests {
     const T: &str = "1111111111111111111111111111111111111111";
 
     fn commit(body: &str) -> Result<(), Finding> {
-        check_commit(body.as_bytes())
+        check_commit(body.as_bytes(), Rules::Strict)
     }
 
     fn id_of(r: Result<(), Finding>) -> Option<MsgId> {

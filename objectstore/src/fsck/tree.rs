@@ -26,7 +26,7 @@ const S_IFMT: u32 = 0o170000;
 const S_IFDIR: u32 = 0o040000;
 const S_IFLNK: u32 = 0o120000;
 
-/// The modes git writes (and `100664`, which early git wrote and `--strict` refuses).
+/// The modes git writes (not `100664`, which early git wrote: `badFilemode`).
 fn is_standard_mode(mode: u32) -> bool {
     matches!(mode, 0o100755 | 0o100644 | 0o120000 | 0o040000 | 0o160000)
 }
@@ -107,6 +107,7 @@ fn order(prev: &Entry<'_>, next: &Entry<'_>) -> Order {
 /// `.gitattributes` that are not symlinks, whose content must be checked too.
 pub(super) fn check_tree(
     mut data: &[u8],
+    rules: super::Rules,
     special: &mut dyn FnMut(SpecialFile, ObjectId),
 ) -> Result<(), Finding> {
     let mut has_null_sha1 = false;
@@ -215,7 +216,7 @@ pub(super) fn check_tree(
             "not properly sorted",
         ),
     ];
-    match checks.into_iter().find(|(broken, _, _)| *broken) {
+    match (checks.into_iter()).find(|(broken, id, _)| *broken && rules.refuses(*id)) {
         Some((_, id, message)) => Err(finding(id, message)),
         None => Ok(()),
     }
@@ -223,6 +224,7 @@ pub(super) fn check_tree(
 
 #[cfg(test)]
 mod tests {
+    use super::super::Rules;
     use super::*;
 
     fn tree(entries: &[(&str, &[u8])]) -> Vec<u8> {
@@ -237,8 +239,13 @@ mod tests {
         out
     }
 
+    /// The finding that refuses `entries` under `--strict`.
     fn check(entries: &[(&str, &[u8])]) -> Option<MsgId> {
-        check_tree(&tree(entries), &mut |_, _| {})
+        check_under(Rules::Strict, entries)
+    }
+
+    fn check_under(rules: Rules, entries: &[(&str, &[u8])]) -> Option<MsgId> {
+        check_tree(&tree(entries), rules, &mut |_, _| {})
             .err()
             .map(|f| f.id)
     }
@@ -300,7 +307,7 @@ mod tests {
             assert_eq!(check(&entries), Some(want), "{entries:?}");
         }
         assert_eq!(
-            check_tree(b"100644 a\0short", &mut |_, _| {})
+            check_tree(b"100644 a\0short", Rules::Default, &mut |_, _| {})
                 .err()
                 .map(|f| f.id),
             Some(MsgId::BadTree)
@@ -309,11 +316,47 @@ mod tests {
         let n = null.len();
         null[n - 20..].fill(0);
         assert_eq!(
-            check_tree(&null, &mut |_, _| {}).err().map(|f| f.id),
+            check_tree(&null, Rules::Strict, &mut |_, _| {})
+                .err()
+                .map(|f| f.id),
             Some(MsgId::NullSha1)
         );
         let long = vec![b'x'; MAX_NAME + 1];
         assert_eq!(check(&[("100644", &long)]), Some(MsgId::LargePathname));
+    }
+
+    /// git's own history has `100664` modes and zero-padded ones: accepted by default (as
+    /// `receive.fsckObjects` does), refused under `--strict`; the shapes of attacks on
+    /// clients stay refused either way.
+    #[test]
+    fn historical_warnings_pass_by_default() {
+        for entries in [
+            vec![("100664", &b"a"[..])],
+            vec![("040000", &b"a"[..])],
+            vec![("100644", &b"a"[..]), ("040000", &b"b"[..])],
+        ] {
+            assert_eq!(check_under(Rules::Default, &entries), None, "{entries:?}");
+            assert!(
+                check_under(Rules::Strict, &entries).is_some(),
+                "{entries:?}"
+            );
+        }
+        for (entries, want) in [
+            (vec![("100644", &b".git"[..])], MsgId::HasDotgit),
+            (vec![("40000", &b".."[..])], MsgId::HasDotdot),
+            (vec![("100644", &b"a/b"[..])], MsgId::FullPathname),
+            (vec![("100664", &b".GIT"[..])], MsgId::HasDotgit),
+            (
+                vec![("120000", &b".gitmodules"[..])],
+                MsgId::GitmodulesSymlink,
+            ),
+        ] {
+            assert_eq!(
+                check_under(Rules::Default, &entries),
+                Some(want),
+                "{entries:?}"
+            );
+        }
     }
 
     #[test]
@@ -325,6 +368,7 @@ mod tests {
                 ("100644", b".gitmodules"),
                 ("100644", b"gitmod~1"),
             ]),
+            Rules::Default,
             &mut |which, _| seen.push(which),
         )
         .ok();

@@ -92,8 +92,8 @@ pub type KeepBlob = dyn Fn(&[u8]) -> bool + Sync;
 /// What to check and keep while indexing.
 #[derive(Clone, Copy)]
 pub struct Checks<'a> {
-    /// Apply git's fsck rules to every commit, tree and tag.
-    pub fsck: bool,
+    /// Apply git's fsck rules to every commit, tree and tag (which findings refuse one).
+    pub fsck: Option<crate::fsck::Rules>,
     /// Blobs up to [`KEPT_BLOB_MAX`] bytes for which this returns true are returned in
     /// [`Indexed::kept_blobs`] (Git LFS pointers, for one).
     pub keep_blob: Option<&'a KeepBlob>,
@@ -106,14 +106,14 @@ impl std::fmt::Debug for Checks<'_> {
 }
 
 impl Checks<'_> {
-    /// Every check on (what a push gets).
+    /// Every check on, every fsck warning refused (git's `--strict`).
     pub const STRICT: Checks<'static> = Checks {
-        fsck: true,
+        fsck: Some(crate::fsck::Rules::Strict),
         keep_blob: None,
     };
     /// No checks (packs this server wrote from objects it had already checked).
     pub const NONE: Checks<'static> = Checks {
-        fsck: false,
+        fsck: None,
         keep_blob: None,
     };
 }

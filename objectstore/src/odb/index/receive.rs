@@ -245,7 +245,7 @@ pub fn receive(
                 ));
                 let keep = match object_kind {
                     Kind::Blob => checks.keep_blob.is_some() && (size as usize) <= KEPT_BLOB_MAX,
-                    _ => checks.fsck && u64::from(size) <= CHECK_INLINE_MAX,
+                    _ => checks.fsck.is_some() && u64::from(size) <= CHECK_INLINE_MAX,
                 };
                 inflate_entry(
                     input,
@@ -271,12 +271,13 @@ pub fn receive(
                         }
                     }
                     _ if keep => {
-                        fsck::check(object_kind, &content, &mut |which, blob| {
+                        let rules = checks.fsck.unwrap_or_default();
+                        fsck::check(object_kind, &content, rules, &mut |which, blob| {
                             specials.push((which, blob))
                         })
                         .map_err(|finding| Refused::Fsck(ObjectError { id, finding }))?;
                     }
-                    _ => entry.check_later = checks.fsck,
+                    _ => entry.check_later = checks.fsck.is_some(),
                 }
                 ids.push(id);
             }

@@ -136,10 +136,12 @@ impl<'a> Worker<'a> {
             }
             return Ok(());
         }
-        if checks.fsck {
+        if let Some(rules) = checks.fsck {
             let specials = &mut self.found.specials;
-            fsck::check(kind, data, &mut |which, blob| specials.push((which, blob)))
-                .map_err(|finding| Refused::Fsck(ObjectError { id, finding }))?;
+            fsck::check(kind, data, rules, &mut |which, blob| {
+                specials.push((which, blob))
+            })
+            .map_err(|finding| Refused::Fsck(ObjectError { id, finding }))?;
         }
         Ok(())
     }
