@@ -464,6 +464,8 @@ fn main() {
                     let children: Vec<_> = (0..8)
                         .map(|k| {
                             let dir = work.path().join(format!("cc-{i}-{k}"));
+                            // The warm-up of every target uses the same run number.
+                            let _ = std::fs::remove_dir_all(&dir);
                             git.command(work.path())
                                 .args([
                                     "clone",

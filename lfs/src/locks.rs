@@ -43,6 +43,40 @@ pub struct Locks {
     keys: RepoKeys,
 }
 
+/// `path` as a repository path: `.` components and repeated or trailing `/` dropped
+/// (`data/./x.bin` and `data//x.bin` are `data/x.bin`, so one file has one lock); refused
+/// when it cannot name a file of a repository (absolute, `..`, `.git`, NUL, empty, over 4096
+/// bytes).
+pub(crate) fn repository_path(path: &str) -> Result<String, LockError> {
+    if path.is_empty() || path.len() > 4096 || path.contains('\0') {
+        return Err(LockError::InvalidPath(
+            "empty, longer than 4096 bytes or with NUL",
+        ));
+    }
+    if path.starts_with('/') {
+        return Err(LockError::InvalidPath(
+            "absolute: a lock names a path inside the repository",
+        ));
+    }
+    let mut parts = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return Err(LockError::InvalidPath("`..` leaves the repository")),
+            p if p.eq_ignore_ascii_case(".git") => {
+                return Err(LockError::InvalidPath(
+                    "`.git` is not part of the repository",
+                ))
+            }
+            p => parts.push(p),
+        }
+    }
+    if parts.is_empty() {
+        return Err(LockError::InvalidPath("names no file"));
+    }
+    Ok(parts.join("/"))
+}
+
 /// A lock's id: the SHA-256 of its path, so one path has one lock object.
 fn id_of(path: &str) -> String {
     hex::encode(sha2::Sha256::digest(path.as_bytes()))
@@ -86,11 +120,7 @@ impl Locks {
     /// Lock `path` for `owner`. Of any number of concurrent lockers (on any replica), exactly
     /// one succeeds: the lock object is written only if it does not exist.
     pub async fn create(&self, path: &str, owner: &str) -> Result<Lock, LockError> {
-        if path.is_empty() || path.len() > 4096 || path.contains('\0') {
-            return Err(LockError::InvalidPath(
-                "empty, longer than 4096 bytes or with NUL",
-            ));
-        }
+        let path = &repository_path(path)?;
         let id = id_of(path);
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -139,7 +169,7 @@ impl Locks {
 
     /// The lock of `path`, if it is locked.
     pub async fn of_path(&self, path: &str) -> Result<Option<Lock>, LockError> {
-        self.get(&id_of(path)).await
+        self.get(&id_of(&repository_path(path)?)).await
     }
 
     /// Up to `limit` locks in id order, after `cursor`; and the cursor of the next page.
@@ -189,6 +219,35 @@ impl Locks {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lock_paths_are_repository_paths() {
+        for (given, path) in [
+            ("a//b", "a/b"),
+            ("./c", "c"),
+            ("data/./x.bin", "data/x.bin"),
+            ("dir/", "dir"),
+            ("a b/ü.bin", "a b/ü.bin"),
+        ] {
+            assert_eq!(
+                repository_path(given).ok().as_deref(),
+                Some(path),
+                "{given}"
+            );
+        }
+        for bad in [
+            "",
+            "/abs/x",
+            "../../etc/passwd",
+            "a/../b",
+            ".git/config",
+            "a/.GIT/x",
+            "./",
+            "a\0b",
+        ] {
+            assert!(repository_path(bad).is_err(), "{bad}");
+        }
+    }
     use objectstore::MemoryBucket;
 
     #[test]

@@ -23,7 +23,7 @@ use objectstore::layout::RepoKeys;
 mod name;
 mod packed;
 
-pub use name::{validate_ref_name, InvalidName};
+pub use name::{validate_branch_name, validate_ref_name, InvalidName};
 pub use packed::{parse_packed_refs, write_packed_refs, PackedRefs, RefValue};
 
 /// What reading or writing refs can fail with (a refused update is a [`Refusal`], not an error).
@@ -249,7 +249,8 @@ impl RefStore {
     /// `HEAD` is written last and create-only: it marks the repository as existing.
     pub async fn init(&self, default_branch: &str) -> Result<()> {
         let head_ref = format!("refs/heads/{default_branch}");
-        validate_ref_name(&head_ref).map_err(|_| Error::InvalidName(default_branch.to_owned()))?;
+        validate_branch_name(default_branch)
+            .map_err(|_| Error::InvalidName(default_branch.to_owned()))?;
         if self.exists().await? {
             return Err(Error::AlreadyExists);
         }

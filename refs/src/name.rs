@@ -5,6 +5,18 @@
 #[error("{0}")]
 pub struct InvalidName(pub &'static str);
 
+/// Accept a branch's short name as `git check-ref-format --branch` does: `refs/heads/<name>`
+/// is a valid ref name, and the name is neither `HEAD` nor an option (`-x`).
+pub fn validate_branch_name(name: &str) -> Result<(), InvalidName> {
+    if name == "HEAD" {
+        return Err(InvalidName("HEAD is not a valid branch name"));
+    }
+    if name.starts_with('-') {
+        return Err(InvalidName("a branch name may not start with -"));
+    }
+    validate_ref_name(&format!("refs/heads/{name}"))
+}
+
 /// Accept only full names under `refs/` that `git check-ref-format` accepts.
 pub fn validate_ref_name(name: &str) -> Result<(), InvalidName> {
     if !name.starts_with("refs/") {
@@ -76,6 +88,16 @@ mod tests {
             "refs/heads/\u{7}",
         ] {
             assert!(validate_ref_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn branch_names_follow_check_ref_format_branch() {
+        for ok in ["main", "feature/x", "HEADS", "v1.0"] {
+            assert!(validate_branch_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["HEAD", "-x", "--all", "a..b", "", "x.lock", "a b"] {
+            assert!(validate_branch_name(bad).is_err(), "{bad}");
         }
     }
 }

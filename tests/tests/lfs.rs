@@ -537,6 +537,48 @@ fn locks_are_exclusive(backend: &Backend) {
             .count()
     });
     assert_eq!(winners, 1);
+    lock_paths_are_repository_paths(&server);
+}
+
+/// A lock names a file of the repository: what cannot be one is refused (422), other
+/// spellings of a path are the path, so one file has one lock.
+fn lock_paths_are_repository_paths(server: &Server) {
+    let token = server.token_for("lab", None, "rw", Some("paths"));
+    let auth = format!("Authorization: Bearer {token}");
+    let lock = |path: &str| {
+        let body = serde_json::json!({ "path": path }).to_string();
+        let url = format!("{}/info/lfs/locks", server.plain_url("lab/locks"));
+        let (status, answer) = curl_post(&url, LFS_JSON, body.as_bytes(), &["-H", &auth]);
+        let answer: serde_json::Value = serde_json::from_slice(&answer).unwrap_or_default();
+        (status, answer)
+    };
+    for bad in [
+        "../../etc/passwd",
+        "/abs/x",
+        "a/../../b",
+        ".git/config",
+        "./",
+        "a\0b",
+    ] {
+        let (status, answer) = lock(bad);
+        assert_eq!(status, 422, "{bad}: {answer}");
+        assert!(answer["message"].is_string(), "{bad}: {answer}");
+    }
+    for (spelled, stored) in [
+        ("a//b", "a/b"),
+        ("./c", "c"),
+        ("data/./x.bin", "data/x.bin"),
+    ] {
+        let (status, answer) = lock(spelled);
+        assert_eq!(status, 201, "{spelled}: {answer}");
+        assert_eq!(answer["lock"]["path"], stored, "{spelled}");
+    }
+    // The same file under another spelling is locked already.
+    for other in ["data/x.bin", "data//x.bin", "./data/x.bin"] {
+        let (status, answer) = lock(other);
+        assert_eq!(status, 409, "{other}: {answer}");
+        assert_eq!(answer["lock"]["path"], "data/x.bin", "{other}");
+    }
 }
 
 #[test]

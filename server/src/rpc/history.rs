@@ -542,7 +542,8 @@ fn branch_ref(branch: &str) -> Result<String, RpcError> {
     } else {
         format!("refs/heads/{branch}")
     };
-    if !name.starts_with("refs/heads/") || refs::validate_ref_name(&name).is_err() {
+    let short = name.strip_prefix("refs/heads/");
+    if short.is_none_or(|short| refs::validate_branch_name(short).is_err()) {
         return Err(RpcError::InvalidParams(format!(
             "invalid branch name {branch:?}"
         )));

@@ -289,7 +289,7 @@ async fn enable_git(
     let p: EnableGit = params(p)?;
     let id = artifact(&p.artifact_id)?;
     let repo = Repo::new(&app.storage, id.clone());
-    if refs::validate_ref_name(&format!("refs/heads/{}", p.default_branch)).is_err() {
+    if refs::validate_branch_name(&p.default_branch).is_err() {
         return Err(RpcError::InvalidParams(format!(
             "invalid branch name {:?}",
             p.default_branch
