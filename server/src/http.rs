@@ -105,13 +105,13 @@ async fn create_for_push(repo: &Repo) -> Result<(), HttpError> {
         tracing::error!(repo = %repo.id, error = %e, "creating a repository on push failed");
         HttpError::Storage(format!("cannot create the repository: {e}"))
     };
-    repo.write_settings(&crate::repo::Settings::default())
-        .await
-        .map_err(|e| fail(&e))?;
     match repo.refs.init("main").await {
         Ok(()) => {
             tracing::info!(repo = %repo.id, "repository created by a push");
-            Ok(())
+            // Only the creator writes the settings (the defaults: private).
+            repo.write_settings(&crate::repo::Settings::default())
+                .await
+                .map_err(|e| fail(&e))
         }
         Err(refs::Error::AlreadyExists) => Ok(()),
         Err(e) => Err(fail(&e)),

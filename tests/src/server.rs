@@ -452,6 +452,19 @@ for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=p
         tmp
     }
 
+    /// Every key of the server's storage with its bytes (the filesystem backend's own
+    /// staging directory aside): what a refused call must leave exactly as it was.
+    pub fn stored_state(&self) -> std::collections::BTreeMap<String, Vec<u8>> {
+        if let Some(data) = &self.data_dir {
+            let mut out = read_tree(data, "");
+            out.retain(|k, _| !k.starts_with(".artifact-git"));
+            return out;
+        }
+        let (_, _, prefix) = self.s3_location();
+        let tmp = self.export_s3(&format!("{prefix}/"));
+        read_tree(tmp.path(), "")
+    }
+
     /// The artifact's own files (version folders and manifests, not its git repository):
     /// path under `{ws}/artifacts/{alias}/` to bytes.
     pub fn artifact_files(&self, repo: &str) -> std::collections::BTreeMap<String, Vec<u8>> {

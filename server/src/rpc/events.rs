@@ -96,6 +96,41 @@ fn check_hook(secret: &str, events: &[String]) -> Result<(), RpcError> {
     Ok(())
 }
 
+/// Refuse, before anything is written, to add an endpoint of a kind `repo` has
+/// [`MAX_ENDPOINTS`] of already.
+async fn check_room(
+    app: &App,
+    repo: &Repo,
+    kind: &str,
+    count: impl Fn(&events::config::Endpoints) -> usize,
+) -> Result<(), RpcError> {
+    let endpoints = EndpointStore::new(app.storage.bucket.clone(), repo.keys.clone())
+        .load()
+        .await?;
+    if count(&endpoints) >= MAX_ENDPOINTS {
+        return Err(RpcError::InvalidParams(format!(
+            "a repository has at most {MAX_ENDPOINTS} {kind}"
+        )));
+    }
+    Ok(())
+}
+
+/// When listing a new endpoint failed (another call took the last place meanwhile), its
+/// state goes again: a refused call leaves nothing behind.
+async fn unlisted(
+    states: &StateStore,
+    id: &str,
+    listed: Result<(), ConfigError>,
+) -> Result<(), RpcError> {
+    if let Err(e) = listed {
+        if let Err(cleanup) = states.delete(id).await {
+            tracing::warn!(endpoint = id, error = %cleanup, "removing the state of an endpoint not added failed");
+        }
+        return Err(e.into());
+    }
+    Ok(())
+}
+
 fn push_only() -> Vec<String> {
     vec!["push".into()]
 }
@@ -128,6 +163,7 @@ pub(super) async fn add_webhook(
     let repo = admin_repo(app, identity, &p.artifact_id).await?;
     check_url(app, &p.url)?;
     check_hook(&p.secret, &p.events)?;
+    check_room(app, &repo, "webhooks", |e| e.webhooks.len()).await?;
     let hook = Webhook {
         id: new_id("hook")?,
         url: p.url,
@@ -145,7 +181,7 @@ pub(super) async fn add_webhook(
     };
     states.create(&hook.id, &start).await?;
     let added = hook.clone();
-    EndpointStore::new(app.storage.bucket.clone(), repo.keys.clone())
+    let listed = EndpointStore::new(app.storage.bucket.clone(), repo.keys.clone())
         .update(move |endpoints| {
             if endpoints.webhooks.len() >= MAX_ENDPOINTS {
                 return Err(ConfigError::Refused(format!(
@@ -155,7 +191,8 @@ pub(super) async fn add_webhook(
             endpoints.webhooks.push(added.clone());
             Ok(())
         })
-        .await?;
+        .await;
+    unlisted(&states, &hook.id, listed).await?;
     tracing::info!(repo = %repo.id, hook = %hook.id, "webhook added");
     if hook.active && (hook.wants("ping") || hook.wants("push")) {
         let (app, hook, id) = (app.clone(), hook.clone(), repo.id.clone());
@@ -268,6 +305,11 @@ pub(super) async fn update_webhook(
                     hook.disabled_reason = None;
                 }
             }
+            // Checked before anything is stored: a refused update changes nothing.
+            check_hook(&hook.secret, &hook.events).map_err(|e| match e {
+                RpcError::InvalidParams(m) => ConfigError::Refused(m),
+                e => ConfigError::Refused(e.to_string()),
+            })?;
             Ok(hook.clone())
         })
         .await
@@ -275,7 +317,6 @@ pub(super) async fn update_webhook(
             ConfigError::Refused(m) if m.starts_with("no webhook") => RpcError::NotFound(m),
             e => e.into(),
         })?;
-    check_hook(&updated.secret, &updated.events)?;
     if *reactivated.lock().unwrap_or_else(|e| e.into_inner()) {
         let head = watched_head(&repo).await?;
         StateStore::new(app.storage.bucket.clone(), repo.keys.clone())
@@ -444,6 +485,7 @@ pub(super) async fn add_mirror(
             "username: 1 to 256 characters without ':'; password: at most 4096".into(),
         ));
     }
+    check_room(app, &repo, "mirrors", |e| e.mirrors.len()).await?;
     let mirror = Mirror {
         id: new_id("mirror")?,
         url: p.url.trim_end_matches('/').to_owned(),
@@ -457,11 +499,10 @@ pub(super) async fn add_mirror(
         full_sync: true,
         ..EndpointState::default()
     };
-    StateStore::new(app.storage.bucket.clone(), repo.keys.clone())
-        .create(&mirror.id, &start)
-        .await?;
+    let states = StateStore::new(app.storage.bucket.clone(), repo.keys.clone());
+    states.create(&mirror.id, &start).await?;
     let added = mirror.clone();
-    EndpointStore::new(app.storage.bucket.clone(), repo.keys.clone())
+    let listed = EndpointStore::new(app.storage.bucket.clone(), repo.keys.clone())
         .update(move |endpoints| {
             if endpoints.mirrors.len() >= MAX_ENDPOINTS {
                 return Err(ConfigError::Refused(format!(
@@ -471,7 +512,8 @@ pub(super) async fn add_mirror(
             endpoints.mirrors.push(added.clone());
             Ok(())
         })
-        .await?;
+        .await;
+    unlisted(&states, &mirror.id, listed).await?;
     // The first full push is due: a marker makes every replica's worker look at it.
     mark_pending(app, &repo).await?;
     tracing::info!(repo = %repo.id, mirror = %mirror.id, "mirror added");

@@ -313,7 +313,8 @@ async fn enable_git(
             "message": "git is already enabled for this artifact; nothing was changed",
         }));
     }
-    repo.write_settings(&Settings { public: p.public }).await?;
+    // `HEAD`, written create-only, makes the one creator; only the creator's settings are
+    // written (until then the repository reads as private, the safe default).
     match repo.refs.init(&p.default_branch).await {
         Ok(()) => {}
         Err(refs::Error::AlreadyExists) => {
@@ -323,6 +324,7 @@ async fn enable_git(
         }
         Err(e) => return Err(e.into()),
     }
+    repo.write_settings(&Settings { public: p.public }).await?;
     let imported = if p.import_existing_files {
         let threshold = p.lfs_threshold.unwrap_or(app.config.lfs_threshold);
         crate::import::import_newest_version(app, &repo, &p.default_branch, threshold).await?
