@@ -1,17 +1,24 @@
 //! Revisions as `git rev-parse` reads their common forms: `HEAD`, a branch or tag name (short
 //! or full), a full or abbreviated object id, each followed by `~N`, `^N` or `^{}` steps.
+//! Ids resolve only to what the refs reach ([`Reachable`]): a commit no ref reaches any more
+//! is unknown to readers, as it is to `git fetch`.
 
 use gix_hash::ObjectId;
 use objectstore::odb::Reader;
 
-use crate::{Error, Result};
+use crate::{Error, Reachable, Result};
 
 /// The longest revision accepted.
 const MAX_REV: usize = 512;
 
-/// The commit `rev` names in a repository whose refs are `refs` (full names) and whose `HEAD`
-/// points at `head` (a full ref name).
-pub fn resolve_commit(reader: &Reader<'_>, refs: &refs::Snapshot, rev: &str) -> Result<ObjectId> {
+/// The commit `rev` names in a repository whose refs are `refs`, among what they reach
+/// (`visible`, computed from the same refs).
+pub fn resolve_commit(
+    reader: &Reader<'_>,
+    refs: &refs::Snapshot,
+    visible: &Reachable,
+    rev: &str,
+) -> Result<ObjectId> {
     let bad = || Error::UnknownRevision(rev.to_owned());
     if rev.is_empty()
         || rev.len() > MAX_REV
@@ -22,7 +29,7 @@ pub fn resolve_commit(reader: &Reader<'_>, refs: &refs::Snapshot, rev: &str) -> 
     }
     let split = rev.find(['~', '^']).unwrap_or(rev.len());
     let (base, mut steps) = rev.split_at(split);
-    let mut id = base_object(reader, refs, base)?.ok_or_else(bad)?;
+    let mut id = base_object(refs, visible, base)?.ok_or_else(bad)?;
     let mut current = peel_commit(reader, &id).ok_or_else(bad)??;
     while !steps.is_empty() {
         if let Some(rest) = steps
@@ -73,7 +80,7 @@ fn peel_commit(reader: &Reader<'_>, id: &ObjectId) -> Option<Result<ObjectId>> {
     }
 }
 
-fn base_object(reader: &Reader<'_>, refs: &refs::Snapshot, base: &str) -> Result<Option<ObjectId>> {
+fn base_object(refs: &refs::Snapshot, visible: &Reachable, base: &str) -> Result<Option<ObjectId>> {
     if base == "HEAD" || base == "@" {
         return Ok(refs.head.as_deref().and_then(|h| refs.get(h)));
     }
@@ -90,13 +97,13 @@ fn base_object(reader: &Reader<'_>, refs: &refs::Snapshot, base: &str) -> Result
     }
     if base.len() == 40 {
         if let Ok(id) = ObjectId::from_hex(base.as_bytes()) {
-            return Ok(reader.kind(&id)?.map(|_| id));
+            return Ok(visible.contains(&id).then_some(id));
         }
     }
     if (4..40).contains(&base.len()) && base.bytes().all(|b| b.is_ascii_hexdigit()) {
         let prefix = gix_hash::Prefix::from_hex(&base.to_ascii_lowercase())
             .map_err(|_| Error::UnknownRevision(base.to_owned()))?;
-        return match reader.db().lookup_prefix(prefix) {
+        return match visible.by_prefix(&prefix) {
             Ok(found) => Ok(found),
             Err(objectstore::odb::Ambiguous) => Err(Error::AmbiguousRevision(base.to_owned())),
         };

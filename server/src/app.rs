@@ -136,6 +136,8 @@ pub struct App {
     pub maintenance: Arc<crate::maintenance::AutoMaintenance>,
     /// Delivers push events to webhooks and mirrors, in the background.
     pub events: Arc<events::dispatcher::Dispatcher>,
+    /// What readers may see of recently read repositories.
+    pub visible: crate::visible::VisibleCache,
 }
 
 impl App {

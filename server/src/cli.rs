@@ -678,6 +678,7 @@ pub fn build(
         slots: crate::slots::Slots::new(limits.max_heavy_requests),
         budget,
         maintenance,
+        visible: Default::default(),
     });
     Ok(Built { app, admin_token })
 }

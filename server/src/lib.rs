@@ -31,3 +31,4 @@ pub mod slots;
 pub mod storage;
 pub mod tls;
 pub mod upload_pack;
+pub mod visible;

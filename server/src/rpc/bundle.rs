@@ -63,7 +63,7 @@ pub(super) async fn bundle(
         let reader = o.db.reader();
         let mut prerequisites = Vec::new();
         for rev in &since {
-            let commit = history::resolve_commit(&reader, &o.snapshot, rev)?;
+            let commit = history::resolve_commit(&reader, &o.snapshot, &o.visible, rev)?;
             if !prerequisites.contains(&commit) {
                 prerequisites.push(commit);
             }

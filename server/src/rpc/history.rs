@@ -41,6 +41,8 @@ pub(super) struct Opened {
     pub(super) repo: Repo,
     pub(super) snapshot: Snapshot,
     pub(super) db: ObjectDb,
+    /// What the refs reach: every revision a caller names resolves within it.
+    pub(super) visible: Arc<history::Reachable>,
 }
 
 pub(super) async fn open(
@@ -60,7 +62,13 @@ pub(super) async fn open(
     let db = repo
         .objects_having(&app.cache, snapshot.refs.values().map(|v| &v.target))
         .await?;
-    Ok(Opened { repo, snapshot, db })
+    let visible = app.visible.get(&repo, &snapshot, &db).await?;
+    Ok(Opened {
+        repo,
+        snapshot,
+        db,
+        visible,
+    })
 }
 
 /// Run CPU work off the async threads.
@@ -166,10 +174,15 @@ pub(super) async fn log(
                 {
                     return Ok(json!({"commits": [], "next_cursor": null}));
                 }
-                (history::resolve_commit(&reader, &o.snapshot, &p.rev)?, 0)
+                (
+                    history::resolve_commit(&reader, &o.snapshot, &o.visible, &p.rev)?,
+                    0,
+                )
             }
         };
-        if !o.db.contains(&tip) {
+        // A cursor names its tip: only one the refs still reach (a hand-made one naming a
+        // deleted branch's commit is as invalid as any other).
+        if !o.visible.has_commit(&tip) {
             return Err(RpcError::InvalidParams("invalid cursor".into()));
         }
         let limits = history::LogLimits {
@@ -249,7 +262,7 @@ pub(super) async fn diff(
         let reader = o.db.reader();
         let mut out = json!({});
         let (old_tree, new_tree) = if let Some(rev) = &p.rev {
-            let id = history::resolve_commit(&reader, &o.snapshot, rev)?;
+            let id = history::resolve_commit(&reader, &o.snapshot, &o.visible, rev)?;
             let info = history::commit_info(&reader, &id)?;
             out["commit"] = commit_json(&info);
             let parent = match info.parents.first() {
@@ -260,8 +273,8 @@ pub(super) async fn diff(
         } else {
             let from = p.from.as_deref().unwrap_or("HEAD");
             let to = p.to.as_deref().unwrap_or("HEAD");
-            let from = history::resolve_commit(&reader, &o.snapshot, from)?;
-            let to = history::resolve_commit(&reader, &o.snapshot, to)?;
+            let from = history::resolve_commit(&reader, &o.snapshot, &o.visible, from)?;
+            let to = history::resolve_commit(&reader, &o.snapshot, &o.visible, to)?;
             (Some(reader.commit(&from)?.tree), reader.commit(&to)?.tree)
         };
         // Renames pair two raw changes into one: collect up to twice the files asked for.
@@ -336,7 +349,7 @@ pub(super) async fn read_file(
     let (repo, found_path) = (o.repo.clone(), path.clone());
     let (mode, id, data) = blocking(move || {
         let reader = o.db.reader();
-        let commit = history::resolve_commit(&reader, &o.snapshot, &p.rev)?;
+        let commit = history::resolve_commit(&reader, &o.snapshot, &o.visible, &p.rev)?;
         let tree = reader.commit(&commit)?.tree;
         let Some((mode, id)) = history::entry_at(&reader, &tree, &path)? else {
             return Err(RpcError::NotFound(format!("no file {path:?} at {}", p.rev)));
@@ -422,7 +435,7 @@ pub(super) async fn list_files(
     let o = open(app, identity, &p.artifact_id, Access::Read).await?;
     blocking(move || {
         let reader = o.db.reader();
-        let commit = history::resolve_commit(&reader, &o.snapshot, &p.rev)?;
+        let commit = history::resolve_commit(&reader, &o.snapshot, &o.visible, &p.rev)?;
         let tree = reader.commit(&commit)?.tree;
         let (entries, truncated) = history::list(&reader, &tree, &path, p.recursive, max)?;
         let entries: Vec<Value> = entries
@@ -874,10 +887,11 @@ pub(super) async fn restore(
     };
     let indexing = Indexing::of(app, &o.repo);
     let (db, snapshot, dry_run) = (o.db.clone(), o.snapshot.clone(), p.dry_run);
+    let visible = o.visible.clone();
     let (from_rev, message) = (p.from_rev, p.message);
     let outcome = blocking(move || {
         let reader = db.reader();
-        let source = history::resolve_commit(&reader, &snapshot, &from_rev)?;
+        let source = history::resolve_commit(&reader, &snapshot, &visible, &from_rev)?;
         let source_tree = reader.commit(&source)?.tree;
         let Some((mode, id)) = history::entry_at(&reader, &source_tree, &path)? else {
             return Err(RpcError::NotFound(format!("no {path:?} at {from_rev}")));
@@ -960,10 +974,11 @@ pub(super) async fn create_snapshot(
     }
     let indexing = Indexing::of(app, &o.repo);
     let (db, snapshot, short) = (o.db.clone(), o.snapshot.clone(), p.name.clone());
+    let visible = o.visible.clone();
     let (rev, message) = (p.rev, p.message);
     let (indexed, tag, commit) = blocking(move || {
         let reader = db.reader();
-        let commit = history::resolve_commit(&reader, &snapshot, &rev)?;
+        let commit = history::resolve_commit(&reader, &snapshot, &visible, &rev)?;
         let mut pack = new_pack(&indexing)?;
         let tag = history::write_tag(&mut pack, &commit, &short, &tagger, &message)?;
         Ok((finish_pack(pack, &indexing)?, tag, commit))

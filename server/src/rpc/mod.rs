@@ -100,6 +100,13 @@ macro_rules! internal_from {
 }
 internal_from!(refs::Error, objectstore::bucket::Error);
 
+impl From<crate::visible::VisibleError> for RpcError {
+    fn from(e: crate::visible::VisibleError) -> Self {
+        tracing::error!(error = %e, "api request failed");
+        RpcError::Internal(e.to_string())
+    }
+}
+
 impl From<crate::auth::Denied> for RpcError {
     fn from(denied: crate::auth::Denied) -> Self {
         match denied {
