@@ -84,6 +84,19 @@ pub struct Remote<'a> {
     timeout: Duration,
 }
 
+/// A URL's origin: scheme, host (lowercase) and port (the scheme's default when absent).
+fn origin(url: &str) -> Option<(String, String, u16)> {
+    let uri: http::Uri = url.parse().ok()?;
+    let scheme = uri.scheme_str()?.to_ascii_lowercase();
+    let host = uri.host()?.to_ascii_lowercase();
+    let port = uri.port_u16().or(match scheme.as_str() {
+        "https" => Some(443),
+        "http" => Some(80),
+        _ => None,
+    })?;
+    Some((scheme, host, port))
+}
+
 impl<'a> Remote<'a> {
     /// The remote of `mirror`, reached through `client` with requests of at most `timeout`.
     pub fn new(client: &'a Client, mirror: &'a Mirror, timeout: Duration) -> Self {
@@ -290,7 +303,10 @@ impl<'a> Remote<'a> {
         let has_auth = action["header"]
             .as_object()
             .is_some_and(|h| h.keys().any(|k| k.eq_ignore_ascii_case("authorization")));
-        let mut req = if authenticated || has_auth {
+        // Credentials never leave their origin: an action on another host gets only the
+        // headers the remote gave for it (git-lfs's rule), whatever the remote's answer says.
+        let same_origin = origin(href).is_some() && origin(href) == origin(&self.mirror.url);
+        let mut req = if authenticated || has_auth || !same_origin {
             Request::builder().method(method).uri(href)
         } else {
             self.request(method, href)
@@ -555,6 +571,100 @@ mod tests {
         let mut failed = Vec::new();
         pkt(&mut failed, b"unpack index-pack failed\n");
         assert!(matches!(parse_report(&failed), Err(MirrorError::Unpack(_))));
+        Ok(())
+    }
+
+    /// One HTTP/1.1 exchange on `listener`: the request's head (lowercased), then `answer`.
+    async fn answer_once(listener: &tokio::net::TcpListener, answer: String) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut socket, _) = listener.accept().await.unwrap_or_else(|e| panic!("{e}"));
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 8192];
+        // The head, then the body its Content-Length announces.
+        let body_start = loop {
+            let n = socket.read(&mut buf).await.unwrap_or(0);
+            seen.extend_from_slice(&buf[..n]);
+            if let Some(at) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
+            if n == 0 {
+                break seen.len();
+            }
+        };
+        let head = String::from_utf8_lossy(&seen[..body_start]).to_ascii_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        while seen.len() < body_start + length {
+            let n = socket.read(&mut buf).await.unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+        }
+        let _ = socket.write_all(answer.as_bytes()).await;
+        let _ = socket.shutdown().await;
+        head
+    }
+
+    fn ok_json(body: &str) -> String {
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/vnd.git-lfs+json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    /// A remote whose LFS batch answer sends the upload to another host: the mirror's
+    /// credentials go to the remote's own origin only; the other host sees no
+    /// `Authorization`, only the headers the remote gave for it.
+    #[tokio::test]
+    async fn credentials_never_leave_their_origin() -> Result<(), Box<dyn std::error::Error>> {
+        let remote = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let other = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let mirror = Mirror {
+            id: "mirror-0123456789abcdef".into(),
+            url: format!("http://{}/ws/git/repo", remote.local_addr()?),
+            username: Some("bot".into()),
+            password: Some("hunter2-secret".into()),
+            force: false,
+            created: 0,
+        };
+        let bucket: std::sync::Arc<dyn objectstore::Bucket> =
+            std::sync::Arc::new(objectstore::MemoryBucket::new());
+        let keys = objectstore::layout::RepoKeys::at("ws/artifacts/repo/git/");
+        let store = lfs::Store::new(bucket, keys, lfs::Transfer::default());
+        let data = b"a large model".to_vec();
+        let pointer = lfs::Pointer {
+            oid: lfs::Oid::of(&data),
+            size: data.len() as u64,
+        };
+        let body: objectstore::bucket::ByteStream = Box::pin(std::io::Cursor::new(data));
+        store.receive(&pointer.oid, pointer.size, body).await?;
+        let batch = format!(
+            r#"{{"objects":[{{"oid":"{}","size":{},"actions":{{"upload":{{"href":"http://{}/upload","header":{{"X-Upload-Token":"given-by-remote"}}}}}}}}]}}"#,
+            pointer.oid.as_str(),
+            pointer.size,
+            other.local_addr()?
+        );
+        let client = crate::client::Client::new(true)?;
+        let to_remote = Remote::new(&client, &mirror, Duration::from_secs(10));
+        let (uploaded, remote_head, other_head) = tokio::join!(
+            to_remote.upload_lfs(&store, std::slice::from_ref(&pointer)),
+            answer_once(&remote, ok_json(&batch)),
+            answer_once(&other, ok_json("")),
+        );
+        assert_eq!(uploaded?, 1);
+        assert!(
+            remote_head.contains("authorization: basic"),
+            "{remote_head}"
+        );
+        assert!(!other_head.contains("authorization"), "{other_head}");
+        assert!(
+            other_head.contains("x-upload-token: given-by-remote"),
+            "{other_head}"
+        );
         Ok(())
     }
 }
