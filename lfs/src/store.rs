@@ -124,6 +124,10 @@ pub enum VerifyError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The upload stopped before its end (the client went away, or stalled past the
+    /// timeout): the client's failure, not the store's.
+    #[error("the upload was cut short: {0}")]
+    Incomplete(String),
 }
 
 impl From<bucket::Error> for VerifyError {
@@ -132,10 +136,12 @@ impl From<bucket::Error> for VerifyError {
     }
 }
 
-/// A stream that hashes and counts what passes through it.
+/// A stream that hashes and counts what passes through it, and notes why it failed if it
+/// did (so that a store failure can be told from the client's).
 struct Hashing {
     inner: ByteStream,
     state: Arc<Mutex<(sha2::Sha256, u64)>>,
+    failed: Arc<Mutex<Option<String>>>,
 }
 
 impl AsyncRead for Hashing {
@@ -146,11 +152,17 @@ impl AsyncRead for Hashing {
     ) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let polled = self.inner.as_mut().poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = &polled {
-            let new = &buf.filled()[before..];
-            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            state.0.update(new);
-            state.1 += new.len() as u64;
+        match &polled {
+            Poll::Ready(Ok(())) => {
+                let new = &buf.filled()[before..];
+                let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                state.0.update(new);
+                state.1 += new.len() as u64;
+            }
+            Poll::Ready(Err(e)) => {
+                *self.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+            }
+            Poll::Pending => {}
         }
         polled
     }
@@ -392,10 +404,12 @@ impl Store {
     /// bucket, and the object becomes visible only if it has `size` bytes hashing to `oid`.
     pub async fn receive(&self, oid: &Oid, size: u64, body: ByteStream) -> Result<(), VerifyError> {
         let state = Arc::new(Mutex::new((sha2::Sha256::new(), 0u64)));
+        let failed = Arc::new(Mutex::new(None));
         let stream: ByteStream = Box::pin(Hashing {
             // One byte more than declared is enough to see that it is too much.
             inner: Box::pin(body.take(size.saturating_add(1))),
             state: state.clone(),
+            failed: failed.clone(),
         });
         let result = Arc::new(Mutex::new(None));
         let accept = {
@@ -434,7 +448,11 @@ impl Store {
                     Err(VerifyError::HashMismatch(oid.clone()))
                 }
             }
-            Err(e) => Err(e.into()),
+            // The upload itself failed (the put fails with it): the client's doing.
+            Err(e) => match failed.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                Some(reason) => Err(VerifyError::Incomplete(reason)),
+                None => Err(e.into()),
+            },
         }
     }
 

@@ -453,6 +453,10 @@ fn verify_error(repo: &Repo, e: VerifyError) -> Failure {
             tracing::warn!(repo = %repo.id, error = %e, "lfs upload refused");
             error(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string())
         }
+        VerifyError::Incomplete(_) => {
+            tracing::warn!(repo = %repo.id, error = %e, "lfs upload cut short");
+            error(StatusCode::BAD_REQUEST, &e.to_string())
+        }
         VerifyError::Store(e) => internal(repo, e),
     }
 }

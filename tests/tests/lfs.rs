@@ -540,6 +540,57 @@ fn locks_are_exclusive(backend: &Backend) {
     lock_paths_are_repository_paths(&server);
 }
 
+/// An upload through the server that the client cuts short is the client's failure: a 4xx
+/// it can read, nothing stored, and the same object can be uploaded whole afterwards.
+fn cut_short_uploads_are_the_clients_failure(backend: &Backend) {
+    use std::io::{Read, Write};
+    // On S3, uploads above 1 MiB go through the server then (to presigned URLs otherwise).
+    let server = Server::start_on_with(backend, &["--lfs-proxy-above", "1MiB"]);
+    server.init("lab/cut");
+    let token = server.token_for("lab", None, "rw", Some("uploader"));
+    let data = Rng::new(71).bytes(2 << 20);
+    let oid = sha256(&data);
+    let size = data.len() as u64;
+    let (status, answer) = batch(
+        &server.plain_url("lab/cut"),
+        Some(&token),
+        "upload",
+        &[(oid.clone(), size)],
+    );
+    assert_eq!(status, 200, "{answer}");
+    let action = &answer["objects"][0]["actions"]["upload"];
+    let href = action["href"].as_str().unwrap().to_owned();
+    let path = href
+        .strip_prefix(&server.url)
+        .expect("uploads go through the server");
+    let mut head = format!(
+        "PUT {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/octet-stream\r\nContent-Length: {size}\r\nConnection: close\r\n"
+    );
+    for (k, v) in action["header"].as_object().into_iter().flatten() {
+        head.push_str(&format!("{k}: {}\r\n", v.as_str().unwrap()));
+    }
+    head.push_str("\r\n");
+    let addr = server.url.trim_start_matches("http://").to_owned();
+    let mut socket = std::net::TcpStream::connect(&addr).unwrap();
+    socket.write_all(head.as_bytes()).unwrap();
+    socket.write_all(&data[..100_000]).unwrap();
+    let _ = socket.shutdown(std::net::Shutdown::Write);
+    let mut reply = String::new();
+    let _ = socket.read_to_string(&mut reply);
+    let status_line = reply.lines().next().unwrap_or_default().to_owned();
+    assert!(status_line.contains(" 400 "), "{reply}");
+    assert!(reply.contains("cut short"), "{reply}");
+    // Nothing was stored: the object is still to be uploaded, and uploads whole.
+    let (_, again) = batch(
+        &server.plain_url("lab/cut"),
+        Some(&token),
+        "upload",
+        &[(oid, size)],
+    );
+    let action = &again["objects"][0]["actions"]["upload"];
+    assert!(action.is_object(), "{again}");
+}
+
 /// A lock names a file of the repository: what cannot be one is refused (422), other
 /// spellings of a path are the path, so one file has one lock.
 fn lock_paths_are_repository_paths(server: &Server) {
@@ -763,5 +814,6 @@ backend_tests!(
     lfs_authentication,
     pointers_to_missing_objects_are_refused,
     locks_are_exclusive,
+    cut_short_uploads_are_the_clients_failure,
     large_files_are_imported_into_lfs,
 );
