@@ -87,6 +87,17 @@ fn refused_calls_change_nothing(backend: &Backend) {
                    "message": "m", "changes": [{"op": "put", "path": "a.txt", "content": "a"}]}),
         );
     }
+    // `.git` in the spellings other file systems read as `.git`: the caller's bad input
+    // (invalid params), refused as a push of such a tree is.
+    for path in ["GIT~1/config", ".git./hooks/x", "a/.GIT\u{200c}/x", ".git/config"] {
+        let error = refused_without_a_trace(
+            &server,
+            "commit_files",
+            json!({"artifact_id": "lab/data", "branch": "main", "expected_head": null,
+                   "message": "m", "changes": [{"op": "put", "path": path, "content": "x"}]}),
+        );
+        assert_eq!(error["code"], -32602, "{path}: {error}");
+    }
     // A Git LFS pointer to an object never uploaded is refused, as a push of it is.
     let pointer = "version https://git-lfs.github.com/spec/v1\noid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\nsize 12345\n";
     let error = refused_without_a_trace(
