@@ -24,6 +24,37 @@ const CHANNEL_CHUNKS: usize = 8;
 /// Size at which [`ChannelWriter`] hands a chunk over.
 const CHUNK_BYTES: usize = 64 * 1024;
 
+/// `body`, keeping `guard` (a slot, a memory reservation) until the body has been sent or
+/// dropped: what an answer holds is held while it goes out.
+pub fn holding<G: Send + Sync + Unpin + 'static>(body: ResponseBody, guard: G) -> ResponseBody {
+    Holding {
+        body,
+        _guard: guard,
+    }
+    .boxed()
+}
+
+struct Holding<G> {
+    body: ResponseBody,
+    _guard: G,
+}
+
+impl<G: Unpin> http_body::Body for Holding<G> {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+}
+
 pub fn full(data: impl Into<Bytes>) -> ResponseBody {
     http_body_util::Full::new(data.into())
         .map_err(|never| match never {})

@@ -279,7 +279,12 @@ async fn rpc(app: Arc<App>, req: Request<Incoming>) -> Result<Response<ResponseB
     let base_url = crate::request::base_url(&req, &app.config.public.url);
     let body = body::read_all(req.into_body(), 1 << 20, app.config.timeouts.request_body).await?;
     let answer = crate::rpc::handle(app, identity, &base_url, &body).await;
-    let mut resp = Response::new(full(answer.to_string()));
+    let text = answer.json.to_string();
+    drop(answer.json);
+    let mut resp = Response::new(match answer.held {
+        Some(held) => body::holding(full(text), held),
+        None => full(text),
+    });
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("application/json"),

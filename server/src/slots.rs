@@ -4,12 +4,9 @@
 //! small body was read and parsed, after a push's pack was received. A client that stalls
 //! while sending therefore never holds one, and cannot starve others of them.
 
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http_body_util::BodyExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::body::ResponseBody;
@@ -57,29 +54,7 @@ impl Slot {
     /// Keep the slot until `body` has been sent (or dropped): a streamed response is where a
     /// clone does its work.
     pub fn hold(self, body: ResponseBody) -> ResponseBody {
-        HoldSlot { body, _slot: self }.boxed()
-    }
-}
-
-/// A body that keeps a slot until it is dropped.
-struct HoldSlot {
-    body: ResponseBody,
-    _slot: Slot,
-}
-
-impl http_body::Body for HoldSlot {
-    type Data = bytes::Bytes;
-    type Error = std::io::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, std::io::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        crate::body::holding(body, self)
     }
 }
 

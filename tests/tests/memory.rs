@@ -88,4 +88,56 @@ fn large_push_clone_and_maintenance_stay_small(backend: &Backend) {
     );
 }
 
-backend_tests!(large_push_clone_and_maintenance_stay_small);
+/// The worst file `read_file` answers (32 MiB of control bytes: as text, each would escape to
+/// six), read three times at once, keeps the server within its 512 MiB: the answer is
+/// base64 alone, and its memory is reserved from the budget before it is built.
+fn read_file_answers_stay_within_budget(backend: &Backend) {
+    let server = Server::start_on(backend);
+    server.init("lab/ctrl");
+    let git = Git::default();
+    let work = TempDir::new().unwrap();
+    let source = work.path().join("source");
+    git.ok(
+        work.path(),
+        &["init", "-q", "-b", "main", source.to_str().unwrap()],
+    );
+    let size = 32 * MIB;
+    std::fs::write(source.join("control.bin"), vec![1u8; size]).unwrap();
+    git.ok(&source, &["add", "."]);
+    git.ok(&source, &["commit", "-q", "-m", "control bytes"]);
+    git.ok(
+        &source,
+        &["push", "-q", &server.repo_url("lab/ctrl"), "main"],
+    );
+    let token = server.token("lab", None, "r");
+    let params =
+        serde_json::json!({"artifact_id": "lab/ctrl", "path": "control.bin", "max_size": size});
+    let answers: Vec<serde_json::Value> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..3)
+            .map(|_| scope.spawn(|| server.rpc(Some(&token), "read_file", params.clone())))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for answer in &answers {
+        let result = &answer["result"];
+        assert_eq!(result["size"], size, "{}", answer["error"]);
+        assert!(
+            result["content"].is_null(),
+            "no escaped text copy of control bytes"
+        );
+        let b64 = result["content_base64"].as_str().unwrap();
+        let data = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64).unwrap();
+        assert!(data.len() == size && data.iter().all(|b| *b == 1));
+    }
+    let peak = peak_rss_kib(server.pid());
+    eprintln!(
+        "peak RSS after three 32 MiB read_file answers: {} MiB",
+        peak / 1024
+    );
+    assert!(peak < 512 * 1024, "peak {} MiB", peak / 1024);
+}
+
+backend_tests!(
+    large_push_clone_and_maintenance_stay_small,
+    read_file_answers_stay_within_budget
+);

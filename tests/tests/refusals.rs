@@ -89,7 +89,12 @@ fn refused_calls_change_nothing(backend: &Backend) {
     }
     // `.git` in the spellings other file systems read as `.git`: the caller's bad input
     // (invalid params), refused as a push of such a tree is.
-    for path in ["GIT~1/config", ".git./hooks/x", "a/.GIT\u{200c}/x", ".git/config"] {
+    for path in [
+        "GIT~1/config",
+        ".git./hooks/x",
+        "a/.GIT\u{200c}/x",
+        ".git/config",
+    ] {
         let error = refused_without_a_trace(
             &server,
             "commit_files",

@@ -333,12 +333,36 @@ const MAX_READ: u64 = 32 << 20;
 
 /// `read_file`: a file's bytes at a revision; an LFS pointer answers with the object's
 /// metadata and a download URL.
+/// Bytes of `text` as a JSON string (serde_json's escapes: `\"`, `\\`, `\n`, `\u0001`...).
+fn json_string_len(text: &str) -> usize {
+    2 + text
+        .bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+            0..=0x1f => 6,
+            _ => 1,
+        })
+        .sum::<usize>()
+}
+
+/// The most memory an answer of a `size`-byte file holds while it is built and sent: the
+/// bytes, their base64, a text copy (sent only when it escapes to little more than the
+/// bytes), each once in the JSON value and once serialized.
+fn answer_memory(size: u64) -> u64 {
+    let base64 = size.div_ceil(3) * 4;
+    let text = size + size / 8;
+    size + 2 * (base64 + text) + (64 << 10)
+}
+
+/// `read_file`: the file's bytes (base64, and as text when they are text), answered within
+/// the memory budget: what the answer holds is reserved before the file is read and held
+/// until the answer is sent ([`RpcError::Busy`] when it cannot be had in time).
 pub(super) async fn read_file(
     app: &Arc<App>,
     identity: Option<&Grants>,
     base_url: &str,
     p: Value,
-) -> Result<Value, RpcError> {
+) -> Result<(Value, objectstore::budget::Reservation), RpcError> {
     let p: ReadFileParams = params(p)?;
     let path = history::normalize_path(&p.path)?;
     if path.is_empty() {
@@ -347,7 +371,8 @@ pub(super) async fn read_file(
     let max = p.max_size.unwrap_or(10 << 20).min(MAX_READ);
     let o = open(app, identity, &p.artifact_id, Access::Read).await?;
     let (repo, found_path) = (o.repo.clone(), path.clone());
-    let (mode, id, data) = blocking(move || {
+    let (budget, wait) = (app.budget.clone(), app.config.timeouts.queue);
+    let (mode, id, data, held) = blocking(move || {
         let reader = o.db.reader();
         let commit = history::resolve_commit(&reader, &o.snapshot, &o.visible, &p.rev)?;
         let tree = reader.commit(&commit)?.tree;
@@ -370,9 +395,12 @@ pub(super) async fn read_file(
                 "{path:?} has {size} bytes, over the limit of {max} (max_size)"
             )));
         }
+        let held = budget
+            .reserve(answer_memory(size), wait)
+            .map_err(|_| RpcError::Busy)?;
         let mut data = Vec::new();
         reader.read_kind(&id, gix_object::Kind::Blob, &mut data)?;
-        Ok((mode, id, data))
+        Ok((mode, id, data, held))
     })
     .await?;
     let mut out = json!({
@@ -382,8 +410,12 @@ pub(super) async fn read_file(
         "size": data.len(),
         "content_base64": base64::engine::general_purpose::STANDARD.encode(&data),
     });
+    // A text copy only of text: bytes that escape to much more (control bytes) go as base64
+    // alone, so the answer stays within what was reserved.
     if let Ok(text) = std::str::from_utf8(&data) {
-        out["content"] = json!(text);
+        if json_string_len(text) <= data.len() + data.len() / 8 + 2 {
+            out["content"] = json!(text);
+        }
     }
     if let Some(pointer) = lfs::Pointer::parse(&data) {
         let store = lfs::Store::new(
@@ -406,7 +438,7 @@ pub(super) async fn read_file(
             "download_needs_token": download.is_some() && plan.proxied,
         });
     }
-    Ok(out)
+    Ok((out, held))
 }
 
 #[derive(Deserialize)]

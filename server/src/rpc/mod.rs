@@ -36,6 +36,8 @@ pub mod code {
     pub const NOT_FOUND: i64 = -32004;
     /// The state changed meanwhile (a stale expected value, a concurrent creation).
     pub const CONFLICT: i64 = -32009;
+    /// The server has no memory for the answer now: try again.
+    pub const BUSY: i64 = -32029;
 }
 
 /// An error answer.
@@ -68,6 +70,9 @@ pub enum RpcError {
     /// The server failed; the message says where.
     #[error("{0}")]
     Internal(String),
+    /// The memory for the answer is not there now.
+    #[error("the server is busy; try again in a few seconds")]
+    Busy,
 }
 
 impl RpcError {
@@ -83,6 +88,7 @@ impl RpcError {
             RpcError::NotFound(_) => code::NOT_FOUND,
             RpcError::Conflict(_) => code::CONFLICT,
             RpcError::Internal(_) => code::INTERNAL,
+            RpcError::Busy => code::BUSY,
         }
     }
 }
@@ -161,8 +167,33 @@ impl From<crate::import::ImportError> for RpcError {
 }
 
 /// Answer one request body (a single call; batches are refused).
+/// An answer, and the memory reserved for it (held until it is sent).
+pub struct Answer {
+    /// The JSON-RPC response.
+    pub json: Value,
+    /// What a large answer reserved from the memory budget.
+    pub held: Option<objectstore::budget::Reservation>,
+}
+
 /// Answer one call by `identity`; `base_url` is what links in the answer start with.
-pub async fn handle(app: Arc<App>, identity: Option<Grants>, base_url: &str, body: &[u8]) -> Value {
+pub async fn handle(
+    app: Arc<App>,
+    identity: Option<Grants>,
+    base_url: &str,
+    body: &[u8],
+) -> Answer {
+    let mut held = None;
+    let json = answer(&app, identity, base_url, body, &mut held).await;
+    Answer { json, held }
+}
+
+async fn answer(
+    app: &Arc<App>,
+    identity: Option<Grants>,
+    base_url: &str,
+    body: &[u8],
+    held: &mut Option<objectstore::budget::Reservation>,
+) -> Value {
     let request: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(e) => return response(Value::Null, Err(RpcError::Parse(e.to_string()))),
@@ -188,30 +219,35 @@ pub async fn handle(app: Arc<App>, identity: Option<Grants>, base_url: &str, bod
         .unwrap_or(Value::Object(Default::default()));
     let started = std::time::Instant::now();
     let result = match method {
-        "enable_git" => enable_git(&app, identity.as_ref(), base_url, params).await,
-        "get_git_url" => get_git_url(&app, identity.as_ref(), base_url, params).await,
-        "add_webhook" => events::add_webhook(&app, identity.as_ref(), params).await,
-        "list_webhooks" => events::list_webhooks(&app, identity.as_ref(), params).await,
-        "update_webhook" => events::update_webhook(&app, identity.as_ref(), params).await,
-        "remove_webhook" => events::remove_webhook(&app, identity.as_ref(), params).await,
-        "list_deliveries" => events::list_deliveries(&app, identity.as_ref(), params).await,
-        "redeliver" => events::redeliver(&app, identity.as_ref(), params).await,
-        "add_mirror" => events::add_mirror(&app, identity.as_ref(), params).await,
-        "list_mirrors" => events::list_mirrors(&app, identity.as_ref(), params).await,
-        "remove_mirror" => events::remove_mirror(&app, identity.as_ref(), params).await,
-        "sync_mirror" => events::sync_mirror(&app, identity.as_ref(), params).await,
-        "log" => history::log(&app, identity.as_ref(), params).await,
-        "show" => history::diff(&app, identity.as_ref(), params, true).await,
-        "diff" => history::diff(&app, identity.as_ref(), params, false).await,
-        "read_file" => history::read_file(&app, identity.as_ref(), base_url, params).await,
-        "list_files" => history::list_files(&app, identity.as_ref(), params).await,
-        "commit_files" => history::commit_files(&app, identity.as_ref(), params).await,
-        "restore" => history::restore(&app, identity.as_ref(), params).await,
-        "create_snapshot" => history::create_snapshot(&app, identity.as_ref(), params).await,
-        "list_snapshots" => history::list_snapshots(&app, identity.as_ref(), params).await,
-        "bundle" => bundle::bundle(&app, identity.as_ref(), base_url, params).await,
-        "set_git_settings" => versions::set_git_settings(&app, identity.as_ref(), params).await,
-        "commit_version" => versions::commit_version(&app, identity.as_ref(), params).await,
+        "enable_git" => enable_git(app, identity.as_ref(), base_url, params).await,
+        "get_git_url" => get_git_url(app, identity.as_ref(), base_url, params).await,
+        "add_webhook" => events::add_webhook(app, identity.as_ref(), params).await,
+        "list_webhooks" => events::list_webhooks(app, identity.as_ref(), params).await,
+        "update_webhook" => events::update_webhook(app, identity.as_ref(), params).await,
+        "remove_webhook" => events::remove_webhook(app, identity.as_ref(), params).await,
+        "list_deliveries" => events::list_deliveries(app, identity.as_ref(), params).await,
+        "redeliver" => events::redeliver(app, identity.as_ref(), params).await,
+        "add_mirror" => events::add_mirror(app, identity.as_ref(), params).await,
+        "list_mirrors" => events::list_mirrors(app, identity.as_ref(), params).await,
+        "remove_mirror" => events::remove_mirror(app, identity.as_ref(), params).await,
+        "sync_mirror" => events::sync_mirror(app, identity.as_ref(), params).await,
+        "log" => history::log(app, identity.as_ref(), params).await,
+        "show" => history::diff(app, identity.as_ref(), params, true).await,
+        "diff" => history::diff(app, identity.as_ref(), params, false).await,
+        "read_file" => history::read_file(app, identity.as_ref(), base_url, params)
+            .await
+            .map(|(value, reservation)| {
+                *held = Some(reservation);
+                value
+            }),
+        "list_files" => history::list_files(app, identity.as_ref(), params).await,
+        "commit_files" => history::commit_files(app, identity.as_ref(), params).await,
+        "restore" => history::restore(app, identity.as_ref(), params).await,
+        "create_snapshot" => history::create_snapshot(app, identity.as_ref(), params).await,
+        "list_snapshots" => history::list_snapshots(app, identity.as_ref(), params).await,
+        "bundle" => bundle::bundle(app, identity.as_ref(), base_url, params).await,
+        "set_git_settings" => versions::set_git_settings(app, identity.as_ref(), params).await,
+        "commit_version" => versions::commit_version(app, identity.as_ref(), params).await,
         other => Err(RpcError::MethodNotFound(other.to_owned())),
     };
     // Only method names this server has become labels: a client cannot grow the set.
