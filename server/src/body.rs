@@ -334,6 +334,8 @@ pub async fn read_all(
             let frame = frame.map_err(|e| BodyError::Io(e.to_string()))?;
             if let Ok(data) = frame.into_data() {
                 if (out.len() + data.len()) as u64 > limit {
+                    drop(out);
+                    drain(&mut body, DRAINED).await;
                     return Err(BodyError::TooLarge(limit));
                 }
                 out.extend_from_slice(&data);
@@ -344,6 +346,23 @@ pub async fn read_all(
     tokio::time::timeout(within, read)
         .await
         .unwrap_or(Err(BodyError::TimedOut(within)))
+}
+
+/// How much of an over-limit body is read and dropped before the refusal is answered.
+const DRAINED: u64 = 256 << 20;
+
+/// Read and drop up to `max` more bytes of `body`: a client such as git sends its whole
+/// request before it reads a word, so an answer given mid-body reaches it as a broken pipe.
+/// What is drained is bounded (then the connection closes) and so is the time (the caller's
+/// deadline), as web servers linger.
+async fn drain(body: &mut hyper::body::Incoming, max: u64) {
+    let mut drained = 0u64;
+    while drained < max {
+        match body.frame().await {
+            Some(Ok(frame)) => drained += frame.data_ref().map_or(0, |d| d.len() as u64),
+            _ => return,
+        }
+    }
 }
 
 /// A reader that fails once more than `limit` bytes came out of it (a gzip bomb guard).

@@ -660,7 +660,72 @@ fn deleted_branches_do_not_leak(backend: &Backend) {
     assert!(absent(&plain));
 }
 
+/// Send a whole request as git does (all of the body, then read the answer): the answer's
+/// status line, or why the exchange broke.
+fn send_whole(server: &Server, path: &str, headers: &str, body: &[u8]) -> Result<String, String> {
+    let addr = server.url.trim_start_matches("http://").to_owned();
+    let mut s = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes())
+        .map_err(|e| format!("sending the head: {e}"))?;
+    for chunk in body.chunks(1 << 16) {
+        s.write_all(chunk)
+            .map_err(|e| format!("sending the body: {e}"))?;
+    }
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer)
+        .map_err(|e| format!("reading the answer: {e}"))?;
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    Ok(text)
+}
+
+/// A request over a limit is refused with an answer the client reads: the server reads what
+/// the client sends (a bounded amount) before it answers, instead of cutting it off mid-body.
+fn oversized_requests_get_a_readable_refusal(backend: &Backend) {
+    let f = Fixture::new(backend, &[], "lab/big-requests", 3, 5);
+    let tip = f.git.rev(&f.source, "main");
+    let token = f.server.token("lab", None, "r");
+    let auth = format!("Authorization: Bearer {token}\r\n");
+    let path = "/lab/git/big-requests/git-upload-pack";
+    // A million `have` lines (50 MB, over the 16 MiB request limit).
+    let mut haves = pkt(&format!("want {tip}\n")).to_vec();
+    haves.extend(b"0000");
+    for i in 0..1_000_000u32 {
+        haves.extend(pkt(&format!("have {:040x}\n", i)));
+    }
+    haves.extend(pkt("done\n"));
+    let headers = format!("{auth}Content-Type: application/x-git-upload-pack-request\r\n");
+    let answer = send_whole(&f.server, path, &headers, &haves).unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 413"),
+        "{}",
+        &answer[..answer.len().min(300)]
+    );
+    // 300,000 `ref-prefix` lines of a v2 `ls-refs`.
+    let mut ls = pkt("command=ls-refs\n").to_vec();
+    ls.extend(b"0001");
+    for i in 0..300_000u32 {
+        ls.extend(pkt(&format!("ref-prefix refs/heads/{i}\n")));
+    }
+    ls.extend(b"0000");
+    let headers = format!(
+        "{auth}Git-Protocol: version=2\r\nContent-Type: application/x-git-upload-pack-request\r\n"
+    );
+    let answer = send_whole(&f.server, path, &headers, &ls).unwrap();
+    // Answered (refused, or listed: the prefixes are within the request limit), and read.
+    let status = answer.lines().next().unwrap_or_default();
+    assert!(
+        status.starts_with("HTTP/1.1 4") || status.starts_with("HTTP/1.1 200"),
+        "{}",
+        &answer[..answer.len().min(300)]
+    );
+}
+
 backend_tests!(
+    oversized_requests_get_a_readable_refusal,
     hostile_packs_stay_within_memory,
     push_commands_are_checked_as_they_arrive,
     conflicting_ref_updates_are_refused,
