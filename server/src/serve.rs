@@ -4,7 +4,10 @@
 //!   that the server stops accepting (the kernel's backlog holds the rest) instead of running
 //!   out of file descriptors.
 //! - An error from `accept` (out of file descriptors, a reset before accept) is logged at most
-//!   once a second and backed off, so the loop never spins.
+//!   once a second and backed off, so the loop never spins. Out of file descriptors, the
+//!   connections with no request in flight (idle keep-alives, clients that sent half a
+//!   request head) are closed first, the oldest first, so that new requests (`/health`, a
+//!   clone) get in while they would otherwise hold every descriptor until their timeouts.
 //! - A request's head must arrive within `header` (hyper's timer; the same timer closes idle
 //!   keep-alive connections); a request body that stalls for `body_idle` fails its request;
 //!   a response the client stops reading for `send_stall` closes the connection.
@@ -15,6 +18,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -47,6 +51,7 @@ pub async fn serve(
     app.events.wake();
     let graceful = GracefulShutdown::new();
     let connections = Arc::new(Semaphore::new(app.config.limits.max_connections.max(1)));
+    let open = Arc::new(OpenConnections::default());
     let mut backoff = Duration::ZERO;
     let mut errors = ErrorLog::default();
     loop {
@@ -66,6 +71,14 @@ pub async fn serve(
                 Err(e) => {
                     backoff = (backoff * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
                     errors.report(&e);
+                    if out_of_descriptors(&e) {
+                        let shed = open.shed_idle();
+                        if shed > 0 {
+                            tracing::info!(shed, "out of file descriptors: closed idle connections");
+                            backoff = Duration::ZERO;
+                            continue;
+                        }
+                    }
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => continue,
                         _ = &mut shutdown => break,
@@ -78,13 +91,18 @@ pub async fn serve(
         let mut io = tokio_io_timeout::TimeoutStream::new(stream);
         io.set_write_timeout(Some(app.config.timeouts.send_stall));
         let io = Box::pin(io);
+        let conn = open.register();
         match &tls {
             None => {
-                let watched = graceful.watch(serve_connection(app.clone(), io, peer));
+                let served = serve_connection(app.clone(), io, peer, conn.clone());
+                let watched = graceful.watch(served);
                 tokio::spawn(async move {
                     let _permit = permit;
-                    if let Err(e) = watched.await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    tokio::select! {
+                        ended = watched => if let Err(e) = ended {
+                            tracing::debug!(%peer, error = %e, "connection ended with an error");
+                        },
+                        _ = conn.shed.notified() => tracing::debug!(%peer, "idle connection shed"),
                     }
                 });
             }
@@ -105,8 +123,12 @@ pub async fn serve(
                             return;
                         }
                     };
-                    if let Err(e) = watcher.watch(serve_connection(app, stream, peer)).await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    let served = watcher.watch(serve_connection(app, stream, peer, conn.clone()));
+                    tokio::select! {
+                        ended = served => if let Err(e) = ended {
+                            tracing::debug!(%peer, error = %e, "connection ended with an error");
+                        },
+                        _ = conn.shed.notified() => tracing::debug!(%peer, "idle connection shed"),
                     }
                 });
             }
@@ -136,6 +158,7 @@ fn serve_connection<I>(
     app: Arc<App>,
     io: I,
     peer: SocketAddr,
+    conn: Arc<Connection>,
 ) -> impl hyper_util::server::graceful::GracefulConnection<Error = hyper::Error>
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -149,8 +172,12 @@ where
         })
         .layer(crate::layers::ContextLayer::new(app.clone()))
         .service_fn(move |req: Request<Incoming>| {
-            let app = app.clone();
-            async move { Ok::<_, Infallible>(crate::http::handle(app, req).await) }
+            let (app, busy) = (app.clone(), Busy::start(&conn));
+            async move {
+                let resp = crate::http::handle(app, req).await;
+                // Busy until the answer has been sent, not only until it was made.
+                Ok::<_, Infallible>(resp.map(|body| crate::body::holding(body, busy)))
+            }
         });
     hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
@@ -160,6 +187,72 @@ where
             TokioIo::new(io),
             hyper_util::service::TowerToHyperService::new(service),
         )
+}
+
+/// Whether an accept failed for want of file descriptors (the process's or the system's).
+fn out_of_descriptors(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(23 | 24))
+}
+
+/// One open connection: how many requests it has in flight, and how to close it.
+#[derive(Debug)]
+struct Connection {
+    opened: Instant,
+    busy: AtomicUsize,
+    shed: tokio::sync::Notify,
+}
+
+/// A request in flight on a connection, until its answer has been sent.
+struct Busy(Arc<Connection>);
+
+impl Busy {
+    fn start(conn: &Arc<Connection>) -> Self {
+        conn.busy.fetch_add(1, Ordering::Relaxed);
+        Busy(conn.clone())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The open connections, so that idle ones can be closed when descriptors run short.
+#[derive(Debug, Default)]
+struct OpenConnections {
+    open: std::sync::Mutex<Vec<std::sync::Weak<Connection>>>,
+}
+
+impl OpenConnections {
+    fn register(&self) -> Arc<Connection> {
+        let conn = Arc::new(Connection {
+            opened: Instant::now(),
+            busy: AtomicUsize::new(0),
+            shed: tokio::sync::Notify::new(),
+        });
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.retain(|c| c.strong_count() > 0);
+        open.push(Arc::downgrade(&conn));
+        conn
+    }
+
+    /// Close the oldest quarter (at least one) of the connections with no request in
+    /// flight; how many.
+    fn shed_idle(&self) -> usize {
+        let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let mut idle: Vec<Arc<Connection>> = open
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .filter(|c| c.busy.load(Ordering::Relaxed) == 0)
+            .collect();
+        idle.sort_by_key(|c| c.opened);
+        let count = idle.len().div_ceil(4);
+        for conn in &idle[..count] {
+            conn.shed.notify_one();
+        }
+        count
+    }
 }
 
 /// Logs accept errors at most once a second, with how many there were.

@@ -409,6 +409,54 @@ fn accept_errors_back_off_instead_of_spinning() {
     git.ok(work.path(), &["ls-remote", &server.repo_url("lab/fd")]);
 }
 
+/// Out of descriptors, idle connections go first: 300 clients that sent half a request head
+/// to a server allowed 256 descriptors do not keep `/health` (or a clone) out while they stay
+/// open.
+#[test]
+fn idle_connections_are_shed_when_descriptors_run_short() {
+    let server = Server::start_launched(
+        &[],
+        &Launch {
+            max_open_files: Some(256),
+            ..Launch::default()
+        },
+    );
+    server.init("lab/shed");
+    let addr = server.url.trim_start_matches("http://").to_owned();
+    let half_heads: Vec<TcpStream> = (0..300)
+        .filter_map(|_| TcpStream::connect(&addr).ok())
+        .map(|mut s| {
+            let _ = s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Half: ");
+            s
+        })
+        .collect();
+    assert!(half_heads.len() > 256);
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    let health = || {
+        let Ok(mut s) = TcpStream::connect(&addr) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+        let _ = s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        answer.starts_with("HTTP/1.1 200")
+    };
+    assert!(
+        health(),
+        "/health did not answer within 3 s while idle connections held the descriptors"
+    );
+    eprintln!(
+        "/health answered after {} ms",
+        started.elapsed().as_millis()
+    );
+    let git = Git::default();
+    let work = TempDir::new().unwrap();
+    git.ok(work.path(), &["ls-remote", &server.repo_url("lab/shed")]);
+    drop(half_heads);
+}
+
 fn conflicting_ref_updates_are_refused(backend: &Backend) {
     let f = Fixture::new(backend, &[], "lab/df", 5, 7);
     let receive = format!("{}/git-receive-pack", f.url);
