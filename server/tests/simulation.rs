@@ -197,6 +197,16 @@ async fn stored(healthy: &Storage, branch: &str) -> Option<String> {
     snapshot.get(branch).map(|id| id.to_string())
 }
 
+/// One in-memory bucket holding the repository `sim/data`, and a healthy view of it.
+fn shared_repository(runtime: &tokio::runtime::Runtime) -> (Arc<dyn Bucket>, Storage) {
+    let shared: Arc<dyn Bucket> = Arc::new(MemoryBucket::new());
+    let healthy = Storage::new(shared.clone(), String::new());
+    runtime
+        .block_on(Repo::new(&healthy, repo_id()).refs.init("main"))
+        .unwrap();
+    (shared, healthy)
+}
+
 fn repo_id() -> RepoId {
     "sim/data".parse().unwrap()
 }
@@ -495,11 +505,7 @@ fn simulate(seed: u64) {
         .build()
         .unwrap();
     let work = tempfile::tempdir().unwrap();
-    let shared: Arc<dyn Bucket> = Arc::new(MemoryBucket::new());
-    let healthy = Storage::new(shared.clone(), String::new());
-    runtime
-        .block_on(Repo::new(&healthy, repo_id()).refs.init("main"))
-        .unwrap();
+    let (shared, healthy) = shared_repository(&runtime);
     let stop = CancellationToken::new();
     let links: Vec<Arc<FaultyBucket>> = (0..INSTANCES)
         .map(|i| {
@@ -634,11 +640,7 @@ fn servers_over_faulty_links_keep_every_acknowledged_push() {
 fn a_storage_failure_during_a_push_is_told_as_one() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let work = tempfile::tempdir().unwrap();
-    let shared: Arc<dyn Bucket> = Arc::new(MemoryBucket::new());
-    let healthy = Storage::new(shared.clone(), String::new());
-    runtime
-        .block_on(Repo::new(&healthy, repo_id()).refs.init("main"))
-        .unwrap();
+    let (shared, healthy) = shared_repository(&runtime);
     let stop = CancellationToken::new();
     let first = start(&runtime, shared.clone(), &work.path().join("first"), &stop);
     let quiet = Faults {
