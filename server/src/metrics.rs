@@ -45,6 +45,9 @@ const BUCKETS: [f64; 16] = [
     120.0,
 ];
 
+/// How often histogram samples are folded into their buckets.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The process's recorder, installed on first use (several servers in one process, as in the
 /// simulation, share it).
 fn handle() -> &'static PrometheusHandle {
@@ -59,6 +62,18 @@ fn handle() -> &'static PrometheusHandle {
             tracing::warn!("a metrics recorder was installed already: /metrics shows nothing");
         }
         describe();
+        // Histogram samples wait in the recorder until upkeep folds them into their buckets:
+        // without a scrape they would pile up, so upkeep runs every few seconds regardless.
+        let upkeep = handle.clone();
+        let spawned = std::thread::Builder::new()
+            .name("metrics-upkeep".into())
+            .spawn(move || loop {
+                std::thread::sleep(UPKEEP_EVERY);
+                upkeep.run_upkeep();
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "the metrics upkeep thread could not start");
+        }
         handle
     })
 }
