@@ -160,6 +160,7 @@ impl Dispatcher {
 
     /// Work until `stop` is cancelled.
     pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+        let heartbeats = tokio::spawn(self.clone().heartbeats(stop.clone()));
         loop {
             tokio::select! {
                 _ = stop.cancelled() => break,
@@ -170,6 +171,45 @@ impl Dispatcher {
                 tracing::warn!(error = %e, "event delivery round failed");
             }
         }
+        let _ = heartbeats.await;
+    }
+
+    /// Say this replica is alive, every poll interval until `stop` (its own task: a round
+    /// that waits on a slow endpoint must not look like a dead replica).
+    async fn heartbeats(self: Arc<Self>, stop: CancellationToken) {
+        let key = self.storage.replica_heartbeat(&self.settings.replica);
+        loop {
+            let now = crate::state::now_ms().to_string();
+            let beat = self
+                .bucket
+                .put(&key, now.into(), bucket::PutMode::Overwrite);
+            if let Err(e) = beat.await {
+                tracing::debug!(error = %e, "writing the replica's heartbeat failed");
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(self.settings.poll) => {}
+            }
+        }
+    }
+
+    /// Whether `replica` stopped: its heartbeat is older than three poll intervals (at least
+    /// three seconds). A replica with no heartbeat (an older version) is not taken for gone.
+    pub(super) async fn is_gone(&self, replica: &str) -> Result<bool, DispatchError> {
+        let key = self.storage.replica_heartbeat(replica);
+        let beat = match self.bucket.get(&key).await {
+            Ok(got) => got.data,
+            Err(e) if e.is_not_found() => return Ok(false),
+            Err(e) => return Err(e.into()),
+        };
+        let Some(at) = std::str::from_utf8(&beat)
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok())
+        else {
+            return Ok(false);
+        };
+        let silence = (3 * self.settings.poll).max(Duration::from_secs(3));
+        Ok(crate::state::now_ms().saturating_sub(at) > silence.as_millis() as u64)
     }
 
     /// One pass over every repository with pending markers.

@@ -279,6 +279,18 @@ impl StateStore {
         owner: &str,
         lease_ms: u64,
     ) -> Result<Option<Versioned>, bucket::Error> {
+        self.acquire_from(endpoint, owner, lease_ms, None).await
+    }
+
+    /// [`StateStore::acquire`], also taking a lease that `gone` (a replica known to have
+    /// stopped) still holds.
+    pub async fn acquire_from(
+        &self,
+        endpoint: &str,
+        owner: &str,
+        lease_ms: u64,
+        gone: Option<&str>,
+    ) -> Result<Option<Versioned>, bucket::Error> {
         let Some(mut read) = self.get(endpoint).await? else {
             return Ok(None);
         };
@@ -287,7 +299,7 @@ impl StateStore {
             .state
             .lease
             .as_ref()
-            .is_some_and(|l| l.owner != owner && l.until_ms > now)
+            .is_some_and(|l| l.owner != owner && l.until_ms > now && Some(l.owner.as_str()) != gone)
         {
             return Ok(None);
         }

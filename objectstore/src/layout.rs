@@ -175,6 +175,13 @@ impl StorageKeys {
         )
     }
 
+    /// `.events/replicas/{replica}`: when the replica last said it was alive (milliseconds
+    /// since the epoch, decimal), rewritten (`Overwrite`) every poll interval by its event
+    /// dispatcher; read by the others to take over the leases of a replica that stopped.
+    pub fn replica_heartbeat(&self, replica: &str) -> String {
+        format!("{}.events/replicas/{replica}", self.root)
+    }
+
     /// The folder of every pending marker, for listings.
     pub fn pending_events_dir(&self) -> String {
         format!("{}.events/pending/", self.root)

@@ -10,14 +10,14 @@
 use std::sync::Arc;
 
 use gix_hash::ObjectId;
-use http::{header, Request, StatusCode};
+use http::{header, Request};
 use hyper::body::Incoming;
 use refs::Snapshot;
 
 use crate::app::App;
 use crate::body::{self, ResponseBody};
 use crate::repo::Repo;
-use crate::response::{git_response, plain, HttpError};
+use crate::response::{git_response, HttpError};
 use crate::upload_pack::{write_bundle_pack, Output, Source};
 use history::{BundlePlan, MAX_BUNDLE_NAMES};
 
@@ -89,20 +89,18 @@ pub async fn handle(
 ) -> http::Response<ResponseBody> {
     let query = match BundleQuery::parse(req.uri().query().unwrap_or("")) {
         Ok(q) => q,
-        Err(reason) => return plain(StatusCode::BAD_REQUEST, &reason),
+        Err(reason) => return HttpError::BadRequest(reason).into_response(),
     };
     let plan = match history::bundle_refs(&snapshot, query.refs.as_deref()) {
         Ok(refs) => BundlePlan {
             refs,
             prerequisites: query.since,
         },
-        Err(e) => return plain(StatusCode::NOT_FOUND, &e.to_string()),
+        Err(e) => return HttpError::NotFound(e.to_string()).into_response(),
     };
     if plan.refs.is_empty() {
-        return plain(
-            StatusCode::NOT_FOUND,
-            "the repository has no refs to bundle",
-        );
+        let why = "the repository has no refs to bundle".to_owned();
+        return HttpError::NotFound(why).into_response();
     }
     let Some(slot) = app.slots.try_take() else {
         return HttpError::Busy.into_response();
@@ -147,15 +145,12 @@ pub async fn handle(
     };
     let header = match header {
         Ok(Ok(Ok(h))) => h,
-        Ok(Ok(Err(reason))) => return plain(StatusCode::NOT_FOUND, &reason),
+        Ok(Ok(Err(reason))) => return HttpError::NotFound(reason).into_response(),
         Ok(Err(e)) => {
-            tracing::error!(repo = %repo.id, error = %e, "bundle header failed");
-            return plain(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
+            return HttpError::Storage(format!("{}: the bundle header failed: {e}", repo.id))
+                .into_response()
         }
-        Err(e) => {
-            tracing::error!(error = %e, "bundle task failed");
-            return plain(StatusCode::INTERNAL_SERVER_ERROR, "the bundle failed");
-        }
+        Err(e) => return HttpError::Internal(format!("the bundle failed: {e}")).into_response(),
     };
     let (writer, response_body) = body::channel();
     let id = repo.id.clone();

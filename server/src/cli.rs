@@ -400,7 +400,7 @@ pub struct EventArgs {
     /// This replica's name in the leases it takes (default: a random one per process). Give
     /// each replica a stable one (a StatefulSet pod's name, say): a replica that restarts
     /// then takes its own leases back at once instead of waiting for them to run out.
-    #[arg(long, env = "ARTIFACT_GIT_REPLICA_ID")]
+    #[arg(long, env = "ARTIFACT_GIT_REPLICA_ID", value_parser = parse_replica_id)]
     pub replica_id: Option<String>,
     /// Authentication failures in a row after which a mirror is paused.
     #[arg(long, env = "ARTIFACT_GIT_MIRROR_AUTH_FAILURES", default_value_t = 3)]
@@ -681,6 +681,15 @@ pub fn build(
         visible: Default::default(),
     });
     Ok(Built { app, admin_token })
+}
+
+/// A replica's name: it names a key of the bucket (its heartbeat), so letters, digits, `-`,
+/// `_` and `.`, at most 128.
+fn parse_replica_id(s: &str) -> Result<String, String> {
+    match crate::storage::valid_name(s) {
+        true => Ok(s.to_owned()),
+        false => Err("1 to 128 letters, digits, '-', '_' or '.', not starting with '.'".into()),
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM (what container runtimes send).

@@ -39,7 +39,7 @@ use crate::body::{self, full, ResponseBody};
 use crate::landing::{index_checks, Landed, Landing, Refused, Rejection};
 use crate::repo::Repo;
 use crate::request::is_gzip;
-use crate::response::{git_response, plain};
+use crate::response::{git_response, HttpError};
 
 /// What the client is told.
 struct Reply {
@@ -208,11 +208,8 @@ pub async fn handle(
         }
         Ok(Received::Pushed(request, pack)) => (request, pack),
         Err(e) => {
-            tracing::error!(error = %e, "push task failed");
-            return plain(
-                http::StatusCode::INTERNAL_SERVER_ERROR,
-                "the push failed unexpectedly",
-            );
+            return HttpError::Internal(format!("the push failed unexpectedly: {e}"))
+                .into_response()
         }
     };
     let received_at = started.elapsed();
@@ -242,11 +239,8 @@ pub async fn handle(
             return response(Reply::refuse_all(&request, why).encode(&request));
         }
         Err(e) => {
-            tracing::error!(error = %e, "push task failed");
-            return plain(
-                http::StatusCode::INTERNAL_SERVER_ERROR,
-                "the push failed unexpectedly",
-            );
+            return HttpError::Internal(format!("the push failed unexpectedly: {e}"))
+                .into_response()
         }
     };
     let resolved_at = started.elapsed();

@@ -11,7 +11,7 @@ use std::io::{BufWriter, Read, Write};
 use std::sync::Arc;
 
 use gix_hash::ObjectId;
-use http::{Request, StatusCode};
+use http::Request;
 use hyper::body::Incoming;
 use objectstore::odb::{generate, walk, Pack, Reach, Reader};
 use objectstore::ObjectDb;
@@ -26,7 +26,7 @@ use crate::app::App;
 use crate::body::{self, full, ChannelWriter, ResponseBody};
 use crate::repo::{refs_view, History, Repo};
 use crate::request::{is_gzip, protocol_version};
-use crate::response::{git_response, plain, HttpError};
+use crate::response::{git_response, HttpError};
 
 /// What a request handler can fail with; every variant reaches the client as an `ERR` line
 /// or, once a pack is being streamed, on side-band 3.
@@ -648,13 +648,7 @@ pub async fn handle(
     let limit = app.config.limits.max_request_bytes;
     let raw = match body::read_all(req.into_body(), limit, app.config.timeouts.request_body).await {
         Ok(raw) => raw,
-        Err(e @ body::BodyError::TooLarge(_)) => {
-            return plain(StatusCode::PAYLOAD_TOO_LARGE, &e.to_string())
-        }
-        Err(e @ body::BodyError::TimedOut(_)) => {
-            return plain(StatusCode::REQUEST_TIMEOUT, &e.to_string())
-        }
-        Err(e) => return plain(StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(e) => return HttpError::from(e).into_response(),
     };
     let parsed = match tokio::task::spawn_blocking(move || parse(raw, gzip, v2, limit)).await {
         Ok(Ok(p)) => p,
@@ -663,11 +657,8 @@ pub async fn handle(
             return refusal(&e.to_string());
         }
         Err(e) => {
-            tracing::error!(error = %e, "upload-pack task failed");
-            return plain(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the request failed unexpectedly",
-            );
+            return HttpError::Internal(format!("the request failed unexpectedly: {e}"))
+                .into_response()
         }
     };
     // The refs are all an `ls-refs` answer needs: no pack list, no objects.

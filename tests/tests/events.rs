@@ -687,9 +687,50 @@ fn a_restarted_replica_takes_its_leases_back(backend: &Backend) {
     assert_eq!(pushes[0].body, pushes[1].body);
 }
 
+/// A live replica takes over the lease of one that stopped (its heartbeat went quiet) within
+/// seconds, not when the lease (a minute here) runs out.
+fn a_live_replica_takes_over_from_a_dead_one(backend: &Backend) {
+    let args = |id: &'static str| {
+        [
+            "--webhook-allow-private",
+            "--events-lease",
+            "60s",
+            "--events-poll",
+            "300ms",
+            "--replica-id",
+            id,
+            "--public-url",
+            "https://git.example.test",
+        ]
+    };
+    let mut f = Fixture::new(backend, &args("replica-a"), "lab/takeover", 3, 59);
+    let receiver = Receiver::start();
+    add_hook(&f.server, "lab/takeover", &receiver.url, SECRET);
+    assert!(receiver.wait_for("ping", 1, Duration::from_secs(20)));
+    receiver.plan(&[Reply::After(Duration::from_secs(30), 200)]);
+    let (git, src) = (&f.git, f.source.as_path());
+    git.ok(src, &["checkout", "-q", "main"]);
+    push_one(git, src, "main", 0);
+    assert!(receiver.wait_for("push", 1, Duration::from_secs(20)));
+    f.server.kill();
+    let killed = std::time::Instant::now();
+    let _other = f.server.replica_with(&args("replica-b"));
+    assert!(
+        receiver.wait_for("push", 2, Duration::from_secs(20)),
+        "the live replica did not take over"
+    );
+    eprintln!(
+        "delivered again by the other replica {} ms after the kill",
+        killed.elapsed().as_millis()
+    );
+    let pushes = receiver.of_event("push");
+    assert_eq!(pushes[0].body, pushes[1].body);
+}
+
 backend_tests!(
     webhooks_report_every_push,
     failing_and_slow_receivers,
     crashes_and_replicas_lose_nothing,
-    a_restarted_replica_takes_its_leases_back
+    a_restarted_replica_takes_its_leases_back,
+    a_live_replica_takes_over_from_a_dead_one
 );

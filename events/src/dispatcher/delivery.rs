@@ -173,10 +173,20 @@ impl Dispatcher {
             return Ok(Progress::Behind(state.cursor.seq));
         }
         let lease_ms = self.settings.lease.as_millis() as u64;
-        let Some(Versioned { state, etag }) = states
-            .acquire(endpoint.id(), &self.settings.replica, lease_ms)
-            .await?
-        else {
+        let me = &self.settings.replica;
+        let mut acquired = states.acquire(endpoint.id(), me, lease_ms).await?;
+        // Held by another: taken over at once when that replica has stopped (its heartbeat
+        // went quiet), rather than when its lease runs out.
+        if let (None, Some(lease)) = (&acquired, &state.lease) {
+            if lease.owner != *me && self.is_gone(&lease.owner).await? {
+                tracing::info!(endpoint = endpoint.id(), holder = %lease.owner, "taking over from a stopped replica");
+                let gone = Some(lease.owner.as_str());
+                acquired = states
+                    .acquire_from(endpoint.id(), me, lease_ms, gone)
+                    .await?;
+            }
+        }
+        let Some(Versioned { state, etag }) = acquired else {
             return Ok(Progress::Behind(state.cursor.seq));
         };
         // The cursor as stored: what this turn reports, whatever it did, so that the records
