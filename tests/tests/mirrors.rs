@@ -356,4 +356,56 @@ fn bad_mirror_parameters_are_refused() {
     );
 }
 
-backend_tests!(mirrors_follow_every_push, lfs_objects_follow_the_mirror);
+/// A mirror's credentials reach only its remote's origin: a remote whose LFS batch answer
+/// sends the upload to another host (here its `--public-url`, a listener on another port)
+/// gets the mirror's token on its own requests, the other host none.
+fn credentials_stay_with_the_remote(backend: &Backend) {
+    let source = Server::start_on_with(backend, ARGS);
+    source.init("lab/creds");
+    let elsewhere = Receiver::start();
+    // Uploads through the server (not presigned), to links under its public URL: elsewhere.
+    let remote = Server::start_on_with(
+        backend,
+        &["--public-url", &elsewhere.url, "--lfs-proxy-above", "1"],
+    );
+    remote.init("lab/creds-copy");
+    let git = Git::default();
+    git.lfs_install();
+    let work = TempDir::new().unwrap();
+    let dir = work.path().join("source");
+    git.ok(
+        work.path(),
+        &["init", "-q", "-b", "main", dir.to_str().unwrap()],
+    );
+    git.ok(&dir, &["lfs", "track", "*.bin"]);
+    std::fs::write(dir.join("w.bin"), Rng::new(6).bytes(64 << 10)).unwrap();
+    git.ok(&dir, &["add", "."]);
+    git.ok(&dir, &["commit", "-q", "-m", "weights"]);
+    git.ok(&dir, &["push", "-q", &source.repo_url("lab/creds"), "main"]);
+    let secret = remote.token("lab", None, "rw");
+    source.call(
+        "lab",
+        "add_mirror",
+        json!({"artifact_id": "lab/creds", "url": remote.plain_url("lab/creds-copy"), "username": "git", "password": secret}),
+    );
+    let uploads = |r: &Receiver| -> Vec<Received> {
+        r.received()
+            .into_iter()
+            .filter(|q| q.path.contains("/info/lfs/objects/"))
+            .collect()
+    };
+    assert!(
+        eventually(Duration::from_secs(30), || !uploads(&elsewhere).is_empty()),
+        "the mirror never sent the object where the remote said"
+    );
+    for upload in uploads(&elsewhere) {
+        assert_eq!(upload.header("authorization"), "", "{}", upload.path);
+        assert!(!format!("{:?}", upload.headers).contains(&secret));
+    }
+}
+
+backend_tests!(
+    mirrors_follow_every_push,
+    lfs_objects_follow_the_mirror,
+    credentials_stay_with_the_remote
+);
