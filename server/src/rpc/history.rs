@@ -350,8 +350,14 @@ fn json_string_len(text: &str) -> usize {
 /// bytes), each once in the JSON value and once serialized.
 fn answer_memory(size: u64) -> u64 {
     let base64 = size.div_ceil(3) * 4;
-    let text = size + size / 8;
-    size + 2 * (base64 + text) + (64 << 10)
+    size + 2 * (base64 + text_budget(size)) + (64 << 10)
+}
+
+/// The most a `size`-byte file's text copy may take as a JSON string: escapes for a quarter
+/// of its bytes (line breaks, quotes, tabs) and a little more; text that escapes to more
+/// (control bytes, six each) is sent as base64 alone.
+fn text_budget(size: u64) -> u64 {
+    size + size / 4 + 64
 }
 
 /// `read_file`: the file's bytes (base64, and as text when they are text), answered within
@@ -413,7 +419,7 @@ pub(super) async fn read_file(
     // A text copy only of text: bytes that escape to much more (control bytes) go as base64
     // alone, so the answer stays within what was reserved.
     if let Ok(text) = std::str::from_utf8(&data) {
-        if json_string_len(text) <= data.len() + data.len() / 8 + 2 {
+        if json_string_len(text) <= text_budget(data.len() as u64) as usize {
             out["content"] = json!(text);
         }
     }
