@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use artifact_git::auth::{decide, token_from_header, Access, AuthConfig, Authenticator, Grants};
+use artifact_git::auth::{authorize, token_from_header, Access, AuthConfig, Authenticator, Grants};
 use libfuzzer_sys::fuzz_target;
 
 const SECRET: &str = "fuzzing-secret-0123456789";
@@ -23,7 +23,7 @@ fn authenticator() -> &'static Authenticator {
 fn check(grants: &Grants) {
     for need in [Access::Read, Access::Write, Access::Admin] {
         let _ = grants.level("ws", "data");
-        let _ = decide(Some(grants), true, false, need, "ws", "data");
+        let _ = authorize(Some(grants), true, false, need, "ws", "data");
     }
 }
 

@@ -34,9 +34,14 @@ fn app(args: &ServeArgs, bucket: Arc<MemoryBucket>) -> Arc<artifact_git::app::Ap
         .app
 }
 
+/// What links in answers start with.
+const BASE_URL: &str = "http://127.0.0.1:1";
+
 async fn call(app: &Arc<artifact_git::app::App>, body: Value) -> Value {
     let body = serde_json::to_vec(&body).expect("json");
-    artifact_git::rpc::handle(app.clone(), Some(admin()), &body).await
+    artifact_git::rpc::handle(app.clone(), Some(admin()), BASE_URL, &body)
+        .await
+        .json
 }
 
 fn fixture() -> &'static Fixture {
@@ -98,11 +103,15 @@ fuzz_target!(|data: &[u8]| {
     }
     let fixture = fixture();
     fixture.bucket.restore(&fixture.seeded);
-    let answer = fixture.runtime.block_on(artifact_git::rpc::handle(
-        fixture.app.clone(),
-        Some(admin()),
-        data,
-    ));
+    let answer = fixture
+        .runtime
+        .block_on(artifact_git::rpc::handle(
+            fixture.app.clone(),
+            Some(admin()),
+            BASE_URL,
+            data,
+        ))
+        .json;
     assert_eq!(answer["jsonrpc"], "2.0", "{answer}");
     assert!(
         answer.get("result").is_some() != answer.get("error").is_some(),
