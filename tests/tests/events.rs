@@ -648,48 +648,15 @@ fn crashes_and_replicas_lose_nothing(backend: &Backend) {
     assert_eq!(ones, expected);
 }
 
-/// A replica with a stable name (`--replica-id`) that is killed mid-delivery and restarts
-/// takes its lease back at once: the event is delivered again within seconds, not after the
-/// lease (a minute here) runs out.
-fn a_restarted_replica_takes_its_leases_back(backend: &Backend) {
-    let args = [
-        "--webhook-allow-private",
-        "--events-lease",
-        "60s",
-        "--events-poll",
-        "300ms",
-        "--replica-id",
-        "replica-a",
-        "--public-url",
-        "https://git.example.test",
-    ];
-    let mut f = Fixture::new(backend, &args, "lab/restart", 3, 58);
-    let receiver = Receiver::start();
-    add_hook(&f.server, "lab/restart", &receiver.url, SECRET);
-    assert!(receiver.wait_for("ping", 1, Duration::from_secs(20)));
-    receiver.plan(&[Reply::After(Duration::from_secs(30), 200)]);
-    let (git, src) = (&f.git, f.source.as_path());
-    git.ok(src, &["checkout", "-q", "main"]);
-    push_one(git, src, "main", 0);
-    assert!(receiver.wait_for("push", 1, Duration::from_secs(20)));
-    f.server.kill();
-    let restarted = std::time::Instant::now();
-    let _again = f.server.replica_with(&args);
-    assert!(
-        receiver.wait_for("push", 2, Duration::from_secs(15)),
-        "the restarted replica did not take its lease back"
-    );
-    eprintln!(
-        "delivered again {} ms after the restart",
-        restarted.elapsed().as_millis()
-    );
-    let pushes = receiver.of_event("push");
-    assert_eq!(pushes[0].body, pushes[1].body);
-}
-
-/// A live replica takes over the lease of one that stopped (its heartbeat went quiet) within
-/// seconds, not when the lease (a minute here) runs out.
-fn a_live_replica_takes_over_from_a_dead_one(backend: &Backend) {
+/// Kill the replica `replica-a` while it delivers a push (the receiver holds the request for
+/// 30 s; the lease lasts a minute), start `successor` on the same storage, and require the
+/// event delivered again, the same payload, within `within`; how long it took.
+fn taken_over_after_a_kill(
+    backend: &Backend,
+    repo: &str,
+    successor: &'static str,
+    within: Duration,
+) -> Duration {
     let args = |id: &'static str| {
         [
             "--webhook-allow-private",
@@ -699,13 +666,14 @@ fn a_live_replica_takes_over_from_a_dead_one(backend: &Backend) {
             "300ms",
             "--replica-id",
             id,
+            // Replicas behind one URL make identical payloads.
             "--public-url",
             "https://git.example.test",
         ]
     };
-    let mut f = Fixture::new(backend, &args("replica-a"), "lab/takeover", 3, 59);
+    let mut f = Fixture::new(backend, &args("replica-a"), repo, 3, 58);
     let receiver = Receiver::start();
-    add_hook(&f.server, "lab/takeover", &receiver.url, SECRET);
+    add_hook(&f.server, repo, &receiver.url, SECRET);
     assert!(receiver.wait_for("ping", 1, Duration::from_secs(20)));
     receiver.plan(&[Reply::After(Duration::from_secs(30), 200)]);
     let (git, src) = (&f.git, f.source.as_path());
@@ -714,17 +682,38 @@ fn a_live_replica_takes_over_from_a_dead_one(backend: &Backend) {
     assert!(receiver.wait_for("push", 1, Duration::from_secs(20)));
     f.server.kill();
     let killed = std::time::Instant::now();
-    let _other = f.server.replica_with(&args("replica-b"));
+    let _successor = f.server.replica_with(&args(successor));
     assert!(
-        receiver.wait_for("push", 2, Duration::from_secs(20)),
-        "the live replica did not take over"
-    );
-    eprintln!(
-        "delivered again by the other replica {} ms after the kill",
-        killed.elapsed().as_millis()
+        receiver.wait_for("push", 2, within),
+        "{successor} did not take the lease over"
     );
     let pushes = receiver.of_event("push");
     assert_eq!(pushes[0].body, pushes[1].body);
+    killed.elapsed()
+}
+
+/// A replica with a stable name (`--replica-id`) that is killed mid-delivery and restarts
+/// takes its lease back at once: the event is delivered again within seconds, not after the
+/// lease (a minute here) runs out.
+fn a_restarted_replica_takes_its_leases_back(backend: &Backend) {
+    let took =
+        taken_over_after_a_kill(backend, "lab/restart", "replica-a", Duration::from_secs(15));
+    eprintln!("delivered again {} ms after the restart", took.as_millis());
+}
+
+/// A live replica takes over the lease of one that stopped (its heartbeat went quiet) within
+/// seconds, not when the lease (a minute here) runs out.
+fn a_live_replica_takes_over_from_a_dead_one(backend: &Backend) {
+    let took = taken_over_after_a_kill(
+        backend,
+        "lab/takeover",
+        "replica-b",
+        Duration::from_secs(20),
+    );
+    eprintln!(
+        "delivered again by the other replica {} ms after the kill",
+        took.as_millis()
+    );
 }
 
 backend_tests!(

@@ -51,6 +51,20 @@ pub(super) async fn open(
     artifact_id: &str,
     need: Access,
 ) -> Result<Opened, RpcError> {
+    let mut o = open_without_revisions(app, identity, artifact_id, need).await?;
+    o.visible = app.visible.get(&o.repo, &o.snapshot, &o.db).await?;
+    Ok(o)
+}
+
+/// [`open`] for a method that resolves no revision a caller names (`commit_files`,
+/// `list_snapshots`): the walk of what the refs reach is skipped, and the visible set is
+/// empty, so a revision resolved by mistake would resolve to nothing.
+pub(super) async fn open_without_revisions(
+    app: &App,
+    identity: Option<&Grants>,
+    artifact_id: &str,
+    need: Access,
+) -> Result<Opened, RpcError> {
     let id = artifact(artifact_id)?;
     let repo = Repo::new(&app.storage, id.clone());
     if !authorize(&repo, identity, need).await? {
@@ -62,12 +76,11 @@ pub(super) async fn open(
     let db = repo
         .objects_having(&app.cache, snapshot.refs.values().map(|v| &v.target))
         .await?;
-    let visible = app.visible.get(&repo, &snapshot, &db).await?;
     Ok(Opened {
         repo,
         snapshot,
         db,
-        visible,
+        visible: Arc::default(),
     })
 }
 
@@ -732,7 +745,7 @@ pub(super) async fn commit_files(
     }
     let (author, committer) = people(identity, p.author);
     author.validate()?;
-    let o = open(app, identity, &p.artifact_id, Access::Write).await?;
+    let o = open_without_revisions(app, identity, &p.artifact_id, Access::Write).await?;
     let current = o.snapshot.get(&name);
     if current != expected_head {
         return Err(stale(&name, current));
@@ -1033,7 +1046,7 @@ pub(super) async fn list_snapshots(
     p: Value,
 ) -> Result<Value, RpcError> {
     let p: ArtifactOnly = params(p)?;
-    let o = open(app, identity, &p.artifact_id, Access::Read).await?;
+    let o = open_without_revisions(app, identity, &p.artifact_id, Access::Read).await?;
     blocking(move || {
         let reader = o.db.reader();
         let mut out = Vec::new();
