@@ -14,15 +14,18 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod archive;
 mod bundle;
 mod commit;
 mod diff;
+mod last_change;
 mod log;
 mod patch;
 mod reach;
 mod rev;
 mod tree;
 mod write;
+mod zip;
 
 pub use bundle::{
     bundle_is_empty, bundle_refs, write_bundle_header, BundlePlan, BUNDLE_SIGNATURE,
@@ -30,11 +33,12 @@ pub use bundle::{
 };
 pub use commit::{commit_info, CommitInfo, Signature};
 pub use diff::{detect_renames, diff_at_path, diff_trees, FileChange, FileChangeKind};
+pub use last_change::last_changes;
 pub use log::{log, log_page, Log, LogLimits};
 pub use patch::{is_binary, patch, FilePatch, Patch, PatchLimits};
 pub use reach::Reachable;
 pub use rev::resolve_commit;
-pub use tree::{entry_at, list, normalize_path, Entry, EntryKind};
+pub use tree::{entry_at, list, normalize_path, Depth, Entry, EntryKind};
 pub use write::{edit_tree, write_commit, write_tag, Person, TreeEdit};
 
 /// Why a history question could not be answered.

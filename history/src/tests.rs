@@ -162,3 +162,199 @@ async fn log_diff_and_commits_agree_with_git() {
     let (one, more) = diff_trees(&reader, None, &info.tree, 1).unwrap();
     assert_eq!((one.len(), more), (1, true));
 }
+
+/// Extract an archive with the system's tools; list every path under `dir` with its kind,
+/// executable bit and content (or link target).
+fn extracted(dir: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let path = e.path();
+            let rel = path
+                .strip_prefix(dir)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let what = if meta.file_type().is_symlink() {
+                format!("link {}", std::fs::read_link(&path).unwrap().display())
+            } else if meta.is_dir() {
+                stack.push(path.clone());
+                "dir".to_owned()
+            } else {
+                use std::os::unix::fs::PermissionsExt;
+                let exec = meta.permissions().mode() & 0o100 != 0;
+                let data = std::fs::read(&path).unwrap();
+                format!("file exec={exec} {}", String::from_utf8_lossy(&data))
+            };
+            out.push((rel, what));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn archives_hold_what_git_archive_holds() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    repository(dir.path());
+    let d = dir.path();
+    git(d, &["checkout", "-q", "main"], 0);
+    write(d, "bin/run.sh", "#!/bin/sh\necho hi\n");
+    git(d, &["add", "."], 0);
+    git(d, &["update-index", "--chmod=+x", "bin/run.sh"], 0);
+    std::os::unix::fs::symlink("../a.txt", d.join("dir/link")).unwrap();
+    write(d, "dir/ünïcode name.txt", "u\n");
+    write(d, "pointer.bin", "lfs pointer stand-in\n");
+    // Large enough to be stored whole and read as a stream.
+    let big: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(d.join("big.bin"), &big).unwrap();
+    git(d, &["add", "-A"], 0);
+    git(d, &["commit", "-q", "-m", "more"], 4);
+    git(d, &["repack", "-a", "-d", "-q"], 0);
+    let head = id(&git(d, &["rev-parse", "HEAD"], 0));
+    let db = open(&d.join(".git"), cache.path()).await;
+    let reader = db.reader();
+    let tree = reader.commit(&head).unwrap().tree;
+    let limits = archive::ArchiveLimits {
+        max_entries: 1000,
+        max_bytes: 1 << 30,
+    };
+
+    // A substitute that replaces one file's content, as an LFS pointer is replaced.
+    struct Swap;
+    impl archive::Substitute for Swap {
+        fn size(&mut self, data: &[u8]) -> Option<u64> {
+            (data == b"lfs pointer stand-in\n").then_some(9)
+        }
+        fn open(&mut self, data: &[u8]) -> std::io::Result<Option<Box<dyn std::io::Read + Send>>> {
+            Ok((data == b"lfs pointer stand-in\n")
+                .then(|| Box::new(std::io::Cursor::new(b"swapped!\n".to_vec())) as Box<_>))
+        }
+    }
+    for (format, path, git_args) in [
+        (
+            archive::Format::Tar,
+            "",
+            vec!["archive", "--format=tar", "HEAD"],
+        ),
+        (
+            archive::Format::TarGz,
+            "dir",
+            vec!["archive", "--format=tar.gz", "HEAD", "dir"],
+        ),
+        (
+            archive::Format::Zip,
+            "",
+            vec!["archive", "--format=zip", "HEAD"],
+        ),
+        (
+            archive::Format::Zip,
+            "dir/c",
+            vec!["archive", "--format=zip", "HEAD", "dir/c"],
+        ),
+    ] {
+        let plan = archive::plan(&reader, &tree, path, limits, &mut Swap).unwrap();
+        let mut ours = Vec::new();
+        archive::write(
+            &reader,
+            &plan,
+            format,
+            "",
+            1_700_000_000,
+            &mut Swap,
+            &mut ours,
+        )
+        .unwrap();
+        let theirs = std::process::Command::new("git")
+            .current_dir(d)
+            .args(&git_args)
+            .output()
+            .unwrap()
+            .stdout;
+        let mut listings = Vec::new();
+        for (name, bytes) in [("ours", &ours), ("git", &theirs)] {
+            let out = tempfile::tempdir().unwrap();
+            let file = out.path().join(format!("archive-{name}"));
+            std::fs::File::create(&file)
+                .unwrap()
+                .write_all(bytes)
+                .unwrap();
+            let into = out.path().join("x");
+            std::fs::create_dir(&into).unwrap();
+            let status = match format {
+                archive::Format::Zip => std::process::Command::new("unzip")
+                    .args(["-q", file.to_str().unwrap(), "-d", into.to_str().unwrap()])
+                    .status(),
+                _ => std::process::Command::new("tar")
+                    .args(["-xf", file.to_str().unwrap(), "-C", into.to_str().unwrap()])
+                    .status(),
+            };
+            assert!(status.unwrap().success(), "{format:?} {name} extracts");
+            listings.push(extracted(&into));
+        }
+        let mut expected = listings.pop().unwrap();
+        for (path, what) in expected.iter_mut() {
+            if path == "pointer.bin" {
+                *what = "file exec=false swapped!\n".into();
+            }
+        }
+        assert_eq!(listings.pop().unwrap(), expected, "{format:?} of {path:?}");
+    }
+    let small = archive::ArchiveLimits {
+        max_entries: 1000,
+        max_bytes: 1_000_000,
+    };
+    assert!(matches!(
+        archive::plan(&reader, &tree, "", small, &mut archive::Verbatim),
+        Err(archive::PlanError::TooLarge { .. })
+    ));
+    // The big file streams from its pack and is byte for byte the same.
+    let big_id = entry_at(&reader, &tree, "big.bin").unwrap().unwrap().1;
+    let mut streamed = Vec::new();
+    std::io::Read::read_to_end(&mut db.stream(&big_id).unwrap().unwrap(), &mut streamed).unwrap();
+    assert!(streamed == big);
+}
+
+#[tokio::test]
+async fn last_changes_agree_with_git_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    repository(d);
+    // A merge of side into main, then a change on main.
+    git(d, &["checkout", "-q", "main"], 0);
+    git(d, &["merge", "-q", "--no-edit", "side"], 5);
+    write(d, "dir/c/d.txt", "d2\n");
+    git(d, &["commit", "-q", "-am", "d again"], 6);
+    git(d, &["repack", "-a", "-d", "-q"], 0);
+    let head = id(&git(d, &["rev-parse", "HEAD"], 0));
+    let db = open(&d.join(".git"), cache.path()).await;
+    let reader = db.reader();
+    for (folder, names) in [
+        ("", vec!["a.txt", "dir", "side.txt"]),
+        ("dir", vec!["c"]),
+        ("dir/c", vec!["d.txt"]),
+    ] {
+        let found = last_changes(&reader, &head, folder, &names, 1000).unwrap();
+        for (name, found) in names.iter().zip(found) {
+            let path = if folder.is_empty() {
+                name.to_string()
+            } else {
+                format!("{folder}/{name}")
+            };
+            let expected = git(d, &["log", "-1", "--format=%H", "HEAD", "--", &path], 0);
+            assert_eq!(
+                found.map(|c| c.to_string()),
+                Some(expected.trim().to_owned()),
+                "{path}"
+            );
+        }
+    }
+}

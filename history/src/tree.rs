@@ -195,15 +195,25 @@ fn mode_bits(mode: EntryMode) -> u32 {
     u32::from(mode.value())
 }
 
-/// The entries under `path` in `tree`, in git's order: the directory's own entries, or with
-/// `recursive` every file below it (directories are walked, not listed), as `git ls-tree
-/// [-r] -l <tree> <path>/` lists them. At most `max` entries; the flag says whether there
+/// How deep a listing goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    /// The folder's own entries (`git ls-tree`).
+    One,
+    /// Every file below it; folders are walked, not listed (`git ls-tree -r`).
+    Files,
+    /// Every file and folder below it, each folder before what it holds (`git ls-tree -r -t`).
+    All,
+}
+
+/// The entries under `path` in `tree`, in git's order, as `git ls-tree [-r [-t]] -l <tree>
+/// <path>/` lists them (see [`Depth`]). At most `max` entries; the flag says whether there
 /// were more. A `path` naming a file lists that file.
 pub fn list(
     reader: &Reader<'_>,
     tree: &ObjectId,
     path: &str,
-    recursive: bool,
+    depth: Depth,
     max: usize,
 ) -> Result<(Vec<Entry>, bool)> {
     let Some((mode, id)) = entry_at(reader, tree, path)? else {
@@ -221,7 +231,7 @@ pub fn list(
         });
         return Ok((out, false));
     }
-    let truncated = walk(reader, &id, path, recursive, max, &mut out)?;
+    let truncated = walk(reader, &id, path, depth, max, &mut out)?;
     Ok((out, truncated))
 }
 
@@ -240,7 +250,7 @@ fn walk(
     reader: &Reader<'_>,
     tree: &ObjectId,
     prefix: &str,
-    recursive: bool,
+    depth: Depth,
     max: usize,
     out: &mut Vec<Entry>,
 ) -> Result<bool> {
@@ -265,22 +275,22 @@ fn walk(
             format!("{prefix}/{name}")
         };
         let kind = EntryKind::of(mode);
-        if recursive && kind == EntryKind::Tree {
-            if walk(reader, &id, &path, recursive, max, out)? {
+        let descend = depth != Depth::One && kind == EntryKind::Tree;
+        if !descend || depth == Depth::All {
+            if out.len() == max {
                 return Ok(true);
             }
-            continue;
+            out.push(Entry {
+                size: sized(reader, kind, &id)?,
+                path: path.clone(),
+                mode: mode_bits(mode),
+                kind,
+                id,
+            });
         }
-        if out.len() == max {
+        if descend && walk(reader, &id, &path, depth, max, out)? {
             return Ok(true);
         }
-        out.push(Entry {
-            size: sized(reader, kind, &id)?,
-            path,
-            mode: mode_bits(mode),
-            kind,
-            id,
-        });
     }
     Ok(false)
 }

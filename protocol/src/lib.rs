@@ -15,6 +15,7 @@ pub mod negotiate;
 pub mod pktline;
 pub mod receive_pack;
 pub mod sideband;
+pub mod upload_archive;
 pub mod upload_pack;
 
 pub use gix_hash::ObjectId;

@@ -48,6 +48,57 @@ pub fn write_band(out: &mut Vec<u8>, mode: Mode, band: u8, data: &[u8]) {
     }
 }
 
+/// A writer whose bytes go to `inner` as band-1 packets; it ends with a flush, or with a
+/// fatal error on band 3 and a flush.
+pub struct BandWriter<W> {
+    inner: W,
+    mode: Mode,
+    buf: Vec<u8>,
+}
+
+impl<W: std::io::Write> BandWriter<W> {
+    /// Multiplex onto `inner` with packets of `mode`'s size.
+    pub fn new(inner: W, mode: Mode) -> Self {
+        BandWriter {
+            inner,
+            mode,
+            buf: Vec::new(),
+        }
+    }
+
+    /// End the stream: a flush packet.
+    pub fn finish(mut self) -> std::io::Result<W> {
+        self.inner.write_all(b"0000")?;
+        self.inner.flush()?;
+        Ok(self.inner)
+    }
+
+    /// End the stream with `error` on band 3, which the client shows and stops at.
+    pub fn fail(mut self, error: &str) -> std::io::Result<W> {
+        self.buf.clear();
+        write_band(
+            &mut self.buf,
+            self.mode,
+            ERROR,
+            format!("{error}\n").as_bytes(),
+        );
+        self.inner.write_all(&self.buf)?;
+        self.finish()
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for BandWriter<W> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.clear();
+        write_band(&mut self.buf, self.mode, DATA, data);
+        self.inner.write_all(&self.buf)?;
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

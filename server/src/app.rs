@@ -31,6 +31,10 @@ pub struct Limits {
     pub memory_budget: u64,
     /// Open connections; beyond it the server stops accepting until one closes.
     pub max_connections: usize,
+    /// The most content one archive may hold.
+    pub max_archive_bytes: u64,
+    /// The most entries one archive may hold.
+    pub max_archive_entries: usize,
 }
 
 impl Default for Limits {
@@ -44,6 +48,8 @@ impl Default for Limits {
             fetch_memory: 32 << 20,
             memory_budget: 384 << 20,
             max_connections: 1024,
+            max_archive_bytes: 16 << 30,
+            max_archive_entries: 1_000_000,
         }
     }
 }

@@ -188,29 +188,43 @@ pub fn async_reader(
 /// A response body streamed from an async reader (an LFS object from the bucket), through the
 /// same small channel as every streamed response. A read error cuts the body, which the client
 /// sees as an incomplete transfer.
-pub fn stream(mut reader: objectstore::bucket::ByteStream) -> ResponseBody {
+pub fn stream(reader: objectstore::bucket::ByteStream) -> ResponseBody {
     let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
-    tokio::spawn(async move {
-        use tokio::io::AsyncReadExt;
-        loop {
-            let mut chunk = vec![0u8; CHUNK_BYTES];
-            match reader.read(&mut chunk).await {
-                Ok(0) => return,
-                Ok(n) => {
-                    chunk.truncate(n);
-                    if tx.send(Ok(Bytes::from(chunk))).await.is_err() {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "reading a streamed response failed");
-                    let _ = tx.send(Err(e)).await;
+    tokio::spawn(pump(async move { Ok(reader) }, tx));
+    ChannelBody { rx }.boxed()
+}
+
+/// Open a stream and send its bytes into `tx` in chunks, then its error if it fails; stops
+/// when the receiver goes away. Run as a task.
+pub async fn pump<F>(open: F, tx: mpsc::Sender<io::Result<Bytes>>)
+where
+    F: std::future::Future<Output = io::Result<objectstore::bucket::ByteStream>>,
+{
+    use tokio::io::AsyncReadExt;
+    let mut reader = match open.await {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = tx.send(Err(e)).await;
+            return;
+        }
+    };
+    loop {
+        let mut chunk = vec![0u8; CHUNK_BYTES];
+        match reader.read(&mut chunk).await {
+            Ok(0) => return,
+            Ok(n) => {
+                chunk.truncate(n);
+                if tx.send(Ok(Bytes::from(chunk))).await.is_err() {
                     return;
                 }
             }
+            Err(e) => {
+                tracing::warn!(error = %e, "reading a streamed body failed");
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
         }
-    });
-    ChannelBody { rx }.boxed()
+    }
 }
 
 /// Forward the body's data frames into a small channel, failing when none comes for `idle`.

@@ -245,6 +245,13 @@ pub struct LimitArgs {
     /// The largest push (its pack is staged on local disk).
     #[arg(long, env = "ARTIFACT_GIT_MAX_PUSH_SIZE", value_parser = parse_size)]
     pub max_push_size: Option<u64>,
+    /// The most content an archive (`/archive/{rev}.zip`) may hold; larger ones are refused
+    /// before the first byte is sent.
+    #[arg(long, env = "ARTIFACT_GIT_MAX_ARCHIVE_SIZE", value_parser = parse_size)]
+    pub max_archive_size: Option<u64>,
+    /// The most files and folders an archive may hold.
+    #[arg(long, env = "ARTIFACT_GIT_MAX_ARCHIVE_ENTRIES")]
+    pub max_archive_entries: Option<usize>,
     /// The largest clone or fetch request (wants and haves), after decompression.
     #[arg(long, env = "ARTIFACT_GIT_MAX_REQUEST_SIZE", value_parser = parse_size)]
     pub max_request_size: Option<u64>,
@@ -335,6 +342,10 @@ impl LimitArgs {
             fetch_memory: self.fetch_memory,
             memory_budget: pick(self.memory_budget, defaults.memory_budget, 4 << 30),
             max_connections: self.max_connections,
+            max_archive_bytes: self.max_archive_size.unwrap_or(defaults.max_archive_bytes),
+            max_archive_entries: self
+                .max_archive_entries
+                .unwrap_or(defaults.max_archive_entries),
         };
         let timeouts = Timeouts {
             header: self.header_timeout,

@@ -30,6 +30,10 @@ pub enum Endpoint {
     Bundle,
     /// The Git LFS API.
     Lfs(crate::lfs_http::LfsRoute),
+    /// `git archive --remote`.
+    UploadArchive,
+    /// Files, folders and archives over plain HTTP.
+    Files(crate::files::FilesRoute),
 }
 
 /// Parse `/{ws}/git/{alias}[.git]/{endpoint}` and `/{ws}/artifacts/{alias}/git[.git]/{endpoint}`
@@ -48,9 +52,10 @@ pub fn route(path: &str) -> Option<(RepoId, Endpoint)> {
         ["info", "refs"] => Endpoint::InfoRefs,
         ["git-upload-pack"] => Endpoint::UploadPack,
         ["git-receive-pack"] => Endpoint::ReceivePack,
+        ["git-upload-archive"] => Endpoint::UploadArchive,
         ["bundle"] => Endpoint::Bundle,
         ["info", "lfs", lfs @ ..] => Endpoint::Lfs(crate::lfs_http::LfsRoute::parse(lfs)?),
-        _ => return None,
+        files => Endpoint::Files(crate::files::FilesRoute::parse(files)?),
     };
     Some((
         RepoId {
@@ -255,6 +260,12 @@ async fn route_request(
     Ok(match (req.method(), endpoint) {
         (_, Endpoint::Lfs(route)) => {
             crate::lfs_http::handle(app, repo, identity, settings.public, route, req).await
+        }
+        (_, Endpoint::Files(route)) => {
+            crate::files::handle(app, repo, snapshot, route, req).await?
+        }
+        (&Method::POST, Endpoint::UploadArchive) => {
+            crate::files::upload_archive::handle(app, repo, snapshot, req).await?
         }
         (&Method::GET, Endpoint::InfoRefs) => info_refs(snapshot, &req)?,
         (&Method::POST, Endpoint::UploadPack) => {

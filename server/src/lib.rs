@@ -3,7 +3,8 @@
 //! The server keeps no state but caches: every request reads the refs it needs from the
 //! bucket, and pushes commit with one compare-and-swap, so any number of replicas can serve
 //! one bucket. [`serve`] accepts connections, [`http`] routes requests to [`upload_pack`]
-//! (clone, fetch), [`receive_pack`] (push) and [`rpc`] (the artifact API); [`app`] holds the
+//! (clone, fetch), [`receive_pack`] (push), [`files`] (files, folders and archives over
+//! plain HTTP) and [`rpc`] (the artifact API); [`app`] holds the
 //! shared state with every limit and timeout; [`cli`] is the command line.
 #![forbid(unsafe_code)]
 
@@ -12,6 +13,7 @@ pub mod auth;
 pub mod body;
 pub mod bundle;
 pub mod cli;
+pub mod files;
 pub mod http;
 pub mod import;
 pub mod landing;

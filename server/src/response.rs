@@ -33,6 +33,9 @@ pub enum HttpError {
     /// The body is over its limit.
     #[error("{0}")]
     TooLarge(String),
+    /// A `Range` that starts past the end of what it asks of (the size).
+    #[error("the range asked for lies outside the {0} bytes of the file")]
+    RangeNotSatisfiable(u64),
     /// The client stalled.
     #[error("{0}")]
     TimedOut(String),
@@ -57,6 +60,7 @@ impl HttpError {
             HttpError::BadRequest(_) => StatusCode::BAD_REQUEST,
             HttpError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             HttpError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            HttpError::RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
             HttpError::TimedOut(_) => StatusCode::REQUEST_TIMEOUT,
             HttpError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             HttpError::Storage(_) | HttpError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -87,6 +91,12 @@ impl HttpError {
             }
             HttpError::Busy => {
                 headers.insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+            }
+            HttpError::RangeNotSatisfiable(size) => {
+                let range = header::HeaderValue::from_str(&format!("bytes */{size}"));
+                if let Ok(range) = range {
+                    headers.insert(header::CONTENT_RANGE, range);
+                }
             }
             _ => {}
         }
@@ -142,6 +152,17 @@ pub fn plain(status: StatusCode, message: &str) -> Response<ResponseBody> {
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+/// A JSON answer.
+pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<ResponseBody> {
+    let mut resp = Response::new(full(value.to_string()));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
     );
     resp
 }

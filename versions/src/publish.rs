@@ -96,7 +96,13 @@ pub async fn write_files(
         tokio::task::spawn_blocking(move || -> Result<_> {
             let reader = db.reader();
             let tree = reader.commit(&commit)?.tree;
-            Ok(history::list(&reader, &tree, "", true, MAX_FILES)?)
+            Ok(history::list(
+                &reader,
+                &tree,
+                "",
+                history::Depth::Files,
+                MAX_FILES,
+            )?)
         })
         .await
         .map_err(|e| Error::Task(e.to_string()))??

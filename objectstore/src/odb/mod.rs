@@ -26,6 +26,7 @@ pub mod object;
 mod pack;
 mod pack_data;
 mod reader;
+mod stream;
 pub mod walk;
 
 pub use cache::PackCache;
@@ -34,6 +35,7 @@ pub use index::Refused;
 pub use object::{Commit, TreeEntry};
 pub use pack::{Pack, Reach};
 pub use reader::Reader;
+pub use stream::ObjectStream;
 
 /// What the object database can fail with.
 #[derive(Debug, thiserror::Error)]

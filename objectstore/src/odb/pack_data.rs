@@ -100,6 +100,11 @@ impl PackData {
             .map_err(|e| corrupt(format!("bad entry header at offset {offset}: {e:#}")))
     }
 
+    /// Read into `buf` at `offset` (fewer bytes at the end of the file).
+    pub(crate) fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        read_at(&self.file, buf, offset)
+    }
+
     /// A reader of the bytes `start..end` (clamped to the file).
     pub(crate) fn section(&self, start: u64, end: u64) -> Section<'_> {
         Section {

@@ -488,7 +488,11 @@ pub(super) async fn list_files(
         let reader = o.db.reader();
         let commit = history::resolve_commit(&reader, &o.snapshot, &o.visible, &p.rev)?;
         let tree = reader.commit(&commit)?.tree;
-        let (entries, truncated) = history::list(&reader, &tree, &path, p.recursive, max)?;
+        let depth = match p.recursive {
+            true => history::Depth::Files,
+            false => history::Depth::One,
+        };
+        let (entries, truncated) = history::list(&reader, &tree, &path, depth, max)?;
         let entries: Vec<Value> = entries
             .iter()
             .map(|e| {
