@@ -25,6 +25,21 @@ pub fn default_git() -> PathBuf {
     git_binaries().remove(0)
 }
 
+/// The first git of [`GIT_BINARIES`] at least `major.minor`, if this machine has one.
+pub fn git_at_least(major: u32, minor: u32) -> Option<PathBuf> {
+    git_binaries().into_iter().find(|bin| {
+        let out = Command::new(bin).arg("--version").output().ok();
+        let text = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+        let version = text.as_deref().and_then(|t| t.split_whitespace().nth(2));
+        let mut parts = version
+            .unwrap_or("")
+            .split('.')
+            .map(|p| p.parse::<u32>().unwrap_or(0));
+        let (a, b) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+        (a, b) >= (major, minor)
+    })
+}
+
 /// A git environment isolated from the machine's configuration.
 pub struct Git {
     pub bin: PathBuf,

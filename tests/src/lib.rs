@@ -31,3 +31,12 @@ pub use receiver::{Received, Receiver, Reply};
 pub use server::*;
 pub use tempfile::TempDir;
 pub use tls::{certificate, Certificate};
+
+/// The SHA-256 of `data` in hex (a Git LFS object id).
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

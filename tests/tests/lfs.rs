@@ -8,16 +8,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use artifact_git_e2e::*;
-use sha2::Digest;
 
 const MIB: usize = 1 << 20;
 const LFS_JSON: &str = "application/vnd.git-lfs+json";
 
 fn sha256(data: &[u8]) -> String {
-    sha2::Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    sha256_hex(data)
 }
 
 /// A repository tracking `*.bin` with Git LFS, holding three files of 5, 20 and 50 MiB and two

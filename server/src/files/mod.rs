@@ -96,7 +96,14 @@ pub fn split_revision(
         }
     }
     let rev = segments[..rev_len].join("/");
-    let path = segments[rev_len..].join("/");
+    let rest = &segments[rev_len..];
+    // `//x` would be an absolute path: refused, not read as `x` (a trailing `/` is fine).
+    if rest.iter().rev().skip(1).any(String::is_empty) {
+        return Err(HttpError::BadRequest(
+            "a path has an empty component".into(),
+        ));
+    }
+    let path = rest.join("/");
     let path = history::normalize_path(&path).map_err(|e| HttpError::BadRequest(e.to_string()))?;
     // A component no checkout could hold: git refuses `.git` in trees, so nothing is there.
     if path.split('/').any(|c| c.eq_ignore_ascii_case(".git")) {
