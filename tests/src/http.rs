@@ -110,9 +110,12 @@ pub fn curl_get(url: &str, extra: &[&str]) -> Fetched {
     }
 }
 
+/// Paths with what each is (see [`tree_listing`]).
+pub type Listing = Vec<(String, String)>;
+
 /// Every path under `dir` with what it is: `dir`, `link <target>`, or `file exec=<bool>
 /// sha=<first bytes' hash>` (content compared by a hash, to keep failures readable).
-pub fn tree_listing(dir: &Path) -> Vec<(String, String)> {
+pub fn tree_listing(dir: &Path) -> Listing {
     use std::os::unix::fs::PermissionsExt;
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -144,7 +147,7 @@ pub fn tree_listing(dir: &Path) -> Vec<(String, String)> {
 
 /// Extract a tar, tar.gz or zip archive (by its first bytes) with the system's tools and
 /// list it as [`tree_listing`] does.
-pub fn archive_listing(bytes: &[u8]) -> Vec<(String, String)> {
+pub fn archive_listing(bytes: &[u8]) -> Listing {
     let dir = TempDir::new().unwrap();
     let file = dir.path().join("archive");
     std::fs::write(&file, bytes).unwrap();

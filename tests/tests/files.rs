@@ -374,7 +374,7 @@ fn remote_archive(
     git: &Git,
     src: &Path,
     remote: &str,
-    expected_archive: &dyn Fn(&[&str]) -> Vec<(String, String)>,
+    expected_archive: &dyn Fn(&[&str]) -> Listing,
 ) {
     let out = git
         .command(src)
