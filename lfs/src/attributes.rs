@@ -53,6 +53,20 @@ pub fn exact_pattern(path: &str) -> String {
     out
 }
 
+/// `attributes` (a `.gitattributes`, possibly empty) with a line sending each of `patterns`
+/// to Git LFS, as `git lfs track` writes it.
+pub fn with_lfs_lines(mut attributes: Vec<u8>, patterns: &[String]) -> Vec<u8> {
+    if !attributes.is_empty() && !attributes.ends_with(b"\n") {
+        attributes.push(b'\n');
+    }
+    for pattern in patterns {
+        attributes.extend_from_slice(
+            format!("{pattern} filter=lfs diff=lfs merge=lfs -text\n").as_bytes(),
+        );
+    }
+    attributes
+}
+
 /// The path an [`exact_pattern`] stands for.
 fn unescape(pattern: &str) -> String {
     let replaced = pattern.replace("[[:space:]]", " ");

@@ -293,15 +293,7 @@ async fn gather(
     }
     let generated_attributes = usize::from(!added_patterns.is_empty() && attributes.is_none());
     if !added_patterns.is_empty() || attributes.is_some() {
-        let mut text = attributes.unwrap_or_default();
-        if !text.is_empty() && !text.ends_with(b"\n") {
-            text.push(b'\n');
-        }
-        for pattern in &added_patterns {
-            text.extend_from_slice(
-                format!("{pattern} filter=lfs diff=lfs merge=lfs -text\n").as_bytes(),
-            );
-        }
+        let text = lfs::attributes::with_lfs_lines(attributes.unwrap_or_default(), &added_patterns);
         local.push((".gitattributes".to_owned(), Content::Inline(text)));
     }
     Ok(Gathered {

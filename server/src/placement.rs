@@ -52,8 +52,7 @@ pub async fn place(
     store: &Store,
 ) -> Result<Placed, PlacementError> {
     let tracked = lfs::attributes::tracked_by_lfs(patterns, path);
-    let by_size = threshold.is_some_and(|t| content.size() > t);
-    if !(tracked || by_size) || content.pointer().is_some() {
+    if !goes_to_lfs(tracked, content.size(), threshold) || content.pointer().is_some() {
         return Ok(Placed::Blob);
     }
     let pointer = content.store_in_lfs(store).await?;
@@ -61,6 +60,12 @@ pub async fn place(
         pointer,
         by_size: !tracked,
     })
+}
+
+/// The rule itself: a path `.gitattributes` tracks goes to LFS, and so does content over the
+/// threshold.
+pub fn goes_to_lfs(tracked: bool, size: u64, threshold: Option<u64>) -> bool {
+    tracked || threshold.is_some_and(|t| size > t)
 }
 
 /// Bytes in hand (an API commit's content).

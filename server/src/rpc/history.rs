@@ -1,5 +1,6 @@
 //! The history API: `log`, `show`, `diff`, `read_file`, `list_files` (scope `r`) and
-//! `commit_files`, `restore`, `create_snapshot` (scope `rw`), `list_snapshots` (`r`),
+//! `restore`, `create_snapshot` (scope `rw`), `list_snapshots` (`r`) (`commit_files` is in
+//! [`super::commit`], on the helpers here),
 //! answered from the packs with the `history` crate; commits move refs by the same
 //! compare-and-swap (and leave the same push events) as a `git push`.
 
@@ -17,7 +18,6 @@ use super::{artifact, authorize, params, ArtifactOnly, RpcError};
 use crate::app::App;
 use crate::auth::{Access, Grants};
 use crate::landing::{index_checks, land, Landing, Rejection};
-use crate::placement::{place, InHand, Placed};
 use crate::repo::Repo;
 
 impl From<history::Error> for RpcError {
@@ -510,58 +510,15 @@ pub(super) async fn list_files(
     .await
 }
 
-/// One change of `commit_files`.
-#[derive(Deserialize)]
-#[serde(tag = "op", rename_all = "lowercase", deny_unknown_fields)]
-enum FileOp {
-    Put {
-        path: String,
-        #[serde(default)]
-        content: Option<String>,
-        #[serde(default)]
-        content_base64: Option<String>,
-        #[serde(default)]
-        executable: bool,
-    },
-    Delete {
-        path: String,
-    },
-    Rename {
-        from: String,
-        to: String,
-    },
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PersonParam {
+pub(super) struct PersonParam {
     name: String,
     email: String,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CommitFilesParams {
-    artifact_id: String,
-    branch: String,
-    /// Required, `null` to create the branch.
-    expected_head: Option<String>,
-    message: String,
-    #[serde(default)]
-    author: Option<PersonParam>,
-    changes: Vec<FileOp>,
-}
-
-const MAX_CHANGES: usize = 10_000;
-const MAX_MESSAGE: usize = 64 << 10;
-
-/// One change of `commit_files` once its content is decoded: bytes to put (and whether
-/// executable), a delete (neither), or a rename (`from`).
-struct PendingEdit {
-    path: String,
-    content: Option<(Vec<u8>, bool)>,
-    from: Option<String>,
-}
+/// The longest commit message accepted.
+pub(super) const MAX_MESSAGE: usize = 64 << 10;
 
 fn now() -> i64 {
     std::time::SystemTime::now()
@@ -569,7 +526,7 @@ fn now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-fn people(
+pub(super) fn people(
     identity: Option<&Grants>,
     author: Option<PersonParam>,
 ) -> (history::Person, history::Person) {
@@ -604,7 +561,7 @@ fn people(
     (author, committer)
 }
 
-fn branch_ref(branch: &str) -> Result<String, RpcError> {
+pub(super) fn branch_ref(branch: &str) -> Result<String, RpcError> {
     let name = if branch.starts_with("refs/") {
         branch.to_owned()
     } else {
@@ -620,7 +577,7 @@ fn branch_ref(branch: &str) -> Result<String, RpcError> {
 }
 
 /// The commit a caller expects a branch at (`None`: the branch must not exist).
-fn expected(head: Option<&str>) -> Result<Option<ObjectId>, RpcError> {
+pub(super) fn expected(head: Option<&str>) -> Result<Option<ObjectId>, RpcError> {
     head.map(|h| {
         ObjectId::from_hex(h.as_bytes()).map_err(|_| {
             RpcError::InvalidParams(format!("expected_head {h:?} is not a full commit id"))
@@ -629,195 +586,14 @@ fn expected(head: Option<&str>) -> Result<Option<ObjectId>, RpcError> {
     .transpose()
 }
 
-/// The changes with their contents decoded: a bad one refuses the whole commit.
-fn decode_changes(changes: Vec<FileOp>) -> Result<Vec<PendingEdit>, RpcError> {
-    let mut edits = Vec::with_capacity(changes.len());
-    for change in changes {
-        edits.push(match change {
-            FileOp::Put {
-                path,
-                content,
-                content_base64,
-                executable,
-            } => {
-                let bytes = match (content, content_base64) {
-                    (Some(text), None) => text.into_bytes(),
-                    (None, Some(b64)) => base64::engine::general_purpose::STANDARD
-                        .decode(b64.as_bytes())
-                        .map_err(|e| {
-                            RpcError::InvalidParams(format!("{path}: content_base64: {e}"))
-                        })?,
-                    _ => {
-                        return Err(RpcError::InvalidParams(format!(
-                            "{path}: give exactly one of content and content_base64"
-                        )))
-                    }
-                };
-                PendingEdit {
-                    path,
-                    content: Some((bytes, executable)),
-                    from: None,
-                }
-            }
-            FileOp::Delete { path } => PendingEdit {
-                path,
-                content: None,
-                from: None,
-            },
-            FileOp::Rename { from, to } => PendingEdit {
-                path: to,
-                content: None,
-                from: Some(from),
-            },
-        });
-    }
-    Ok(edits)
-}
-
-/// The `.gitattributes` of commit `base` (empty without one).
-async fn attributes_at(db: &ObjectDb, base: Option<ObjectId>) -> Result<Vec<u8>, RpcError> {
-    let Some(base) = base else {
-        return Ok(Vec::new());
-    };
-    let db = db.clone();
-    blocking(move || {
-        let reader = db.reader();
-        let tree = reader.commit(&base)?.tree;
-        match history::entry_at(&reader, &tree, ".gitattributes")? {
-            Some((_, id)) => {
-                let mut buf = Vec::new();
-                reader.read_kind(&id, gix_object::Kind::Blob, &mut buf)?;
-                Ok(buf)
-            }
-            None => Ok(Vec::new()),
-        }
-    })
-    .await
-}
-
-/// Contents of paths `.gitattributes` sends to LFS become pointers, their bytes stored
-/// (verified) before the commit names them ([`crate::placement`]).
-async fn place_contents(
-    app: &App,
-    o: &Opened,
-    base: Option<ObjectId>,
-    edits: &mut [PendingEdit],
-) -> Result<(), RpcError> {
-    let patterns = lfs::attributes::lfs_patterns(&attributes_at(&o.db, base).await?);
-    let store = lfs::Store::new(
-        app.storage.bucket.clone(),
-        o.repo.keys.clone(),
-        app.config.lfs,
-    );
-    for PendingEdit { path, content, .. } in edits {
-        let Some((bytes, _)) = content else {
-            continue;
-        };
-        let mut in_hand = InHand(std::mem::take(bytes));
-        let placed = place(&mut in_hand, path, &patterns, None, &store)
-            .await
-            .map_err(|e| RpcError::Internal(format!("storing {path} in Git LFS: {e}")))?;
-        *bytes = match placed {
-            Placed::Blob => in_hand.0,
-            Placed::Lfs { pointer, .. } => pointer.encode().into_bytes(),
-        };
-    }
-    Ok(())
-}
-
-/// `commit_files`: one commit on `branch` from the changes.
-pub(super) async fn commit_files(
-    app: &Arc<App>,
-    identity: Option<&Grants>,
-    p: Value,
-) -> Result<Value, RpcError> {
-    if p.get("expected_head").is_none() {
-        return Err(RpcError::InvalidParams(
-            "expected_head is required: the branch's current commit, or null to create it".into(),
-        ));
-    }
-    let p: CommitFilesParams = params(p)?;
-    let name = branch_ref(&p.branch)?;
-    let expected_head = expected(p.expected_head.as_deref())?;
-    if p.message.trim().is_empty() || p.message.len() > MAX_MESSAGE {
-        return Err(RpcError::InvalidParams("message: 1 byte to 64 KiB".into()));
-    }
-    if p.changes.is_empty() || p.changes.len() > MAX_CHANGES {
-        return Err(RpcError::InvalidParams(format!(
-            "changes: 1 to {MAX_CHANGES}"
-        )));
-    }
-    let (author, committer) = people(identity, p.author);
-    author.validate()?;
-    let o = open_without_revisions(app, identity, &p.artifact_id, Access::Write).await?;
-    let current = o.snapshot.get(&name);
-    if current != expected_head {
-        return Err(stale(&name, current));
-    }
-    // Decode every content first: a bad one refuses the whole commit.
-    let mut edits_in = decode_changes(p.changes)?;
-    place_contents(app, &o, current, &mut edits_in).await?;
-    let base_commit = current;
-    let indexing = Indexing::of(app, &o.repo);
-    let message = p.message;
-    let db = o.db.clone();
-    let (indexed, commit) = blocking(move || {
-        let reader = db.reader();
-        let mut pack = new_pack(&indexing)?;
-        let base_tree = match base_commit {
-            Some(c) => Some(reader.commit(&c)?.tree),
-            None => None,
-        };
-        let mut edits = Vec::new();
-        for PendingEdit {
-            path,
-            content,
-            from,
-        } in edits_in
-        {
-            let path = history::normalize_path(&path)?;
-            match (content, from) {
-                (Some((bytes, executable)), _) => {
-                    let id = pack.add(gix_object::Kind::Blob, &bytes)?;
-                    let mode = if executable { 0o100755 } else { 0o100644 };
-                    edits.push(history::TreeEdit::Upsert { path, mode, id });
-                }
-                (None, None) => edits.push(history::TreeEdit::Remove { path }),
-                (None, Some(from)) => {
-                    let from = history::normalize_path(&from)?;
-                    let Some((mode, id)) = base_tree
-                        .as_ref()
-                        .map(|t| history::entry_at(&reader, t, &from))
-                        .transpose()?
-                        .flatten()
-                    else {
-                        return Err(RpcError::NotFound(format!("rename: no such path {from:?}")));
-                    };
-                    edits.push(history::TreeEdit::Remove { path: from });
-                    edits.push(history::TreeEdit::Upsert { path, mode, id });
-                }
-            }
-        }
-        let tree = history::edit_tree(&reader, &mut pack, base_tree.as_ref(), &edits)?;
-        let parents: Vec<ObjectId> = base_commit.into_iter().collect();
-        let commit =
-            history::write_commit(&mut pack, &tree, &parents, &author, &committer, &message)?;
-        finish_pack(pack, &indexing).map(|indexed| (indexed, commit))
-    })
-    .await?;
-    let old = expected_head.unwrap_or_else(|| o.snapshot.null_id());
-    publish_and_move(app, &o, identity, indexed, &name, old, commit).await?;
-    Ok(json!({"commit": commit.to_string(), "branch": name}))
-}
-
 /// A pack to write new objects into, under the staging directory.
-fn new_pack(to: &Indexing) -> Result<PackBuilder, RpcError> {
+pub(super) fn new_pack(to: &Indexing) -> Result<PackBuilder, RpcError> {
     std::fs::create_dir_all(&to.staging).map_err(|e| RpcError::Internal(e.to_string()))?;
     Ok(PackBuilder::new(&to.staging, to.hash)?)
 }
 
 /// Index the objects a call wrote, with the checks every writer's objects get.
-fn finish_pack(pack: PackBuilder, to: &Indexing) -> Result<index::Indexed, RpcError> {
+pub(super) fn finish_pack(pack: PackBuilder, to: &Indexing) -> Result<index::Indexed, RpcError> {
     let (path, _guard) = pack.finish()?;
     Ok(index::index_file(
         &path,
@@ -831,7 +607,7 @@ fn finish_pack(pack: PackBuilder, to: &Indexing) -> Result<index::Indexed, RpcEr
 }
 
 /// Where and how a call's new objects are indexed (moved into its blocking task).
-struct Indexing {
+pub(super) struct Indexing {
     staging: std::path::PathBuf,
     limits: index::Limits,
     budget: Arc<objectstore::budget::MemoryBudget>,
@@ -840,7 +616,7 @@ struct Indexing {
 }
 
 impl Indexing {
-    fn of(app: &App, repo: &Repo) -> Self {
+    pub(super) fn of(app: &App, repo: &Repo) -> Self {
         Indexing {
             hash: repo.object_hash(),
             staging: app.config.staging.clone(),
@@ -851,7 +627,7 @@ impl Indexing {
     }
 }
 
-fn stale(name: &str, current: Option<ObjectId>) -> RpcError {
+pub(super) fn stale(name: &str, current: Option<ObjectId>) -> RpcError {
     RpcError::Conflict(format!(
         "{name} is at {}, not at expected_head; read it again and retry",
         current.map_or("nothing (it does not exist)".to_owned(), |c| c.to_string())
@@ -860,17 +636,17 @@ fn stale(name: &str, current: Option<ObjectId>) -> RpcError {
 
 /// Land the pack and move `name` from `old` to `new`, recording the push event as a
 /// `git push` would (the landing every writer shares).
-async fn publish_and_move(
+pub(super) async fn publish_and_move(
     app: &App,
     o: &Opened,
     identity: Option<&Grants>,
-    indexed: index::Indexed,
+    indexed: Option<index::Indexed>,
     name: &str,
     old: ObjectId,
     new: ObjectId,
 ) -> Result<(), RpcError> {
     let landing = Landing {
-        pack: Some(indexed),
+        pack: indexed,
         updates: vec![RefUpdate {
             name: name.to_owned(),
             old,
@@ -983,7 +759,7 @@ pub(super) async fn restore(
     let (built, summary, source) = outcome;
     let mut out = json!({"from_commit": source.to_string(), "diff": summary, "dry_run": p.dry_run});
     if let Some((indexed, commit)) = built {
-        publish_and_move(app, &o, identity, indexed, &name, head, commit).await?;
+        publish_and_move(app, &o, identity, Some(indexed), &name, head, commit).await?;
         out["commit"] = json!(commit.to_string());
     } else if !p.dry_run {
         out["commit"] = Value::Null;
@@ -1039,7 +815,16 @@ pub(super) async fn create_snapshot(
         Ok((finish_pack(pack, &indexing)?, tag, commit))
     })
     .await?;
-    publish_and_move(app, &o, identity, indexed, &name, o.snapshot.null_id(), tag).await?;
+    publish_and_move(
+        app,
+        &o,
+        identity,
+        Some(indexed),
+        &name,
+        o.snapshot.null_id(),
+        tag,
+    )
+    .await?;
     Ok(json!({"name": p.name, "ref": name, "tag": tag.to_string(), "commit": commit.to_string()}))
 }
 

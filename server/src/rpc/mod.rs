@@ -11,7 +11,9 @@ use crate::auth::{authorize as authorize_call, Access, Grants};
 use crate::repo::{Repo, Settings};
 use crate::storage::RepoId;
 
+mod branches;
 mod bundle;
+mod commit;
 mod events;
 mod history;
 mod versions;
@@ -241,10 +243,16 @@ async fn answer(
                 value
             }),
         "list_files" => history::list_files(app, identity.as_ref(), params).await,
-        "commit_files" => history::commit_files(app, identity.as_ref(), params).await,
+        "commit_files" => commit::commit_files(app, identity.as_ref(), params).await,
+        "lfs_placement" => commit::lfs_placement(app, identity.as_ref(), params).await,
         "restore" => history::restore(app, identity.as_ref(), params).await,
         "create_snapshot" => history::create_snapshot(app, identity.as_ref(), params).await,
         "list_snapshots" => history::list_snapshots(app, identity.as_ref(), params).await,
+        "list_refs" => branches::list_refs(app, identity.as_ref(), params).await,
+        "create_branch" => branches::create_branch(app, identity.as_ref(), params).await,
+        "delete_branch" => branches::delete_branch(app, identity.as_ref(), params).await,
+        "create_tag" => branches::create_tag(app, identity.as_ref(), params).await,
+        "delete_tag" => branches::delete_tag(app, identity.as_ref(), params).await,
         "bundle" => bundle::bundle(app, identity.as_ref(), base_url, params).await,
         "set_git_settings" => versions::set_git_settings(app, identity.as_ref(), params).await,
         "commit_version" => versions::commit_version(app, identity.as_ref(), params).await,
