@@ -75,20 +75,23 @@ struct CommitFilesParams {
     changes: Vec<FileOp>,
 }
 
-/// One change once its content is decoded.
-enum PendingEdit {
+/// One change of a commit, its content decoded.
+#[derive(Clone)]
+pub(crate) enum Change {
     /// Bytes to put (placed in LFS by the attributes).
     Put {
         path: String,
         bytes: Vec<u8>,
         executable: bool,
     },
-    /// A pointer to a stored LFS object.
-    Pointer {
+    /// A pointer to an LFS object stored in this repository (its size looked up when `None`).
+    Lfs {
         path: String,
-        pointer: lfs::Pointer,
+        oid: lfs::Oid,
+        size: Option<u64>,
         executable: bool,
     },
+    /// A file or a whole folder removed.
     Delete {
         path: String,
     },
@@ -104,6 +107,29 @@ enum PendingEdit {
     },
 }
 
+/// Where the branch must be for the commit to land.
+pub(crate) enum Expected {
+    /// At this commit (`None`: the branch must not exist).
+    At(Option<ObjectId>),
+    /// Wherever it is now: the commit goes on top (tried again if another lands meanwhile).
+    Latest,
+}
+
+/// A commit to make without a client.
+pub(crate) struct CommitRequest {
+    pub(crate) artifact_id: String,
+    /// The branch, short or full.
+    pub(crate) branch: String,
+    pub(crate) expected: Expected,
+    pub(crate) message: String,
+    /// Name and email; the caller's identity when `None`.
+    pub(crate) author: Option<PersonParam>,
+    pub(crate) changes: Vec<Change>,
+}
+
+/// Commits on top of a moving branch tried at most.
+const LATEST_TRIES: usize = 3;
+
 fn mode(executable: bool) -> u32 {
     if executable {
         0o100755
@@ -113,7 +139,7 @@ fn mode(executable: bool) -> u32 {
 }
 
 /// The changes with their contents decoded: a bad one refuses the whole commit.
-fn decode_changes(app: &App, changes: Vec<FileOp>) -> Result<Vec<PendingEdit>, RpcError> {
+fn decode_changes(app: &App, changes: Vec<FileOp>) -> Result<Vec<Change>, RpcError> {
     let mut edits = Vec::with_capacity(changes.len());
     for change in changes {
         edits.push(match change {
@@ -136,7 +162,7 @@ fn decode_changes(app: &App, changes: Vec<FileOp>) -> Result<Vec<PendingEdit>, R
                         )))
                     }
                 };
-                PendingEdit::Put {
+                Change::Put {
                     path,
                     bytes,
                     executable,
@@ -156,15 +182,16 @@ fn decode_changes(app: &App, changes: Vec<FileOp>) -> Result<Vec<PendingEdit>, R
                         "{path}: {size} bytes is over the largest LFS object accepted"
                     )));
                 }
-                PendingEdit::Pointer {
+                Change::Lfs {
                     path,
-                    pointer: lfs::Pointer { oid, size },
+                    oid,
+                    size: Some(size),
                     executable,
                 }
             }
-            FileOp::Delete { path } => PendingEdit::Delete { path },
-            FileOp::Rename { from, to } => PendingEdit::Rename { from, to },
-            FileOp::Copy { from, to, rev } => PendingEdit::Copy { from, to, rev },
+            FileOp::Delete { path } => Change::Delete { path },
+            FileOp::Rename { from, to } => Change::Rename { from, to },
+            FileOp::Copy { from, to, rev } => Change::Copy { from, to, rev },
         });
     }
     Ok(edits)
@@ -206,7 +233,7 @@ async fn place_contents(
     app: &App,
     o: &Opened,
     base: Option<ObjectId>,
-    edits: &mut Vec<PendingEdit>,
+    edits: &mut Vec<Change>,
 ) -> Result<(), RpcError> {
     let attributes = attributes_at(&o.db, base).await?;
     let patterns = lfs::attributes::lfs_patterns(&attributes);
@@ -214,7 +241,7 @@ async fn place_contents(
     let mut untracked = Vec::new();
     for edit in edits.iter_mut() {
         match edit {
-            PendingEdit::Put { path, bytes, .. } => {
+            Change::Put { path, bytes, .. } => {
                 let mut in_hand = InHand(std::mem::take(bytes));
                 let placed = place(&mut in_hand, path, &patterns, None, &store)
                     .await
@@ -224,23 +251,24 @@ async fn place_contents(
                     Placed::Lfs { pointer, .. } => pointer.encode().into_bytes(),
                 };
             }
-            PendingEdit::Pointer { path, pointer, .. } => {
+            Change::Lfs {
+                path, oid, size, ..
+            } => {
                 let stored = store
-                    .stored_size(&pointer.oid)
+                    .stored_size(oid)
                     .await
                     .map_err(|e| RpcError::Internal(e.to_string()))?;
-                match stored {
-                    Some(size) if size == pointer.size => {}
-                    Some(size) => {
+                match (stored, *size) {
+                    (Some(stored), None) => *size = Some(stored),
+                    (Some(stored), Some(want)) if stored == want => {}
+                    (Some(stored), Some(want)) => {
                         return Err(RpcError::InvalidParams(format!(
-                            "{path}: the LFS object {} has {size} bytes, not {}",
-                            pointer.oid, pointer.size
+                            "{path}: the LFS object {oid} has {stored} bytes, not {want}"
                         )))
                     }
-                    None => {
+                    (None, _) => {
                         return Err(RpcError::NotFound(format!(
-                            "{path}: the LFS object {} is not uploaded to this repository",
-                            pointer.oid
+                            "{path}: the LFS object {oid} is not uploaded to this repository"
                         )))
                     }
                 }
@@ -252,9 +280,9 @@ async fn place_contents(
         }
     }
     if !untracked.is_empty() {
-        let puts_attributes = edits
-            .iter()
-            .any(|e| matches!(e, PendingEdit::Put { path, .. } if path.trim_matches('/') == ".gitattributes"));
+        let puts_attributes = edits.iter().any(
+            |e| matches!(e, Change::Put { path, .. } if path.trim_matches('/') == ".gitattributes"),
+        );
         if puts_attributes {
             return Err(RpcError::InvalidParams(
                 "the call writes .gitattributes and references LFS objects at paths it does \
@@ -262,7 +290,7 @@ async fn place_contents(
                     .into(),
             ));
         }
-        edits.push(PendingEdit::Put {
+        edits.push(Change::Put {
             path: ".gitattributes".into(),
             bytes: lfs::attributes::with_lfs_lines(attributes, &untracked),
             executable: false,
@@ -277,7 +305,7 @@ fn tree_edits(
     reader: &objectstore::odb::Reader<'_>,
     pack: &mut objectstore::odb::build::PackBuilder,
     base_tree: Option<ObjectId>,
-    edits_in: Vec<PendingEdit>,
+    edits_in: Vec<Change>,
 ) -> Result<Vec<history::TreeEdit>, RpcError> {
     let at = |tree: Option<ObjectId>, path: &str, what: &str| {
         let found = tree
@@ -289,7 +317,7 @@ fn tree_edits(
     let mut edits = Vec::new();
     for edit in edits_in {
         match edit {
-            PendingEdit::Put {
+            Change::Put {
                 path,
                 bytes,
                 executable,
@@ -299,28 +327,32 @@ fn tree_edits(
                 let mode = mode(executable);
                 edits.push(history::TreeEdit::Upsert { path, mode, id });
             }
-            PendingEdit::Pointer {
+            Change::Lfs {
                 path,
-                pointer,
+                oid,
+                size,
                 executable,
             } => {
                 let path = history::normalize_path(&path)?;
+                let size =
+                    size.ok_or_else(|| RpcError::Internal("an LFS size was not looked up".into()))?;
+                let pointer = lfs::Pointer { oid, size };
                 let id = pack.add(gix_object::Kind::Blob, pointer.encode().as_bytes())?;
                 let mode = mode(executable);
                 edits.push(history::TreeEdit::Upsert { path, mode, id });
             }
-            PendingEdit::Delete { path } => {
+            Change::Delete { path } => {
                 let path = history::normalize_path(&path)?;
                 edits.push(history::TreeEdit::Remove { path })
             }
-            PendingEdit::Rename { from, to } => {
+            Change::Rename { from, to } => {
                 let from = history::normalize_path(&from)?;
                 let (mode, id) = at(base_tree, &from, "rename")?;
                 edits.push(history::TreeEdit::Remove { path: from });
                 let path = history::normalize_path(&to)?;
                 edits.push(history::TreeEdit::Upsert { path, mode, id });
             }
-            PendingEdit::Copy { from, to, rev } => {
+            Change::Copy { from, to, rev } => {
                 let from = history::normalize_path(&from)?;
                 let tree = match rev {
                     None => base_tree,
@@ -351,61 +383,121 @@ pub(super) async fn commit_files(
         ));
     }
     let p: CommitFilesParams = params(p)?;
-    let name = branch_ref(&p.branch)?;
-    let expected_head = expected(p.expected_head.as_deref())?;
-    if p.message.trim().is_empty() || p.message.len() > MAX_MESSAGE {
-        return Err(RpcError::InvalidParams("message: 1 byte to 64 KiB".into()));
-    }
     if p.changes.is_empty() || p.changes.len() > MAX_CHANGES {
         return Err(RpcError::InvalidParams(format!(
             "changes: 1 to {MAX_CHANGES}"
         )));
     }
-    let (author, committer) = people(identity, p.author);
-    author.validate()?;
     // Decode every content first: a bad one refuses the whole commit.
-    let mut edits_in = decode_changes(app, p.changes)?;
-    // Only a copy from another revision resolves one (and needs what the refs reach).
-    let names_revisions = edits_in
-        .iter()
-        .any(|e| matches!(e, PendingEdit::Copy { rev: Some(_), .. }));
-    let o = match names_revisions {
-        true => open(app, identity, &p.artifact_id, Access::Write).await?,
-        false => open_without_revisions(app, identity, &p.artifact_id, Access::Write).await?,
+    let request = CommitRequest {
+        expected: Expected::At(expected(p.expected_head.as_deref())?),
+        changes: decode_changes(app, p.changes)?,
+        artifact_id: p.artifact_id,
+        branch: p.branch,
+        message: p.message,
+        author: p.author,
     };
-    let current = o.snapshot.get(&name);
-    if current != expected_head {
-        return Err(stale(&name, current));
+    let committed = commit(app, identity, request).await?;
+    Ok(json!({"commit": committed.commit.to_string(), "branch": committed.branch}))
+}
+
+/// What [`commit`] made.
+pub(crate) struct Committed {
+    /// The new commit.
+    pub(crate) commit: ObjectId,
+    /// The full name of the branch it is on.
+    pub(crate) branch: String,
+}
+
+/// Make one commit from `request`: contents placed (LFS by the attributes, references
+/// checked), the tree edited, the commit landed as every writer's.
+pub(crate) async fn commit(
+    app: &Arc<App>,
+    identity: Option<&Grants>,
+    request: CommitRequest,
+) -> Result<Committed, RpcError> {
+    let CommitRequest {
+        artifact_id,
+        branch,
+        expected,
+        message,
+        author,
+        mut changes,
+    } = request;
+    let name = branch_ref(&branch)?;
+    if message.trim().is_empty() || message.len() > MAX_MESSAGE {
+        return Err(RpcError::InvalidParams("message: 1 byte to 64 KiB".into()));
     }
-    place_contents(app, &o, current, &mut edits_in).await?;
-    let base_commit = current;
-    let indexing = Indexing::of(app, &o.repo);
-    let message = p.message;
-    let opened = Opened {
-        repo: o.repo.clone(),
-        snapshot: o.snapshot.clone(),
-        db: o.db.clone(),
-        visible: o.visible.clone(),
-    };
-    let (indexed, commit) = blocking(move || {
-        let o = opened;
-        let reader = o.db.reader();
-        let mut pack = new_pack(&indexing)?;
-        let base_tree = match base_commit {
-            Some(c) => Some(reader.commit(&c)?.tree),
-            None => None,
+    if changes.is_empty() || changes.len() > MAX_CHANGES {
+        return Err(RpcError::InvalidParams(format!(
+            "changes: 1 to {MAX_CHANGES}"
+        )));
+    }
+    let (author, committer) = people(identity, author);
+    author.validate()?;
+    // Only a copy from another revision resolves one (and needs what the refs reach).
+    let names_revisions = changes
+        .iter()
+        .any(|e| matches!(e, Change::Copy { rev: Some(_), .. }));
+    let mut placed_on: Option<Option<ObjectId>> = None;
+    for attempt in 1.. {
+        let o = match names_revisions {
+            true => open(app, identity, &artifact_id, Access::Write).await?,
+            false => open_without_revisions(app, identity, &artifact_id, Access::Write).await?,
         };
-        let edits = tree_edits(&o, &reader, &mut pack, base_tree, edits_in)?;
-        let tree = history::edit_tree(&reader, &mut pack, base_tree.as_ref(), &edits)?;
-        let parents: Vec<ObjectId> = base_commit.into_iter().collect();
-        let commit =
-            history::write_commit(&mut pack, &tree, &parents, &author, &committer, &message)?;
-        finish_pack(pack, &indexing).map(|indexed| (indexed, commit))
-    })
-    .await?;
-    let old = expected_head.unwrap_or_else(|| o.snapshot.null_id());
-    publish_and_move(app, &o, identity, Some(indexed), &name, old, commit).await?;
-    Ok(json!({"commit": commit.to_string(), "branch": name}))
+        let current = o.snapshot.get(&name);
+        if let Expected::At(want) = expected {
+            if current != want {
+                return Err(stale(&name, current));
+            }
+        }
+        // Placement reads the base's .gitattributes: again only if the base moved.
+        if placed_on != Some(current) {
+            place_contents(app, &o, current, &mut changes).await?;
+            placed_on = Some(current);
+        }
+        let this_try = match expected {
+            Expected::Latest => changes.clone(),
+            Expected::At(_) => std::mem::take(&mut changes),
+        };
+        let indexing = Indexing::of(app, &o.repo);
+        let (opened, message) = (o.clone(), message.clone());
+        let (author, committer) = (author.clone(), committer.clone());
+        let (indexed, commit) = blocking(move || {
+            let o = opened;
+            let reader = o.db.reader();
+            let mut pack = new_pack(&indexing)?;
+            let base_tree = match current {
+                Some(c) => Some(reader.commit(&c)?.tree),
+                None => None,
+            };
+            let edits = tree_edits(&o, &reader, &mut pack, base_tree, this_try)?;
+            let tree = history::edit_tree(&reader, &mut pack, base_tree.as_ref(), &edits)?;
+            let parents: Vec<ObjectId> = current.into_iter().collect();
+            let commit =
+                history::write_commit(&mut pack, &tree, &parents, &author, &committer, &message)?;
+            finish_pack(pack, &indexing).map(|indexed| (indexed, commit))
+        })
+        .await?;
+        let old = current.unwrap_or_else(|| o.snapshot.null_id());
+        match publish_and_move(app, &o, identity, Some(indexed), &name, old, commit).await {
+            Ok(()) => {
+                return Ok(Committed {
+                    commit,
+                    branch: name,
+                })
+            }
+            Err(RpcError::Stale(_))
+                if matches!(expected, Expected::Latest) && attempt < LATEST_TRIES =>
+            {
+                continue
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(RpcError::Internal(
+        "unreachable: the commit loop ended".into(),
+    ))
 }
 
 #[derive(Deserialize)]

@@ -37,6 +37,7 @@ impl From<history::Error> for RpcError {
 
 /// A repository opened for reading: its refs and objects (the pack list re-read when a ref
 /// names an object the cached list does not have).
+#[derive(Clone)]
 pub(super) struct Opened {
     pub(super) repo: Repo,
     pub(super) snapshot: Snapshot,
@@ -628,7 +629,7 @@ impl Indexing {
 }
 
 pub(super) fn stale(name: &str, current: Option<ObjectId>) -> RpcError {
-    RpcError::Conflict(format!(
+    RpcError::Stale(format!(
         "{name} is at {}, not at expected_head; read it again and retry",
         current.map_or("nothing (it does not exist)".to_owned(), |c| c.to_string())
     ))

@@ -52,7 +52,7 @@ pub enum RpcError {
     #[error("{0}")]
     InvalidRequest(&'static str),
     /// No such method.
-    #[error("unknown method {0:?}; the methods are enable_git, get_git_url, add_webhook, list_webhooks, update_webhook, remove_webhook, list_deliveries, redeliver, add_mirror, list_mirrors, remove_mirror, sync_mirror, log, show, diff, read_file, list_files, commit_files, restore, create_snapshot, list_snapshots, bundle, set_git_settings and commit_version")]
+    #[error("unknown method {0:?}; the methods are enable_git, get_git_url, add_webhook, list_webhooks, update_webhook, remove_webhook, list_deliveries, redeliver, add_mirror, list_mirrors, remove_mirror, sync_mirror, log, show, diff, read_file, list_files, commit_files, lfs_placement, restore, create_snapshot, list_snapshots, list_refs, create_branch, delete_branch, create_tag, delete_tag, bundle, set_git_settings and commit_version")]
     MethodNotFound(String),
     /// The params do not fit the method.
     #[error("invalid params: {0}")]
@@ -69,6 +69,9 @@ pub enum RpcError {
     /// The state changed meanwhile.
     #[error("{0}")]
     Conflict(String),
+    /// A ref is not where the caller said it is (or where it was read): read it again.
+    #[error("{0}")]
+    Stale(String),
     /// The server failed; the message says where.
     #[error("{0}")]
     Internal(String),
@@ -88,7 +91,7 @@ impl RpcError {
             RpcError::Unauthorized(_) => code::UNAUTHORIZED,
             RpcError::Forbidden(_) => code::FORBIDDEN,
             RpcError::NotFound(_) => code::NOT_FOUND,
-            RpcError::Conflict(_) => code::CONFLICT,
+            RpcError::Conflict(_) | RpcError::Stale(_) => code::CONFLICT,
             RpcError::Internal(_) => code::INTERNAL,
             RpcError::Busy => code::BUSY,
         }
