@@ -24,6 +24,6 @@ pub use locks::{Lock, LockError, Locks, MAX_PAGE};
 pub use oid::Oid;
 pub use pointer::{Pointer, MAX_POINTER_SIZE};
 pub use store::{
-    Action, Links, ObjectPlan, Store, StoreError, Transfer, Verified, VerifyError,
-    UNVERIFIED_UPLOADS_KEPT_FOR,
+    Action, Links, MintToken, ObjectPlan, Store, StoreError, Transfer, UrlSigner, Verified,
+    VerifyError, UNVERIFIED_UPLOADS_KEPT_FOR,
 };

@@ -42,10 +42,55 @@ pub struct Links {
     pub objects: String,
     /// `<repository URL>/info/lfs/verify`.
     pub verify: String,
-    /// Headers the verify action carries: the caller's own `Authorization`. `git lfs` sends no
-    /// credentials with any action of an object whose upload is presigned (`authenticated`),
-    /// yet verify is the server's endpoint and needs them.
-    pub verify_headers: Vec<(String, String)>,
+    /// Headers every action pointing at the server carries: the caller's own
+    /// `Authorization`, repeated back to the same caller. `git lfs` sends no credentials with
+    /// any action of an object whose upload is presigned (`authenticated`), yet verify is the
+    /// server's endpoint and needs them; other clients (the Hugging Face Hub's) never add
+    /// credentials to an action's request, so uploads and downloads through the server need
+    /// them as well.
+    pub caller_headers: Vec<(String, String)>,
+    /// Signs the server's object URLs (a token in the query, good for that object alone), for
+    /// clients that send no credentials with an action at all.
+    pub signer: Option<UrlSigner>,
+}
+
+/// Given an oid and whether it is for an upload, the token of that object's URL.
+pub type MintToken = dyn Fn(&str, bool) -> Option<String> + Send + Sync;
+
+/// Mints the token of one object's URL.
+#[derive(Clone)]
+pub struct UrlSigner(pub Arc<MintToken>);
+
+impl std::fmt::Debug for UrlSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UrlSigner")
+    }
+}
+
+impl Links {
+    /// The server's URL of object `oid` (with `query`, and the signed token when there is a
+    /// signer).
+    fn object_url(&self, oid: &Oid, write: bool, query: &[(&str, String)]) -> String {
+        let mut q = url_query(query);
+        if let Some(token) = self
+            .signer
+            .as_ref()
+            .and_then(|s| (s.0)(oid.as_str(), write))
+        {
+            q.push(if q.is_empty() { '?' } else { '&' });
+            q.push_str("token=");
+            q.push_str(&token);
+        }
+        format!("{}{oid}{q}", self.objects)
+    }
+}
+
+fn url_query(pairs: &[(&str, String)]) -> String {
+    pairs
+        .iter()
+        .enumerate()
+        .map(|(i, (k, v))| format!("{}{k}={v}", if i == 0 { '?' } else { '&' }))
+        .collect()
 }
 
 /// How long an upload waits in quarantine for its verify before maintenance deletes it
@@ -249,8 +294,8 @@ impl Store {
                     actions: vec![(
                         "download",
                         Action {
-                            href: format!("{}{oid}", links.objects),
-                            headers: Vec::new(),
+                            href: links.object_url(oid, false, &[]),
+                            headers: links.caller_headers.clone(),
                             expires_in: self.transfer.url_ttl,
                         },
                     )],
@@ -292,7 +337,7 @@ impl Store {
         let ttl = self.transfer.url_ttl;
         let verify = |href: String| Action {
             href,
-            headers: links.verify_headers.clone(),
+            headers: links.caller_headers.clone(),
             expires_in: UNVERIFIED_UPLOADS_KEPT_FOR,
         };
         if size <= self.transfer.proxy_above {
@@ -326,8 +371,8 @@ impl Store {
                     Action {
                         // The declared size travels with the URL, so an upload of another
                         // size is refused as it would be by a presigned URL.
-                        href: format!("{}{oid}?size={size}", links.objects),
-                        headers: Vec::new(),
+                        href: links.object_url(oid, true, &[("size", size.to_string())]),
+                        headers: links.caller_headers.clone(),
                         expires_in: ttl,
                     },
                 ),
@@ -550,7 +595,8 @@ mod tests {
         Links {
             objects: "http://server/ws/git/a/info/lfs/objects/".into(),
             verify: "http://server/ws/git/a/info/lfs/verify".into(),
-            verify_headers: Vec::new(),
+            caller_headers: Vec::new(),
+            signer: None,
         }
     }
 

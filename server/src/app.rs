@@ -35,6 +35,8 @@ pub struct Limits {
     pub max_archive_bytes: u64,
     /// The most entries one archive may hold.
     pub max_archive_entries: usize,
+    /// The largest commit payload of the Hub API.
+    pub max_hub_commit_bytes: u64,
 }
 
 impl Default for Limits {
@@ -50,6 +52,7 @@ impl Default for Limits {
             max_connections: 1024,
             max_archive_bytes: 16 << 30,
             max_archive_entries: 1_000_000,
+            max_hub_commit_bytes: 64 << 20,
         }
     }
 }

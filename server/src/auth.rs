@@ -89,6 +89,21 @@ impl Grants {
         }
     }
 
+    /// What the token names, as `ws`, `ws/alias` or `*`, each with its level.
+    pub fn targets(&self) -> Vec<(String, Access)> {
+        self.grants
+            .iter()
+            .map(|(t, l)| {
+                let name = match t {
+                    Target::AnyWorkspace => "*".to_owned(),
+                    Target::Workspace(ws) => ws.clone(),
+                    Target::Artifact(ws, a) => format!("{ws}/{a}"),
+                };
+                (name, *l)
+            })
+            .collect()
+    }
+
     /// The highest access granted on the artifact `workspace/alias` (exact names only).
     pub fn level(&self, workspace: &str, alias: &str) -> Option<Access> {
         self.grants
@@ -118,6 +133,10 @@ struct Claims {
     aud: Option<String>,
     #[serde(default)]
     scope: String,
+    /// Set only in tokens of one Git LFS object's URL ([`Authenticator::mint_object_token`]):
+    /// the object's id. Such a token is good for that URL alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    obj: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -216,10 +235,62 @@ impl Authenticator {
 
     /// Verify a token; the reason of a refusal names the check, never the token.
     pub fn verify(&self, token: &str) -> Result<Grants, AuthError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|e| AuthError::Invalid(describe(&e)))?;
-        let mut grants = Grants::parse(&data.claims.scope);
-        grants.subject = data.claims.sub;
+        let claims = self.decode(token)?;
+        if claims.obj.is_some() {
+            return Err(AuthError::Invalid(
+                "the token is good for one object's URL only".into(),
+            ));
+        }
+        let mut grants = Grants::parse(&claims.scope);
+        grants.subject = claims.sub;
+        Ok(grants)
+    }
+
+    fn decode(&self, token: &str) -> Result<Claims, AuthError> {
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|e| AuthError::Invalid(describe(&e)))
+    }
+
+    /// A token for the URL of one Git LFS object of `workspace/alias` (reading it, or with
+    /// `write` uploading it), valid for `ttl`: what a presigned URL is to the bucket, for the
+    /// server's own object endpoint, so clients that add no credentials to an action's
+    /// request (the Hugging Face Hub's) can follow it. `None` when this server cannot mint
+    /// (it only holds a public key).
+    pub fn mint_object_token(
+        &self,
+        workspace: &str,
+        alias: &str,
+        oid: &str,
+        write: bool,
+        ttl: Duration,
+    ) -> Option<String> {
+        let key = self.encoding.as_ref()?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let level = if write { "rw" } else { "r" };
+        let claims = Claims {
+            exp: now + ttl.as_secs(),
+            nbf: None,
+            iat: Some(now),
+            sub: Some("lfs-object-url".into()),
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            scope: format!("artifact:{workspace}/{alias}#{level}"),
+            obj: Some(oid.to_owned()),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, key).ok()
+    }
+
+    /// Verify a token of the URL of the LFS object `oid` ([`Self::mint_object_token`]).
+    pub fn verify_object_token(&self, token: &str, oid: &str) -> Result<Grants, AuthError> {
+        let claims = self.decode(token)?;
+        if claims.obj.as_deref() != Some(oid) {
+            return Err(AuthError::Invalid("the token is for another object".into()));
+        }
+        let mut grants = Grants::parse(&claims.scope);
+        grants.subject = claims.sub;
         Ok(grants)
     }
 
@@ -242,6 +313,7 @@ impl Authenticator {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
             scope: scope.to_owned(),
+            obj: None,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, key)
             .map_err(|e| AuthError::Invalid(describe(&e)))

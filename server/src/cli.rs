@@ -252,6 +252,9 @@ pub struct LimitArgs {
     /// The most files and folders an archive may hold.
     #[arg(long, env = "ARTIFACT_GIT_MAX_ARCHIVE_ENTRIES")]
     pub max_archive_entries: Option<usize>,
+    /// The largest commit the Hub API takes in one request (its files inline, base64).
+    #[arg(long, env = "ARTIFACT_GIT_MAX_HUB_COMMIT_SIZE", value_parser = parse_size)]
+    pub max_hub_commit_size: Option<u64>,
     /// The largest clone or fetch request (wants and haves), after decompression.
     #[arg(long, env = "ARTIFACT_GIT_MAX_REQUEST_SIZE", value_parser = parse_size)]
     pub max_request_size: Option<u64>,
@@ -343,6 +346,9 @@ impl LimitArgs {
             memory_budget: pick(self.memory_budget, defaults.memory_budget, 4 << 30),
             max_connections: self.max_connections,
             max_archive_bytes: self.max_archive_size.unwrap_or(defaults.max_archive_bytes),
+            max_hub_commit_bytes: self
+                .max_hub_commit_size
+                .unwrap_or(defaults.max_hub_commit_bytes),
             max_archive_entries: self
                 .max_archive_entries
                 .unwrap_or(defaults.max_archive_entries),

@@ -171,6 +171,63 @@ async fn read_repository(
 /// capability advertisement to an entitled caller, a refusal of an anonymous one.
 const RECENTLY: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// Whether the caller's token grants `need` on `repo` by itself (the settings, which only
+/// open reads to everyone, are then irrelevant to the decision).
+fn granted(identity: Option<&Grants>, repo: &Repo, need: Access) -> bool {
+    identity
+        .and_then(|g| g.level(&repo.id.workspace, &repo.id.alias))
+        .is_some_and(|level| level >= need)
+}
+
+/// The refs (`None`: no such repository) and settings a request for `need` reads, the
+/// settings first for an anonymous caller (who may only read public repositories). LFS
+/// answers depend on the settings even for a granted caller.
+async fn read_for(
+    repo: &Repo,
+    identity: Option<&Grants>,
+    need: Access,
+    v2_advertisement: bool,
+    settings_matter: bool,
+) -> Result<(Option<refs::Snapshot>, crate::repo::Settings), HttpError> {
+    let known_settings = match identity {
+        None => Some(public_settings(repo, need).await?),
+        Some(_) => None,
+    };
+    let irrelevant = granted(identity, repo, need) && !settings_matter;
+    let (snapshot, settings) =
+        read_repository(repo, v2_advertisement, known_settings, irrelevant).await;
+    let snapshot = match snapshot {
+        Ok(s) => Some(s),
+        Err(refs::Error::NotFound) => None,
+        Err(e) => return Err(e.into()),
+    };
+    Ok((snapshot, settings?))
+}
+
+/// A repository opened for a request needing `need`: the caller authorized, its refs and
+/// settings read. For every surface beside git's own (files, the Hub API).
+pub async fn open_repository(
+    app: &App,
+    identity: Option<&Grants>,
+    id: RepoId,
+    need: Access,
+) -> Result<(Repo, refs::Snapshot, crate::repo::Settings), HttpError> {
+    let repo = Repo::new(&app.storage, id);
+    let (snapshot, settings) = read_for(&repo, identity, need, false, true).await?;
+    authorize(
+        identity,
+        snapshot.is_some(),
+        settings.public,
+        need,
+        &repo.id.workspace,
+        &repo.id.alias,
+    )?;
+    match snapshot {
+        Some(snapshot) => Ok((repo, snapshot, settings)),
+        None => Err(HttpError::NotFound("repository not found".into())),
+    }
+}
+
 async fn route_request(
     app: Arc<App>,
     req: Request<Incoming>,
@@ -192,6 +249,12 @@ async fn route_request(
     if path == "/rpc" {
         return rpc(app, req).await;
     }
+    if let Some(rest) = path.strip_prefix("/hf") {
+        if rest.starts_with('/') {
+            let rest = rest.to_owned();
+            return Ok(crate::hub::handle(app, req, &rest).await);
+        }
+    }
     let Some((id, endpoint)) = route(&path) else {
         return Err(HttpError::NotFound("not found".into()));
     };
@@ -205,32 +268,20 @@ async fn route_request(
     let identity = caller(&req)?;
     let repo = Repo::new(&app.storage, id);
     let is_lfs = matches!(endpoint, Endpoint::Lfs(_));
-    // A token that grants what the request needs makes the settings irrelevant to the
-    // decision (they only open reads to everyone); LFS answers still depend on them.
-    let granted = identity
-        .as_ref()
-        .and_then(|g| g.level(&repo.id.workspace, &repo.id.alias))
-        .is_some_and(|level| level >= need);
     let v2_advertisement = endpoint == Endpoint::InfoRefs
         && query_service(&req) == Some("git-upload-pack")
         && protocol_version(&req) == 2;
     // A v2 capability advertisement is the same for every repository; to a caller entitled
     // to read, it is answered without a read when the repository was seen a moment ago (the
     // next request, which reads the refs, says "not found" if it went away meanwhile).
-    if granted && v2_advertisement && repo.refs.known_to_exist(RECENTLY) {
+    if v2_advertisement
+        && granted(identity.as_ref(), &repo, need)
+        && repo.refs.known_to_exist(RECENTLY)
+    {
         return info_refs(refs::Snapshot::default(), &req);
     }
-    let known_settings = match identity {
-        None => Some(public_settings(&repo, need).await?),
-        Some(_) => None,
-    };
-    let (snapshot, settings) =
-        read_repository(&repo, v2_advertisement, known_settings, granted && !is_lfs).await;
-    let mut snapshot = match snapshot {
-        Ok(s) => Some(s),
-        Err(refs::Error::NotFound) => None,
-        Err(e) => return Err(e.into()),
-    };
+    let (mut snapshot, settings) =
+        read_for(&repo, identity.as_ref(), need, v2_advertisement, is_lfs).await?;
     let pushing = need == Access::Write && !is_lfs;
     if snapshot.is_none() && pushing && may_create(&app, identity.as_ref(), &repo) {
         if endpoint == Endpoint::InfoRefs {
@@ -245,7 +296,6 @@ async fn route_request(
         create_for_push(&repo).await?;
         snapshot = Some(repo.snapshot().await?);
     }
-    let settings = settings?;
     authorize(
         identity.as_ref(),
         snapshot.is_some(),

@@ -58,6 +58,19 @@ where
     }
 }
 
+/// The `token` of an LFS object URL (`…/info/lfs/objects/<oid>?token=…`) and the oid.
+fn object_url_token<B>(req: &Request<B>) -> Option<(String, String)> {
+    let (_, oid) = req.uri().path().rsplit_once("/info/lfs/objects/")?;
+    if oid.len() != 64 || !oid.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let query = req.uri().query()?;
+    let token = form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.into_owned())?;
+    Some((token, oid.to_owned()))
+}
+
 /// Works out, once per request, what every handler asks about it and puts it in the
 /// request's extensions: the base URL for links ([`crate::request::BaseUrl`], from
 /// `--public-url` or a trusted proxy) and the caller ([`crate::request::Caller`], from the
@@ -109,7 +122,16 @@ where
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
         let caller = match crate::auth::token_from_header(header) {
-            Ok(None) => Ok(None),
+            Ok(None) => match object_url_token(&req) {
+                // The token of one LFS object's URL, on that URL only.
+                Some((token, oid)) => self
+                    .app
+                    .auth
+                    .verify_object_token(&token, &oid)
+                    .map(Some)
+                    .map_err(|e| e.to_string()),
+                None => Ok(None),
+            },
             Ok(Some(token)) => self
                 .app
                 .auth

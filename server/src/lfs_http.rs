@@ -135,21 +135,34 @@ fn repo_url(base_url: &str, repo: &Repo) -> String {
 }
 
 /// The server's own LFS endpoints, for actions; `authorization` is the caller's header, which
-/// the verify action repeats back to the same caller (see [`lfs::Links::verify_headers`]).
+/// the actions that point at the server repeat back to the same caller (see
+/// [`lfs::Links::caller_headers`]).
 pub(crate) fn links(
     base_url: &str,
     repo: &Repo,
     authorization: Option<&header::HeaderValue>,
+    signer: Option<lfs::UrlSigner>,
 ) -> lfs::Links {
     let base = repo_url(base_url, repo);
     lfs::Links {
         objects: format!("{base}/info/lfs/objects/"),
         verify: format!("{base}/info/lfs/verify"),
-        verify_headers: authorization
+        caller_headers: authorization
             .and_then(|v| v.to_str().ok())
             .map(|v| vec![("Authorization".to_owned(), v.to_owned())])
             .unwrap_or_default(),
+        signer,
     }
+}
+
+/// Signs the server's object URLs of `repo` with tokens good for one object each, valid as
+/// long as a presigned URL of the bucket would be.
+pub(crate) fn signer(app: &Arc<App>, repo: &Repo) -> lfs::UrlSigner {
+    let (app, id) = (app.clone(), repo.id.clone());
+    lfs::UrlSigner(Arc::new(move |oid: &str, write: bool| {
+        app.auth
+            .mint_object_token(&id.workspace, &id.alias, oid, write, app.config.lfs.url_ttl)
+    }))
 }
 
 fn store(app: &App, repo: &Repo) -> Store {
@@ -242,14 +255,19 @@ fn internal(repo: &Repo, e: impl std::fmt::Display) -> Failure {
 }
 
 async fn batch(
-    app: &App,
+    app: &Arc<App>,
     repo: &Repo,
     identity: Option<&Grants>,
     public: bool,
     req: Request<Incoming>,
 ) -> Answer {
     let base_url = crate::request::base_url(&req, &app.config.public.url);
-    let links = links(&base_url, repo, req.headers().get(header::AUTHORIZATION));
+    let links = links(
+        &base_url,
+        repo,
+        req.headers().get(header::AUTHORIZATION),
+        Some(signer(app, repo)),
+    );
     let request: BatchRequest = read_json(app, req).await?;
     crate::metrics::inc(crate::metrics::LFS_BATCHES);
     if request.operation == Operation::Upload {

@@ -15,6 +15,7 @@ pub mod bundle;
 pub mod cli;
 pub mod files;
 pub mod http;
+pub mod hub;
 pub mod import;
 pub mod landing;
 pub mod layers;

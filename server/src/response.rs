@@ -24,6 +24,15 @@ pub enum HttpError {
     /// The repository, or the route, does not exist (to this caller).
     #[error("{0}")]
     NotFound(String),
+    /// The revision names nothing (to this caller).
+    #[error("{0}")]
+    RevisionNotFound(String),
+    /// No file or folder at the path asked for.
+    #[error("{0}")]
+    EntryNotFound(String),
+    /// The state changed meanwhile, or the thing to create exists.
+    #[error("{0}")]
+    Conflict(String),
     /// The request cannot be understood.
     #[error("{0}")]
     BadRequest(String),
@@ -56,8 +65,11 @@ impl HttpError {
         match self {
             HttpError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             HttpError::Forbidden(_) => StatusCode::FORBIDDEN,
-            HttpError::NotFound(_) => StatusCode::NOT_FOUND,
+            HttpError::NotFound(_)
+            | HttpError::RevisionNotFound(_)
+            | HttpError::EntryNotFound(_) => StatusCode::NOT_FOUND,
             HttpError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            HttpError::Conflict(_) => StatusCode::CONFLICT,
             HttpError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             HttpError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             HttpError::RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,

@@ -33,7 +33,10 @@ use crate::repo::Repo;
 use crate::response::HttpError;
 
 pub use resolve::{serve_file, FileRequest, FileView};
-pub use tree::{folder_json, FolderQuery};
+pub use tree::{
+    entry_type, expand, folder_json, list_entries, list_files, pointer_of, FolderQuery, LastCommit,
+    Listed,
+};
 
 /// Which file route a path names; segments still percent-encoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,7 +110,7 @@ pub fn split_revision(
     let path = history::normalize_path(&path).map_err(|e| HttpError::BadRequest(e.to_string()))?;
     // A component no checkout could hold: git refuses `.git` in trees, so nothing is there.
     if path.split('/').any(|c| c.eq_ignore_ascii_case(".git")) {
-        return Err(HttpError::NotFound(format!("no file {path:?}")));
+        return Err(HttpError::EntryNotFound(format!("no file {path:?}")));
     }
     Ok((rev, path))
 }
@@ -137,12 +140,12 @@ pub struct AtRevision {
 pub fn history_error(e: history::Error) -> HttpError {
     match e {
         history::Error::UnknownRevision(rev) => {
-            HttpError::NotFound(format!("revision not found: {rev:?}"))
+            HttpError::RevisionNotFound(format!("revision not found: {rev:?}"))
         }
         e @ (history::Error::AmbiguousRevision(_) | history::Error::InvalidPath(_)) => {
             HttpError::BadRequest(e.to_string())
         }
-        e @ history::Error::NoSuchPath(_) => HttpError::NotFound(e.to_string()),
+        e @ history::Error::NoSuchPath(_) => HttpError::EntryNotFound(e.to_string()),
         e => HttpError::Storage(e.to_string()),
     }
 }

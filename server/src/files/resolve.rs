@@ -80,13 +80,13 @@ fn find(at: &AtRevision, path: &str) -> Result<Found, HttpError> {
     let reader = at.db.reader();
     let entry = history::entry_at(&reader, &at.tree, path).map_err(super::history_error)?;
     let Some((mode, id)) = entry else {
-        return Err(HttpError::NotFound(format!(
+        return Err(HttpError::EntryNotFound(format!(
             "no file {path:?} at {}",
             at.rev
         )));
     };
     if mode == 0o040000 || mode == 0o160000 {
-        return Err(HttpError::NotFound(format!(
+        return Err(HttpError::EntryNotFound(format!(
             "{path:?} is a {}, not a file",
             if mode == 0o040000 {
                 "folder"

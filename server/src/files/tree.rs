@@ -97,7 +97,20 @@ pub struct Listed {
     /// The LFS object it points to, if it is a pointer.
     pub lfs: Option<lfs::Pointer>,
     /// The last commit that changed it.
-    pub last_commit: Option<Value>,
+    pub last_commit: Option<LastCommit>,
+}
+
+/// The last commit that changed an entry.
+#[derive(Debug, Clone)]
+pub struct LastCommit {
+    /// Its id.
+    pub id: ObjectId,
+    /// The first line of its message.
+    pub title: String,
+    /// Its committer time (seconds since 1970).
+    pub time: i64,
+    /// That time as RFC 3339 in the committer's zone.
+    pub date: String,
 }
 
 /// One page of entries, with LFS pointers read and (if asked) last commits found; the flag
@@ -118,13 +131,7 @@ pub fn list_entries(
     let mut listed = Vec::with_capacity(page.len());
     let mut buf = Vec::new();
     for entry in page {
-        let lfs = match (entry.kind, entry.size) {
-            (history::EntryKind::Blob, Some(size)) if size <= 1024 && entry.mode != 0o120000 => {
-                reader.read(&entry.id, &mut buf)?;
-                lfs::Pointer::parse(&buf)
-            }
-            _ => None,
-        };
+        let lfs = pointer_of(&reader, &entry, &mut buf)?;
         listed.push(Listed {
             entry,
             lfs,
@@ -135,6 +142,39 @@ pub fn list_entries(
         expand(at, &reader, &mut listed)?;
     }
     Ok((listed, more))
+}
+
+/// Every file (no folders) under `path`, at most `max`, LFS pointers read.
+pub fn list_files(at: &AtRevision, path: &str, max: usize) -> Result<Vec<Listed>, HttpError> {
+    let reader = at.db.reader();
+    let (entries, _) = history::list(&reader, &at.tree, path, history::Depth::Files, max)
+        .map_err(super::history_error)?;
+    let mut buf = Vec::new();
+    let mut listed = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let lfs = pointer_of(&reader, &entry, &mut buf)?;
+        listed.push(Listed {
+            entry,
+            lfs,
+            last_commit: None,
+        });
+    }
+    Ok(listed)
+}
+
+/// The LFS pointer a (small) blob entry is, if it is one.
+pub fn pointer_of(
+    reader: &objectstore::odb::Reader<'_>,
+    entry: &history::Entry,
+    buf: &mut Vec<u8>,
+) -> Result<Option<lfs::Pointer>, HttpError> {
+    Ok(match (entry.kind, entry.size) {
+        (history::EntryKind::Blob, Some(size)) if size <= 1024 && entry.mode != 0o120000 => {
+            reader.read(&entry.id, buf)?;
+            lfs::Pointer::parse(buf)
+        }
+        _ => None,
+    })
 }
 
 fn list_page(at: &AtRevision, path: &str, q: &FolderQuery) -> Result<Value, HttpError> {
@@ -175,13 +215,13 @@ fn entry_json(l: &Listed) -> Value {
         out["lfs"] = json!({"oid": p.oid.as_str(), "size": p.size, "pointer_size": e.size});
     }
     if let Some(c) = &l.last_commit {
-        out["last_commit"] = c.clone();
+        out["last_commit"] = json!({"id": c.id.to_string(), "title": c.title, "date": c.date});
     }
     out
 }
 
 /// Find the last commit of every listed entry: one walk per folder they are in.
-fn expand(
+pub fn expand(
     at: &AtRevision,
     reader: &objectstore::odb::Reader<'_>,
     listed: &mut [Listed],
@@ -191,7 +231,7 @@ fn expand(
         let folder = l.entry.path.rsplit_once('/').map_or("", |(f, _)| f);
         by_folder.entry(folder.to_owned()).or_default().push(i);
     }
-    let mut commits: BTreeMap<ObjectId, Value> = BTreeMap::new();
+    let mut commits: BTreeMap<ObjectId, LastCommit> = BTreeMap::new();
     for (folder, members) in by_folder {
         let names: Vec<&str> = members
             .iter()
@@ -207,11 +247,12 @@ fn expand(
             if let std::collections::btree_map::Entry::Vacant(slot) = commits.entry(commit) {
                 let info = history::commit_info(reader, &commit).map_err(super::history_error)?;
                 let title = info.message.lines().next().unwrap_or("").to_owned();
-                slot.insert(json!({
-                    "id": commit.to_string(),
-                    "title": title,
-                    "date": info.committer.rfc3339(),
-                }));
+                slot.insert(LastCommit {
+                    id: commit,
+                    title,
+                    time: info.committer.time,
+                    date: info.committer.rfc3339(),
+                });
             }
             listed[*i].last_commit = commits.get(&commit).cloned();
         }

@@ -31,7 +31,7 @@ fn tag_ref(tag: &str) -> Result<String, RpcError> {
 
 /// `list_refs`: the branches with their commits, the tags with what they name and the commit
 /// they peel to, and where `HEAD` points.
-pub(super) async fn list_refs(
+pub(crate) async fn list_refs(
     app: &Arc<App>,
     identity: Option<&Grants>,
     p: Value,
@@ -89,7 +89,7 @@ async fn commit_of(o: &super::history::Opened, rev: &str) -> Result<ObjectId, Rp
 }
 
 /// `create_branch`: a new branch at `rev`; refused if it exists.
-pub(super) async fn create_branch(
+pub(crate) async fn create_branch(
     app: &Arc<App>,
     identity: Option<&Grants>,
     p: Value,
@@ -119,7 +119,7 @@ struct DeleteBranchParams {
 }
 
 /// `delete_branch`: refused for the branch `HEAD` names (the default branch).
-pub(super) async fn delete_branch(
+pub(crate) async fn delete_branch(
     app: &Arc<App>,
     identity: Option<&Grants>,
     p: Value,
@@ -167,7 +167,7 @@ struct CreateTagParams {
 }
 
 /// `create_tag`: a tag of `rev`; refused if it exists.
-pub(super) async fn create_tag(
+pub(crate) async fn create_tag(
     app: &Arc<App>,
     identity: Option<&Grants>,
     p: Value,
@@ -214,7 +214,7 @@ struct DeleteTagParams {
 }
 
 /// `delete_tag`.
-pub(super) async fn delete_tag(
+pub(crate) async fn delete_tag(
     app: &Arc<App>,
     identity: Option<&Grants>,
     p: Value,

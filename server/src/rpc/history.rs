@@ -443,7 +443,7 @@ pub(super) async fn read_file(
             repo.keys.clone(),
             app.config.lfs,
         );
-        let links = crate::lfs_http::links(base_url, &repo, None);
+        let links = crate::lfs_http::links(base_url, &repo, None, None);
         let plan = store
             .plan_download(&pointer.oid, &links)
             .await
@@ -513,7 +513,7 @@ pub(super) async fn list_files(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct PersonParam {
+pub(crate) struct PersonParam {
     name: String,
     email: String,
 }

@@ -11,9 +11,9 @@ use crate::auth::{authorize as authorize_call, Access, Grants};
 use crate::repo::{Repo, Settings};
 use crate::storage::RepoId;
 
-mod branches;
+pub(crate) mod branches;
 mod bundle;
-mod commit;
+pub(crate) mod commit;
 mod events;
 mod history;
 mod versions;
@@ -268,6 +268,25 @@ async fn answer(
     };
     crate::metrics::observe_labelled(crate::metrics::RPC_SECONDS, "method", label, started);
     response(id, result)
+}
+
+/// A refusal of the API as another surface (the Hub API) answers it.
+impl From<RpcError> for crate::response::HttpError {
+    fn from(e: RpcError) -> Self {
+        use crate::response::HttpError;
+        match e {
+            RpcError::Parse(m) | RpcError::InvalidParams(m) => HttpError::BadRequest(m),
+            e @ (RpcError::InvalidRequest(_) | RpcError::MethodNotFound(_)) => {
+                HttpError::BadRequest(e.to_string())
+            }
+            RpcError::Unauthorized(m) => HttpError::Unauthorized(m),
+            RpcError::Forbidden(m) => HttpError::Forbidden(m),
+            RpcError::NotFound(m) => HttpError::NotFound(m),
+            RpcError::Conflict(m) | RpcError::Stale(m) => HttpError::Conflict(m),
+            RpcError::Internal(m) => HttpError::Internal(m),
+            RpcError::Busy => HttpError::Busy,
+        }
+    }
 }
 
 fn response(id: Value, result: Result<Value, RpcError>) -> Value {
