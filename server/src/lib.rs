@@ -8,6 +8,7 @@
 //! shared state with every limit and timeout; [`cli`] is the command line.
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod app;
 pub mod auth;
 pub mod body;

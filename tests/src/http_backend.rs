@@ -26,6 +26,42 @@ impl HttpBackend {
         HttpBackend::launch(root, false)
     }
 
+    /// lighttpd serving the files under `root` as static files at `{url}/<name>` (the
+    /// reference for serving files over HTTP).
+    pub fn start_static(root: &Path) -> HttpBackend {
+        let dir = TempDir::new().unwrap();
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let conf = dir.path().join("lighttpd.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "server.document-root = \"{}\"\nserver.bind = \"127.0.0.1\"\nserver.port = {port}\n",
+                root.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("lighttpd")
+            .args(["-D", "-f"])
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("lighttpd (apt-get install lighttpd)");
+        let url = format!("http://127.0.0.1:{port}");
+        assert!(eventually(Duration::from_secs(10), || http_status(
+            &format!("{url}/"),
+            None
+        ) != 0));
+        HttpBackend {
+            child,
+            url,
+            timings: None,
+            _dir: dir,
+        }
+    }
+
     /// Serve them with each CGI run measured by `/usr/bin/time` (see [`HttpBackend::take_usage`]).
     pub fn start_timed(root: &Path) -> HttpBackend {
         HttpBackend::launch(root, true)

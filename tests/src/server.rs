@@ -231,7 +231,7 @@ impl Server {
     }
 
     /// (endpoint, bucket, key prefix) of an S3-backed server.
-    fn s3_location(&self) -> (String, &str, &str) {
+    pub fn s3_location(&self) -> (String, &str, &str) {
         let rest = self.storage.strip_prefix("s3://").expect("an S3 server");
         let (bucket, prefix) = rest.split_once('/').unwrap();
         let endpoint = self

@@ -24,7 +24,7 @@ use http::{header, HeaderValue, Method, Request, Response};
 use hyper::body::Incoming;
 
 use crate::app::App;
-use crate::auth::{Access, Grants};
+use crate::auth::Access;
 use crate::body::ResponseBody;
 use crate::files::decode_segment;
 use crate::response::HttpError;
@@ -168,20 +168,12 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>, path: &str) -> Respon
     }
 }
 
-/// The caller the context layer found (a 401 for invalid credentials).
-fn caller<B>(req: &Request<B>) -> Result<Option<Grants>, HttpError> {
-    match req.extensions().get::<crate::request::Caller>() {
-        Some(crate::request::Caller(caller)) => caller.clone().map_err(HttpError::Unauthorized),
-        None => Ok(None),
-    }
-}
-
 async fn route_request(
     app: Arc<App>,
     req: Request<Incoming>,
     route: HubRoute,
 ) -> Result<Response<ResponseBody>, HttpError> {
-    let identity = caller(&req)?;
+    let identity = crate::admission::caller(&req)?;
     let base = format!(
         "{}/hf",
         crate::request::base_url(&req, &app.config.public.url)
@@ -189,7 +181,7 @@ async fn route_request(
     let method = req.method().clone();
     let open = |id: RepoId, need: Access| {
         let (app, identity) = (app.clone(), identity.clone());
-        async move { crate::http::open_repository(&app, identity.as_ref(), id, need).await }
+        async move { crate::admission::open_repository(&app, identity.as_ref(), id, need).await }
     };
     match (method, route) {
         (Method::GET, HubRoute::WhoAmI) => repos::whoami(identity.as_ref()),

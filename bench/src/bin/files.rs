@@ -1,0 +1,435 @@
+//! Files over plain HTTP against their references, in one run on this machine:
+//!
+//! 1. a large regular (non-LFS) blob through `resolve` against the same bytes served as a
+//!    static file by lighttpd on loopback (throughput; the server's peak RSS);
+//! 2. a Git LFS file on S3 through `resolve`: the time to the redirect and the bytes of the
+//!    answer (none of the file's);
+//! 3. an archive of a real tree (tokio's, fetched into `/work/.mirror`, or `--tree DIR`)
+//!    against `git archive` of the same commit on local disk, tar.gz and zip;
+//! 4. the server's peak RSS over idle while streaming an archive of `--archive-gib` GiB;
+//! 5. `snapshot_download` of a repository with 20 files, `--lfs-gib` GiB of them in LFS, on
+//!    S3, against downloading the same objects straight from the S3 server with the same
+//!    parallelism (8).
+//!
+//! Run with `bench/files [--runs N] [--blob-mib N] [--archive-gib N] [--lfs-gib N] [--tree DIR]`.
+#![forbid(unsafe_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use artifact_git_e2e::*;
+
+const USAGE: &str =
+    "usage: bench/files [--runs N] [--blob-mib N] [--archive-gib N] [--lfs-gib N] [--tree DIR]";
+const PARALLEL: usize = 8;
+
+struct Args {
+    runs: usize,
+    blob_mib: usize,
+    archive_gib: f64,
+    lfs_gib: f64,
+    tree: PathBuf,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        runs: 5,
+        blob_mib: 200,
+        archive_gib: 2.0,
+        lfs_gib: 2.0,
+        tree: PathBuf::from("/work/.mirror/tokio-rs+tokio/repo"),
+    };
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < argv.len() {
+        let v = argv.get(i + 1).cloned().unwrap_or_default();
+        match argv[i].as_str() {
+            "--runs" => a.runs = v.parse().expect(USAGE),
+            "--blob-mib" => a.blob_mib = v.parse().expect(USAGE),
+            "--archive-gib" => a.archive_gib = v.parse().expect(USAGE),
+            "--lfs-gib" => a.lfs_gib = v.parse().expect(USAGE),
+            "--tree" => a.tree = PathBuf::from(v),
+            _ => panic!("{USAGE}"),
+        }
+        i += 2;
+    }
+    a
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+/// Seconds and bytes of one GET with curl (`-o /dev/null`).
+fn curl_time(url: &str, extra: &[&str]) -> (f64, u64) {
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{time_total} %{size_download} %{http_code}",
+        ])
+        .args(extra)
+        .arg(url)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let f: Vec<&str> = text.split_whitespace().collect();
+    assert!(
+        f.len() == 3 && (f[2] == "200" || f[2] == "302"),
+        "{url}: {text}"
+    );
+    (f[0].parse().unwrap(), f[1].parse().unwrap())
+}
+
+fn reset_peak(pid: u32) {
+    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+/// A repository on `server` holding `files` (path, bytes) on `main`, LFS for `*.bin` when
+/// `lfs`; the work tree.
+fn push_files(
+    server: &Server,
+    git: &Git,
+    work: &Path,
+    repo: &str,
+    files: &[(String, Vec<u8>)],
+    lfs: bool,
+) -> PathBuf {
+    let dir = work.join(repo.replace('/', "-"));
+    git.ok(work, &["init", "-q", "-b", "main", dir.to_str().unwrap()]);
+    if lfs {
+        git.ok(&dir, &["lfs", "track", "*.bin"]);
+    }
+    for (path, data) in files {
+        let file = dir.join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, data).unwrap();
+    }
+    git.ok(&dir, &["add", "."]);
+    git.ok(&dir, &["commit", "-q", "-m", "files"]);
+    server.init(repo);
+    git.ok(&dir, &["push", "-q", &server.repo_url(repo), "main"]);
+    dir
+}
+
+fn blob_vs_static(args: &Args, backend: &Backend, label: &str) {
+    let server = Server::start_on(backend);
+    let git = Git::default();
+    let work = TempDir::new().unwrap();
+    let big = Rng::new(1).bytes(args.blob_mib << 20);
+    push_files(
+        &server,
+        &git,
+        work.path(),
+        "bench/blob",
+        &[("big.dat".into(), big.clone())],
+        false,
+    );
+    let statics = work.path().join("static");
+    std::fs::create_dir(&statics).unwrap();
+    std::fs::write(statics.join("big.dat"), &big).unwrap();
+    let lighttpd = HttpBackend::start_static(&statics);
+    let token = server.token("bench", None, "r");
+    let auth = format!("Authorization: Bearer {token}");
+    let ours_url = format!("{}/resolve/main/big.dat", server.plain_url("bench/blob"));
+    let theirs_url = format!("{}/big.dat", lighttpd.url);
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    reset_peak(server.pid());
+    for _ in 0..args.runs {
+        let (t, n) = curl_time(&ours_url, &["-H", &auth]);
+        assert_eq!(n as usize, big.len());
+        ours.push(t);
+        let (t, n) = curl_time(&theirs_url, &[]);
+        assert_eq!(n as usize, big.len());
+        theirs.push(t);
+    }
+    let peak = mib(peak_rss_kib(server.pid()));
+    let (ours, theirs) = (median(ours), median(theirs));
+    let rate = |t: f64| big.len() as f64 / t / (1 << 20) as f64;
+    println!(
+        "| {} MiB regular blob ({label}) | {:.3} s, {:.0} MiB/s | {:.3} s, {:.0} MiB/s | {:.2} | {:.0} MiB |",
+        args.blob_mib,
+        theirs,
+        rate(theirs),
+        ours,
+        rate(ours),
+        rate(ours) / rate(theirs),
+        peak
+    );
+}
+
+fn lfs_redirect(args: &Args, backend: &Backend) {
+    let server = Server::start_on(backend);
+    let git = Git::default();
+    git.lfs_install();
+    let work = TempDir::new().unwrap();
+    let model = Rng::new(2).bytes(64 << 20);
+    push_files(
+        &server,
+        &git,
+        work.path(),
+        "bench/lfs",
+        &[("model.bin".into(), model)],
+        true,
+    );
+    let token = server.token("bench", None, "r");
+    let auth = format!("Authorization: Bearer {token}");
+    let url = format!("{}/resolve/main/model.bin", server.plain_url("bench/lfs"));
+    let mut times = Vec::new();
+    let mut bytes = 0;
+    for _ in 0..(args.runs * 10) {
+        let (t, n) = curl_time(&url, &["-H", &auth]);
+        times.push(t * 1000.0);
+        bytes += n;
+    }
+    println!(
+        "| LFS file on S3 through resolve (64 MiB) | redirect in {:.2} ms (median of {}), answer bodies {} bytes in all |",
+        median(times),
+        args.runs * 10,
+        bytes
+    );
+}
+
+fn archive_vs_git(args: &Args) {
+    if !args.tree.join("HEAD").exists() && !args.tree.join(".git").exists() {
+        println!(
+            "| archive | skipped: no repository at {} (--tree) |",
+            args.tree.display()
+        );
+        return;
+    }
+    let server = Server::start_on(&Backend::Fs);
+    let git = Git::default();
+    let work = TempDir::new().unwrap();
+    // The real history, as a bare clone on local disk for `git archive` and pushed to ours.
+    let bare = work.path().join("tree.git");
+    git.ok(
+        work.path(),
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            "--single-branch",
+            args.tree.to_str().unwrap(),
+            bare.to_str().unwrap(),
+        ],
+    );
+    let head = git.ok(&bare, &["rev-parse", "HEAD"]).trim().to_owned();
+    server.init("bench/tree");
+    git.ok(
+        &bare,
+        &[
+            "push",
+            "-q",
+            &server.repo_url("bench/tree"),
+            &format!("{head}:refs/heads/main"),
+        ],
+    );
+    let token = server.token("bench", None, "r");
+    let auth = format!("Authorization: Bearer {token}");
+    for (format, ext) in [("tar.gz", "tar.gz"), ("zip", "zip")] {
+        let url = format!("{}/archive/{head}.{ext}", server.plain_url("bench/tree"));
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        for _ in 0..args.runs {
+            ours.push(curl_time(&url, &["-H", &auth]).0);
+            let t = Instant::now();
+            let out = git
+                .command(&bare)
+                .args(["archive", &format!("--format={format}"), &head])
+                .output()
+                .unwrap();
+            assert!(out.status.success());
+            theirs.push(t.elapsed().as_secs_f64());
+        }
+        let (ours, theirs) = (median(ours), median(theirs));
+        println!(
+            "| archive of {} ({format}) | git archive {:.3} s | artifact-git {:.3} s | {:.2} |",
+            args.tree.display(),
+            theirs,
+            ours,
+            ours / theirs
+        );
+    }
+}
+
+fn archive_memory(args: &Args) {
+    let server = Server::start_on(&Backend::Fs);
+    let git = Git::default();
+    let work = TempDir::new().unwrap();
+    let files = ((args.archive_gib * 1024.0) as usize / 8).max(1);
+    let src = work.path().join("big");
+    git.ok(
+        work.path(),
+        &["init", "-q", "-b", "main", src.to_str().unwrap()],
+    );
+    write_random_files(&src, files * (8 << 20), 8 << 20, 9);
+    git.ok(&src, &["add", "."]);
+    git.ok(&src, &["commit", "-q", "-m", "data"]);
+    server.init("bench/big");
+    git.ok(
+        &src,
+        &[
+            "-c",
+            "core.bigFileThreshold=1m",
+            "push",
+            "-q",
+            &server.repo_url("bench/big"),
+            "main",
+        ],
+    );
+    let token = server.token("bench", None, "r");
+    let idle = mib(status_kib(server.pid(), "VmRSS"));
+    reset_peak(server.pid());
+    let url = format!("{}/archive/main.tar", server.plain_url("bench/big"));
+    let t = Instant::now();
+    let (_, bytes) = curl_time(&url, &["-H", &format!("Authorization: Bearer {token}")]);
+    let secs = t.elapsed().as_secs_f64();
+    let peak = mib(peak_rss_kib(server.pid()));
+    println!(
+        "| archive of {:.2} GiB (tar) | {:.1} s, {:.0} MiB/s | idle {:.0} MiB, peak {:.0} MiB: {:.0} MiB over idle |",
+        bytes as f64 / (1u64 << 30) as f64,
+        secs,
+        bytes as f64 / secs / (1 << 20) as f64,
+        idle,
+        peak,
+        peak - idle
+    );
+}
+
+fn snapshot_vs_s3(args: &Args, backend: &Backend, endpoint: &str) {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/clientsvenv/bin/python");
+    if !python.exists() {
+        println!("| snapshot_download | skipped: run scripts/install-git-clients |");
+        return;
+    }
+    let server = Server::start_on(backend);
+    let git = Git::default();
+    git.lfs_install();
+    let work = TempDir::new().unwrap();
+    let lfs_files = 4;
+    let each = ((args.lfs_gib * 1024.0) as usize / lfs_files) << 20;
+    let mut rng = Rng::new(4);
+    let mut files: Vec<(String, Vec<u8>)> = (0..lfs_files)
+        .map(|i| (format!("shard-{i}.bin"), rng.bytes(each)))
+        .collect();
+    for i in 0..16 {
+        files.push((
+            format!("config/part-{i}.json"),
+            format!("{{\"part\": {i}}}\n").into_bytes(),
+        ));
+    }
+    push_files(&server, &git, work.path(), "bench/snap", &files, true);
+    drop(files);
+    let token = server.token("bench", None, "r");
+    let script = r#"
+import sys, time
+from huggingface_hub import snapshot_download
+t = time.time()
+snapshot_download(sys.argv[1], cache_dir=sys.argv[2], max_workers=int(sys.argv[3]))
+print(time.time() - t)
+"#;
+    let mut ours = Vec::new();
+    for run in 0..args.runs.min(3) {
+        let out = Command::new(&python)
+            .args(["-c", script, "bench/snap"])
+            .arg(work.path().join(format!("cache-{run}")))
+            .arg(PARALLEL.to_string())
+            .env("HF_ENDPOINT", format!("{}/hf", server.url))
+            .env("HF_TOKEN", &token)
+            .env("HF_HUB_DISABLE_TELEMETRY", "1")
+            .env("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ours.push(
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse::<f64>()
+                .unwrap(),
+        );
+        std::fs::remove_dir_all(work.path().join(format!("cache-{run}"))).unwrap();
+    }
+    // The floor: the same objects straight from the S3 server, 8 at a time.
+    let (_, bucket, prefix) = server.s3_location();
+    let bucket_dir = (
+        bucket.to_owned(),
+        format!("{prefix}/bench/artifacts/snap/git/"),
+    );
+    let listing = Command::new("curl")
+        .args([
+            "-s",
+            &format!(
+                "{endpoint}/{}?list-type=2&prefix={}lfs/objects/",
+                bucket_dir.0, bucket_dir.1
+            ),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&listing.stdout).into_owned();
+    let keys: Vec<String> = text
+        .split("<Key>")
+        .skip(1)
+        .filter_map(|s| s.split("</Key>").next().map(str::to_owned))
+        .collect();
+    assert_eq!(keys.len(), lfs_files, "{text}");
+    let mut floor = Vec::new();
+    for run in 0..args.runs.min(3) {
+        let dir = work.path().join(format!("direct-{run}"));
+        std::fs::create_dir(&dir).unwrap();
+        let mut cmd = Command::new("curl");
+        cmd.args(["-s", "--parallel", "--parallel-max", &PARALLEL.to_string()]);
+        for (i, key) in keys.iter().enumerate() {
+            cmd.arg("-o")
+                .arg(dir.join(i.to_string()))
+                .arg(format!("{endpoint}/{}/{key}", bucket_dir.0));
+        }
+        let t = Instant::now();
+        assert!(cmd.status().unwrap().success());
+        floor.push(t.elapsed().as_secs_f64());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+    let (ours, floor) = (median(ours), median(floor));
+    println!(
+        "| snapshot_download, 20 files, {:.1} GiB in LFS, on S3 | S3 directly {:.2} s | huggingface_hub {:.2} s | {:.2} of S3's throughput |",
+        args.lfs_gib,
+        floor,
+        ours,
+        floor / ours
+    );
+}
+
+fn main() {
+    let args = args();
+    let started = Instant::now();
+    println!("| what | reference | artifact-git | ratio | notes |");
+    println!("|---|---|---|---|---|");
+    blob_vs_static(&args, &Backend::Fs, "filesystem");
+    if let Some(backend) = Backend::s3_if_running() {
+        blob_vs_static(&args, &backend, "S3");
+        lfs_redirect(&args, &backend);
+    }
+    archive_vs_git(&args);
+    archive_memory(&args);
+    if let Some(backend) = Backend::s3_if_running() {
+        let endpoint = match &backend {
+            Backend::S3 { endpoint, .. } => endpoint.clone(),
+            Backend::Fs => unreachable!(),
+        };
+        snapshot_vs_s3(&args, &backend, &endpoint);
+    }
+    eprintln!("done in {:.0} s", started.elapsed().as_secs_f64());
+    let _ = Duration::ZERO;
+}
