@@ -229,4 +229,174 @@ fn hub_client(backend: &Backend) {
     );
 }
 
-backend_tests!(hub_client);
+/// What a hostile or broken client could send to the Hub API: each gets a status and a
+/// reason the client can read, nothing is written, and no signature or token reaches the log.
+fn hub_hostile(backend: &Backend) {
+    let logs = TempDir::new().unwrap();
+    let log = logs.path().join("server.log");
+    let server = Server::start_on_launched(
+        backend,
+        &["--max-hub-commit-size", "1MiB"],
+        &Launch {
+            log_file: Some(log.clone()),
+            log_filter: Some("debug".into()),
+            ..Launch::default()
+        },
+    );
+    let token = server.token("lab", None, "a");
+    let auth = format!("Authorization: Bearer {token}");
+    let api = format!("{}/hf/api", server.url);
+    let (status, body) = curl_post(
+        &format!("{api}/repos/create"),
+        "application/json",
+        br#"{"name": "hostile", "organization": "lab", "private": true}"#,
+        &["-H", &auth],
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let head = || {
+        let (_, b) = curl_post(
+            &format!("{api}/models/lab/hostile/refs"),
+            "",
+            b"",
+            &["-X", "GET", "-H", &auth],
+        );
+        let v: Value = serde_json::from_slice(&b).unwrap();
+        v["branches"][0]["targetCommit"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let before = head();
+    let commit = |body: &[u8]| {
+        curl_post(
+            &format!("{api}/models/lab/hostile/commit/main"),
+            "application/x-ndjson",
+            body,
+            &["-H", &auth],
+        )
+    };
+    let header = r#"{"key":"header","value":{"summary":"x"}}"#;
+    for (body, status) in [
+        (b"not json\n".to_vec(), 400),
+        (format!("{header}\n{{\"key\":\"file\",\"value\":{{\"path\":\"../x\",\"content\":\"eA==\",\"encoding\":\"base64\"}}}}\n").into_bytes(), 400),
+        (format!("{header}\n{{\"key\":\"file\",\"value\":{{\"path\":\".git/config\",\"content\":\"eA==\"}}}}\n").into_bytes(), 400),
+        (format!("{header}\n{{\"key\":\"lfsFile\",\"value\":{{\"path\":\"w.bin\",\"algo\":\"sha256\",\"oid\":\"{}\"}}}}\n", "a".repeat(64)).into_bytes(), 404),
+        (format!("{header}\n{{\"key\":\"deletedFile\",\"value\":{{\"path\":\"nothing\"}}}}\n").into_bytes(), 404),
+        (format!("{header}\n{{\"key\":\"rmrf\",\"value\":{{}}}}\n").into_bytes(), 400),
+        (format!("{{\"key\":\"file\",\"value\":{{\"path\":\"a\",\"content\":\"eA==\"}}}}\n").into_bytes(), 400),
+        (vec![b'x'; 3 << 20], 413),
+    ] {
+        let (got, answer) = commit(&body);
+        assert_eq!(got, status, "{}", String::from_utf8_lossy(&answer));
+        let v: Value = serde_json::from_slice(&answer).unwrap_or(Value::Null);
+        assert!(v["error"].is_string() || status == 413, "{}", String::from_utf8_lossy(&answer));
+    }
+    let (got, _) = curl_post(
+        &format!("{api}/models/lab/hostile/commit/main?create_pr=1"),
+        "application/x-ndjson",
+        format!("{header}\n").as_bytes(),
+        &["-H", &auth],
+    );
+    assert_eq!(got, 400);
+    assert_eq!(head(), before, "a refused commit moved the branch");
+    // Too many paths or files at once; a bad cursor; a branch that is not one.
+    let many: String = (0..1001).map(|i| format!("paths=p{i}&")).collect();
+    let (got, _) = curl_post(
+        &format!("{api}/models/lab/hostile/paths-info/main"),
+        "application/x-www-form-urlencoded",
+        many.as_bytes(),
+        &["-H", &auth],
+    );
+    assert_eq!(got, 400);
+    let files: Vec<Value> = (0..1001)
+        .map(|i| serde_json::json!({"path": format!("f{i}"), "size": 1, "sample": ""}))
+        .collect();
+    let (got, _) = curl_post(
+        &format!("{api}/models/lab/hostile/preupload/main"),
+        "application/json",
+        serde_json::json!({"files": files}).to_string().as_bytes(),
+        &["-H", &auth],
+    );
+    assert_eq!(got, 400);
+    let bad = curl_get(
+        &format!("{api}/models/lab/hostile/tree/main?cursor=-1"),
+        &["-H", &auth],
+    );
+    assert_eq!(bad.status, 400);
+    let (got, _) = curl_post(
+        &format!("{api}/models/lab/hostile/preupload/refs%2Fpr%2F1"),
+        "application/json",
+        br#"{"files": []}"#,
+        &["-H", &auth],
+    );
+    assert_eq!(got, 400);
+    // Another workspace's token finds nothing; no token, the repository is not found either.
+    let other = server.token("elsewhere", None, "a");
+    let theirs = curl_get(
+        &format!("{api}/models/lab/hostile"),
+        &["-H", &format!("Authorization: Bearer {other}")],
+    );
+    assert!(matches!(theirs.status, 403 | 404), "{}", theirs.status);
+    let anonymous = curl_get(&format!("{api}/models/lab/hostile"), &[]);
+    assert_eq!(
+        (anonymous.status, anonymous.header("x-error-code")),
+        (401, Some("RepoNotFound"))
+    );
+    let forged = curl_get(
+        &format!("{api}/whoami-v2"),
+        &["-H", "Authorization: Bearer not-a-token"],
+    );
+    assert_eq!(
+        forged.header("x-error-message"),
+        Some("Invalid credentials in Authorization header")
+    );
+    // An object URL's token: good for that object's URL, nowhere else.
+    let oid = sha256_hex(b"payload");
+    let batch = serde_json::json!({"operation": "upload", "transfers": ["basic"], "objects": [{"oid": oid, "size": 7}]});
+    let (got, answer) = curl_post(
+        &format!("{}/hf/lab/hostile.git/info/lfs/objects/batch", server.url),
+        "application/vnd.git-lfs+json",
+        batch.to_string().as_bytes(),
+        &["-H", &auth],
+    );
+    assert_eq!(got, 200);
+    let v: Value = serde_json::from_slice(&answer).unwrap();
+    let href = v["objects"][0]["actions"]["upload"]["href"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    if let Backend::Fs = backend {
+        let object_token = href
+            .split("token=")
+            .nth(1)
+            .expect("a signed object URL")
+            .to_owned();
+        let elsewhere = href.replace(&oid, &sha256_hex(b"other"));
+        let (got, _) = curl_post(
+            &elsewhere,
+            "application/octet-stream",
+            b"payload",
+            &["-X", "PUT"],
+        );
+        assert_eq!(got, 401, "an object's token opened another object");
+        let as_bearer = curl_get(
+            &format!("{api}/models/lab/hostile"),
+            &["-H", &format!("Authorization: Bearer {object_token}")],
+        );
+        assert_eq!(as_bearer.status, 401, "an object's token opened the API");
+        let (got, _) = curl_post(
+            &href,
+            "application/octet-stream",
+            b"payload",
+            &["-X", "PUT"],
+        );
+        assert_eq!(got, 200, "the signed URL itself works");
+    }
+    // Nothing secret in the log.
+    let text = std::fs::read_to_string(&log).unwrap();
+    for secret in ["token=", "X-Amz-Signature", "Signature=", token.as_str()] {
+        assert!(!text.contains(secret), "the log holds {secret:?}");
+    }
+}
+
+backend_tests!(hub_client, hub_hostile);
