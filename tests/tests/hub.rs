@@ -283,7 +283,7 @@ fn hub_hostile(backend: &Backend) {
         (format!("{header}\n{{\"key\":\"lfsFile\",\"value\":{{\"path\":\"w.bin\",\"algo\":\"sha256\",\"oid\":\"{}\"}}}}\n", "a".repeat(64)).into_bytes(), 404),
         (format!("{header}\n{{\"key\":\"deletedFile\",\"value\":{{\"path\":\"nothing\"}}}}\n").into_bytes(), 404),
         (format!("{header}\n{{\"key\":\"rmrf\",\"value\":{{}}}}\n").into_bytes(), 400),
-        (format!("{{\"key\":\"file\",\"value\":{{\"path\":\"a\",\"content\":\"eA==\"}}}}\n").into_bytes(), 400),
+        (br#"{"key":"file","value":{"path":"a","content":"eA=="}}"#.to_vec(), 400),
         (vec![b'x'; 3 << 20], 413),
     ] {
         let (got, answer) = commit(&body);
