@@ -22,9 +22,7 @@
 use std::io::{self, Read, Write};
 
 use gix_hash::ObjectId;
-use gix_object::bstr::ByteSlice;
 use gix_object::tree::EntryMode;
-use gix_object::TreeRefIter;
 use objectstore::odb::Reader;
 
 use crate::{Error, Result};
@@ -239,22 +237,7 @@ impl Walk<'_, '_, '_> {
     }
 
     fn tree(&mut self, plan: &mut Plan, tree: &ObjectId, prefix: &str) -> Result<(), PlanError> {
-        self.reader
-            .read_kind(tree, gix_object::Kind::Tree, &mut self.buf)
-            .map_err(Error::from)?;
-        let mut entries = Vec::new();
-        for entry in TreeRefIter::from_bytes(&self.buf, tree.kind()) {
-            let entry = entry.map_err(|e| Error::Corrupt {
-                id: *tree,
-                message: e.to_string(),
-            })?;
-            entries.push((
-                entry.mode,
-                entry.filename.to_str_lossy().into_owned(),
-                entry.oid.to_owned(),
-            ));
-        }
-        for (mode, name, id) in entries {
+        for (mode, name, id) in crate::tree::entries_of(self.reader, tree, &mut self.buf)? {
             let path = join(prefix, &name);
             if mode.is_tree() {
                 self.add(plan, path.clone(), Item::Directory, None)?;

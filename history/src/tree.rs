@@ -246,18 +246,15 @@ fn sized(reader: &Reader<'_>, kind: EntryKind, id: &ObjectId) -> Result<Option<u
     })
 }
 
-fn walk(
+/// The entries of `tree` in git's order: mode, name (invalid UTF-8 replaced), object.
+pub(crate) fn entries_of(
     reader: &Reader<'_>,
     tree: &ObjectId,
-    prefix: &str,
-    depth: Depth,
-    max: usize,
-    out: &mut Vec<Entry>,
-) -> Result<bool> {
-    let mut buf = Vec::new();
-    reader.read_kind(tree, gix_object::Kind::Tree, &mut buf)?;
+    buf: &mut Vec<u8>,
+) -> Result<Vec<(EntryMode, String, ObjectId)>> {
+    reader.read_kind(tree, gix_object::Kind::Tree, buf)?;
     let mut entries = Vec::new();
-    for entry in TreeRefIter::from_bytes(&buf, tree.kind()) {
+    for entry in TreeRefIter::from_bytes(buf, tree.kind()) {
         let entry = entry.map_err(|e| Error::Corrupt {
             id: *tree,
             message: e.to_string(),
@@ -268,7 +265,19 @@ fn walk(
             entry.oid.to_owned(),
         ));
     }
-    for (mode, name, id) in entries {
+    Ok(entries)
+}
+
+fn walk(
+    reader: &Reader<'_>,
+    tree: &ObjectId,
+    prefix: &str,
+    depth: Depth,
+    max: usize,
+    out: &mut Vec<Entry>,
+) -> Result<bool> {
+    let mut buf = Vec::new();
+    for (mode, name, id) in entries_of(reader, tree, &mut buf)? {
         let path = if prefix.is_empty() {
             name
         } else {

@@ -126,20 +126,29 @@ pub(crate) async fn delete_branch(
 ) -> Result<Value, RpcError> {
     let p: DeleteBranchParams = params(p)?;
     let name = branch_ref(&p.branch)?;
-    let o = open_without_revisions(app, identity, &p.artifact_id, Access::Write).await?;
+    let want = expected(p.expected_head.as_deref())?;
+    delete_ref(app, identity, &p.artifact_id, name, want).await
+}
+
+/// Delete the ref `name` (at `want`, when given); never the one `HEAD` names.
+async fn delete_ref(
+    app: &Arc<App>,
+    identity: Option<&Grants>,
+    artifact_id: &str,
+    name: String,
+    want: Option<ObjectId>,
+) -> Result<Value, RpcError> {
+    let o = open_without_revisions(app, identity, artifact_id, Access::Write).await?;
     let Some(current) = o.snapshot.get(&name) else {
-        return Err(RpcError::NotFound(format!("no branch {:?}", p.branch)));
+        return Err(RpcError::NotFound(format!("no {name}")));
     };
     if o.snapshot.head.as_deref() == Some(name.as_str()) {
         return Err(RpcError::Conflict(format!(
-            "{:?} is the default branch (HEAD): it cannot be deleted",
-            p.branch
+            "{name} is the default branch (HEAD): it cannot be deleted"
         )));
     }
-    if let Some(want) = expected(p.expected_head.as_deref())? {
-        if want != current {
-            return Err(stale(&name, Some(current)));
-        }
+    if want.is_some_and(|w| w != current) {
+        return Err(stale(&name, Some(current)));
     }
     publish_and_move(
         app,
@@ -221,19 +230,5 @@ pub(crate) async fn delete_tag(
 ) -> Result<Value, RpcError> {
     let p: DeleteTagParams = params(p)?;
     let name = tag_ref(&p.tag)?;
-    let o = open_without_revisions(app, identity, &p.artifact_id, Access::Write).await?;
-    let Some(current) = o.snapshot.get(&name) else {
-        return Err(RpcError::NotFound(format!("no tag {:?}", p.tag)));
-    };
-    publish_and_move(
-        app,
-        &o,
-        identity,
-        None,
-        &name,
-        current,
-        o.snapshot.null_id(),
-    )
-    .await?;
-    Ok(json!({"ref": name, "deleted": current.to_string()}))
+    delete_ref(app, identity, &p.artifact_id, name, None).await
 }
