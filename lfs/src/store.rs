@@ -42,12 +42,11 @@ pub struct Links {
     pub objects: String,
     /// `<repository URL>/info/lfs/verify`.
     pub verify: String,
-    /// Headers every action pointing at the server carries: the caller's own
-    /// `Authorization`, repeated back to the same caller. `git lfs` sends no credentials with
-    /// any action of an object whose upload is presigned (`authenticated`), yet verify is the
-    /// server's endpoint and needs them; other clients (the Hugging Face Hub's) never add
-    /// credentials to an action's request, so uploads and downloads through the server need
-    /// them as well.
+    /// Headers the verify action carries: the caller's own `Authorization`. `git lfs` sends no
+    /// credentials with any action of an object whose upload is presigned (`authenticated`),
+    /// yet verify is the server's endpoint and needs them. (Uploads and downloads through the
+    /// server carry a token of their own in the URL instead: a header would follow the URL
+    /// wherever `--public-url` points, another origin included.)
     pub caller_headers: Vec<(String, String)>,
     /// Signs the server's object URLs (a token in the query, good for that object alone), for
     /// clients that send no credentials with an action at all.
@@ -295,7 +294,7 @@ impl Store {
                         "download",
                         Action {
                             href: links.object_url(oid, false, &[]),
-                            headers: links.caller_headers.clone(),
+                            headers: Vec::new(),
                             expires_in: self.transfer.url_ttl,
                         },
                     )],
@@ -372,7 +371,7 @@ impl Store {
                         // The declared size travels with the URL, so an upload of another
                         // size is refused as it would be by a presigned URL.
                         href: links.object_url(oid, true, &[("size", size.to_string())]),
-                        headers: links.caller_headers.clone(),
+                        headers: Vec::new(),
                         expires_in: ttl,
                     },
                 ),

@@ -135,8 +135,8 @@ fn repo_url(base_url: &str, repo: &Repo) -> String {
 }
 
 /// The server's own LFS endpoints, for actions; `authorization` is the caller's header, which
-/// the actions that point at the server repeat back to the same caller (see
-/// [`lfs::Links::caller_headers`]).
+/// the verify action repeats back to the same caller (see [`lfs::Links::caller_headers`]);
+/// `signer` puts a token good for one object in the URLs of objects moved through the server.
 pub(crate) fn links(
     base_url: &str,
     repo: &Repo,
