@@ -15,7 +15,7 @@
 
 mod archive;
 mod bridge;
-mod range;
+pub mod range;
 mod resolve;
 mod tree;
 pub mod upload_archive;

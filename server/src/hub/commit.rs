@@ -249,6 +249,11 @@ fn parse_payload(data: &[u8]) -> Result<(Header, Vec<Change>), HttpError> {
     Ok((header, changes))
 }
 
+/// How many changes an ndjson commit payload holds, or why it is refused (for fuzzing).
+pub(super) fn count_changes(data: &[u8]) -> Result<usize, HttpError> {
+    parse_payload(data).map(|(_, changes)| changes.len())
+}
+
 /// Where a commit goes, to answer its URL.
 pub struct Target<'a> {
     pub base: &'a str,

@@ -30,6 +30,12 @@ use crate::files::decode_segment;
 use crate::response::HttpError;
 use crate::storage::{valid_name, RepoId};
 
+/// Check an ndjson commit payload as the commit route reads it (for fuzzing): `Ok` with the
+/// number of changes, or the reason it is refused.
+pub fn check_commit_payload(data: &[u8]) -> Result<usize, HttpError> {
+    commit::count_changes(data)
+}
+
 /// The URL prefix of a repository type, as the client writes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
