@@ -36,7 +36,7 @@ pub use diff::{detect_renames, diff_at_path, diff_trees, FileChange, FileChangeK
 pub use last_change::last_changes;
 pub use log::{log, log_page, Log, LogLimits};
 pub use patch::{is_binary, patch, FilePatch, Patch, PatchLimits};
-pub use reach::Reachable;
+pub use reach::{is_ancestor, Reachable};
 pub use rev::resolve_commit;
 pub use tree::{entry_at, list, normalize_path, Depth, Entry, EntryKind};
 pub use write::{edit_tree, write_commit, write_tag, Person, TreeEdit};

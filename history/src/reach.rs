@@ -97,3 +97,34 @@ impl Reachable {
         self.commits.is_empty()
     }
 }
+
+/// Whether `ancestor` is `descendant` or one of its ancestors (a fast-forward from one to the
+/// other), walking parents from `descendant`; `None` when more than `max_visited` commits
+/// would have to be walked to tell.
+pub fn is_ancestor(
+    reader: &Reader<'_>,
+    ancestor: &ObjectId,
+    descendant: &ObjectId,
+    max_visited: usize,
+) -> Result<Option<bool>> {
+    if ancestor == descendant {
+        return Ok(Some(true));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut queue = std::collections::VecDeque::from([*descendant]);
+    seen.insert(*descendant);
+    while let Some(id) = queue.pop_front() {
+        if seen.len() > max_visited {
+            return Ok(None);
+        }
+        for parent in reader.commit(&id)?.parents {
+            if parent == *ancestor {
+                return Ok(Some(true));
+            }
+            if seen.insert(parent) {
+                queue.push_back(parent);
+            }
+        }
+    }
+    Ok(Some(false))
+}

@@ -265,6 +265,12 @@ impl RepoKeys {
         format!("{}artifact-git.json", self.prefix)
     }
 
+    /// `artifact-git-policy.json`: the repository's push policy. Written by `set_push_policy`
+    /// (`Overwrite`); read by every landing, revalidated by tag.
+    pub fn push_policy(&self) -> String {
+        format!("{}artifact-git-policy.json", self.prefix)
+    }
+
     /// The folder of every pack file, for listings.
     pub fn pack_dir(&self) -> String {
         format!("{}objects/pack/", self.prefix)

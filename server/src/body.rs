@@ -115,6 +115,18 @@ impl ChannelWriter {
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
     }
 
+    /// Send `chunk` as it is (no copy), after what is buffered: for producers that fill their
+    /// own buffers (a file inflated a megabyte at a time).
+    pub fn send_owned(&mut self, chunk: Vec<u8>) -> io::Result<()> {
+        self.send()?;
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        self.tx
+            .blocking_send(Ok(Bytes::from(chunk)))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
+    }
+
     /// End the body as failed: the connection is cut before the end of the response, so the
     /// client sees an incomplete transfer instead of a short body that looks whole. For bodies
     /// with no in-band way to report an error (a bundle file).

@@ -24,6 +24,7 @@ pub mod lfs_http;
 pub mod maintenance;
 pub mod metrics;
 pub mod placement;
+pub mod policy;
 pub mod proxy;
 pub mod receive_pack;
 pub mod repo;

@@ -11,6 +11,39 @@ use refs::{RefStore, Snapshot};
 
 use crate::storage::{RepoId, Storage};
 
+/// A small JSON document of the repository (`T::default()` when none was written), read
+/// through `cache` and revalidated by tag.
+async fn read_revalidated<T>(
+    repo: &Repo,
+    cache: &objectstore::bucket::Revalidated<T>,
+    key: String,
+    what: &str,
+) -> Result<T, objectstore::bucket::Error>
+where
+    T: Clone + Default + serde::de::DeserializeOwned + Send + Sync + 'static,
+{
+    let read = cache
+        .read(repo.storage.bucket.as_ref(), &key, |data| {
+            serde_json::from_slice::<T>(data)
+        })
+        .await;
+    match read {
+        Ok(Ok(read)) => Ok((*read.value).clone()),
+        Ok(Err(e)) => Err(objectstore::bucket::Error::Backend {
+            key,
+            message: format!("unreadable {what}: {e}"),
+        }),
+        Err(e) if e.is_not_found() => {
+            // None is the default; kept under a tag no object has, so the next read is a
+            // plain one and finds the file once it is written.
+            let absent = objectstore::ETag("\"absent\"".into());
+            cache.remember(&key, absent, T::default());
+            Ok(T::default())
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// A repository of the storage.
 #[derive(Debug, Clone)]
 pub struct Repo {
@@ -149,29 +182,32 @@ pub use crate::storage::Settings;
 impl Repo {
     /// The repository's settings (defaults when none were written), revalidated by tag.
     pub async fn settings(&self) -> Result<Settings, objectstore::bucket::Error> {
-        let key = self.keys.settings();
-        let read = self
+        let cache = &self.storage.settings_cache;
+        read_revalidated(self, cache, self.keys.settings(), "settings").await
+    }
+
+    /// The repository's push policy (empty when none was set), revalidated by tag.
+    pub async fn push_policy(
+        &self,
+    ) -> Result<crate::policy::PushPolicy, objectstore::bucket::Error> {
+        let cache = &self.storage.policy_cache;
+        read_revalidated(self, cache, self.keys.push_policy(), "push policy").await
+    }
+
+    /// Replace the push policy.
+    pub async fn write_push_policy(
+        &self,
+        policy: &crate::policy::PushPolicy,
+    ) -> Result<(), objectstore::bucket::Error> {
+        let data = serde_json::to_vec_pretty(policy).unwrap_or_default();
+        let key = self.keys.push_policy();
+        let etag = self
             .storage
-            .settings_cache
-            .read(self.storage.bucket.as_ref(), &key, |data| {
-                serde_json::from_slice::<Settings>(data)
-            })
-            .await;
-        match read {
-            Ok(Ok(read)) => Ok((*read.value).clone()),
-            Ok(Err(e)) => Err(objectstore::bucket::Error::Backend {
-                key,
-                message: format!("unreadable settings: {e}"),
-            }),
-            Err(e) if e.is_not_found() => {
-                // No settings are the defaults; kept under a tag no object has, so the next
-                // read is a plain one and finds the file once it is written.
-                let absent = objectstore::ETag("\"absent\"".into());
-                (self.storage.settings_cache).remember(&key, absent, Settings::default());
-                Ok(Settings::default())
-            }
-            Err(e) => Err(e),
-        }
+            .bucket
+            .put(&key, data.into(), objectstore::PutMode::Overwrite)
+            .await?;
+        (self.storage.policy_cache).remember(&key, etag, policy.clone());
+        Ok(())
     }
 
     /// Whether the settings read within `max_age` said the repository is private: a refusal

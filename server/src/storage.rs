@@ -65,6 +65,8 @@ pub struct Storage {
     pub refs_cache: Arc<refs::RefsCache>,
     /// Settings read on every request, kept the same way.
     pub settings_cache: Arc<objectstore::bucket::Revalidated<Settings>>,
+    /// Push policies read by every landing, kept the same way.
+    pub policy_cache: Arc<objectstore::bucket::Revalidated<crate::policy::PushPolicy>>,
 }
 
 impl Storage {
@@ -75,6 +77,7 @@ impl Storage {
             prefix,
             refs_cache: Default::default(),
             settings_cache: Default::default(),
+            policy_cache: Default::default(),
         }
     }
 

@@ -122,7 +122,8 @@ fn push_files(
 }
 
 fn blob_vs_static(args: &Args, backend: &Backend, label: &str) {
-    let server = Server::start_on(backend);
+    // A file above the default largest object of a push (100 MiB), and its working set.
+    let server = Server::start_on_with(backend, &["--trusted"]);
     let git = Git::default();
     let work = TempDir::new().unwrap();
     let big = Rng::new(1).bytes(args.blob_mib << 20);

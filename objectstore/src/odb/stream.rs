@@ -18,7 +18,7 @@ use super::pack::Pack;
 use super::Result;
 
 /// Compressed bytes read from the pack at a time.
-const INPUT_BYTES: usize = 64 << 10;
+const INPUT_BYTES: usize = 256 << 10;
 
 /// An object stored whole, inflated as it is read. Reading yields exactly [`Self::size`]
 /// bytes, or an error (the data is corrupt or truncated).

@@ -73,6 +73,9 @@ enum Found {
     Lfs { id: ObjectId, pointer: lfs::Pointer },
 }
 
+/// Bytes of a large file per chunk of the response (a few chunks are in flight at most).
+const SEND_CHUNK: usize = 1 << 20;
+
 /// Blobs read whole to see whether they are LFS pointers (a pointer is at most 1 KiB).
 const POINTER_MAX: u64 = 1024;
 
@@ -239,16 +242,30 @@ fn stream_blob(
     let (mut writer, response_body) = body::channel();
     tokio::task::spawn_blocking(move || {
         let sent = (|| -> Result<(), String> {
-            if let Some(stream) = db.stream(&id).map_err(|e| e.to_string())? {
-                let mut stream = stream;
+            if let Some(mut stream) = db.stream(&id).map_err(|e| e.to_string())? {
                 let skipped = std::io::copy(&mut (&mut stream).take(start), &mut std::io::sink())
                     .map_err(|e| e.to_string())?;
-                let copied =
-                    std::io::copy(&mut stream.take(len), &mut writer).map_err(|e| e.to_string())?;
-                return match skipped == start && copied == len {
-                    true => writer.flush().map_err(|e| e.to_string()),
-                    false => Err(format!("blob {id} is shorter than it says")),
-                };
+                if skipped != start {
+                    return Err(format!("blob {id} is shorter than it says"));
+                }
+                // Inflated straight into the buffers that go out, a few at a time in flight.
+                let mut left = len;
+                while left > 0 {
+                    let mut chunk = vec![0u8; SEND_CHUNK.min(left as usize)];
+                    let mut filled = 0;
+                    while filled < chunk.len() {
+                        match stream
+                            .read(&mut chunk[filled..])
+                            .map_err(|e| e.to_string())?
+                        {
+                            0 => return Err(format!("blob {id} is shorter than it says")),
+                            n => filled += n,
+                        }
+                    }
+                    left -= filled as u64;
+                    writer.send_owned(chunk).map_err(|e| e.to_string())?;
+                }
+                return writer.flush().map_err(|e| e.to_string());
             }
             // Stored as a delta: rebuilt whole, within what the budget allows.
             let _held = app

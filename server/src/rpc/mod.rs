@@ -16,6 +16,7 @@ mod bundle;
 pub(crate) mod commit;
 mod events;
 mod history;
+mod policy;
 mod versions;
 
 /// JSON-RPC error codes: the standard ones and the API's own.
@@ -38,6 +39,8 @@ pub mod code {
     pub const NOT_FOUND: i64 = -32004;
     /// The state changed meanwhile (a stale expected value, a concurrent creation).
     pub const CONFLICT: i64 = -32009;
+    /// The repository's push policy refuses the write.
+    pub const POLICY: i64 = -32010;
     /// The server has no memory for the answer now: try again.
     pub const BUSY: i64 = -32029;
 }
@@ -52,7 +55,7 @@ pub enum RpcError {
     #[error("{0}")]
     InvalidRequest(&'static str),
     /// No such method.
-    #[error("unknown method {0:?}; the methods are enable_git, get_git_url, add_webhook, list_webhooks, update_webhook, remove_webhook, list_deliveries, redeliver, add_mirror, list_mirrors, remove_mirror, sync_mirror, log, show, diff, read_file, list_files, commit_files, lfs_placement, restore, create_snapshot, list_snapshots, list_refs, create_branch, delete_branch, create_tag, delete_tag, bundle, set_git_settings and commit_version")]
+    #[error("unknown method {0:?}; the methods are enable_git, get_git_url, add_webhook, list_webhooks, update_webhook, remove_webhook, list_deliveries, redeliver, add_mirror, list_mirrors, remove_mirror, sync_mirror, log, show, diff, read_file, list_files, commit_files, lfs_placement, restore, create_snapshot, list_snapshots, list_refs, create_branch, delete_branch, create_tag, delete_tag, set_push_policy, get_push_policy, bundle, set_git_settings and commit_version")]
     MethodNotFound(String),
     /// The params do not fit the method.
     #[error("invalid params: {0}")]
@@ -72,6 +75,9 @@ pub enum RpcError {
     /// A ref is not where the caller said it is (or where it was read): read it again.
     #[error("{0}")]
     Stale(String),
+    /// The repository's push policy refuses the write (the reason as git would show it).
+    #[error("{0}")]
+    Policy(String),
     /// The server failed; the message says where.
     #[error("{0}")]
     Internal(String),
@@ -92,6 +98,7 @@ impl RpcError {
             RpcError::Forbidden(_) => code::FORBIDDEN,
             RpcError::NotFound(_) => code::NOT_FOUND,
             RpcError::Conflict(_) | RpcError::Stale(_) => code::CONFLICT,
+            RpcError::Policy(_) => code::POLICY,
             RpcError::Internal(_) => code::INTERNAL,
             RpcError::Busy => code::BUSY,
         }
@@ -151,6 +158,7 @@ fn landing_error(
     match (rejection, refused) {
         (_, Some(Refused::Objects(reason))) => RpcError::InvalidParams(reason),
         (_, Some(Refused::Storage(reason))) => RpcError::Internal(reason),
+        (Rejection::Policy(reason), None) => RpcError::Policy(reason),
         (Rejection::Unknown, None) => RpcError::Internal(Rejection::Unknown.to_string()),
         (rejection, None) => RpcError::Internal(rejection.to_string()),
     }
@@ -256,6 +264,8 @@ async fn answer(
         "delete_branch" => branches::delete_branch(app, identity.as_ref(), params).await,
         "create_tag" => branches::create_tag(app, identity.as_ref(), params).await,
         "delete_tag" => branches::delete_tag(app, identity.as_ref(), params).await,
+        "set_push_policy" => policy::set_push_policy(app, identity.as_ref(), params).await,
+        "get_push_policy" => policy::get_push_policy(app, identity.as_ref(), params).await,
         "bundle" => bundle::bundle(app, identity.as_ref(), base_url, params).await,
         "set_git_settings" => versions::set_git_settings(app, identity.as_ref(), params).await,
         "commit_version" => versions::commit_version(app, identity.as_ref(), params).await,
@@ -283,6 +293,7 @@ impl From<RpcError> for crate::response::HttpError {
             RpcError::Forbidden(m) => HttpError::Forbidden(m),
             RpcError::NotFound(m) => HttpError::NotFound(m),
             RpcError::Conflict(m) | RpcError::Stale(m) => HttpError::Conflict(m),
+            RpcError::Policy(m) => HttpError::Forbidden(m),
             RpcError::Internal(m) => HttpError::Internal(m),
             RpcError::Busy => HttpError::Busy,
         }

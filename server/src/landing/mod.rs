@@ -6,16 +6,19 @@
 //!
 //! 1. **verifies** (blocking): `.gitmodules`/`.gitattributes` blobs by git's fsck rules,
 //!    every new tip connected to what the repository has, branches naming commits, annotated
-//!    tags peeled;
-//! 2. checks that Git LFS pointers among the new blobs name objects the store holds;
-//! 3. **publishes** the pack (`.pack`, `.tips`, then `.idx`) and registers it in the cache;
-//! 4. **records** the event and **commits** the refs by one compare-and-swap;
-//! 5. wakes the event dispatcher, points an unborn `HEAD` at the first branch created, and
+//!    tags peeled; the repository's push policy is read meanwhile;
+//! 2. applies the **push policy** ([`crate::policy`], [`policy`]) to each update;
+//! 3. checks that Git LFS pointers among the new blobs name objects the store holds;
+//! 4. **publishes** the pack (`.pack`, `.tips`, then `.idx`) and registers it in the cache;
+//! 5. **records** the event and **commits** the refs by one compare-and-swap;
+//! 6. wakes the event dispatcher, points an unborn `HEAD` at the first branch created, and
 //!    hints maintenance.
 //!
 //! It answers one typed outcome per ref update: applied, refused (with git's reason), unknown
 //! (the bucket's answer to the refs write was lost) or a storage failure. A rule that must
-//! hold for every writer (the push policy of a later issue) is one call in [`land`].
+//! hold for every writer is one call in [`land`], as the push policy is.
+
+pub mod policy;
 
 use gix_hash::ObjectId;
 use objectstore::fsck;
@@ -67,6 +70,9 @@ pub enum Rejection {
     /// The bucket or local disk failed before the refs moved: nothing changed.
     #[error("the push could not be stored; try again")]
     Storage,
+    /// The repository's push policy refuses it (git shows the reason).
+    #[error("{0}")]
+    Policy(String),
     /// The refs write failed after it may have taken effect.
     #[error("storage failed while committing; the outcome is unknown: fetch to see whether this ref moved")]
     Unknown,
@@ -153,14 +159,22 @@ pub async fn land(app: &App, repo: &Repo, db: ObjectDb, landing: Landing) -> Lan
         seen,
     } = landing;
     let count = updates.len();
-    // 1. Verify.
-    let verified = {
+    // 1. Verify, and read the push policy meanwhile (no round trip of its own).
+    let verify = {
         let db = db.clone();
         tokio::task::spawn_blocking(move || {
             let verified = verify(&db, pack.as_ref(), &updates);
             (pack, updates, verified)
         })
-        .await
+    };
+    let (verified, push_policy) = tokio::join!(verify, repo.push_policy());
+    let push_policy = match push_policy {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(repo = %repo.id, error = %e, "reading the push policy failed");
+            let why = Refused::Storage("the push policy cannot be read; try again".into());
+            return Landed::refused(count, why);
+        }
     };
     let (pack, mut updates, verified) = match verified {
         Ok((pack, updates, Ok(v))) => (pack, updates, v),
@@ -180,11 +194,45 @@ pub async fn land(app: &App, repo: &Repo, db: ObjectDb, landing: Landing) -> Lan
         mut results,
         peeled,
         reach,
+        all,
     } = verified;
     for (update, peeled) in updates.iter_mut().zip(peeled) {
         update.peeled = peeled;
     }
-    // 2. LFS pointers name stored objects.
+    // 2. The push policy.
+    if !push_policy.is_empty() {
+        let applying: Vec<bool> = results.iter().map(Result::is_ok).collect();
+        let head = seen
+            .as_ref()
+            .and_then(|s| s.head.as_deref().and_then(|h| s.get(h)));
+        let (subject, ups) = (origin.pusher.clone(), updates.clone());
+        let decided = tokio::task::spawn_blocking(move || {
+            let writer = policy::Writer {
+                subject: subject.as_deref(),
+                via_pull_request: false,
+                head,
+            };
+            policy::enforce(&push_policy, &all, &ups, &applying, &writer)
+        })
+        .await;
+        match decided {
+            Ok(decisions) => {
+                for (result, decision) in results.iter_mut().zip(decisions) {
+                    if let Some(violation) = decision {
+                        *result = Err(Rejection::Policy(violation.to_string()));
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(repo = %repo.id, error = %e, "the push policy check failed");
+                return Landed::refused(
+                    count,
+                    Refused::Storage("the write failed unexpectedly".into()),
+                );
+            }
+        }
+    }
+    // 3. LFS pointers name stored objects.
     if let Some(indexed) = &pack {
         if let Err(why) = check_lfs_pointers(app, repo, &indexed.kept_blobs).await {
             return Landed::refused(count, why);
@@ -202,7 +250,7 @@ pub async fn land(app: &App, repo: &Repo, db: ObjectDb, landing: Landing) -> Lan
             results,
         };
     }
-    // 3. Publish.
+    // 4. Publish.
     if let Some(indexed) = &pack {
         if let Err(e) = publish(app, repo, &db, indexed, &reach).await {
             tracing::error!(repo = %repo.id, error = %e, "storing the pack failed");
@@ -210,7 +258,7 @@ pub async fn land(app: &App, repo: &Repo, db: ObjectDb, landing: Landing) -> Lan
             return Landed::refused(count, why);
         }
     }
-    // 4. Record and commit.
+    // 5. Record and commit.
     let tx = RefTransaction {
         updates: applying.iter().map(|i| updates[*i].clone()).collect(),
         atomic,
@@ -219,7 +267,7 @@ pub async fn land(app: &App, repo: &Repo, db: ObjectDb, landing: Landing) -> Lan
     for (i, result) in applying.iter().zip(committed) {
         results[*i] = result;
     }
-    // 5. Afterwards.
+    // 6. Afterwards.
     repoint_unborn_head(repo, seen.as_ref(), &updates, &results).await;
     app.maintenance
         .after_push(repo.clone(), db.packs().len() + 1);
@@ -244,6 +292,8 @@ struct Verified {
     peeled: Vec<Option<ObjectId>>,
     /// What the pack's `.tips` record may say.
     reach: Reach,
+    /// The repository's objects with the new pack's.
+    all: ObjectDb,
 }
 
 /// Step 1: the special blobs of the new pack, then each update. `Err` refuses everything.
@@ -297,6 +347,7 @@ fn verify(
         results,
         peeled,
         reach,
+        all,
     })
 }
 
