@@ -208,6 +208,32 @@ fn commits_by_reference(backend: &Backend) {
         "{remote}"
     );
     assert!(remote.contains("refs/tags/v2") && remote.contains("refs/heads/upload"));
+    // Hypha's names: `source`, and `list_branches` as [{name, sha, default}].
+    call(
+        "create_branch",
+        json!({"artifact_id": "lab/models", "branch": "from-source", "source": "v1"}),
+    );
+    let branches = call("list_branches", json!({"artifact_id": "lab/models"}));
+    let listed: Vec<(String, String, bool)> = branches["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["name"].as_str().unwrap().to_owned(),
+                b["sha"].as_str().unwrap().to_owned(),
+                b["default"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        listed.contains(&("from-source".to_owned(), v1.clone(), false)),
+        "{branches}"
+    );
+    assert!(
+        listed.iter().any(|(n, _, d)| n == "main" && *d),
+        "{branches}"
+    );
     let reader = server.token("lab", None, "r");
     let denied = server.rpc(
         Some(&reader),

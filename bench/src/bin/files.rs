@@ -31,6 +31,14 @@ struct Args {
     archive_gib: f64,
     lfs_gib: f64,
     tree: PathBuf,
+    /// Only these parts (blob, redirect, archive, archive-memory, snapshot); all when empty.
+    only: Vec<String>,
+}
+
+impl Args {
+    fn runs(&self, part: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|o| o == part)
+    }
 }
 
 fn args() -> Args {
@@ -40,6 +48,7 @@ fn args() -> Args {
         archive_gib: 2.0,
         lfs_gib: 2.0,
         tree: PathBuf::from("/work/.mirror/tokio-rs+tokio/repo"),
+        only: Vec::new(),
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -51,6 +60,7 @@ fn args() -> Args {
             "--archive-gib" => a.archive_gib = v.parse().expect(USAGE),
             "--lfs-gib" => a.lfs_gib = v.parse().expect(USAGE),
             "--tree" => a.tree = PathBuf::from(v),
+            "--only" => a.only = v.split(',').map(str::to_owned).collect(),
             _ => panic!("{USAGE}"),
         }
         i += 2;
@@ -391,15 +401,26 @@ print(time.time() - t)
         let dir = work.path().join(format!("direct-{run}"));
         std::fs::create_dir(&dir).unwrap();
         let mut cmd = Command::new("curl");
-        cmd.args(["-s", "--parallel", "--parallel-max", &PARALLEL.to_string()]);
+        cmd.args(["-sf", "--parallel", "--parallel-max", &PARALLEL.to_string()]);
         for (i, key) in keys.iter().enumerate() {
             cmd.arg("-o")
                 .arg(dir.join(i.to_string()))
                 .arg(format!("{endpoint}/{}/{key}", bucket_dir.0));
         }
         let t = Instant::now();
-        assert!(cmd.status().unwrap().success());
+        assert!(
+            cmd.status().unwrap().success(),
+            "reading the objects from S3 failed"
+        );
         floor.push(t.elapsed().as_secs_f64());
+        let got: u64 = (0..keys.len())
+            .map(|i| std::fs::metadata(dir.join(i.to_string())).unwrap().len())
+            .sum();
+        assert_eq!(
+            got,
+            (each * lfs_files) as u64,
+            "the objects read from S3 are not whole"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
     let (ours, floor) = (median(ours), median(floor));
@@ -417,14 +438,24 @@ fn main() {
     let started = Instant::now();
     println!("| what | reference | artifact-git | ratio | notes |");
     println!("|---|---|---|---|---|");
-    blob_vs_static(&args, &Backend::Fs, "filesystem");
-    if let Some(backend) = Backend::s3_if_running() {
-        blob_vs_static(&args, &backend, "S3");
-        lfs_redirect(&args, &backend);
+    if args.runs("blob") {
+        blob_vs_static(&args, &Backend::Fs, "filesystem");
     }
-    archive_vs_git(&args);
-    archive_memory(&args);
     if let Some(backend) = Backend::s3_if_running() {
+        if args.runs("blob") {
+            blob_vs_static(&args, &backend, "S3");
+        }
+        if args.runs("redirect") {
+            lfs_redirect(&args, &backend);
+        }
+    }
+    if args.runs("archive") {
+        archive_vs_git(&args);
+    }
+    if args.runs("archive-memory") {
+        archive_memory(&args);
+    }
+    if let (Some(backend), true) = (Backend::s3_if_running(), args.runs("snapshot")) {
         let endpoint = match &backend {
             Backend::S3 { endpoint, .. } => endpoint.clone(),
             Backend::Fs => unreachable!(),

@@ -60,12 +60,34 @@ pub(crate) async fn list_refs(
     .await
 }
 
+/// `list_branches` (the shape of Hypha's API): `[{name, sha, default}]`.
+pub(crate) async fn list_branches(
+    app: &Arc<App>,
+    identity: Option<&Grants>,
+    p: Value,
+) -> Result<Value, RpcError> {
+    let p: ArtifactOnly = params(p)?;
+    let o = open_without_revisions(app, identity, &p.artifact_id, Access::Read).await?;
+    let branches: Vec<Value> = o
+        .snapshot
+        .refs
+        .iter()
+        .filter_map(|(name, value)| {
+            let short = name.strip_prefix("refs/heads/")?;
+            let default = o.snapshot.head.as_deref() == Some(name.as_str());
+            Some(json!({"name": short, "sha": value.target.to_string(), "default": default}))
+        })
+        .collect();
+    Ok(json!(branches))
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateBranchParams {
     artifact_id: String,
     branch: String,
-    #[serde(default = "default_rev")]
+    /// What the branch starts at (`source` is the name Hypha's API gives it).
+    #[serde(default = "default_rev", alias = "source")]
     rev: String,
 }
 

@@ -55,7 +55,7 @@ pub enum RpcError {
     #[error("{0}")]
     InvalidRequest(&'static str),
     /// No such method.
-    #[error("unknown method {0:?}; the methods are enable_git, get_git_url, add_webhook, list_webhooks, update_webhook, remove_webhook, list_deliveries, redeliver, add_mirror, list_mirrors, remove_mirror, sync_mirror, log, show, diff, read_file, list_files, commit_files, lfs_placement, restore, create_snapshot, list_snapshots, list_refs, create_branch, delete_branch, create_tag, delete_tag, set_push_policy, get_push_policy, bundle, set_git_settings and commit_version")]
+    #[error("unknown method {0:?}; the methods are enable_git, get_git_url, add_webhook, list_webhooks, update_webhook, remove_webhook, list_deliveries, redeliver, add_mirror, list_mirrors, remove_mirror, sync_mirror, log, show, diff, read_file, list_files, commit_files, lfs_placement, restore, create_snapshot, list_snapshots, list_refs, list_branches, create_branch, delete_branch, create_tag, delete_tag, set_push_policy, get_push_policy, bundle, set_git_settings and commit_version")]
     MethodNotFound(String),
     /// The params do not fit the method.
     #[error("invalid params: {0}")]
@@ -260,6 +260,7 @@ async fn answer(
         "create_snapshot" => history::create_snapshot(app, identity.as_ref(), params).await,
         "list_snapshots" => history::list_snapshots(app, identity.as_ref(), params).await,
         "list_refs" => branches::list_refs(app, identity.as_ref(), params).await,
+        "list_branches" => branches::list_branches(app, identity.as_ref(), params).await,
         "create_branch" => branches::create_branch(app, identity.as_ref(), params).await,
         "delete_branch" => branches::delete_branch(app, identity.as_ref(), params).await,
         "create_tag" => branches::create_tag(app, identity.as_ref(), params).await,
