@@ -303,17 +303,28 @@ async fn serve_lfs(
         app.config.lfs,
     );
     let storage = |e: lfs::StoreError| HttpError::Storage(e.to_string());
-    let Some(stored) = store.stored_size(&pointer.oid).await.map_err(storage)? else {
-        return Err(HttpError::NotFound(format!(
-            "the Git LFS object {} of this file is not stored",
-            pointer.oid
-        )));
-    };
-    if stored != pointer.size {
-        return Err(HttpError::Storage(format!(
-            "the Git LFS object {} has {stored} bytes, its pointer says {}",
-            pointer.oid, pointer.size
-        )));
+    // Where the bucket signs URLs the object's existence is the bucket's to answer (a
+    // pushed pointer names a stored object: pushes check it); a round trip saved.
+    let presigned = store
+        .presigned_download(&pointer.oid)
+        .await
+        .map_err(storage)?;
+    if presigned.is_none() {
+        match store.stored_size(&pointer.oid).await.map_err(storage)? {
+            Some(stored) if stored == pointer.size => {}
+            Some(stored) => {
+                return Err(HttpError::Storage(format!(
+                    "the Git LFS object {} has {stored} bytes, its pointer says {}",
+                    pointer.oid, pointer.size
+                )))
+            }
+            None => {
+                return Err(HttpError::NotFound(format!(
+                    "the Git LFS object {} of this file is not stored",
+                    pointer.oid
+                )))
+            }
+        }
     }
     let etag = format!("\"{}\"", pointer.oid);
     let mut resp = describe(at, &etag);
@@ -326,11 +337,7 @@ async fn serve_lfs(
         *resp.status_mut() = StatusCode::NOT_MODIFIED;
         return Ok(resp);
     }
-    if let Some(url) = store
-        .presigned_download(&pointer.oid)
-        .await
-        .map_err(storage)?
-    {
+    if let Some(url) = presigned {
         *resp.status_mut() = StatusCode::FOUND;
         insert(resp.headers_mut(), header::LOCATION, &url);
         // The URL is a credential of its own: no cache keeps the answer.
