@@ -201,6 +201,7 @@ pub async fn commit_version_files(
             source: what.source,
         },
         seen: None,
+        policy: None,
     };
     match land(app, repo, db, landing).await.single() {
         Ok(()) => {}

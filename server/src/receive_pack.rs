@@ -122,6 +122,7 @@ fn landing(
     pack: Option<Indexed>,
     pusher: Option<&Grants>,
     seen: refs::Snapshot,
+    policy: Option<crate::policy::PushPolicy>,
 ) -> Landing {
     Landing {
         pack,
@@ -142,6 +143,7 @@ fn landing(
             source: events::log::Source::Push,
         },
         seen: Some(seen),
+        policy,
     }
 }
 
@@ -175,6 +177,11 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> http::Response<ResponseBody> {
     let started = Instant::now();
+    // The push policy is read while the pack arrives: the landing needs no read of its own.
+    let policy = {
+        let repo = repo.clone();
+        tokio::spawn(async move { repo.push_policy().await })
+    };
     let gzip = is_gzip(&req);
     let request_body = body::reader(
         req.into_body(),
@@ -247,7 +254,8 @@ pub async fn handle(
 
     // 4. Land: verify, publish, record, commit.
     let objects = indexed.as_ref().map_or(0, |i| i.num_objects);
-    let landing = landing(&request, indexed, pusher.as_ref(), snapshot);
+    let policy = policy.await.ok().and_then(Result::ok);
+    let landing = landing(&request, indexed, pusher.as_ref(), snapshot, policy);
     let landed = crate::landing::land(&app, &repo, db, landing).await;
     let applied = landed.results.iter().filter(|r| r.is_ok()).count();
     let outcome = match applied {

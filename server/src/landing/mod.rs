@@ -43,6 +43,9 @@ pub struct Landing {
     pub origin: events::log::EventMeta,
     /// The refs as the writer read them: the compare-and-swap tries them first.
     pub seen: Option<Snapshot>,
+    /// The push policy as the writer read it when its request began (a push reads it while
+    /// the pack arrives); `None`: the landing reads it.
+    pub policy: Option<crate::policy::PushPolicy>,
 }
 
 /// Why one ref update was not applied. `Display` is what git shows after `[remote rejected]`.
@@ -157,6 +160,7 @@ pub async fn land(app: &App, repo: &Repo, db: ObjectDb, landing: Landing) -> Lan
         atomic,
         origin,
         seen,
+        policy: read_before,
     } = landing;
     let count = updates.len();
     // 1. Verify, and read the push policy meanwhile (no round trip of its own).
@@ -167,7 +171,13 @@ pub async fn land(app: &App, repo: &Repo, db: ObjectDb, landing: Landing) -> Lan
             (pack, updates, verified)
         })
     };
-    let (verified, push_policy) = tokio::join!(verify, repo.push_policy());
+    let read_policy = async {
+        match read_before {
+            Some(p) => Ok(p),
+            None => repo.push_policy().await,
+        }
+    };
+    let (verified, push_policy) = tokio::join!(verify, read_policy);
     let push_policy = match push_policy {
         Ok(p) => p,
         Err(e) => {

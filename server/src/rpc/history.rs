@@ -661,6 +661,7 @@ pub(super) async fn publish_and_move(
             source: events::log::Source::Api,
         },
         seen: Some(o.snapshot.clone()),
+        policy: None,
     };
     let landed = land(app, &o.repo, o.db.clone(), landing).await;
     match landed.single() {
