@@ -409,4 +409,71 @@ fn remote_archive(
     assert!(String::from_utf8_lossy(&refused.stderr).contains("revision not found"));
 }
 
-backend_tests!(files_over_http);
+/// A large file stored as a delta (git deltas text files against their earlier versions):
+/// rebuilt within the memory budget and served whole and in ranges, its bytes git's.
+fn deltas_over_http(backend: &Backend) {
+    let server = Server::start_on(backend);
+    server.init("lab/deltas");
+    let url = server.repo_url("lab/deltas");
+    let git = Git::default();
+    let work = TempDir::new().unwrap();
+    let src = work.path().join("src");
+    git.ok(
+        work.path(),
+        &["init", "-q", "-b", "main", src.to_str().unwrap()],
+    );
+    let mut text: Vec<String> = (0..60_000)
+        .map(|i| format!("line {i} of a long text file\n"))
+        .collect();
+    std::fs::write(src.join("notes.txt"), text.concat()).unwrap();
+    git.ok(&src, &["add", "."]);
+    git.ok(&src, &["commit", "-q", "-m", "first"]);
+    for i in (0..60_000).step_by(7_000) {
+        text[i] = format!("line {i} changed\n");
+    }
+    std::fs::write(src.join("notes.txt"), text.concat()).unwrap();
+    git.ok(&src, &["commit", "-q", "-am", "second"]);
+    git.ok(&src, &["push", "-q", &url, "main"]);
+    // One of the two versions is stored as a delta of the other.
+    let bare = server.bare_repo("lab/deltas");
+    let idx = std::fs::read_dir(bare.join("objects/pack"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "idx"))
+        .unwrap();
+    let verify = git.ok(&bare, &["verify-pack", "-v", idx.to_str().unwrap()]);
+    let blobs: Vec<String> = ["main:notes.txt", "main~1:notes.txt"]
+        .iter()
+        .map(|r| git.rev(&src, r))
+        .collect();
+    assert!(
+        verify
+            .lines()
+            .any(|l| blobs.iter().any(|b| l.starts_with(b.as_str()))
+                && l.split_whitespace().count() >= 7),
+        "no delta stored:\n{verify}"
+    );
+    let token = server.token("lab", None, "r");
+    let auth = format!("Authorization: Bearer {token}");
+    let base = server.plain_url("lab/deltas");
+    for rev in ["main", "main~1"] {
+        let expected = git
+            .command(&src)
+            .args(["cat-file", "blob", &format!("{rev}:notes.txt")])
+            .output()
+            .unwrap()
+            .stdout;
+        let whole = curl_get(&format!("{base}/resolve/{rev}/notes.txt"), &["-H", &auth]);
+        assert!(whole.status == 200 && whole.body == expected, "{rev}");
+        let part = curl_get(
+            &format!("{base}/resolve/{rev}/notes.txt"),
+            &["-H", &auth, "-H", "Range: bytes=500000-500999"],
+        );
+        assert!(
+            part.status == 206 && part.body == expected[500_000..501_000],
+            "{rev}"
+        );
+    }
+}
+
+backend_tests!(files_over_http, deltas_over_http);
