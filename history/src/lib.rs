@@ -20,6 +20,7 @@ mod commit;
 mod diff;
 mod last_change;
 mod log;
+pub mod merge;
 mod patch;
 mod reach;
 mod rev;

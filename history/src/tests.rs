@@ -358,3 +358,137 @@ async fn last_changes_agree_with_git_log() {
         }
     }
 }
+
+/// `git merge-tree --write-tree --name-only --no-messages A B`: the tree, and the conflicted
+/// paths (none when clean).
+fn git_merge_tree(dir: &Path, a: &str, b: &str) -> (String, Vec<String>) {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", dir)
+        .args([
+            "merge-tree",
+            "--write-tree",
+            "--name-only",
+            "--no-messages",
+            a,
+            b,
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines();
+    let tree = lines.next().unwrap_or("").to_owned();
+    let mut paths: Vec<String> = lines.filter(|l| !l.is_empty()).map(str::to_owned).collect();
+    paths.sort();
+    paths.dedup();
+    (tree, paths)
+}
+
+#[tokio::test]
+async fn merges_agree_with_git_merge_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    git(d, &["init", "-q", "-b", "main"], 0);
+    let lines: String = (0..40).map(|i| format!("line {i}\n")).collect();
+    write(d, "shared.txt", &lines);
+    write(d, "keep.txt", "keep\n");
+    write(d, "gone.txt", "to be changed and deleted\n");
+    write(
+        d,
+        "move/me.txt",
+        "moved content that is long enough to be found again\n",
+    );
+    git(d, &["add", "."], 0);
+    git(d, &["commit", "-q", "-m", "base"], 1);
+    // ours: edits the top of shared.txt, adds a file, renames move/me.txt, changes gone.txt.
+    git(d, &["checkout", "-q", "-b", "ours"], 0);
+    write(
+        d,
+        "shared.txt",
+        &lines.replacen("line 1\n", "line 1 ours\n", 1),
+    );
+    write(d, "ours.txt", "o\n");
+    git(d, &["mv", "move/me.txt", "moved.txt"], 0);
+    write(d, "gone.txt", "changed by ours\n");
+    git(d, &["add", "-A"], 0);
+    git(d, &["commit", "-q", "-m", "ours"], 2);
+    // theirs: edits the bottom of shared.txt, adds another file, deletes gone.txt.
+    git(d, &["checkout", "-q", "-b", "theirs", "main"], 0);
+    write(
+        d,
+        "shared.txt",
+        &lines.replacen("line 38\n", "line 38 theirs\n", 1),
+    );
+    write(d, "theirs.txt", "t\n");
+    git(d, &["rm", "-q", "gone.txt"], 0);
+    git(d, &["add", "-A"], 0);
+    git(d, &["commit", "-q", "-m", "theirs"], 3);
+    // clean: the same edits without the delete/modify.
+    git(d, &["checkout", "-q", "-b", "clean", "main"], 0);
+    write(
+        d,
+        "shared.txt",
+        &lines.replacen("line 38\n", "line 38 theirs\n", 1),
+    );
+    write(d, "theirs.txt", "t\n");
+    git(d, &["add", "-A"], 0);
+    git(d, &["commit", "-q", "-m", "clean"], 4);
+    // same-line: a content conflict with ours.
+    git(d, &["checkout", "-q", "-b", "same-line", "main"], 0);
+    write(
+        d,
+        "shared.txt",
+        &lines.replacen("line 1\n", "line 1 theirs\n", 1),
+    );
+    git(d, &["commit", "-q", "-am", "same line"], 5);
+    // criss-cross: two merge bases.
+    git(d, &["checkout", "-q", "-b", "x1", "ours"], 0);
+    git(d, &["merge", "-q", "--no-edit", "clean"], 6);
+    git(d, &["checkout", "-q", "-b", "x2", "clean"], 0);
+    git(d, &["merge", "-q", "--no-edit", "ours"], 7);
+    write(d, "x2.txt", "x2\n");
+    git(d, &["add", "."], 0);
+    git(d, &["commit", "-q", "-m", "x2"], 8);
+    git(d, &["checkout", "-q", "x1"], 0);
+    write(d, "x1.txt", "x1\n");
+    git(d, &["add", "."], 0);
+    git(d, &["commit", "-q", "-m", "x1"], 9);
+    git(d, &["repack", "-a", "-d", "-q"], 0);
+    let db = open(&d.join(".git"), cache.path()).await;
+    let reader = db.reader();
+    let (mut clean, mut conflicts) = (0, 0);
+    for (a, b) in [
+        ("ours", "clean"),
+        ("ours", "theirs"),
+        ("ours", "same-line"),
+        ("x1", "x2"),
+        ("clean", "ours"),
+    ] {
+        let (tree, conflicted) = git_merge_tree(d, a, b);
+        let objects = merge::MergeObjects::new(&reader);
+        let ours = id(&git(d, &["rev-parse", a], 0));
+        let theirs = id(&git(d, &["rev-parse", b], 0));
+        match merge::merge_commits(&objects, ours, theirs).unwrap() {
+            merge::MergeOutcome::Clean(ours_tree) => {
+                assert!(
+                    conflicted.is_empty(),
+                    "{a} {b}: git found conflicts in {conflicted:?}"
+                );
+                assert_eq!(ours_tree.to_string(), tree, "{a} {b}");
+                clean += 1;
+            }
+            merge::MergeOutcome::Conflicts(found) => {
+                let mut paths: Vec<String> = found.iter().map(|c| c.path.clone()).collect();
+                paths.sort();
+                paths.dedup();
+                assert_eq!(paths, conflicted, "{a} {b}: {found:?}");
+                conflicts += 1;
+            }
+        }
+    }
+    // Three clean merges (one over a rename, one criss-cross), two conflicts (content,
+    // modify/delete).
+    assert_eq!((clean, conflicts), (3, 2));
+}
