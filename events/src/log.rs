@@ -65,6 +65,8 @@ pub enum Source {
     Api,
     /// An artifact version committed by `commit_version`: never published back as a version.
     Version,
+    /// A pull request merged.
+    PullRequest,
 }
 
 /// Who and what besides the ref moves: recorded with every event.

@@ -271,6 +271,24 @@ impl RepoKeys {
         format!("{}artifact-git-policy.json", self.prefix)
     }
 
+    /// `pulls/{n}.json`: pull request `n` (created `Create`, changed `Update` by tag).
+    pub fn pull_request(&self, number: u64) -> String {
+        format!("{}pulls/{number:010}.json", self.prefix)
+    }
+
+    /// The folder of every pull request, for listings.
+    pub fn pull_requests_dir(&self) -> String {
+        format!("{}pulls/", self.prefix)
+    }
+
+    /// The number of a pull request's key.
+    pub fn parse_pull_request(&self, key: &str) -> Option<u64> {
+        key.strip_prefix(&self.pull_requests_dir())?
+            .strip_suffix(".json")?
+            .parse()
+            .ok()
+    }
+
     /// The folder of every pack file, for listings.
     pub fn pack_dir(&self) -> String {
         format!("{}objects/pack/", self.prefix)

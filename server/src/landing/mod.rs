@@ -216,10 +216,11 @@ pub async fn land(app: &App, repo: &Repo, db: ObjectDb, landing: Landing) -> Lan
             .as_ref()
             .and_then(|s| s.head.as_deref().and_then(|h| s.get(h)));
         let (subject, ups) = (origin.pusher.clone(), updates.clone());
+        let via_pull_request = origin.source == events::log::Source::PullRequest;
         let decided = tokio::task::spawn_blocking(move || {
             let writer = policy::Writer {
                 subject: subject.as_deref(),
-                via_pull_request: false,
+                via_pull_request,
                 head,
             };
             policy::enforce(&push_policy, &all, &ups, &applying, &writer)

@@ -17,6 +17,7 @@ pub(crate) mod commit;
 mod events;
 mod history;
 mod policy;
+mod pulls;
 mod versions;
 
 /// JSON-RPC error codes: the standard ones and the API's own.
@@ -55,7 +56,7 @@ pub enum RpcError {
     #[error("{0}")]
     InvalidRequest(&'static str),
     /// No such method.
-    #[error("unknown method {0:?}; the methods are enable_git, get_git_url, add_webhook, list_webhooks, update_webhook, remove_webhook, list_deliveries, redeliver, add_mirror, list_mirrors, remove_mirror, sync_mirror, log, show, diff, read_file, list_files, commit_files, lfs_placement, restore, create_snapshot, list_snapshots, list_refs, list_branches, create_branch, delete_branch, create_tag, delete_tag, set_push_policy, get_push_policy, bundle, set_git_settings and commit_version")]
+    #[error("unknown method {0:?}; the methods are enable_git, get_git_url, add_webhook, list_webhooks, update_webhook, remove_webhook, list_deliveries, redeliver, add_mirror, list_mirrors, remove_mirror, sync_mirror, log, show, diff, read_file, list_files, commit_files, lfs_placement, restore, create_snapshot, list_snapshots, list_refs, list_branches, create_branch, delete_branch, create_tag, delete_tag, set_push_policy, get_push_policy, create_pr, get_pr, list_prs, update_pr, close_pr, reopen_pr, get_diff, submit_review, list_reviews, merge_pr, bundle, set_git_settings and commit_version")]
     MethodNotFound(String),
     /// The params do not fit the method.
     #[error("invalid params: {0}")]
@@ -267,6 +268,16 @@ async fn answer(
         "delete_tag" => branches::delete_tag(app, identity.as_ref(), params).await,
         "set_push_policy" => policy::set_push_policy(app, identity.as_ref(), params).await,
         "get_push_policy" => policy::get_push_policy(app, identity.as_ref(), params).await,
+        "create_pr" => pulls::create_pr(app, identity.as_ref(), params).await,
+        "get_pr" => pulls::get_pr(app, identity.as_ref(), params).await,
+        "list_prs" => pulls::list_prs(app, identity.as_ref(), params).await,
+        "update_pr" => pulls::update_pr(app, identity.as_ref(), params).await,
+        "close_pr" => pulls::set_open(app, identity.as_ref(), params, false).await,
+        "reopen_pr" => pulls::set_open(app, identity.as_ref(), params, true).await,
+        "get_diff" => pulls::get_diff(app, identity.as_ref(), params).await,
+        "submit_review" => pulls::submit_review(app, identity.as_ref(), params).await,
+        "list_reviews" => pulls::list_reviews(app, identity.as_ref(), params).await,
+        "merge_pr" => pulls::merge_pr(app, identity.as_ref(), params).await,
         "bundle" => bundle::bundle(app, identity.as_ref(), base_url, params).await,
         "set_git_settings" => versions::set_git_settings(app, identity.as_ref(), params).await,
         "commit_version" => versions::commit_version(app, identity.as_ref(), params).await,
