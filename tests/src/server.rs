@@ -694,3 +694,36 @@ pub fn read_tree(dir: &Path, prefix: &str) -> std::collections::BTreeMap<String,
     }
     out
 }
+
+/// A server on `backend` with one repository, its clone URL (admin token), an isolated
+/// `git`, and an empty work tree on `main`: the start of most tests.
+pub struct Scratch {
+    pub server: Server,
+    pub url: String,
+    pub git: crate::Git,
+    pub work: TempDir,
+    pub src: PathBuf,
+}
+
+impl Scratch {
+    /// `repo` (`workspace/alias`) created on a new server.
+    pub fn new(backend: &Backend, repo: &str) -> Scratch {
+        let server = Server::start_on(backend);
+        server.init(repo);
+        let url = server.repo_url(repo);
+        let git = crate::Git::default();
+        let work = TempDir::new().unwrap();
+        let src = work.path().join("src");
+        git.ok(
+            work.path(),
+            &["init", "-q", "-b", "main", src.to_str().unwrap()],
+        );
+        Scratch {
+            server,
+            url,
+            git,
+            work,
+            src,
+        }
+    }
+}

@@ -412,16 +412,13 @@ fn remote_archive(
 /// A large file stored as a delta (git deltas text files against their earlier versions):
 /// rebuilt within the memory budget and served whole and in ranges, its bytes git's.
 fn deltas_over_http(backend: &Backend) {
-    let server = Server::start_on(backend);
-    server.init("lab/deltas");
-    let url = server.repo_url("lab/deltas");
-    let git = Git::default();
-    let work = TempDir::new().unwrap();
-    let src = work.path().join("src");
-    git.ok(
-        work.path(),
-        &["init", "-q", "-b", "main", src.to_str().unwrap()],
-    );
+    let Scratch {
+        server,
+        url,
+        git,
+        work: _work,
+        src,
+    } = Scratch::new(backend, "lab/deltas");
     let mut text: Vec<String> = (0..60_000)
         .map(|i| format!("line {i} of a long text file\n"))
         .collect();

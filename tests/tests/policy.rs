@@ -10,16 +10,13 @@ use serde_json::{json, Value};
 use artifact_git_e2e::*;
 
 fn push_policy(backend: &Backend) {
-    let server = Server::start_on(backend);
-    server.init("lab/guarded");
-    let url = server.repo_url("lab/guarded");
-    let git = Git::default();
-    let work = TempDir::new().unwrap();
-    let src = work.path().join("src");
-    git.ok(
-        work.path(),
-        &["init", "-q", "-b", "main", src.to_str().unwrap()],
-    );
+    let Scratch {
+        server,
+        url,
+        git,
+        work: _work,
+        src,
+    } = Scratch::new(backend, "lab/guarded");
     for name in ["a.txt", "b.txt", "c.txt"] {
         commit_file(&git, &src, name, &format!("{name}\n"), name);
     }

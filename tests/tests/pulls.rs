@@ -16,16 +16,13 @@ fn write(dir: &Path, path: &str, text: &str) {
 }
 
 fn pull_requests(backend: &Backend) {
-    let server = Server::start_on(backend);
-    server.init("lab/collab");
-    let url = server.repo_url("lab/collab");
-    let git = Git::default();
-    let work = TempDir::new().unwrap();
-    let src = work.path().join("src");
-    git.ok(
-        work.path(),
-        &["init", "-q", "-b", "main", src.to_str().unwrap()],
-    );
+    let Scratch {
+        server,
+        url,
+        git,
+        work: _work,
+        src,
+    } = Scratch::new(backend, "lab/collab");
     let lines: String = (0..30).map(|i| format!("line {i}\n")).collect();
     write(&src, "shared.txt", &lines);
     git.ok(&src, &["add", "."]);
