@@ -34,6 +34,9 @@ const MAX_TITLE: usize = 256;
 const MAX_REVIEWS: usize = 1000;
 /// Files a diff lists at most.
 const MAX_DIFF_FILES: usize = 10_000;
+/// Pull request records one `list_prs` reads at most (a filter that matches little stops
+/// there, newest first, instead of reading every record).
+const MAX_LISTED: usize = 10_000;
 /// Commits walked at most to tell a fast-forward.
 const MAX_WALK: usize = 1_000_000;
 
@@ -256,7 +259,7 @@ struct ListParams {
     offset: Option<usize>,
 }
 
-/// `list_prs {status?, limit?, offset?}`: newest first.
+/// `list_prs {status?, limit?, offset?}`: newest first, among the newest 10,000.
 pub(super) async fn list_prs(
     app: &Arc<App>,
     identity: Option<&Grants>,
@@ -276,6 +279,7 @@ pub(super) async fn list_prs(
         .filter_map(|m| o.repo.keys.parse_pull_request(&m.key))
         .collect();
     numbers.sort_unstable_by(|a, b| b.cmp(a));
+    numbers.truncate(MAX_LISTED);
     let mut out = Vec::new();
     let mut skipped = 0;
     for n in numbers {
