@@ -30,10 +30,7 @@ impl HttpBackend {
     /// reference for serving files over HTTP).
     pub fn start_static(root: &Path) -> HttpBackend {
         let dir = TempDir::new().unwrap();
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
+        let port = free_port();
         let conf = dir.path().join("lighttpd.conf");
         std::fs::write(
             &conf,
@@ -43,17 +40,8 @@ impl HttpBackend {
             ),
         )
         .unwrap();
-        let child = Command::new("lighttpd")
-            .args(["-D", "-f"])
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("lighttpd (apt-get install lighttpd)");
         let url = format!("http://127.0.0.1:{port}");
-        assert!(eventually(Duration::from_secs(10), || http_status(
-            &format!("{url}/"),
-            None
-        ) != 0));
+        let child = run_lighttpd(&conf, &url);
         HttpBackend {
             child,
             url,
@@ -69,10 +57,7 @@ impl HttpBackend {
 
     fn launch(root: &Path, timed: bool) -> HttpBackend {
         let dir = TempDir::new().unwrap();
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
+        let port = free_port();
         let backend = [
             "/usr/lib/git-core/git-http-backend",
             "/usr/local/libexec/git-core/git-http-backend",
@@ -112,17 +97,8 @@ setenv.add-environment = ("GIT_PROJECT_ROOT" => "{root}", "GIT_HTTP_EXPORT_ALL" 
             ),
         )
         .unwrap();
-        let child = Command::new("lighttpd")
-            .args(["-D", "-f"])
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("lighttpd (apt-get install lighttpd)");
         let url = format!("http://127.0.0.1:{port}/git");
-        assert!(eventually(Duration::from_secs(10), || http_status(
-            &format!("{url}/"),
-            None
-        ) != 0));
+        let child = run_lighttpd(&conf, &url);
         HttpBackend {
             child,
             url,
@@ -159,4 +135,25 @@ impl Drop for HttpBackend {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A port nobody listens on now.
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// lighttpd with the configuration `conf`, once it answers at `url`.
+fn run_lighttpd(conf: &Path, url: &str) -> std::process::Child {
+    let child = Command::new("lighttpd")
+        .args(["-D", "-f"])
+        .arg(conf)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("lighttpd (apt-get install lighttpd)");
+    assert!(eventually(Duration::from_secs(10), || http_status(
+        &format!("{url}/"),
+        None
+    ) != 0));
+    child
 }

@@ -219,6 +219,7 @@ fn files_over_http(backend: &Backend) {
         ("tree/main?cursor=-1", 400),
         ("archive/main.rar", 404),
         ("archive/main.zip?path=../x", 400),
+        ("archive/main.zip?prefix=../x", 400),
     ] {
         let got = get(path, &[]);
         assert_eq!(

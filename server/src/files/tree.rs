@@ -144,15 +144,24 @@ pub fn list_entries(
     Ok((listed, more))
 }
 
-/// Every file (no folders) under `path`, at most `max`, LFS pointers read.
-pub fn list_files(at: &AtRevision, path: &str, max: usize) -> Result<Vec<Listed>, HttpError> {
+/// Every file (no folders) under `path`, at most `max`; with `lfs`, small blobs are read to
+/// find the Git LFS pointers among them.
+pub fn list_files(
+    at: &AtRevision,
+    path: &str,
+    max: usize,
+    lfs: bool,
+) -> Result<Vec<Listed>, HttpError> {
     let reader = at.db.reader();
     let (entries, _) = history::list(&reader, &at.tree, path, history::Depth::Files, max)
         .map_err(super::history_error)?;
     let mut buf = Vec::new();
     let mut listed = Vec::with_capacity(entries.len());
     for entry in entries {
-        let lfs = pointer_of(&reader, &entry, &mut buf)?;
+        let lfs = match lfs {
+            true => pointer_of(&reader, &entry, &mut buf)?,
+            false => None,
+        };
         listed.push(Listed {
             entry,
             lfs,

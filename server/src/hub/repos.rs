@@ -284,7 +284,7 @@ pub async fn info(
     let at = crate::files::open_at(app, repo, snapshot, rev).await?;
     let listed = {
         let at = at.clone();
-        tokio::task::spawn_blocking(move || crate::files::list_files(&at, "", MAX_SIBLINGS))
+        tokio::task::spawn_blocking(move || crate::files::list_files(&at, "", MAX_SIBLINGS, blobs))
             .await
             .map_err(|e| HttpError::Internal(format!("task failed: {e}")))??
     };

@@ -37,6 +37,8 @@ const MAX_DIFF_FILES: usize = 10_000;
 /// Pull request records one `list_prs` reads at most (a filter that matches little stops
 /// there, newest first, instead of reading every record).
 const MAX_LISTED: usize = 10_000;
+/// Times a merged pull request's record is read and written again when it changed meanwhile.
+const RECORD_TRIES: usize = 5;
 /// Commits walked at most to tell a fast-forward.
 const MAX_WALK: usize = 1_000_000;
 
@@ -694,16 +696,31 @@ pub(super) async fn merge_pr(
         }
         Err((rejection, refused)) => return Err(super::landing_error(rejection, refused)),
     }
-    pr.status = "merged".into();
-    pr.merged = Some(Merged {
+    // The branch has moved: the record says so even if a review landed meanwhile (read again
+    // and marked again), so the answer never calls a merge that happened a failure.
+    let merged = Merged {
         sha: new.to_string(),
         merge_type: merge_type.into(),
         by: subject(identity),
         at: now(),
-    });
-    pr.close_comment = p.comment;
-    pr.updated_at = now();
-    save(&o, &pr, PutMode::Update(etag)).await?;
+    };
+    let mut etag = etag;
+    for attempt in 1.. {
+        pr.status = "merged".into();
+        pr.merged = Some(merged.clone());
+        pr.close_comment = p.comment.clone();
+        pr.updated_at = now();
+        match save(&o, &pr, PutMode::Update(etag)).await {
+            Ok(()) => break,
+            Err(RpcError::Stale(_)) if attempt < RECORD_TRIES => {
+                (pr, etag) = load(&o, pr.number).await?
+            }
+            Err(e) => {
+                tracing::error!(pr = pr.number, error = %e, "recording a merged pull request failed");
+                break;
+            }
+        }
+    }
     if p.delete_branch {
         let deleted = super::branches::delete_branch(
             app,
