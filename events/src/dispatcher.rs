@@ -279,7 +279,7 @@ impl Dispatcher {
         let hooks = endpoints
             .webhooks
             .iter()
-            .filter(|h| h.active && h.wants("push"))
+            .filter(|h| h.active && (h.wants("push") || h.wants("pull_request")))
             .map(|h| Box::new(webhook::HookEndpoint(h)) as Box<dyn Endpoint + '_>);
         let mirrors = (endpoints.mirrors.iter())
             .map(|m| Box::new(mirror::MirrorEndpoint(m)) as Box<dyn Endpoint + '_>);
@@ -306,8 +306,10 @@ impl Dispatcher {
             }
         }
         metrics::mirror_lag(lag);
-        if lowest > 0 {
-            forget_through(self.bucket.as_ref(), &keys, lowest).await?;
+        // The latest records stay (KEPT_EVENTS) for a policy to be tried on.
+        let through = lowest.saturating_sub(crate::log::KEPT_EVENTS);
+        if through > 0 {
+            forget_through(self.bucket.as_ref(), &keys, through).await?;
         }
         let now = crate::log::now();
         for Marker { seq, key, modified } in markers {

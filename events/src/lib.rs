@@ -25,6 +25,7 @@ pub mod log;
 pub mod metrics;
 pub mod mirror;
 pub mod payload;
+pub mod pull;
 pub mod sign;
 pub mod state;
 pub mod webhook;

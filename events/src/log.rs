@@ -80,6 +80,11 @@ pub struct EventMeta {
     /// What made the change.
     #[serde(default)]
     pub source: Source,
+    /// The pull request the change is about (opened, merged, closed, reopened), if any. A
+    /// push that moves a pull request's head ref (`refs/pull/{n}/head`) has none: the
+    /// moved ref says it synchronized the pull request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<crate::pull::PullRequestEvent>,
 }
 
 /// One recorded change of the refs.
@@ -120,6 +125,10 @@ pub fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
 }
+
+/// Records of the latest changes kept once every endpoint had them: what
+/// `validate_push_policy` tries a proposed policy on.
+pub const KEPT_EVENTS: u64 = 100;
 
 /// Records each change of one repository's refs: the [`refs::Journal`] a push commits with.
 /// A change of an unwatched repository is not recorded (see [`refs::RefStore::watch`]);
@@ -361,6 +370,7 @@ mod tests {
                 peeled: None,
             }],
             atomic: true,
+            announce: false,
         }
     }
 
@@ -448,6 +458,56 @@ mod tests {
         assert_eq!(after_gap.events[0].seq, 3);
         assert_eq!(after_gap.missing, 1);
         assert!(!after_gap.is_complete());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn an_announcement_is_recorded_though_no_ref_moves(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let (bucket, storage, keys, refs) = new_repository().await?;
+        let zero = ObjectId::null(gix_hash::Kind::Sha1);
+        let closed = EventMeta {
+            pull_request: Some(crate::pull::PullRequestEvent {
+                number: 7,
+                action: crate::pull::Action::Closed,
+            }),
+            ..EventMeta::default()
+        };
+        let announce = RefTransaction {
+            announce: true,
+            ..RefTransaction::default()
+        };
+        // Unwatched: nobody to tell, nothing written.
+        let quiet = Recorder::new(bucket.clone(), &storage, "ws", "repo", closed.clone());
+        refs.commit_with(&announce, Some(&quiet)).await?;
+        assert!(!quiet.recorded());
+        let before = refs.watch().await?;
+        refs.commit_with(&update("refs/heads/main", zero, id(1)), None)
+            .await?;
+        let start = refs.snapshot().await?;
+        let told = Recorder::new(bucket.clone(), &storage, "ws", "repo", closed.clone());
+        refs.commit_with(&announce, Some(&told)).await?;
+        assert!(told.recorded());
+        let after = refs.snapshot().await?;
+        assert_eq!(after.refs, start.refs, "no ref moved");
+        assert_eq!(after.seq, start.seq + 1);
+        let from = Cursor {
+            seq: start.seq,
+            id: start.content_id,
+        };
+        let head = Cursor {
+            seq: after.seq,
+            id: after.content_id,
+        };
+        let chain = events_after(bucket.as_ref(), &keys, &from, &head).await?;
+        assert_eq!(chain.events.len(), 1);
+        assert!(chain.events[0].refs.is_empty());
+        assert_eq!(chain.events[0].meta, closed);
+        // Without `announce`, a transaction that moves nothing writes nothing.
+        refs.commit_with(&RefTransaction::default(), Some(&told))
+            .await?;
+        assert_eq!(refs.snapshot().await?.seq, after.seq);
+        assert!(before.seq < after.seq);
         Ok(())
     }
 

@@ -201,3 +201,86 @@ pub fn ping(repo: &RepoInfo, hook: &crate::config::Webhook) -> Value {
         "repository": repo.json(),
     })
 }
+
+/// When something happened, as RFC 3339 in UTC.
+fn utc(seconds: i64) -> String {
+    history::Signature {
+        name: String::new(),
+        email: String::new(),
+        time: seconds,
+        offset: 0,
+    }
+    .rfc3339()
+}
+
+/// Where a pull request's branches were when the event happened.
+#[derive(Debug, Clone, Default)]
+pub struct PullRequestTips {
+    /// The head (`refs/pull/{n}/head`).
+    pub head: Option<ObjectId>,
+    /// The head before, for `synchronize`.
+    pub before: Option<ObjectId>,
+    /// The target branch.
+    pub base: Option<ObjectId>,
+}
+
+/// The `pull_request` payload (GitHub's shape) for `action` on pull request `pr`.
+pub fn pull_request(
+    repo: &RepoInfo,
+    event: &Event,
+    pr: &crate::pull::PullRequest,
+    action: crate::pull::Action,
+    tips: &PullRequestTips,
+) -> Value {
+    let hex = |id: &Option<ObjectId>| id.map(|i| i.to_string());
+    let branch = |name: &str, sha: &Option<ObjectId>| {
+        json!({
+            "label": format!("{}:{name}", repo.workspace),
+            "ref": name,
+            "sha": hex(sha),
+            "repo": repo.json(),
+        })
+    };
+    let user = |who: &Option<String>| json!({"login": who.as_deref().unwrap_or("anonymous")});
+    let merged = pr.merged.as_ref();
+    let closed_at = (pr.status != "open").then(|| utc(pr.updated_at));
+    let sender = event
+        .meta
+        .pusher
+        .clone()
+        .unwrap_or_else(|| "anonymous".to_owned());
+    let url = format!("{}#pull/{}", repo.clone_url, pr.number);
+    let mut payload = json!({
+        "action": action.github_action(),
+        "number": pr.number,
+        "pull_request": {
+            "id": pr.number,
+            "number": pr.number,
+            "url": url,
+            "html_url": url,
+            "state": if pr.status == "open" { "open" } else { "closed" },
+            "status": pr.status,
+            "title": pr.title,
+            "body": pr.description,
+            "user": user(&pr.author),
+            "created_at": utc(pr.created_at),
+            "updated_at": utc(pr.updated_at),
+            "closed_at": closed_at,
+            "merged": merged.is_some(),
+            "merged_at": merged.map(|m| utc(m.at)),
+            "merged_by": merged.map(|m| user(&m.by)),
+            "merge_commit_sha": merged.map(|m| m.sha.clone()),
+            "merge_type": merged.map(|m| m.merge_type.clone()),
+            "head": branch(&pr.source_branch, &tips.head),
+            "base": branch(&pr.target_branch, &tips.base),
+        },
+        "repository": repo.json(),
+        "sender": {"login": sender},
+        "event_seq": event.seq,
+    });
+    if action == crate::pull::Action::Synchronize {
+        payload["before"] = json!(hex(&tips.before));
+        payload["after"] = json!(hex(&tips.head));
+    }
+    payload
+}

@@ -71,6 +71,9 @@ pub enum Error {
     /// Nothing is at the path.
     #[error("no such path: {0}")]
     NoSuchPath(String),
+    /// The work is past a limit set to bound time and memory.
+    #[error("too large: {0}")]
+    TooLarge(String),
 }
 
 /// The result of a history question.

@@ -12,19 +12,69 @@ use objectstore::odb::Reader;
 
 use crate::{Error, Result};
 
+/// What one merge may read and merge, so that a hostile or huge input ends in a clear refusal
+/// instead of unbounded time and memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MergeLimits {
+    /// Bytes of objects read at most (commits walked for merge bases, trees, blobs).
+    pub max_read_bytes: u64,
+    /// Objects read at most.
+    pub max_objects: u64,
+    /// Files larger than this are not merged line by line: when both sides changed one, it
+    /// is a conflict, as git treats a binary file.
+    pub max_text_merge_bytes: u64,
+}
+
+impl Default for MergeLimits {
+    fn default() -> Self {
+        MergeLimits {
+            max_read_bytes: 2 << 30,
+            max_objects: 5_000_000,
+            max_text_merge_bytes: 64 << 20,
+        }
+    }
+}
+
 /// Objects read from the repository, and those the merge writes, kept in memory.
 pub struct MergeObjects<'r, 'a> {
     reader: &'r Reader<'a>,
     written: RefCell<HashMap<ObjectId, (Kind, Vec<u8>)>>,
+    limits: MergeLimits,
+    /// Objects and bytes read so far.
+    read: std::cell::Cell<(u64, u64)>,
 }
 
 impl<'r, 'a> MergeObjects<'r, 'a> {
-    /// Over `reader`.
+    /// Over `reader`, within the default [`MergeLimits`].
     pub fn new(reader: &'r Reader<'a>) -> Self {
+        Self::with_limits(reader, MergeLimits::default())
+    }
+
+    /// Over `reader`, within `limits`.
+    pub fn with_limits(reader: &'r Reader<'a>, limits: MergeLimits) -> Self {
         MergeObjects {
             reader,
             written: RefCell::default(),
+            limits,
+            read: Default::default(),
         }
+    }
+
+    /// Count one object of `size` bytes read; past the limits, the merge stops.
+    fn count(&self, size: usize) -> gix_error::Result<()> {
+        let (objects, bytes) = self.read.get();
+        let now = (objects + 1, bytes + size as u64);
+        self.read.set(now);
+        if now.0 > self.limits.max_objects || now.1 > self.limits.max_read_bytes {
+            return Err(wrap(TOO_LARGE));
+        }
+        Ok(())
+    }
+
+    /// Whether the merge stopped at its limits.
+    fn exceeded(&self) -> bool {
+        let (objects, bytes) = self.read.get();
+        objects > self.limits.max_objects || bytes > self.limits.max_read_bytes
     }
 
     /// The objects written, to be stored.
@@ -49,7 +99,10 @@ impl gix_object::Find for MergeObjects<'_, '_> {
             return Ok(Some(gix_object::Data::new(buffer, *kind, id.kind())));
         }
         match self.reader.try_read(id, buffer).map_err(wrap)? {
-            Some(kind) => Ok(Some(gix_object::Data::new(buffer, kind, id.kind()))),
+            Some(kind) => {
+                self.count(buffer.len())?;
+                Ok(Some(gix_object::Data::new(buffer, kind, id.kind())))
+            }
             None => Ok(None),
         }
     }
@@ -107,6 +160,9 @@ impl gix_object::Write for MergeObjects<'_, '_> {
     }
 }
 
+/// Why the merge stopped at its limits.
+const TOO_LARGE: &str = "the merge reads more than its limits allow";
+
 /// One path the merge could not resolve.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MergeConflict {
@@ -114,6 +170,12 @@ pub struct MergeConflict {
     pub path: String,
     /// `content`, `add/add`, `modify/delete` or `rename`.
     pub kind: &'static str,
+    /// The object at the path in the merge base, ours and theirs (none: no such file there).
+    pub base: Option<ObjectId>,
+    /// Ours.
+    pub ours: Option<ObjectId>,
+    /// Theirs.
+    pub theirs: Option<ObjectId>,
 }
 
 /// What a merge made.
@@ -156,14 +218,29 @@ pub fn merge_commits(
             Default::default(),
         )
     };
+    let large = objects.limits.max_text_merge_bytes;
     let mut diff_cache = gix_diff::blob::Platform::new(
         Default::default(),
-        gix_diff::blob::Pipeline::new(Default::default(), filter(), Vec::new(), Default::default()),
+        gix_diff::blob::Pipeline::new(
+            Default::default(),
+            filter(),
+            Vec::new(),
+            gix_diff::blob::pipeline::Options {
+                large_file_threshold_bytes: large,
+                ..Default::default()
+            },
+        ),
         gix_diff::blob::pipeline::Mode::ToGit,
         attributes(),
     );
     let mut blob_merge = gix_merge::blob::Platform::new(
-        gix_merge::blob::Pipeline::new(Default::default(), filter(), Default::default()),
+        gix_merge::blob::Pipeline::new(
+            Default::default(),
+            filter(),
+            gix_merge::blob::pipeline::Options {
+                large_file_threshold_bytes: large,
+            },
+        ),
         gix_merge::blob::pipeline::Mode::ToGit,
         attributes(),
         Vec::new(),
@@ -199,7 +276,14 @@ pub fn merge_commits(
         &mut |id| id.to_hex_with_len(7).to_string(),
         options,
     )
-    .map_err(|e| Error::Diff(format!("merging failed: {e}")))?;
+    .map_err(|e| match objects.exceeded() {
+        true => Error::TooLarge(format!(
+            "{TOO_LARGE} ({} objects, {} MiB); merge it with git and push the result",
+            objects.limits.max_objects,
+            objects.limits.max_read_bytes >> 20
+        )),
+        false => Error::Diff(format!("merging failed: {e}")),
+    })?;
     let how = gix_merge::tree::TreatAsUnresolved::git();
     if outcome.tree_merge.has_unresolved_conflicts(how) {
         let conflicts = outcome
@@ -207,9 +291,15 @@ pub fn merge_commits(
             .conflicts
             .iter()
             .filter(|c| c.is_unresolved(how))
-            .map(|c| MergeConflict {
-                path: c.ours.location().to_string(),
-                kind: describe(c),
+            .map(|c| {
+                let [base, ours, theirs] = c.entries().map(|e| e.map(|e| e.id));
+                MergeConflict {
+                    path: c.ours.location().to_string(),
+                    kind: describe(c),
+                    base,
+                    ours,
+                    theirs,
+                }
             })
             .collect();
         return Ok(MergeOutcome::Conflicts(conflicts));

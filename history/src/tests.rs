@@ -491,4 +491,44 @@ async fn merges_agree_with_git_merge_tree() {
     // Three clean merges (one over a rename, one criss-cross), two conflicts (content,
     // modify/delete).
     assert_eq!((clean, conflicts), (3, 2));
+
+    // A content conflict names the file in the merge base, ours and theirs, as git's stages.
+    let commit = |r: &str| id(&git(d, &["rev-parse", r], 0));
+    let objects = merge::MergeObjects::new(&reader);
+    let merge::MergeOutcome::Conflicts(found) =
+        merge::merge_commits(&objects, commit("ours"), commit("same-line")).unwrap()
+    else {
+        panic!("ours and same-line conflict");
+    };
+    let blob = |r: &str| Some(commit(&format!("{r}:shared.txt")));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        (found[0].kind, found[0].base, found[0].ours, found[0].theirs),
+        ("content", blob("main"), blob("ours"), blob("same-line"))
+    );
+
+    // Past its limits a merge stops with a refusal that says so.
+    let few = merge::MergeLimits {
+        max_objects: 3,
+        ..Default::default()
+    };
+    let objects = merge::MergeObjects::with_limits(&reader, few);
+    match merge::merge_commits(&objects, commit("x1"), commit("x2")) {
+        Err(crate::Error::TooLarge(why)) => assert!(why.contains("merge it with git"), "{why}"),
+        other => panic!("a merge past its object limit: {other:?}"),
+    }
+    // A file past the line-merge size is merged as git merges a binary file: a conflict when
+    // both sides changed it, though their lines do not overlap.
+    let small = merge::MergeLimits {
+        max_text_merge_bytes: 16,
+        ..Default::default()
+    };
+    let objects = merge::MergeObjects::with_limits(&reader, small);
+    match merge::merge_commits(&objects, commit("ours"), commit("clean")).unwrap() {
+        merge::MergeOutcome::Conflicts(found) => {
+            let paths: Vec<&str> = found.iter().map(|c| c.path.as_str()).collect();
+            assert_eq!(paths, ["shared.txt"]);
+        }
+        other => panic!("a large file changed on both sides merged: {other:?}"),
+    }
 }

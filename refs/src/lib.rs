@@ -23,7 +23,10 @@ use objectstore::layout::RepoKeys;
 mod name;
 mod packed;
 
-pub use name::{validate_branch_name, validate_ref_name, InvalidName};
+pub use name::{
+    is_pull_request_ref, parse_pull_request_head, pull_request_head, validate_branch_name,
+    validate_ref_name, InvalidName, PULL_REQUEST_REFS,
+};
 pub use packed::{parse_packed_refs, write_packed_refs, PackedRefs, RefValue};
 
 /// What reading or writing refs can fail with (a refused update is a [`Refusal`], not an error).
@@ -108,6 +111,11 @@ pub struct RefTransaction {
     pub updates: Vec<RefUpdate>,
     /// All or nothing: one refused update refuses every update.
     pub atomic: bool,
+    /// Record the change in the journal even when no ref moves (a pull request closed or
+    /// reopened is an event of a watched repository, though no ref changes): the refs
+    /// object is written again under the next number. Ignored for an unwatched repository,
+    /// whose changes are not recorded.
+    pub announce: bool,
 }
 
 /// Why one ref update was not applied. `Display` is git's own wording, what the client prints
@@ -558,7 +566,9 @@ impl RefStore {
                 }
             }
             let (refs, results) = apply(&snapshot.refs, tx, &precheck);
-            if results.iter().all(Result::is_err) || refs == snapshot.refs {
+            let announced = tx.announce && journal.is_some() && !snapshot.unwatched;
+            let nothing_moves = results.iter().all(Result::is_err) || refs == snapshot.refs;
+            if nothing_moves && !(announced && results.iter().all(Result::is_ok)) {
                 return Ok(results);
             }
             let mode = match &snapshot.etag {
@@ -818,7 +828,13 @@ mod tests {
         updates: Vec<RefUpdate>,
         atomic: bool,
     ) -> Result<Vec<UpdateResult>> {
-        store.commit(&RefTransaction { updates, atomic }).await
+        store
+            .commit(&RefTransaction {
+                updates,
+                atomic,
+                announce: false,
+            })
+            .await
     }
 
     #[tokio::test]

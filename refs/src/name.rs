@@ -5,6 +5,31 @@
 #[error("{0}")]
 pub struct InvalidName(pub &'static str);
 
+/// Where pull requests' heads are kept (`refs/pull/{n}/head`): written only by the pull
+/// request machinery, fetchable by name, never pushed by clients nor mirrored.
+pub const PULL_REQUEST_REFS: &str = "refs/pull/";
+
+/// Whether `name` is a pull request's ref.
+pub fn is_pull_request_ref(name: &str) -> bool {
+    name.starts_with(PULL_REQUEST_REFS)
+}
+
+/// The head ref of pull request `number`.
+pub fn pull_request_head(number: u64) -> String {
+    format!("{PULL_REQUEST_REFS}{number}/head")
+}
+
+/// The number of the pull request whose head `name` is.
+pub fn parse_pull_request_head(name: &str) -> Option<u64> {
+    let n = name
+        .strip_prefix(PULL_REQUEST_REFS)?
+        .strip_suffix("/head")?;
+    match n.bytes().all(|b| b.is_ascii_digit()) && !n.starts_with('0') {
+        true => n.parse().ok(),
+        false => None,
+    }
+}
+
 /// Accept a branch's short name as `git check-ref-format --branch` does: `refs/heads/<name>`
 /// is a valid ref name, and the name is neither `HEAD` nor an option (`-x`).
 pub fn validate_branch_name(name: &str) -> Result<(), InvalidName> {

@@ -199,6 +199,7 @@ pub async fn commit_version_files(
             pusher: None,
             push_options: Vec::new(),
             source: what.source,
+            pull_request: None,
         },
         seen: None,
         policy: None,

@@ -141,6 +141,7 @@ fn landing(
             pusher: pusher.and_then(|g| g.subject.clone()),
             push_options: request.push_options.clone(),
             source: events::log::Source::Push,
+            pull_request: None,
         },
         seen: Some(seen),
         policy,

@@ -27,7 +27,7 @@ pub use history::*;
 pub use http::*;
 pub use http_backend::HttpBackend;
 pub use process::*;
-pub use receiver::{Received, Receiver, Reply};
+pub use receiver::{assert_signed, hmac, Received, Receiver, Reply};
 pub use server::*;
 pub use tempfile::TempDir;
 pub use tls::{certificate, Certificate};

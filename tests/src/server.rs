@@ -708,7 +708,12 @@ pub struct Scratch {
 impl Scratch {
     /// `repo` (`workspace/alias`) created on a new server.
     pub fn new(backend: &Backend, repo: &str) -> Scratch {
-        let server = Server::start_on(backend);
+        Scratch::with_args(backend, repo, &[])
+    }
+
+    /// [`Scratch::new`] on a server started with `args`.
+    pub fn with_args(backend: &Backend, repo: &str, args: &[&str]) -> Scratch {
+        let server = Server::start_on_with(backend, args);
         server.init(repo);
         let url = server.repo_url(repo);
         let git = crate::Git::default();

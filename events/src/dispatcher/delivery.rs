@@ -530,6 +530,7 @@ mod tests {
             let tx = RefTransaction {
                 updates: vec![update],
                 atomic: true,
+                announce: false,
             };
             refs.commit_with(&tx, Some(&recorder)).await?;
             at = id(n);

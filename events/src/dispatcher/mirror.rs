@@ -66,6 +66,8 @@ impl Endpoint for MirrorEndpoint<'_> {
                 names.extend(event.refs.iter().map(|m| m.name.clone()));
             }
         }
+        // Pull requests' heads are this server's own; hosts refuse pushes to them.
+        names.retain(|n| !refs::is_pull_request_ref(n));
         match dispatcher.mirror_push(repo, mirror, &names, state).await {
             Ok(()) => {
                 metrics::outcome(metrics::MIRROR_PUSHES, "ok");

@@ -10,9 +10,10 @@ use super::delivery::{Endpoint, Outcome, Turn};
 use super::{DispatchError, Dispatcher, Repository};
 use crate::config::{EndpointStore, Webhook};
 use crate::deliveries::DeliveryLog;
-use crate::log::{Cursor, Event};
+use crate::log::{Cursor, Event, RefMove};
 use crate::metrics;
 use crate::payload::{self, RepoInfo};
+use crate::pull::Action;
 use crate::state::now_ms;
 use crate::webhook::{self, Verdict};
 
@@ -40,16 +41,31 @@ impl Endpoint for HookEndpoint<'_> {
         let log = DeliveryLog::new(dispatcher.bucket.clone(), turn.repo.keys.clone());
         let mut given_up = None;
         for event in events {
-            for (index, moved) in event.refs.iter().enumerate() {
+            for (index, send) in sends(hook, event).into_iter().enumerate() {
                 let id = stable_delivery_id(&hook.id, event, index);
-                let body = dispatcher
-                    .push_payload(&db, turn.repo, event, moved)
-                    .await?;
+                let body = match send {
+                    Send::Push(moved) => {
+                        dispatcher
+                            .push_payload(&db, turn.repo, event, moved)
+                            .await?
+                    }
+                    Send::PullRequest(number, action) => {
+                        let body = dispatcher
+                            .pull_request_payload(turn.repo, event, number, action)
+                            .await?;
+                        let Some(body) = body else { continue };
+                        body
+                    }
+                };
                 let timeout = dispatcher.settings.timeout;
+                let (kind, ref_name) = match send {
+                    Send::Push(moved) => ("push", moved.name.clone()),
+                    Send::PullRequest(n, _) => ("pull_request", refs::pull_request_head(n)),
+                };
                 let (mut delivery, verdict) =
-                    webhook::send(&dispatcher.client, hook, "push", &id, &body, timeout).await;
+                    webhook::send(&dispatcher.client, hook, kind, &id, &body, timeout).await;
                 delivery.seq = Some(event.seq);
-                delivery.ref_name = Some(moved.name.clone());
+                delivery.ref_name = Some(ref_name);
                 delivery.attempt = turn.attempt;
                 turn.state.last_attempt_ms = Some(delivery.time_ms);
                 turn.state.last_error = delivery.error.clone();
@@ -93,6 +109,40 @@ impl Endpoint for HookEndpoint<'_> {
         }
         Ok(Outcome::Done)
     }
+}
+
+/// One payload an event makes for a hook.
+#[derive(Clone, Copy)]
+enum Send<'e> {
+    /// GitHub's `push`, for one ref the event moved.
+    Push(&'e RefMove),
+    /// GitHub's `pull_request`.
+    PullRequest(u64, Action),
+}
+
+/// What `event` sends to `hook`, in order: a `push` per moved ref (a pull request's head ref
+/// is not pushed to, it follows its branch), then the `pull_request` events: the one the
+/// event is about, or `synchronize` for each pull request head it moved along its branch.
+fn sends<'e>(hook: &Webhook, event: &'e Event) -> Vec<Send<'e>> {
+    let mut out = Vec::new();
+    if hook.wants("push") {
+        out.extend(
+            (event.refs.iter())
+                .filter(|m| !refs::is_pull_request_ref(&m.name))
+                .map(Send::Push),
+        );
+    }
+    if hook.wants("pull_request") {
+        match event.meta.pull_request {
+            Some(pr) => out.push(Send::PullRequest(pr.number, pr.action)),
+            None => out.extend(event.refs.iter().filter_map(|m| {
+                let n = refs::parse_pull_request_head(&m.name)?;
+                (m.before_id().is_some() && m.after_id().is_some())
+                    .then_some(Send::PullRequest(n, Action::Synchronize))
+            })),
+        }
+    }
+    out
 }
 
 /// A delivery id for one ref of one event to one hook: the same on every retry, so receivers
@@ -176,6 +226,50 @@ impl Dispatcher {
         .map_err(|e| DispatchError::Objects(e.to_string()))?
         .map_err(|e| DispatchError::Objects(e.to_string()))?;
         serde_json::to_vec(&payload).map_err(|e| DispatchError::Objects(e.to_string()))
+    }
+
+    /// The `pull_request` payload for pull request `number` (`None`: its record is gone).
+    pub(super) async fn pull_request_payload(
+        &self,
+        repo: &Repository,
+        event: &Event,
+        number: u64,
+        action: Action,
+    ) -> Result<Option<Vec<u8>>, DispatchError> {
+        let pr = match crate::pull::load(self.bucket.as_ref(), &repo.keys, number).await {
+            Ok((pr, _)) => pr,
+            Err(crate::pull::RecordError::Bucket(e)) if e.is_not_found() => return Ok(None),
+            Err(crate::pull::RecordError::Bucket(e)) => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!(pr = number, error = %e, "no pull_request payload");
+                return Ok(None);
+            }
+        };
+        // Where the refs were at the event, where it moved them; as they are now otherwise.
+        let at = |name: &str| -> (Option<ObjectId>, Option<ObjectId>) {
+            match event.refs.iter().find(|m| m.name == name) {
+                Some(m) => (m.before_id(), m.after_id()),
+                None => {
+                    let now = repo.snapshot.get(name);
+                    (now, now)
+                }
+            }
+        };
+        let (before, head) = at(&refs::pull_request_head(number));
+        let (base_before, base_after) = at(&format!("refs/heads/{}", pr.target_branch));
+        let tips = payload::PullRequestTips {
+            head,
+            before,
+            // A merge's base is the target as it was merged into.
+            base: match action {
+                Action::Merged => base_before,
+                _ => base_after,
+            },
+        };
+        let body = payload::pull_request(&self.repo_info(repo), event, &pr, action, &tips);
+        serde_json::to_vec(&body)
+            .map(Some)
+            .map_err(|e| DispatchError::Objects(e.to_string()))
     }
 
     /// Send the `ping` event to a new webhook (recorded in its delivery log).

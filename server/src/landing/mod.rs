@@ -7,10 +7,12 @@
 //! 1. **verifies** (blocking): `.gitmodules`/`.gitattributes` blobs by git's fsck rules,
 //!    every new tip connected to what the repository has, branches naming commits, annotated
 //!    tags peeled; the repository's push policy is read meanwhile;
-//! 2. applies the **push policy** ([`crate::policy`], [`policy`]) to each update;
+//! 2. keeps `refs/pull/` to pull requests, and applies the **push policy** ([`crate::policy`],
+//!    [`policy`]) to each update;
 //! 3. checks that Git LFS pointers among the new blobs name objects the store holds;
 //! 4. **publishes** the pack (`.pack`, `.tips`, then `.idx`) and registers it in the cache;
-//! 5. **records** the event and **commits** the refs by one compare-and-swap;
+//! 5. **records** the event and **commits** the refs by one compare-and-swap, moving the
+//!    heads of the open pull requests whose branches move ([`pulls`]) with them;
 //! 6. wakes the event dispatcher, points an unborn `HEAD` at the first branch created, and
 //!    hints maintenance.
 //!
@@ -19,6 +21,7 @@
 //! hold for every writer is one call in [`land`], as the push policy is.
 
 pub mod policy;
+mod pulls;
 
 use gix_hash::ObjectId;
 use objectstore::fsck;
@@ -163,6 +166,16 @@ pub async fn land(app: &App, repo: &Repo, db: ObjectDb, landing: Landing) -> Lan
         policy: read_before,
     } = landing;
     let count = updates.len();
+    if count == 0 {
+        // Nothing moves: a pull request closed or reopened, recorded for its webhooks.
+        if origin.pull_request.is_some() {
+            commit(app, repo, &RefTransaction::default(), origin, seen, true).await;
+        }
+        return Landed {
+            refused: None,
+            results: Vec::new(),
+        };
+    }
     // 1. Verify, and read the push policy meanwhile (no round trip of its own).
     let verify = {
         let db = db.clone();
@@ -209,7 +222,14 @@ pub async fn land(app: &App, repo: &Repo, db: ObjectDb, landing: Landing) -> Lan
     for (update, peeled) in updates.iter_mut().zip(peeled) {
         update.peeled = peeled;
     }
-    // 2. The push policy.
+    // 2. Pull requests' heads are moved here only, and the push policy.
+    if origin.source != events::log::Source::PullRequest {
+        for (result, update) in results.iter_mut().zip(&updates) {
+            if result.is_ok() && refs::is_pull_request_ref(&update.name) {
+                *result = Err(Rejection::Policy("deny updating a hidden ref".into()));
+            }
+        }
+    }
     if !push_policy.is_empty() {
         let applying: Vec<bool> = results.iter().map(Result::is_ok).collect();
         let head = seen
@@ -269,12 +289,15 @@ pub async fn land(app: &App, repo: &Repo, db: ObjectDb, landing: Landing) -> Lan
             return Landed::refused(count, why);
         }
     }
-    // 5. Record and commit.
-    let tx = RefTransaction {
+    // 5. Record and commit, with the heads of the pull requests whose branches move.
+    let mut tx = RefTransaction {
         updates: applying.iter().map(|i| updates[*i].clone()).collect(),
         atomic,
+        announce: false,
     };
-    let committed = commit(app, repo, &tx, origin, seen.clone()).await;
+    let followers = pulls::followers(app, repo, seen.as_ref(), &tx.updates).await;
+    tx.updates.extend(followers);
+    let committed = commit(app, repo, &tx, origin, seen.clone(), false).await;
     for (i, result) in applying.iter().zip(committed) {
         results[*i] = result;
     }
@@ -509,7 +532,19 @@ async fn commit(
     tx: &RefTransaction,
     origin: events::log::EventMeta,
     seen: Option<Snapshot>,
+    announce: bool,
 ) -> Vec<Result<(), Rejection>> {
+    let announced;
+    let tx = match announce {
+        true => {
+            announced = RefTransaction {
+                announce: true,
+                ..tx.clone()
+            };
+            &announced
+        }
+        false => tx,
+    };
     let journal = events::log::Recorder::new(
         app.storage.bucket.clone(),
         &app.storage.keys(),

@@ -75,7 +75,7 @@ fn check_url(app: &App, url: &str) -> Result<(), RpcError> {
         .map_err(|e| RpcError::InvalidParams(e.to_string()))
 }
 
-const EVENT_KINDS: [&str; 3] = ["push", "ping", "*"];
+const EVENT_KINDS: [&str; 4] = ["push", "pull_request", "ping", "*"];
 
 fn check_hook(secret: &str, events: &[String]) -> Result<(), RpcError> {
     if secret.is_empty() || secret.len() > 1024 {
@@ -90,7 +90,7 @@ fn check_hook(secret: &str, events: &[String]) -> Result<(), RpcError> {
     }
     if events.is_empty() || events.iter().any(|e| !EVENT_KINDS.contains(&e.as_str())) {
         return Err(RpcError::InvalidParams(
-            "events: a non-empty list of \"push\", \"ping\" or \"*\"".into(),
+            "events: a non-empty list of \"push\", \"pull_request\", \"ping\" or \"*\"".into(),
         ));
     }
     Ok(())

@@ -27,6 +27,7 @@ impl From<history::Error> for RpcError {
             | history::Error::AmbiguousRevision(_)
             | history::Error::InvalidPath(_) => RpcError::InvalidParams(e.to_string()),
             history::Error::NoSuchPath(_) => RpcError::NotFound(e.to_string()),
+            history::Error::TooLarge(_) => RpcError::Conflict(e.to_string()),
             e => {
                 tracing::error!(error = %e, "history request failed");
                 RpcError::Internal(e.to_string())
@@ -659,6 +660,7 @@ pub(super) async fn publish_and_move(
             pusher: identity.and_then(|g| g.subject.clone()),
             push_options: Vec::new(),
             source: events::log::Source::Api,
+            pull_request: None,
         },
         seen: Some(o.snapshot.clone()),
         policy: None,

@@ -56,7 +56,7 @@ pub enum RpcError {
     #[error("{0}")]
     InvalidRequest(&'static str),
     /// No such method.
-    #[error("unknown method {0:?}; the methods are enable_git, get_git_url, add_webhook, list_webhooks, update_webhook, remove_webhook, list_deliveries, redeliver, add_mirror, list_mirrors, remove_mirror, sync_mirror, log, show, diff, read_file, list_files, commit_files, lfs_placement, restore, create_snapshot, list_snapshots, list_refs, list_branches, create_branch, delete_branch, create_tag, delete_tag, set_push_policy, get_push_policy, create_pr, get_pr, list_prs, update_pr, close_pr, reopen_pr, get_diff, submit_review, list_reviews, merge_pr, bundle, set_git_settings and commit_version")]
+    #[error("unknown method {0:?}; the methods are enable_git, get_git_url, add_webhook, list_webhooks, update_webhook, remove_webhook, list_deliveries, redeliver, add_mirror, list_mirrors, remove_mirror, sync_mirror, log, show, diff, read_file, list_files, commit_files, lfs_placement, restore, create_snapshot, list_snapshots, list_refs, list_branches, create_branch, delete_branch, create_tag, delete_tag, set_push_policy, get_push_policy, validate_push_policy, create_pr, get_pr, list_prs, update_pr, close_pr, reopen_pr, get_diff, submit_review, list_reviews, merge_pr, bundle, set_git_settings and commit_version")]
     MethodNotFound(String),
     /// The params do not fit the method.
     #[error("invalid params: {0}")]
@@ -268,6 +268,9 @@ async fn answer(
         "delete_tag" => branches::delete_tag(app, identity.as_ref(), params).await,
         "set_push_policy" => policy::set_push_policy(app, identity.as_ref(), params).await,
         "get_push_policy" => policy::get_push_policy(app, identity.as_ref(), params).await,
+        "validate_push_policy" => {
+            policy::validate_push_policy(app, identity.as_ref(), params).await
+        }
         "create_pr" => pulls::create_pr(app, identity.as_ref(), params).await,
         "get_pr" => pulls::get_pr(app, identity.as_ref(), params).await,
         "list_prs" => pulls::list_prs(app, identity.as_ref(), params).await,

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use gix_hash::ObjectId;
 use objectstore::bucket::{self, PutMode};
 use refs::RefUpdate;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::history::{
@@ -42,42 +42,7 @@ const RECORD_TRIES: usize = 5;
 /// Commits walked at most to tell a fast-forward.
 const MAX_WALK: usize = 1_000_000;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Review {
-    reviewer: Option<String>,
-    verdict: String,
-    comment: String,
-    at: i64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Merged {
-    sha: String,
-    merge_type: String,
-    by: Option<String>,
-    at: i64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct PullRequest {
-    number: u64,
-    title: String,
-    #[serde(default)]
-    description: String,
-    source_branch: String,
-    target_branch: String,
-    /// `open`, `closed` or `merged`.
-    status: String,
-    author: Option<String>,
-    created_at: i64,
-    updated_at: i64,
-    #[serde(default)]
-    reviews: Vec<Review>,
-    #[serde(default)]
-    merged: Option<Merged>,
-    #[serde(default)]
-    close_comment: Option<String>,
-}
+use events::pull::{Action, Merged, PullRequest, Review};
 
 fn now() -> i64 {
     events::log::now()
@@ -89,17 +54,70 @@ fn subject(identity: Option<&Grants>) -> Option<String> {
 
 /// Read pull request `n` and its tag.
 async fn load(o: &Opened, n: u64) -> Result<(PullRequest, bucket::ETag), RpcError> {
-    let key = o.repo.keys.pull_request(n);
-    let got = match o.repo.storage().bucket.get(&key).await {
-        Ok(got) => got,
-        Err(e) if e.is_not_found() => {
-            return Err(RpcError::NotFound(format!("no pull request #{n}")))
+    match events::pull::load(o.repo.storage().bucket.as_ref(), &o.repo.keys, n).await {
+        Ok(got) => Ok(got),
+        Err(events::pull::RecordError::Bucket(e)) if e.is_not_found() => {
+            Err(RpcError::NotFound(format!("no pull request #{n}")))
         }
-        Err(e) => return Err(e.into()),
+        Err(events::pull::RecordError::Bucket(e)) => Err(e.into()),
+        Err(e) => Err(RpcError::Internal(e.to_string())),
+    }
+}
+
+/// Record that pull request `number` was `action`ed, moving `updates` (its head ref) with it:
+/// the event its webhooks get. A failure is logged: the record already says what happened.
+async fn announce(
+    app: &Arc<App>,
+    o: &Opened,
+    identity: Option<&Grants>,
+    number: u64,
+    action: Action,
+    updates: Vec<RefUpdate>,
+) {
+    let landing = Landing {
+        pack: None,
+        updates,
+        atomic: true,
+        origin: pull_request_origin(identity, number, action),
+        seen: None,
+        policy: None,
     };
-    let pr = serde_json::from_slice(&got.data)
-        .map_err(|e| RpcError::Internal(format!("unreadable pull request #{n}: {e}")))?;
-    Ok((pr, got.etag))
+    let landed = land(app, &o.repo, o.db.clone(), landing).await;
+    if let Some(e) = landed.results.iter().find_map(|r| r.as_ref().err()) {
+        tracing::warn!(repo = %o.repo.id, pr = number, error = %e, "a pull request's head ref was not moved");
+    }
+}
+
+/// Who and what, for an event about pull request `number`.
+fn pull_request_origin(
+    identity: Option<&Grants>,
+    number: u64,
+    action: Action,
+) -> events::log::EventMeta {
+    events::log::EventMeta {
+        pusher: subject(identity),
+        push_options: Vec::new(),
+        source: events::log::Source::PullRequest,
+        pull_request: Some(events::pull::PullRequestEvent { number, action }),
+    }
+}
+
+/// The update that points pull request `number`'s head ref at `head`.
+fn head_update(o: &Opened, number: u64, head: ObjectId) -> Vec<RefUpdate> {
+    let name = refs::pull_request_head(number);
+    let old = o
+        .snapshot
+        .get(&name)
+        .unwrap_or_else(|| ObjectId::null(head.kind()));
+    match old == head {
+        true => Vec::new(),
+        false => vec![RefUpdate {
+            name,
+            old,
+            new: head,
+            peeled: None,
+        }],
+    }
 }
 
 /// Write pull request `pr` (`Update` by `etag`: a concurrent change makes this stale).
@@ -179,11 +197,14 @@ pub(super) async fn create_pr(
             .map(str::to_owned)
             .ok_or_else(|| RpcError::InvalidParams("name a target_branch".into()))?,
     };
+    let mut heads = Vec::with_capacity(2);
     for b in [&source, &target] {
-        if o.snapshot.get(&format!("refs/heads/{b}")).is_none() {
-            return Err(RpcError::NotFound(format!("no branch {b:?}")));
+        match o.snapshot.get(&format!("refs/heads/{b}")) {
+            Some(head) => heads.push(head),
+            None => return Err(RpcError::NotFound(format!("no branch {b:?}"))),
         }
     }
+    let source_head = heads[0];
     if source == target {
         return Err(RpcError::InvalidParams(
             "the source and target branches are the same".into(),
@@ -220,7 +241,11 @@ pub(super) async fn create_pr(
             close_comment: None,
         };
         match save(&o, &pr, PutMode::Create).await {
-            Ok(()) => return Ok(json!({"pr_number": number, "pull_request": describe(&o, &pr)})),
+            Ok(()) => {
+                let head = head_update(&o, number, source_head);
+                announce(app, &o, identity, number, Action::Opened, head).await;
+                return Ok(json!({"pr_number": number, "pull_request": describe(&o, &pr)}));
+            }
             // Taken meanwhile: the next one.
             Err(RpcError::Stale(_)) => number += 1,
             Err(e) => return Err(e),
@@ -381,6 +406,16 @@ pub(super) async fn set_open(
     pr.close_comment = if open_it { None } else { p.comment };
     pr.updated_at = now();
     save(&o, &pr, PutMode::Update(etag)).await?;
+    // Reopened: the head ref catches up with the branch it follows again.
+    let (action, head) = match open_it {
+        true => {
+            let branch = o.snapshot.get(&format!("refs/heads/{}", pr.source_branch));
+            let head = branch.map(|b| head_update(&o, pr.number, b));
+            (Action::Reopened, head.unwrap_or_default())
+        }
+        false => (Action::Closed, Vec::new()),
+    };
+    announce(app, &o, identity, pr.number, action, head).await;
     Ok(describe(&o, &pr))
 }
 
@@ -622,7 +657,9 @@ pub(super) async fn merge_pr(
         match (strategy.as_str(), ff) {
             ("fast-forward" | "auto", true) => return Ok(Prepared::FastForward),
             ("fast-forward", false) => {
-                return Err(RpcError::Conflict("the target branch cannot be fast-forwarded to the source".into()))
+                return Err(RpcError::Conflict(
+                    "the target branch cannot be fast-forwarded to the source".into(),
+                ))
             }
             _ => {}
         }
@@ -630,16 +667,12 @@ pub(super) async fn merge_pr(
         let tree = match history::merge::merge_commits(&objects, base, head)? {
             history::merge::MergeOutcome::Clean(tree) => tree,
             history::merge::MergeOutcome::Conflicts(found) => {
-                let (ours_tree, theirs_tree) = (reader.commit(&base)?.tree, reader.commit(&head)?.tree);
-                let at = |tree: &ObjectId, path: &str| -> Result<Option<String>, RpcError> {
-                    Ok(history::entry_at(&reader, tree, path)?.map(|(_, id)| id.to_string()))
-                };
-                let mut out = Vec::new();
-                for c in found {
-                    out.push(json!({"path": c.path, "kind": c.kind, "base_sha": null,
-                        "ours_sha": at(&ours_tree, &c.path)?, "theirs_sha": at(&theirs_tree, &c.path)?}));
-                }
-                return Ok(Prepared::Conflicts(out));
+                let hex = |id: Option<ObjectId>| id.map(|i| i.to_string());
+                let out = found.into_iter().map(|c| {
+                    json!({"path": c.path, "kind": c.kind,
+                    "base_sha": hex(c.base), "ours_sha": hex(c.ours), "theirs_sha": hex(c.theirs)})
+                });
+                return Ok(Prepared::Conflicts(out.collect()));
             }
         };
         let mut pack = new_pack(&indexing)?;
@@ -648,10 +681,23 @@ pub(super) async fn merge_pr(
         }
         let (parents, message) = match strategy.as_str() {
             "squash" => (vec![base], format!("{title} (#{number})\n\n{description}")),
-            _ => (vec![base, head], format!("Merge pull request #{number} from {source}\n\n{title}")),
+            _ => (
+                vec![base, head],
+                format!("Merge pull request #{number} from {source}\n\n{title}"),
+            ),
         };
-        let commit = history::write_commit(&mut pack, &tree, &parents, &author, &committer, message.trim_end())?;
-        Ok(Prepared::Commit(Some(finish_pack(pack, &indexing)?), commit))
+        let commit = history::write_commit(
+            &mut pack,
+            &tree,
+            &parents,
+            &author,
+            &committer,
+            message.trim_end(),
+        )?;
+        Ok(Prepared::Commit(
+            Some(finish_pack(pack, &indexing)?),
+            commit,
+        ))
     })
     .await?;
     let (pack, new, merge_type) = match prepared {
@@ -678,11 +724,7 @@ pub(super) async fn merge_pr(
             peeled: None,
         }],
         atomic: true,
-        origin: events::log::EventMeta {
-            pusher: subject(identity),
-            push_options: Vec::new(),
-            source: events::log::Source::PullRequest,
-        },
+        origin: pull_request_origin(identity, pr.number, Action::Merged),
         seen: Some(o.snapshot.clone()),
         policy: Some(policy),
     };
