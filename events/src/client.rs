@@ -222,28 +222,13 @@ impl Client {
         timeout: Duration,
         max_body: usize,
     ) -> Result<Answer, ClientError> {
-        let host = req
-            .uri()
-            .host()
-            .unwrap_or_default()
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
-        if let Ok(addr) = host.parse::<IpAddr>() {
-            if !self.allow_private && !is_public(addr) {
-                return Err(ClientError::Private { host, addr });
-            }
-        }
+        self.check_host(req.uri())?;
         let exchange = async {
-            let resp: Response<hyper::body::Incoming> =
-                self.inner.request(req).await.map_err(|e| {
-                    let message = describe(&e);
-                    if message.contains("--webhook-allow-private") {
-                        ClientError::Refused(message)
-                    } else {
-                        ClientError::Failed(message)
-                    }
-                })?;
+            let resp: Response<hyper::body::Incoming> = self
+                .inner
+                .request(req)
+                .await
+                .map_err(|e| request_failed(&e))?;
             let (parts, body) = resp.into_parts();
             let body = Limited::new(body, max_body)
                 .collect()
@@ -267,6 +252,51 @@ impl Client {
         tokio::time::timeout(timeout, exchange)
             .await
             .map_err(|_| ClientError::Timeout(timeout))?
+    }
+}
+
+impl Client {
+    /// Send `req` and wait at most `timeout` for the answer's head: its status and body,
+    /// which the caller streams (bounding each read itself).
+    pub async fn open(
+        &self,
+        req: Request<Body>,
+        timeout: Duration,
+    ) -> Result<(http::StatusCode, hyper::body::Incoming), ClientError> {
+        self.check_host(req.uri())?;
+        let resp = tokio::time::timeout(timeout, self.inner.request(req))
+            .await
+            .map_err(|_| ClientError::Timeout(timeout))?
+            .map_err(|e| request_failed(&e))?;
+        let (parts, body) = resp.into_parts();
+        Ok((parts.status, body))
+    }
+}
+
+impl Client {
+    /// Refuse a request to a private or internal address given as such (names are checked
+    /// when they resolve).
+    fn check_host(&self, uri: &http::Uri) -> Result<(), ClientError> {
+        let host = (uri.host().unwrap_or_default())
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        match host.parse::<IpAddr>() {
+            Ok(addr) if !self.allow_private && !is_public(addr) => Err(ClientError::Private {
+                host: host.to_owned(),
+                addr,
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A request that failed: refused by the address policy, or failed otherwise.
+fn request_failed(e: &(dyn std::error::Error + 'static)) -> ClientError {
+    let message = describe(e);
+    if message.contains("--webhook-allow-private") {
+        ClientError::Refused(message)
+    } else {
+        ClientError::Failed(message)
     }
 }
 

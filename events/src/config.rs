@@ -121,6 +121,93 @@ impl Mirror {
     }
 }
 
+/// An upstream: another host's repository whose refs this one follows (the client side of a
+/// fetch). Its credentials and webhook secret live here, with the mirrors' passwords.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Upstream {
+    /// Its id (`upstream-` and 16 hex digits).
+    pub id: String,
+    /// The remote's Smart HTTP URL (credentials never in it).
+    pub url: String,
+    /// The user name sent with the password (`git` when none was given).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// The password or token.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// The refs followed: full names or globs (`refs/heads/*`); empty: the remote's default
+    /// branch.
+    #[serde(default)]
+    pub refs: Vec<String>,
+    /// Move refs that diverged to the remote's value (where the push policy allows it).
+    #[serde(default)]
+    pub overwrite: bool,
+    /// Seconds between syncs on a timer (0: only on webhooks and requests).
+    #[serde(default)]
+    pub interval: u64,
+    /// Whether the LFS objects new commits point to are fetched too.
+    #[serde(default)]
+    pub lfs: bool,
+    /// What the remote signs its webhooks with (none: the webhook URL is refused).
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// Made by `import_repository`: every branch and tag, overwritten, once.
+    #[serde(default)]
+    pub import: bool,
+    /// When it was added, seconds since the epoch.
+    pub created: i64,
+}
+
+/// What the API shows of an upstream: no password, no secret.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpstreamView<'a> {
+    /// Its id.
+    pub id: &'a str,
+    /// The remote.
+    pub url: &'a str,
+    /// The user name, if one was given.
+    pub username: Option<&'a str>,
+    /// Whether a password is set.
+    pub has_password: bool,
+    /// The refs followed.
+    pub refs: &'a [String],
+    /// `fast-forward` or `overwrite`.
+    pub mode: &'static str,
+    /// Seconds between timed syncs.
+    pub interval: u64,
+    /// Whether LFS objects follow.
+    pub lfs: bool,
+    /// Whether webhooks are accepted (a secret is set).
+    pub has_secret: bool,
+    /// Whether it is a one-shot import.
+    pub import: bool,
+    /// When it was added.
+    pub created: i64,
+}
+
+impl Upstream {
+    /// The view the API shows.
+    pub fn view(&self) -> UpstreamView<'_> {
+        UpstreamView {
+            id: &self.id,
+            url: &self.url,
+            username: self.username.as_deref(),
+            has_password: self.password.is_some(),
+            refs: &self.refs,
+            mode: if self.overwrite {
+                "overwrite"
+            } else {
+                "fast-forward"
+            },
+            interval: self.interval,
+            lfs: self.lfs,
+            has_secret: self.secret.is_some(),
+            import: self.import,
+            created: self.created,
+        }
+    }
+}
+
 /// Every endpoint of a repository.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Endpoints {
@@ -133,6 +220,9 @@ pub struct Endpoints {
     /// Artifact versions in step with the default branch.
     #[serde(default)]
     pub versions: Option<VersionSync>,
+    /// Repositories it follows.
+    #[serde(default)]
+    pub upstreams: Vec<Upstream>,
 }
 
 impl Endpoints {

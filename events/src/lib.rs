@@ -28,4 +28,5 @@ pub mod payload;
 pub mod pull;
 pub mod sign;
 pub mod state;
+pub mod upstream;
 pub mod webhook;

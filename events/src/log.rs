@@ -67,6 +67,8 @@ pub enum Source {
     Version,
     /// A pull request merged.
     PullRequest,
+    /// A sync from an upstream (another host's repository this one follows).
+    Upstream,
 }
 
 /// Who and what besides the ref moves: recorded with every event.
@@ -85,6 +87,10 @@ pub struct EventMeta {
     /// moved ref says it synchronized the pull request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull_request: Option<crate::pull::PullRequestEvent>,
+    /// The URL of the upstream a sync came from: a push mirror to the same remote does not
+    /// send it back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
 }
 
 /// One recorded change of the refs.

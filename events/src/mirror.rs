@@ -45,11 +45,11 @@ pub enum MirrorError {
 pub type RefReport = Vec<(String, Result<(), String>)>;
 
 /// Limits on what a remote may answer.
-const MAX_ADVERTISEMENT: usize = 64 << 20;
+pub(crate) const MAX_ADVERTISEMENT: usize = 64 << 20;
 const MAX_REPORT: usize = 16 << 20;
-const MAX_LFS_ANSWER: usize = 16 << 20;
+pub(crate) const MAX_LFS_ANSWER: usize = 16 << 20;
 /// LFS objects asked about per batch request.
-const LFS_BATCH: usize = 100;
+pub(crate) const LFS_BATCH: usize = 100;
 
 /// A remote's refs and capabilities, from `info/refs?service=git-receive-pack`.
 #[derive(Debug, Clone, Default)]
@@ -77,11 +77,13 @@ pub struct Command {
     pub new: ObjectId,
 }
 
-/// A mirror's remote, with its credentials.
+/// Another host's repository, with its credentials: a mirror's remote, or an upstream.
 pub struct Remote<'a> {
-    client: &'a Client,
-    mirror: &'a Mirror,
-    timeout: Duration,
+    pub(crate) client: &'a Client,
+    url: &'a str,
+    username: Option<&'a str>,
+    password: Option<&'a str>,
+    pub(crate) timeout: Duration,
 }
 
 /// A URL's origin: scheme, host (lowercase) and port (the scheme's default when absent).
@@ -100,20 +102,39 @@ fn origin(url: &str) -> Option<(String, String, u16)> {
 impl<'a> Remote<'a> {
     /// The remote of `mirror`, reached through `client` with requests of at most `timeout`.
     pub fn new(client: &'a Client, mirror: &'a Mirror, timeout: Duration) -> Self {
+        Self::at(
+            client,
+            &mirror.url,
+            mirror.username.as_deref(),
+            mirror.password.as_deref(),
+            timeout,
+        )
+    }
+
+    /// The repository at `url`, with a password (or token) and a user name (`git` if none).
+    pub fn at(
+        client: &'a Client,
+        url: &'a str,
+        username: Option<&'a str>,
+        password: Option<&'a str>,
+        timeout: Duration,
+    ) -> Self {
         Remote {
             client,
-            mirror,
+            url,
+            username,
+            password,
             timeout,
         }
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("{}/{path}", self.mirror.url.trim_end_matches('/'))
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}/{path}", self.url.trim_end_matches('/'))
     }
 
     fn authorization(&self) -> Option<String> {
-        let password = self.mirror.password.as_deref()?;
-        let user = self.mirror.username.as_deref().unwrap_or("git");
+        let password = self.password?;
+        let user = self.username.unwrap_or("git");
         let pair = format!("{user}:{password}");
         Some(format!(
             "Basic {}",
@@ -121,7 +142,7 @@ impl<'a> Remote<'a> {
         ))
     }
 
-    fn request(&self, method: http::Method, url: &str) -> http::request::Builder {
+    pub(crate) fn request(&self, method: http::Method, url: &str) -> http::request::Builder {
         let mut req = Request::builder().method(method).uri(url).header(
             "user-agent",
             concat!("git/2.0 (artifact-git/", env!("CARGO_PKG_VERSION"), ")"),
@@ -290,7 +311,7 @@ impl<'a> Remote<'a> {
         Ok(uploaded)
     }
 
-    fn action_request(
+    pub(crate) fn action_request(
         &self,
         method: http::Method,
         action: &serde_json::Value,
@@ -305,7 +326,7 @@ impl<'a> Remote<'a> {
             .is_some_and(|h| h.keys().any(|k| k.eq_ignore_ascii_case("authorization")));
         // Credentials never leave their origin: an action on another host gets only the
         // headers the remote gave for it (git-lfs's rule), whatever the remote's answer says.
-        let same_origin = origin(href).is_some() && origin(href) == origin(&self.mirror.url);
+        let same_origin = origin(href).is_some() && origin(href) == origin(self.url);
         let mut req = if authenticated || has_auth || !same_origin {
             Request::builder().method(method).uri(href)
         } else {
@@ -377,7 +398,7 @@ impl<'a> Remote<'a> {
     }
 }
 
-fn parse_advertisement(body: &[u8]) -> Result<Advertised, MirrorError> {
+pub(crate) fn parse_advertisement(body: &[u8]) -> Result<Advertised, MirrorError> {
     let bad = |m: &str| MirrorError::Protocol(m.to_owned());
     let mut reader = PktReader::new(body);
     let mut out = Advertised::default();

@@ -201,6 +201,32 @@ impl StorageKeys {
         Some((workspace, alias, seq.parse().ok()?))
     }
 
+    /// That repository `workspace/alias` follows upstream `id`:
+    /// `.events/upstreams/{workspace}/{alias}/{id}`, empty. Written (`Overwrite`) after the
+    /// upstream is added to the repository's endpoints, deleted when it is removed; every
+    /// replica's upstream scheduler lists these to find timed syncs that are due.
+    pub fn upstream(&self, workspace: &str, alias: &str, id: &str) -> String {
+        format!("{}.events/upstreams/{workspace}/{alias}/{id}", self.root)
+    }
+
+    /// The folder of every [`StorageKeys::upstream`] key, for listings.
+    pub fn upstreams_dir(&self) -> String {
+        format!("{}.events/upstreams/", self.root)
+    }
+
+    /// Workspace, alias and upstream id of a key from a listing of the upstreams.
+    pub fn parse_upstream<'k>(&self, key: &'k str) -> Option<(&'k str, &'k str, &'k str)> {
+        let rest = key
+            .strip_prefix(&self.root)?
+            .strip_prefix(".events/upstreams/")?;
+        let mut parts = rest.split('/');
+        let (workspace, alias, id) = (parts.next()?, parts.next()?, parts.next()?);
+        match parts.next().is_none() && ![workspace, alias, id].contains(&"") {
+            true => Some((workspace, alias, id)),
+            false => None,
+        }
+    }
+
     /// The keys of artifact `workspace/alias`.
     pub fn artifact(&self, workspace: &str, alias: &str) -> ArtifactKeys {
         ArtifactKeys::new(&self.root, workspace, alias)
@@ -394,7 +420,9 @@ impl RepoKeys {
     /// `events/state/{endpoint}.json`: how far one endpoint got (the last event it was sent),
     /// its retry schedule, status, and the lease of the replica delivering to it. Written
     /// `Create` when the endpoint is added, then only by `Update` (compare-and-swap), so two
-    /// replicas never deliver to one endpoint at once.
+    /// replicas never deliver to one endpoint at once. For an upstream (`upstream-…`): its
+    /// sync status per ref, the lease of the replica syncing it and the time a sync was last
+    /// asked for (a webhook writes that by compare-and-swap too).
     pub fn endpoint_state(&self, endpoint: &str) -> String {
         format!("{}events/state/{endpoint}.json", self.prefix)
     }

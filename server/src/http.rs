@@ -35,6 +35,8 @@ pub enum Endpoint {
     UploadArchive,
     /// Files, folders and archives over plain HTTP.
     Files(crate::files::FilesRoute),
+    /// The webhook URL of an upstream (signed, no token).
+    UpstreamWebhook(String),
 }
 
 /// Parse `/{ws}/git/{alias}[.git]/{endpoint}` and `/{ws}/artifacts/{alias}/git[.git]/{endpoint}`
@@ -55,6 +57,7 @@ pub fn route(path: &str) -> Option<(RepoId, Endpoint)> {
         ["git-receive-pack"] => Endpoint::ReceivePack,
         ["git-upload-archive"] => Endpoint::UploadArchive,
         ["bundle"] => Endpoint::Bundle,
+        ["upstreams", id, "webhook"] => Endpoint::UpstreamWebhook((*id).to_owned()),
         ["info", "lfs", lfs @ ..] => Endpoint::Lfs(crate::lfs_http::LfsRoute::parse(lfs)?),
         files => Endpoint::Files(crate::files::FilesRoute::parse(files)?),
     };
@@ -145,6 +148,10 @@ async fn route_request(
     let Some((id, endpoint)) = route(&path) else {
         return Err(HttpError::NotFound("not found".into()));
     };
+    if let Endpoint::UpstreamWebhook(upstream) = &endpoint {
+        let upstream = upstream.clone();
+        return crate::upstreams::webhook::handle(app, id, &upstream, req).await;
+    }
     let need = match (&endpoint, query_service(&req)) {
         (Endpoint::ReceivePack, _) | (Endpoint::InfoRefs, Some("git-receive-pack")) => {
             Access::Write

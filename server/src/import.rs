@@ -200,6 +200,7 @@ pub async fn commit_version_files(
             push_options: Vec::new(),
             source: what.source,
             pull_request: None,
+            upstream: None,
         },
         seen: None,
         policy: None,

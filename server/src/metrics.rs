@@ -38,6 +38,8 @@ pub const LS_REFS_SECONDS: &str = "artifact_git_ls_refs_seconds";
 pub const RPC_SECONDS: &str = "artifact_git_rpc_seconds";
 /// An LFS batch request.
 pub const LFS_BATCH_SECONDS: &str = "artifact_git_lfs_batch_seconds";
+pub const UPSTREAM_WEBHOOKS: &str = "artifact_git_upstream_webhooks_total";
+pub const UPSTREAM_SYNCS: &str = "artifact_git_upstream_syncs_total";
 
 /// Histogram buckets, seconds: a bucket call of a millisecond to a clone of minutes.
 const BUCKETS: [f64; 16] = [
@@ -87,6 +89,11 @@ pub fn inc(name: &'static str) {
     metrics::counter!(name).increment(1);
 }
 
+/// Count one `outcome` of `name`.
+pub fn outcome(name: &'static str, outcome: &'static str) {
+    metrics::counter!(name, "outcome" => outcome).increment(1);
+}
+
 pub fn add(name: &'static str, n: u64) {
     metrics::counter!(name).increment(n);
 }
@@ -133,6 +140,11 @@ fn describe() {
             "Clones, fetches and pushes refused with 503.",
         ),
         (LFS_BATCHES, "LFS batch requests."),
+        (
+            UPSTREAM_WEBHOOKS,
+            "Inbound upstream webhooks, by outcome (accepted, ignored, refused, replayed).",
+        ),
+        (UPSTREAM_SYNCS, "Upstream syncs, by outcome (ok, failed)."),
         (
             LFS_UPLOADS,
             "LFS objects a batch asked to upload (not stored yet).",

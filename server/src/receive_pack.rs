@@ -142,6 +142,7 @@ fn landing(
             push_options: request.push_options.clone(),
             source: events::log::Source::Push,
             pull_request: None,
+            upstream: None,
         },
         seen: Some(seen),
         policy,

@@ -45,6 +45,13 @@ pub async fn serve(
     // Push events are delivered by a worker that lives as long as the listener.
     let stop_events = tokio_util::sync::CancellationToken::new();
     let events = tokio::spawn(app.events.clone().run(stop_events.clone()));
+    // So are upstream syncs that are due (timers, interrupted syncs).
+    let poll = app.events.settings().poll;
+    tokio::spawn(crate::upstreams::scheduler::run(
+        app.clone(),
+        poll,
+        stop_events.clone(),
+    ));
     if let Some(tls) = &tls {
         tokio::spawn(tls.clone().watch(stop_events.clone()));
     }

@@ -62,7 +62,12 @@ impl Endpoint for MirrorEndpoint<'_> {
             names.extend(state.remote_refs.keys().cloned());
         }
         if !state.full_sync {
+            // What came from this very remote (an upstream on the same URL) is not sent back.
+            let same = |url: &str| url.trim_end_matches('/') == mirror.url.trim_end_matches('/');
             for event in events {
+                if event.meta.upstream.as_deref().is_some_and(same) {
+                    continue;
+                }
                 names.extend(event.refs.iter().map(|m| m.name.clone()));
             }
         }

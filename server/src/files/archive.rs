@@ -88,7 +88,7 @@ impl Substitute for Smudge {
                 .await
                 .map_err(|e| io::Error::other(e.to_string()))
         };
-        let reader = super::bridge::blocking_reader(&self.runtime, open);
+        let reader = crate::bridge::blocking_reader(&self.runtime, open);
         Ok(Some(Box::new(reader)))
     }
 }

@@ -14,7 +14,6 @@
 //! authorized the caller for reading; a revision resolves only within what the refs reach.
 
 mod archive;
-mod bridge;
 pub mod range;
 mod resolve;
 mod tree;

@@ -29,12 +29,15 @@ impl From<ConfigError> for RpcError {
 
 /// Parse params that may hold a secret: serde's messages quote the offending value, so a
 /// mistyped password would come back in the error; this one names only the expected shape.
-fn secret_params<T: for<'de> Deserialize<'de>>(params: Value, shape: &str) -> Result<T, RpcError> {
+pub(super) fn secret_params<T: for<'de> Deserialize<'de>>(
+    params: Value,
+    shape: &str,
+) -> Result<T, RpcError> {
     serde_json::from_value(params).map_err(|_| RpcError::InvalidParams(format!("expected {shape}")))
 }
 
 /// The repository of an existing, administered artifact.
-async fn admin_repo(
+pub(super) async fn admin_repo(
     app: &App,
     identity: Option<&Grants>,
     artifact_id: &str,
@@ -67,7 +70,7 @@ pub(super) async fn watched_head(repo: &Repo) -> Result<Cursor, RpcError> {
     })
 }
 
-fn check_url(app: &App, url: &str) -> Result<(), RpcError> {
+pub(super) fn check_url(app: &App, url: &str) -> Result<(), RpcError> {
     app.events
         .client()
         .check_url(url)
@@ -239,7 +242,7 @@ pub(super) async fn list_webhooks(
 }
 
 /// Each endpoint's view (no secrets) with its delivery status.
-async fn with_status<'a, V: serde::Serialize>(
+pub(super) async fn with_status<'a, V: serde::Serialize>(
     app: &App,
     repo: &Repo,
     views: impl Iterator<Item = (&'a str, V)>,

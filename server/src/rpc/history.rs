@@ -661,6 +661,7 @@ pub(super) async fn publish_and_move(
             push_options: Vec::new(),
             source: events::log::Source::Api,
             pull_request: None,
+            upstream: None,
         },
         seen: Some(o.snapshot.clone()),
         policy: None,

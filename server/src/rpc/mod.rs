@@ -18,6 +18,7 @@ mod events;
 mod history;
 mod policy;
 mod pulls;
+mod upstreams;
 mod versions;
 
 /// JSON-RPC error codes: the standard ones and the API's own.
@@ -56,7 +57,7 @@ pub enum RpcError {
     #[error("{0}")]
     InvalidRequest(&'static str),
     /// No such method.
-    #[error("unknown method {0:?}; the methods are enable_git, get_git_url, add_webhook, list_webhooks, update_webhook, remove_webhook, list_deliveries, redeliver, add_mirror, list_mirrors, remove_mirror, sync_mirror, log, show, diff, read_file, list_files, commit_files, lfs_placement, restore, create_snapshot, list_snapshots, list_refs, list_branches, create_branch, delete_branch, create_tag, delete_tag, set_push_policy, get_push_policy, validate_push_policy, create_pr, get_pr, list_prs, update_pr, close_pr, reopen_pr, get_diff, submit_review, list_reviews, merge_pr, bundle, set_git_settings and commit_version")]
+    #[error("unknown method {0:?}; the methods are enable_git, get_git_url, add_webhook, list_webhooks, update_webhook, remove_webhook, list_deliveries, redeliver, add_mirror, list_mirrors, remove_mirror, sync_mirror, log, show, diff, read_file, list_files, commit_files, lfs_placement, restore, create_snapshot, list_snapshots, list_refs, list_branches, create_branch, delete_branch, create_tag, delete_tag, set_push_policy, get_push_policy, validate_push_policy, create_pr, get_pr, list_prs, update_pr, close_pr, reopen_pr, get_diff, submit_review, list_reviews, merge_pr, bundle, add_upstream, list_upstreams, sync_upstream, remove_upstream, import_repository, git_status, set_git_settings and commit_version")]
     MethodNotFound(String),
     /// The params do not fit the method.
     #[error("invalid params: {0}")]
@@ -282,6 +283,16 @@ async fn answer(
         "list_reviews" => pulls::list_reviews(app, identity.as_ref(), params).await,
         "merge_pr" => pulls::merge_pr(app, identity.as_ref(), params).await,
         "bundle" => bundle::bundle(app, identity.as_ref(), base_url, params).await,
+        "add_upstream" => upstreams::add_upstream(app, identity.as_ref(), base_url, params).await,
+        "list_upstreams" => {
+            upstreams::list_upstreams(app, identity.as_ref(), base_url, params).await
+        }
+        "sync_upstream" => upstreams::sync_upstream(app, identity.as_ref(), params).await,
+        "remove_upstream" => upstreams::remove_upstream(app, identity.as_ref(), params).await,
+        "import_repository" => {
+            upstreams::import_repository(app, identity.as_ref(), base_url, params).await
+        }
+        "git_status" => upstreams::git_status(app, identity.as_ref(), base_url, params).await,
         "set_git_settings" => versions::set_git_settings(app, identity.as_ref(), params).await,
         "commit_version" => versions::commit_version(app, identity.as_ref(), params).await,
         other => Err(RpcError::MethodNotFound(other.to_owned())),

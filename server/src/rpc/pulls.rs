@@ -99,6 +99,7 @@ fn pull_request_origin(
         push_options: Vec::new(),
         source: events::log::Source::PullRequest,
         pull_request: Some(events::pull::PullRequestEvent { number, action }),
+        upstream: None,
     }
 }
 

@@ -1,7 +1,8 @@
-//! An async byte stream read from a blocking thread: an archive, written on a blocking
-//! thread, takes a Git LFS object's bytes from the bucket this way. The async side runs as a
-//! task on the runtime and hands chunks over a small channel; the blocking side waits on the
-//! channel (not on the runtime), so no runtime is ever blocked on.
+//! An async byte stream read from a blocking thread: an archive written on a blocking thread
+//! takes a Git LFS object's bytes from the bucket this way, and an upstream's pack is indexed
+//! on a blocking thread as it arrives. The async side runs as a task on the runtime and hands
+//! chunks over a small channel; the blocking side waits on the channel (not on the runtime),
+//! so no runtime is ever blocked on.
 
 use std::future::Future;
 use std::io::{self, Read};

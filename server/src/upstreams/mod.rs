@@ -1,0 +1,502 @@
+//! Following upstreams: a sync fetches another host's refs and lands them like a push.
+//!
+//! One sync of an upstream runs at a time across replicas: it takes the lease in the
+//! upstream's state by compare-and-swap ([`events::upstream::UpstreamStates`]), renews it while
+//! it works, and gives it back with the outcome. A request that arrives meanwhile (a webhook,
+//! `sync_upstream`) only marks the state; the syncing replica sees the mark when it gives the
+//! lease back and syncs once more, so a flood of webhooks collapses into one more sync.
+//!
+//! A sync ([`fetch_and_land`]): discover the remote's refs (v2 when it speaks it), choose the
+//! followed ones, fetch the objects we lack in one pack (our tips sent as `have`s), index it
+//! under the same limits and fsck rules as a push (an upstream is untrusted), fetch the LFS
+//! objects the new blobs point to (checked by SHA-256), decide per ref (create, fast-forward,
+//! or diverged: left alone with ahead/behind counts unless the upstream overwrites), and hand
+//! the pack and the updates to the one landing, where the push policy applies and the event is
+//! recorded with the upstream as its source.
+
+pub mod scheduler;
+pub mod webhook;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use events::config::Upstream;
+use events::mirror::{MirrorError, Remote};
+use events::state::now_ms;
+use events::upstream::{FetchAdvertised, PackReader, RefSync, SyncLease, UpstreamStates};
+use gix_hash::ObjectId;
+use objectstore::odb::index::{self, Checks, Indexed};
+use objectstore::odb::ObjectDb;
+use refs::RefUpdate;
+
+use crate::app::App;
+use crate::landing::{land, Landing};
+use crate::repo::Repo;
+use crate::storage::RepoId;
+
+/// How long a sync's lease lasts without renewal (renewed every third of it).
+const LEASE: Duration = Duration::from_secs(60);
+/// Syncs one call makes at most when requests keep arriving during them.
+const MAX_ROUNDS: usize = 4;
+/// How long a fetch's answer may stall.
+const IDLE: Duration = Duration::from_secs(60);
+/// Our tips sent as `have`s at most.
+const MAX_HAVES: usize = 256;
+/// Commits counted at most for ahead/behind.
+const MAX_COUNTED: usize = 100_000;
+
+/// Why a sync failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The remote or the transfer failed.
+    #[error(transparent)]
+    Remote(#[from] MirrorError),
+    /// The pack was refused (limits, fsck) or could not be stored.
+    #[error("the upstream's pack was refused: {0}")]
+    Pack(String),
+    /// The repository could not be read or written.
+    #[error("storage failed: {0}")]
+    Storage(String),
+}
+
+impl From<objectstore::odb::Error> for SyncError {
+    fn from(e: objectstore::odb::Error) -> Self {
+        match e.is_storage() {
+            true => SyncError::Storage(e.to_string()),
+            false => SyncError::Pack(e.to_string()),
+        }
+    }
+}
+
+impl From<objectstore::bucket::Error> for SyncError {
+    fn from(e: objectstore::bucket::Error) -> Self {
+        SyncError::Storage(e.to_string())
+    }
+}
+
+impl From<refs::Error> for SyncError {
+    fn from(e: refs::Error) -> Self {
+        SyncError::Storage(e.to_string())
+    }
+}
+
+/// What one sync did.
+#[derive(Debug, Default)]
+struct Synced {
+    refs: std::collections::BTreeMap<String, RefSync>,
+    pack_bytes: u64,
+    lfs_objects: u64,
+}
+
+/// Sync upstream `upstream` of `id` now, unless another replica is syncing it (it then syncs
+/// again when it is done, as the request is marked first). Returns whether this call synced.
+pub async fn sync(app: Arc<App>, id: RepoId, upstream: String) -> Result<bool, SyncError> {
+    let repo = Repo::new(&app.storage, id);
+    let states = UpstreamStates::new(app.storage.bucket.clone(), repo.keys.clone());
+    let replica = app.events.settings().replica.clone();
+    for _ in 0..MAX_ROUNDS {
+        let Some(started) = take_lease(&states, &upstream, &replica).await? else {
+            return Ok(false);
+        };
+        let renewing = tokio::spawn(renew(states.clone(), upstream.clone(), replica.clone()));
+        let outcome = sync_once(&app, &repo, &states, &upstream).await;
+        renewing.abort();
+        match &outcome {
+            Ok(_) => crate::metrics::outcome(crate::metrics::UPSTREAM_SYNCS, "ok"),
+            Err(e) => {
+                crate::metrics::outcome(crate::metrics::UPSTREAM_SYNCS, "failed");
+                tracing::warn!(repo = %repo.id, upstream = %upstream, error = %e, "upstream sync failed");
+            }
+        }
+        let again = give_back(&states, &upstream, &replica, started, outcome).await?;
+        if !again {
+            return Ok(true);
+        }
+    }
+    Ok(true)
+}
+
+/// Take the lease; the time it was taken, or `None` when another replica holds it.
+async fn take_lease(
+    states: &UpstreamStates,
+    upstream: &str,
+    replica: &str,
+) -> Result<Option<u64>, SyncError> {
+    let now = now_ms();
+    let taken = states
+        .update(upstream, |s| {
+            if s.leased_by_other(replica, now) {
+                return None;
+            }
+            s.lease = Some(SyncLease {
+                replica: replica.to_owned(),
+                until_ms: now + LEASE.as_millis() as u64,
+            });
+            s.last_attempt_ms = Some(now);
+            s.phase = Some("discovering".into());
+            Some(now)
+        })
+        .await?;
+    Ok(taken.map(|(at, _)| at))
+}
+
+async fn renew(states: UpstreamStates, upstream: String, replica: String) {
+    loop {
+        tokio::time::sleep(LEASE / 3).await;
+        let renewed = states
+            .update(&upstream, |s| {
+                let lease = s.lease.as_mut().filter(|l| l.replica == replica)?;
+                lease.until_ms = now_ms() + LEASE.as_millis() as u64;
+                Some(())
+            })
+            .await;
+        if let Err(e) = renewed {
+            tracing::warn!(upstream = %upstream, error = %e, "renewing an upstream's lease failed");
+        }
+    }
+}
+
+/// Record the outcome and give the lease back; whether a sync was asked for meanwhile (the
+/// lease is then kept for it).
+async fn give_back(
+    states: &UpstreamStates,
+    upstream: &str,
+    replica: &str,
+    started: u64,
+    outcome: Result<Synced, SyncError>,
+) -> Result<bool, SyncError> {
+    let outcome = &outcome;
+    let written = states
+        .update(upstream, |s| {
+            let now = now_ms();
+            s.phase = None;
+            s.last_finished_ms = Some(now);
+            match outcome {
+                Ok(synced) => {
+                    s.last_success_ms = Some(now);
+                    s.syncs += 1;
+                    s.refs = synced.refs.clone();
+                    s.last_pack_bytes = synced.pack_bytes;
+                    s.last_lfs_objects = synced.lfs_objects;
+                    s.last_error = (s.refs.iter())
+                        .find(|(_, r)| r.status != "synced")
+                        .map(|(name, r)| describe(name, r));
+                }
+                Err(e) => s.last_error = Some(e.to_string()),
+            }
+            let again = s.requested_ms > started;
+            match again {
+                true => {
+                    s.lease = Some(SyncLease {
+                        replica: replica.to_owned(),
+                        until_ms: now + LEASE.as_millis() as u64,
+                    })
+                }
+                false => s.lease = None,
+            }
+            Some(again)
+        })
+        .await?;
+    Ok(written.is_some_and(|(again, _)| again))
+}
+
+/// A ref that did not sync, in a line.
+fn describe(name: &str, r: &RefSync) -> String {
+    match (r.status.as_str(), r.ahead, r.behind, &r.reason) {
+        ("diverged", Some(ahead), Some(behind), _) => format!(
+            "{name} diverged from the upstream ({ahead} commits here, {behind} there); not moved"
+        ),
+        (status, _, _, Some(reason)) => format!("{name} {status}: {reason}"),
+        (status, ..) => format!("{name} {status}"),
+    }
+}
+
+async fn set_phase(states: &UpstreamStates, upstream: &str, phase: &str) {
+    let set = states
+        .update(upstream, |s| {
+            s.phase = Some(phase.to_owned());
+            Some(())
+        })
+        .await;
+    if let Err(e) = set {
+        tracing::debug!(error = %e, "recording a sync's phase failed");
+    }
+}
+
+/// One sync of `upstream_id` into `repo`.
+async fn sync_once(
+    app: &Arc<App>,
+    repo: &Repo,
+    states: &UpstreamStates,
+    upstream_id: &str,
+) -> Result<Synced, SyncError> {
+    let endpoints =
+        events::config::EndpointStore::new(app.storage.bucket.clone(), repo.keys.clone())
+            .load()
+            .await
+            .map_err(|e| SyncError::Storage(e.to_string()))?;
+    let Some(upstream) = endpoints
+        .upstreams
+        .into_iter()
+        .find(|u| u.id == upstream_id)
+    else {
+        return Err(SyncError::Storage(format!("no upstream {upstream_id}")));
+    };
+    fetch_and_land(app, repo, states, &upstream).await
+}
+
+/// The followed refs the remote has: `upstream.refs`' names and globs, or its default
+/// branch.
+fn followed(upstream: &Upstream, advertised: &FetchAdvertised) -> Vec<(String, ObjectId)> {
+    let patterns: Vec<String> = match upstream.refs.is_empty() {
+        false => upstream.refs.clone(),
+        true => advertised.head.iter().cloned().collect(),
+    };
+    (advertised.refs.iter())
+        .filter(|(name, _)| {
+            !refs::is_pull_request_ref(name)
+                && patterns
+                    .iter()
+                    .any(|p| crate::policy::path_matches(p, name))
+        })
+        .map(|(name, id)| (name.clone(), *id))
+        .collect()
+}
+
+async fn fetch_and_land(
+    app: &Arc<App>,
+    repo: &Repo,
+    states: &UpstreamStates,
+    upstream: &Upstream,
+) -> Result<Synced, SyncError> {
+    let client = app.events.client();
+    let timeout = app.events.settings().timeout;
+    let remote = Remote::at(
+        client,
+        &upstream.url,
+        upstream.username.as_deref(),
+        upstream.password.as_deref(),
+        timeout,
+    );
+    let advertised = remote.discover_fetch().await?;
+    let wanted = followed(upstream, &advertised);
+    let snapshot = repo.snapshot().await?;
+    let db = repo
+        .objects_having(&app.cache, snapshot.refs.values().map(|v| &v.target))
+        .await?;
+    let mut wants: Vec<ObjectId> = wanted
+        .iter()
+        .map(|(_, id)| *id)
+        .filter(|id| !db.contains(id))
+        .collect();
+    wants.sort();
+    wants.dedup();
+    let mut synced = Synced::default();
+    let pack = match wants.is_empty() {
+        true => None,
+        false => {
+            set_phase(states, &upstream.id, "fetching").await;
+            let mut haves: Vec<ObjectId> = snapshot.refs.values().map(|v| v.target).collect();
+            haves.sort();
+            haves.dedup();
+            haves.truncate(MAX_HAVES);
+            let answer = remote.fetch(&advertised, &wants, &haves, IDLE).await?;
+            let (indexed, bytes) = receive_pack(app, repo, &db, answer).await?;
+            synced.pack_bytes = bytes;
+            Some(indexed)
+        }
+    };
+    if let (true, Some(indexed)) = (upstream.lfs, &pack) {
+        set_phase(states, &upstream.id, "lfs").await;
+        let pointers: Vec<lfs::Pointer> = (indexed.kept_blobs.iter())
+            .filter_map(|(_, data)| lfs::Pointer::parse(data))
+            .collect();
+        let store = lfs::Store::new(
+            app.storage.bucket.clone(),
+            repo.keys.clone(),
+            app.config.lfs,
+        );
+        synced.lfs_objects = remote.download_lfs(&store, &pointers).await? as u64;
+    }
+    set_phase(states, &upstream.id, "landing").await;
+    let all = match &pack {
+        Some(indexed) => match indexed.open()? {
+            Some(p) => db.with_packs([db.packs(), &[p]].concat()),
+            None => db.clone(),
+        },
+        None => db.clone(),
+    };
+    let (updates, mut outcomes) = {
+        let (all, wanted, snapshot, overwrite) = (
+            all.clone(),
+            wanted.clone(),
+            snapshot.clone(),
+            upstream.overwrite,
+        );
+        tokio::task::spawn_blocking(move || decide(&all, &snapshot, &wanted, overwrite))
+            .await
+            .map_err(|e| SyncError::Storage(e.to_string()))??
+    };
+    if !updates.is_empty() {
+        let landing = Landing {
+            pack,
+            updates: updates.clone(),
+            atomic: false,
+            origin: events::log::EventMeta {
+                pusher: Some(format!("upstream:{}", upstream.id)),
+                push_options: Vec::new(),
+                source: events::log::Source::Upstream,
+                pull_request: None,
+                upstream: Some(upstream.url.clone()),
+            },
+            seen: Some(snapshot),
+            policy: None,
+        };
+        let landed = land(app, repo, db, landing).await;
+        for (update, result) in updates.iter().zip(&landed.results) {
+            if let (Err(why), Some(out)) = (result, outcomes.get_mut(&update.name)) {
+                out.status = "refused".into();
+                out.local = Some(update.old.to_string()).filter(|_| !update.old.is_null());
+                out.reason = Some(match &landed.refused {
+                    Some(r) => r.to_string(),
+                    None => why.to_string(),
+                });
+            }
+        }
+    }
+    synced.refs = std::mem::take(&mut outcomes);
+    Ok(synced)
+}
+
+/// Stream the fetch's answer into a staged, indexed pack (thin packs completed from `db`);
+/// and how many pack bytes came.
+async fn receive_pack(
+    app: &Arc<App>,
+    repo: &Repo,
+    db: &ObjectDb,
+    answer: impl tokio::io::AsyncRead + Send + Unpin + 'static,
+) -> Result<(Indexed, u64), SyncError> {
+    let (app, db, hash) = (app.clone(), db.clone(), repo.object_hash());
+    let stream: objectstore::bucket::ByteStream = Box::pin(answer);
+    let runtime = tokio::runtime::Handle::current();
+    let bridge = crate::bridge::blocking_reader(&runtime, async move { Ok(stream) });
+    tokio::task::spawn_blocking(move || {
+        let mut counted = Counting {
+            inner: PackReader::new(bridge),
+            count: 0,
+        };
+        let limits = app.pack_limits();
+        let received = {
+            let mut input = std::io::BufReader::with_capacity(256 << 10, &mut counted);
+            index::receive(
+                &mut input,
+                &app.config.staging,
+                hash,
+                &limits,
+                &app.budget,
+                checks(&app),
+            )
+        }
+        .map_err(|e| SyncError::Pack(e.to_string()))?;
+        let (threads, _working_set) = received
+            .reserve_working_set(&limits, &app.budget)
+            .map_err(|e| SyncError::Pack(e.to_string()))?;
+        let reader = db.reader();
+        let mut bases = |id: &gix_hash::oid| {
+            let mut buf = Vec::new();
+            Ok(reader.try_read(id, &mut buf)?.map(|kind| (kind, buf)))
+        };
+        let indexed = received
+            .resolve(&mut bases, &limits, checks(&app), threads)
+            .map_err(|e| SyncError::Pack(e.to_string()))?;
+        Ok((indexed, counted.count))
+    })
+    .await
+    .map_err(|e| SyncError::Storage(e.to_string()))?
+}
+
+fn is_lfs_pointer(data: &[u8]) -> bool {
+    lfs::Pointer::parse(data).is_some()
+}
+
+/// A push's checks, keeping LFS pointers whether or not pushes are checked for them: they
+/// name the objects to fetch.
+fn checks(app: &App) -> Checks<'static> {
+    Checks {
+        keep_blob: Some(&is_lfs_pointer),
+        ..crate::landing::index_checks(app)
+    }
+}
+
+/// A reader that counts the bytes read through it.
+struct Counting<R> {
+    inner: R,
+    count: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+/// The updates a sync makes and each followed ref's outcome so far. Blocking.
+fn decide(
+    all: &ObjectDb,
+    snapshot: &refs::Snapshot,
+    wanted: &[(String, ObjectId)],
+    overwrite: bool,
+) -> Result<(Vec<RefUpdate>, std::collections::BTreeMap<String, RefSync>), SyncError> {
+    let reader = all.reader();
+    let mut updates = Vec::new();
+    let mut outcomes = std::collections::BTreeMap::new();
+    for (name, theirs) in wanted {
+        let ours = snapshot.get(name);
+        let mut out = RefSync {
+            status: "synced".into(),
+            local: ours.map(|o| o.to_string()),
+            upstream: Some(theirs.to_string()),
+            ahead: None,
+            behind: None,
+            reason: None,
+        };
+        let moves = match ours {
+            Some(o) if o == *theirs => false,
+            None => true,
+            Some(o) => {
+                let fast_forward = !name.starts_with("refs/tags/")
+                    && history::is_ancestor(&reader, &o, theirs, MAX_COUNTED)
+                        .map_err(|e| SyncError::Pack(e.to_string()))?
+                        .unwrap_or(false);
+                if !fast_forward {
+                    let count = |from: &ObjectId, hide: &ObjectId| -> u64 {
+                        let limits = history::LogLimits {
+                            max_commits: MAX_COUNTED,
+                            max_visited: MAX_COUNTED * 4,
+                        };
+                        history::log(&reader, &[*from], &[*hide], limits)
+                            .map_or(0, |l| l.commits.len() as u64)
+                    };
+                    out.ahead = Some(count(&o, theirs));
+                    out.behind = Some(count(theirs, &o));
+                    out.status = "diverged".into();
+                }
+                fast_forward || overwrite
+            }
+        };
+        if moves {
+            out.status = "synced".into();
+            out.local = Some(theirs.to_string());
+            updates.push(RefUpdate {
+                name: name.clone(),
+                old: ours.unwrap_or_else(|| ObjectId::null(theirs.kind())),
+                new: *theirs,
+                peeled: None,
+            });
+        }
+        outcomes.insert(name.clone(), out);
+    }
+    Ok((updates, outcomes))
+}
