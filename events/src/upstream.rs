@@ -148,13 +148,16 @@ impl Remote<'_> {
     }
 
     /// Ask for the objects `wants` reach and `haves` do not: the answer's body, streamed
-    /// (read it with [`PackReader`]); each read waits at most `idle`.
+    /// (read it with [`PackReader`]). The remote may take `idle` to start answering and
+    /// between reads (a pack is computed before it is sent), and all of it must arrive by
+    /// `deadline` (a slow drip ends there).
     pub async fn fetch(
         &self,
         advertised: &FetchAdvertised,
         wants: &[ObjectId],
         haves: &[ObjectId],
         idle: Duration,
+        deadline: tokio::time::Instant,
     ) -> Result<impl tokio::io::AsyncRead + Send + Unpin + 'static, MirrorError> {
         let mut body = Vec::new();
         if advertised.v2 {
@@ -191,21 +194,24 @@ impl Remote<'_> {
             pktline::write_flush(&mut body);
         }
         let req = self.upload_pack(body)?;
-        let (status, incoming) = self.client.open(req, self.timeout).await?;
+        let (status, incoming) = self.client.open(req, idle).await?;
         check_status(status.as_u16(), "git-upload-pack")?;
         let frames = http_body_util::BodyStream::new(incoming)
             .map_ok(|frame| frame.into_data().unwrap_or_default())
             .map_err(std::io::Error::other);
-        let idle_bounded = futures_util::stream::unfold(frames, move |mut frames| async move {
-            match tokio::time::timeout(idle, frames.next()).await {
-                Ok(Some(item)) => Some((item, frames)),
+        let timed_out = |why: String| Err(std::io::Error::new(std::io::ErrorKind::TimedOut, why));
+        let idle_bounded = futures_util::stream::unfold(Some(frames), move |frames| async move {
+            let mut frames = frames?;
+            let wait = idle.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+            match tokio::time::timeout(wait, frames.next()).await {
+                Ok(Some(item)) => Some((item, Some(frames))),
                 Ok(None) => None,
+                Err(_) if tokio::time::Instant::now() >= deadline => {
+                    Some((timed_out("the pack did not arrive in time".into()), None))
+                }
                 Err(_) => Some((
-                    Err(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        format!("the remote sent nothing for {} s", idle.as_secs()),
-                    )),
-                    frames,
+                    timed_out(format!("the remote sent nothing for {} s", idle.as_secs())),
+                    None,
                 )),
             }
         });
@@ -599,6 +605,9 @@ pub struct UpstreamState {
     /// What the sync is doing now (`discovering`, `fetching`, `lfs`, `landing`), for progress.
     #[serde(default)]
     pub phase: Option<String>,
+    /// Pack bytes received so far by the sync running now.
+    #[serde(default)]
+    pub progress_bytes: u64,
     /// Per followed ref.
     #[serde(default)]
     pub refs: BTreeMap<String, RefSync>,

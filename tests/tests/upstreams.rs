@@ -463,3 +463,142 @@ fn hostile_upstreams(backend: &Backend) {
 }
 
 backend_tests!(hostile_upstreams);
+
+fn standard_headers(body: &[u8], key: &[u8], id: &str, at: i64) -> Vec<String> {
+    use base64::Engine;
+    let mac = hmac(
+        key,
+        &[id.as_bytes(), b".", at.to_string().as_bytes(), b".", body],
+    );
+    vec![
+        format!("webhook-id: {id}"),
+        format!("webhook-timestamp: {at}"),
+        format!(
+            "webhook-signature: v1,{}",
+            base64::engine::general_purpose::STANDARD.encode(mac)
+        ),
+    ]
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Standard Webhooks and GitLab senders; a flood to two replicas collapses into few syncs; an
+/// import whose replica is killed is finished by another.
+fn floods_replicas_and_resumed_imports(backend: &Backend) {
+    use base64::Engine;
+    let up = Server::start_on(backend);
+    let args = [
+        "--webhook-allow-private",
+        "--events-poll",
+        "1s",
+        "--events-lease",
+        "2s",
+    ];
+    let mut down = Server::start_on_with(backend, &args);
+    let other = down.replica_with(&args);
+    up.init("lab/source");
+    down.init("lab/follow");
+    let up_token = up.token("lab", None, "a");
+    let token = down.token("lab", None, "a");
+    let git = Git::default();
+    git.lfs_install();
+    let work = TempDir::new().unwrap();
+    let src = work.path().join("src");
+    git.ok(
+        work.path(),
+        &["init", "-q", "-b", "main", src.to_str().unwrap()],
+    );
+    git.ok(&src, &["lfs", "track", "*.bin"]);
+    let big: Vec<u8> = (0..6_000_000u32)
+        .flat_map(|i| i.wrapping_mul(2_654_435_761).to_le_bytes())
+        .collect();
+    std::fs::write(src.join("big.bin"), &big).unwrap();
+    git.ok(&src, &["add", "."]);
+    commit_file(&git, &src, "a.txt", "a\n", "first");
+    let up_url = up.url_with_token("lab/source", &up_token);
+    git.ok(&src, &["push", "-q", &up_url, "main"]);
+    let key = b"0123456789abcdef0123456789abcdef";
+    let secret = format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(key)
+    );
+    let added = call(
+        &down,
+        &token,
+        "add_upstream",
+        json!({"artifact_id": "lab/follow", "url": up.plain_url("lab/source"), "password": up_token, "secret": secret}),
+    );
+    let hook = added["webhook_url"].as_str().unwrap().to_owned();
+    let other_hook = hook.replace(&down.url, &other.url);
+    wait_for_syncs(&down, &token, "lab/follow", 1);
+    commit_file(&git, &src, "b.txt", "b\n", "second");
+    git.ok(&src, &["push", "-q", &up_url, "main"]);
+    let body = br#"{"type":"push"}"#;
+    // Twenty deliveries at once, to both replicas.
+    let sent: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..20)
+            .map(|i| {
+                let url = if i % 2 == 0 {
+                    hook.clone()
+                } else {
+                    other_hook.clone()
+                };
+                s.spawn(move || {
+                    post_webhook(
+                        &url,
+                        body,
+                        &standard_headers(body, key, &format!("msg_{i}"), now()),
+                    )
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(sent.iter().all(|s| *s == 202), "{sent:?}");
+    let down_url = down.url_with_token("lab/follow", &token);
+    let arrived = eventually(Duration::from_secs(30), || {
+        remote_ref(&git, work.path(), &down_url, "refs/heads/main") == git.rev(&src, "main")
+    });
+    assert!(arrived);
+    let status = wait_for_syncs(&down, &token, "lab/follow", 2);
+    let syncs = status["status"]["syncs"].as_u64().unwrap();
+    assert!(syncs <= 4, "twenty webhooks made {syncs} syncs");
+    // Stale timestamps and GitLab's token.
+    let stale = standard_headers(body, key, "msg_old", now() - 3600);
+    assert_eq!(post_webhook(&hook, body, &stale), 401);
+    let gitlab = vec![
+        format!("X-Gitlab-Token: {secret}"),
+        "X-Gitlab-Event: Push Hook".into(),
+    ];
+    assert_eq!(post_webhook(&hook, body, &gitlab), 202);
+
+    // An import whose replica dies midway is finished by the other one.
+    let started = call(
+        &down,
+        &token,
+        "import_repository",
+        json!({"artifact_id": "lab/resumed", "url": up.plain_url("lab/source"), "password": up_token}),
+    );
+    assert_eq!(started["status"], "importing");
+    down.kill();
+    let status = wait_for_syncs(&other, &token, "lab/resumed", 1);
+    let resumed = other.url_with_token("lab/resumed", &token);
+    assert_eq!(
+        remote_ref(&git, work.path(), &resumed, "refs/heads/main"),
+        git.rev(&src, "main"),
+        "{status}"
+    );
+    let clone = work.path().join("clone");
+    git.ok(
+        work.path(),
+        &["clone", "-q", &resumed, clone.to_str().unwrap()],
+    );
+    assert_eq!(std::fs::read(clone.join("big.bin")).unwrap(), big);
+}
+
+backend_tests!(floods_replicas_and_resumed_imports);

@@ -166,7 +166,7 @@ async fn add(app: &Arc<App>, repo: &Repo, upstream: Upstream) -> Result<(), RpcE
 fn start_sync(app: &Arc<App>, repo: &Repo, id: &str) {
     let (app, repo_id, id) = (app.clone(), repo.id.clone(), id.to_owned());
     tokio::spawn(async move {
-        if let Err(e) = crate::upstreams::sync(app, repo_id, id).await {
+        if let Err(e) = crate::upstreams::sync(app, repo_id, id, std::time::Duration::ZERO).await {
             tracing::warn!(error = %e, "an upstream sync failed");
         }
     });
@@ -260,6 +260,7 @@ async fn upstreams_with_status(
         view["status"] = json!({
             "syncing": state.lease.as_ref().is_some_and(|l| l.until_ms > now_ms()),
             "phase": state.phase,
+            "progress_bytes": state.progress_bytes,
             "sync_pending": state.is_due(now_ms()),
             "last_attempt_ms": state.last_attempt_ms,
             "last_success_ms": state.last_success_ms,

@@ -17,6 +17,7 @@
 pub mod scheduler;
 pub mod webhook;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,12 +35,14 @@ use crate::landing::{land, Landing};
 use crate::repo::Repo;
 use crate::storage::RepoId;
 
-/// How long a sync's lease lasts without renewal (renewed every third of it).
-const LEASE: Duration = Duration::from_secs(60);
 /// Syncs one call makes at most when requests keep arriving during them.
 const MAX_ROUNDS: usize = 4;
-/// How long a fetch's answer may stall.
-const IDLE: Duration = Duration::from_secs(60);
+/// How long a fetch's answer may stall (the remote computes the pack before it sends it).
+const IDLE: Duration = Duration::from_secs(120);
+/// How long one fetch may last in all: a drip that keeps just under `IDLE` ends here.
+const FETCH_DEADLINE: Duration = Duration::from_secs(6 * 3600);
+/// How often a running sync renews its lease and records its progress.
+const RENEW_EVERY: Duration = Duration::from_secs(5);
 /// Our tips sent as `have`s at most.
 const MAX_HAVES: usize = 256;
 /// Commits counted at most for ahead/behind.
@@ -88,18 +91,39 @@ struct Synced {
     lfs_objects: u64,
 }
 
-/// Sync upstream `upstream` of `id` now, unless another replica is syncing it (it then syncs
-/// again when it is done, as the request is marked first). Returns whether this call synced.
-pub async fn sync(app: Arc<App>, id: RepoId, upstream: String) -> Result<bool, SyncError> {
+/// Sync upstream `upstream` of `id` after `settle` (requests that arrive meanwhile are
+/// served by this one sync), unless it is no longer due (another sync served the request) or
+/// another replica is syncing it (it then syncs again when it is done, as the request is
+/// marked first). Returns whether this call synced.
+pub async fn sync(
+    app: Arc<App>,
+    id: RepoId,
+    upstream: String,
+    settle: Duration,
+) -> Result<bool, SyncError> {
     let repo = Repo::new(&app.storage, id);
     let states = UpstreamStates::new(app.storage.bucket.clone(), repo.keys.clone());
-    let replica = app.events.settings().replica.clone();
+    tokio::time::sleep(settle).await;
+    if !states.load(&upstream).await?.is_due(now_ms()) {
+        return Ok(false);
+    }
+    let (replica, lease) = (
+        app.events.settings().replica.clone(),
+        app.events.settings().lease,
+    );
     for _ in 0..MAX_ROUNDS {
-        let Some(started) = take_lease(&states, &upstream, &replica).await? else {
+        let Some(started) = take_lease(&states, &upstream, &replica, lease).await? else {
             return Ok(false);
         };
-        let renewing = tokio::spawn(renew(states.clone(), upstream.clone(), replica.clone()));
-        let outcome = sync_once(&app, &repo, &states, &upstream).await;
+        let progress = Arc::new(AtomicU64::new(0));
+        let renewing = tokio::spawn(renew(
+            states.clone(),
+            upstream.clone(),
+            replica.clone(),
+            lease,
+            progress.clone(),
+        ));
+        let outcome = sync_once(&app, &repo, &states, &upstream, progress).await;
         renewing.abort();
         match &outcome {
             Ok(_) => crate::metrics::outcome(crate::metrics::UPSTREAM_SYNCS, "ok"),
@@ -108,7 +132,7 @@ pub async fn sync(app: Arc<App>, id: RepoId, upstream: String) -> Result<bool, S
                 tracing::warn!(repo = %repo.id, upstream = %upstream, error = %e, "upstream sync failed");
             }
         }
-        let again = give_back(&states, &upstream, &replica, started, outcome).await?;
+        let again = give_back(&states, &upstream, &replica, lease, started, outcome).await?;
         if !again {
             return Ok(true);
         }
@@ -121,6 +145,7 @@ async fn take_lease(
     states: &UpstreamStates,
     upstream: &str,
     replica: &str,
+    lease: Duration,
 ) -> Result<Option<u64>, SyncError> {
     let now = now_ms();
     let taken = states
@@ -130,23 +155,32 @@ async fn take_lease(
             }
             s.lease = Some(SyncLease {
                 replica: replica.to_owned(),
-                until_ms: now + LEASE.as_millis() as u64,
+                until_ms: now + lease.as_millis() as u64,
             });
             s.last_attempt_ms = Some(now);
             s.phase = Some("discovering".into());
+            s.progress_bytes = 0;
             Some(now)
         })
         .await?;
     Ok(taken.map(|(at, _)| at))
 }
 
-async fn renew(states: UpstreamStates, upstream: String, replica: String) {
+/// Renew the lease while the sync runs, and record how far it got.
+async fn renew(
+    states: UpstreamStates,
+    upstream: String,
+    replica: String,
+    lease: Duration,
+    progress: Arc<AtomicU64>,
+) {
     loop {
-        tokio::time::sleep(LEASE / 3).await;
+        tokio::time::sleep(RENEW_EVERY.min(lease / 3)).await;
         let renewed = states
             .update(&upstream, |s| {
-                let lease = s.lease.as_mut().filter(|l| l.replica == replica)?;
-                lease.until_ms = now_ms() + LEASE.as_millis() as u64;
+                let held = s.lease.as_mut().filter(|l| l.replica == replica)?;
+                held.until_ms = now_ms() + lease.as_millis() as u64;
+                s.progress_bytes = progress.load(Ordering::Relaxed);
                 Some(())
             })
             .await;
@@ -162,6 +196,7 @@ async fn give_back(
     states: &UpstreamStates,
     upstream: &str,
     replica: &str,
+    lease: Duration,
     started: u64,
     outcome: Result<Synced, SyncError>,
 ) -> Result<bool, SyncError> {
@@ -189,7 +224,7 @@ async fn give_back(
                 true => {
                     s.lease = Some(SyncLease {
                         replica: replica.to_owned(),
-                        until_ms: now + LEASE.as_millis() as u64,
+                        until_ms: now + lease.as_millis() as u64,
                     })
                 }
                 false => s.lease = None,
@@ -229,6 +264,7 @@ async fn sync_once(
     repo: &Repo,
     states: &UpstreamStates,
     upstream_id: &str,
+    progress: Arc<AtomicU64>,
 ) -> Result<Synced, SyncError> {
     let endpoints =
         events::config::EndpointStore::new(app.storage.bucket.clone(), repo.keys.clone())
@@ -242,7 +278,7 @@ async fn sync_once(
     else {
         return Err(SyncError::Storage(format!("no upstream {upstream_id}")));
     };
-    fetch_and_land(app, repo, states, &upstream).await
+    fetch_and_land(app, repo, states, &upstream, progress).await
 }
 
 /// The followed refs the remote has: `upstream.refs`' names and globs, or its default
@@ -268,6 +304,7 @@ async fn fetch_and_land(
     repo: &Repo,
     states: &UpstreamStates,
     upstream: &Upstream,
+    progress: Arc<AtomicU64>,
 ) -> Result<Synced, SyncError> {
     let client = app.events.client();
     let timeout = app.events.settings().timeout;
@@ -300,8 +337,11 @@ async fn fetch_and_land(
             haves.sort();
             haves.dedup();
             haves.truncate(MAX_HAVES);
-            let answer = remote.fetch(&advertised, &wants, &haves, IDLE).await?;
-            let (indexed, bytes) = receive_pack(app, repo, &db, answer).await?;
+            let deadline = tokio::time::Instant::now() + FETCH_DEADLINE;
+            let answer = remote
+                .fetch(&advertised, &wants, &haves, IDLE, deadline)
+                .await?;
+            let (indexed, bytes) = receive_pack(app, repo, &db, answer, progress).await?;
             synced.pack_bytes = bytes;
             Some(indexed)
         }
@@ -375,6 +415,7 @@ async fn receive_pack(
     repo: &Repo,
     db: &ObjectDb,
     answer: impl tokio::io::AsyncRead + Send + Unpin + 'static,
+    progress: Arc<AtomicU64>,
 ) -> Result<(Indexed, u64), SyncError> {
     let (app, db, hash) = (app.clone(), db.clone(), repo.object_hash());
     let stream: objectstore::bucket::ByteStream = Box::pin(answer);
@@ -383,7 +424,7 @@ async fn receive_pack(
     tokio::task::spawn_blocking(move || {
         let mut counted = Counting {
             inner: PackReader::new(bridge),
-            count: 0,
+            count: progress,
         };
         let limits = app.pack_limits();
         let received = {
@@ -409,7 +450,7 @@ async fn receive_pack(
         let indexed = received
             .resolve(&mut bases, &limits, checks(&app), threads)
             .map_err(|e| SyncError::Pack(e.to_string()))?;
-        Ok((indexed, counted.count))
+        Ok((indexed, counted.count.load(Ordering::Relaxed)))
     })
     .await
     .map_err(|e| SyncError::Storage(e.to_string()))?
@@ -428,16 +469,16 @@ fn checks(app: &App) -> Checks<'static> {
     }
 }
 
-/// A reader that counts the bytes read through it.
+/// A reader that counts the bytes read through it, where the lease renewal sees them.
 struct Counting<R> {
     inner: R,
-    count: u64,
+    count: Arc<AtomicU64>,
 }
 
 impl<R: std::io::Read> std::io::Read for Counting<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.count += n as u64;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
 }
@@ -499,4 +540,53 @@ fn decide(
         outcomes.insert(name.clone(), out);
     }
     Ok((updates, outcomes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use objectstore::layout::StorageKeys;
+    use objectstore::MemoryBucket;
+
+    #[tokio::test]
+    async fn one_replica_syncs_at_a_time_and_requests_meanwhile_sync_again() -> Result<(), SyncError>
+    {
+        let bucket = Arc::new(MemoryBucket::new());
+        let keys = StorageKeys::new("").artifact("ws", "repo").repo();
+        let states = UpstreamStates::new(bucket, keys);
+        let lease = Duration::from_secs(60);
+        let started = take_lease(&states, "u", "a", lease).await?;
+        assert!(started.is_some());
+        assert_eq!(take_lease(&states, "u", "b", lease).await?, None, "b waits");
+        // A webhook while `a` syncs: `a` keeps the lease and syncs again.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        states
+            .update("u", |s| {
+                s.requested_ms = now_ms();
+                Some(())
+            })
+            .await?;
+        let started = started.unwrap_or_default();
+        let again = give_back(&states, "u", "a", lease, started, Ok(Synced::default())).await?;
+        assert!(again);
+        assert_eq!(take_lease(&states, "u", "b", lease).await?, None);
+        // Done with nothing asked meanwhile: free, and the state says how it went.
+        let second = take_lease(&states, "u", "a", lease)
+            .await?
+            .unwrap_or_default();
+        let failed = Err(SyncError::Pack("bad pack".into()));
+        assert!(!give_back(&states, "u", "a", lease, second, failed).await?);
+        let state = states.load("u").await?;
+        assert!(state.lease.is_none());
+        assert_eq!(
+            state.last_error.as_deref(),
+            Some("the upstream's pack was refused: bad pack")
+        );
+        assert_eq!(state.syncs, 1);
+        assert!(!state.is_due(now_ms()));
+        // A lease that ran out (its replica died) is taken over.
+        take_lease(&states, "u", "a", Duration::ZERO).await?;
+        assert!(take_lease(&states, "u", "b", lease).await?.is_some());
+        Ok(())
+    }
 }

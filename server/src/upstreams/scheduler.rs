@@ -49,7 +49,7 @@ async fn round(app: &Arc<App>) -> Result<(), objectstore::bucket::Error> {
             };
             let (app, id) = (app.clone(), id.to_owned());
             tokio::spawn(async move {
-                if let Err(e) = super::sync(app, repo_id, id).await {
+                if let Err(e) = super::sync(app, repo_id, id, Duration::ZERO).await {
                     tracing::warn!(error = %e, "a scheduled upstream sync failed");
                 }
             });

@@ -20,6 +20,10 @@ use crate::repo::Repo;
 use crate::response::HttpError;
 use crate::storage::RepoId;
 
+/// How long a sync a webhook asks for waits before it starts: the deliveries of a burst
+/// (a push of many branches, a flood) are served by one sync.
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// The largest webhook body read (GitHub caps its payloads at 25 MB; a push's is far smaller).
 const MAX_BODY: u64 = 8 << 20;
 
@@ -99,7 +103,7 @@ pub async fn handle(
     crate::metrics::outcome(crate::metrics::UPSTREAM_WEBHOOKS, "accepted");
     let upstream = upstream.to_owned();
     tokio::spawn(async move {
-        if let Err(e) = super::sync(app, id, upstream).await {
+        if let Err(e) = super::sync(app, id, upstream, SETTLE).await {
             tracing::warn!(error = %e, "an upstream sync a webhook asked for failed");
         }
     });
