@@ -290,13 +290,22 @@ fn followed(upstream: &Upstream, advertised: &FetchAdvertised) -> Vec<(String, O
     };
     (advertised.refs.iter())
         .filter(|(name, _)| {
-            !refs::is_pull_request_ref(name)
-                && patterns
-                    .iter()
-                    .any(|p| crate::policy::path_matches(p, name))
+            !refs::is_pull_request_ref(name) && patterns.iter().any(|p| follows(p, name))
         })
         .map(|(name, id)| (name.clone(), *id))
         .collect()
+}
+
+/// Whether `pattern` names `name`: as a git refspec's source does when it is `prefix/*`
+/// (every ref below, slashes included: `refs/heads/*` is every branch), as the push policy's
+/// globs do otherwise.
+fn follows(pattern: &str, name: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) if prefix.ends_with('/') && !prefix.contains(['*', '?']) => {
+            name.starts_with(prefix)
+        }
+        _ => crate::policy::path_matches(pattern, name),
+    }
 }
 
 async fn fetch_and_land(
@@ -333,9 +342,13 @@ async fn fetch_and_land(
         true => None,
         false => {
             set_phase(states, &upstream.id, "fetching").await;
-            let mut haves: Vec<ObjectId> = snapshot.refs.values().map(|v| v.target).collect();
-            haves.sort();
-            haves.dedup();
+            // What the followed refs are at here first: the parents of what is new, usually.
+            let mut haves: Vec<ObjectId> = (wanted.iter())
+                .filter_map(|(name, _)| snapshot.get(name))
+                .chain(snapshot.refs.values().map(|v| v.target))
+                .collect();
+            let mut seen = std::collections::HashSet::new();
+            haves.retain(|h| seen.insert(*h));
             haves.truncate(MAX_HAVES);
             let deadline = tokio::time::Instant::now() + FETCH_DEADLINE;
             let answer = remote
@@ -547,6 +560,15 @@ mod tests {
     use super::*;
     use objectstore::layout::StorageKeys;
     use objectstore::MemoryBucket;
+
+    #[test]
+    fn patterns_follow_as_refspecs_do() {
+        assert!(follows("refs/heads/*", "refs/heads/eliza/docs"));
+        assert!(follows("refs/heads/main", "refs/heads/main"));
+        assert!(!follows("refs/heads/main", "refs/heads/main2"));
+        assert!(follows("refs/heads/release-*", "refs/heads/release-1"));
+        assert!(!follows("refs/heads/*", "refs/tags/v1"));
+    }
 
     #[tokio::test]
     async fn one_replica_syncs_at_a_time_and_requests_meanwhile_sync_again() -> Result<(), SyncError>
