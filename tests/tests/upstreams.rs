@@ -460,6 +460,52 @@ fn hostile_upstreams(backend: &Backend) {
         open.url
     );
     assert_eq!(post_webhook(&nowhere, b"{}", &[]), 404);
+
+    // An upstream's pack is held to a push's limits: an object over the size limit refuses
+    // the pack, and nothing moves.
+    let up = Server::start_on(backend);
+    up.init("lab/big");
+    let up_token = up.token("lab", None, "a");
+    let src = work.path().join("big");
+    git.ok(
+        work.path(),
+        &["init", "-q", "-b", "main", src.to_str().unwrap()],
+    );
+    commit_file(&git, &src, "big.txt", &"x".repeat(50_000), "big");
+    git.ok(
+        &src,
+        &[
+            "push",
+            "-q",
+            &up.url_with_token("lab/big", &up_token),
+            "main",
+        ],
+    );
+    let small = Server::start_on_with(
+        backend,
+        &["--webhook-allow-private", "--max-object-size", "10000"],
+    );
+    small.init("lab/small");
+    let token = small.token("lab", None, "a");
+    call(
+        &small,
+        &token,
+        "add_upstream",
+        json!({"artifact_id": "lab/small", "url": up.plain_url("lab/big"), "password": up_token}),
+    );
+    let mut status = Value::Null;
+    let refused = eventually(Duration::from_secs(30), || {
+        status = upstream_status(&small, &token, "lab/small");
+        status["status"]["last_error"].is_string()
+    });
+    assert!(refused, "{status}");
+    let why = status["status"]["last_error"].as_str().unwrap();
+    assert!(why.contains("refused") && why.contains("10000"), "{why}");
+    let out = git.ok(
+        work.path(),
+        &["ls-remote", &small.url_with_token("lab/small", &token)],
+    );
+    assert!(!out.contains("refs/heads/"), "{out}");
 }
 
 backend_tests!(hostile_upstreams);
