@@ -354,7 +354,9 @@ async fn fetch_and_land(
             let answer = remote
                 .fetch(&advertised, &wants, &haves, IDLE, deadline)
                 .await?;
+            let received = std::time::Instant::now();
             let (indexed, bytes) = receive_pack(app, repo, &db, answer, progress).await?;
+            tracing::info!(repo = %repo.id, bytes, seconds = received.elapsed().as_secs_f64(), "upstream pack received and indexed");
             synced.pack_bytes = bytes;
             Some(indexed)
         }
@@ -405,7 +407,9 @@ async fn fetch_and_land(
             seen: Some(snapshot),
             policy: None,
         };
+        let landing_started = std::time::Instant::now();
         let landed = land(app, repo, db, landing).await;
+        tracing::info!(repo = %repo.id, updates = updates.len(), seconds = landing_started.elapsed().as_secs_f64(), "upstream sync landed");
         for (update, result) in updates.iter().zip(&landed.results) {
             if let (Err(why), Some(out)) = (result, outcomes.get_mut(&update.name)) {
                 out.status = "refused".into();
