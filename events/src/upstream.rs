@@ -554,14 +554,27 @@ pub struct RefSync {
     pub reason: Option<String>,
 }
 
-/// Who is syncing, until when.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Who is syncing which upstream of a repository, until when: one lease per repository, so
+/// one sync of a repository runs at a time across replicas.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncLease {
     /// The replica.
     pub replica: String,
+    /// The upstream it syncs.
+    pub upstream: String,
     /// Milliseconds since the epoch.
     pub until_ms: u64,
 }
+
+impl SyncLease {
+    /// Whether it holds at `now_ms`.
+    pub fn is_held(&self, now_ms: u64) -> bool {
+        !self.replica.is_empty() && self.until_ms > now_ms
+    }
+}
+
+/// The key of a repository's sync lease, beside the upstreams' states.
+const LEASE_KEY: &str = "upstreams-lease";
 
 /// The last inbound webhook.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -577,9 +590,6 @@ pub struct WebhookSeen {
 /// An upstream's status (see [`RepoKeys::endpoint_state`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpstreamState {
-    /// The replica syncing now.
-    #[serde(default)]
-    pub lease: Option<SyncLease>,
     /// When a sync was last asked for (a webhook, `sync_upstream`).
     #[serde(default)]
     pub requested_ms: u64,
@@ -643,13 +653,6 @@ impl UpstreamState {
         self.requested_ms > self.last_finished_ms.unwrap_or(0)
             || (self.interval > 0 && now_ms >= started.saturating_add(self.interval * 1000))
     }
-
-    /// Whether another replica holds the lease at `now_ms`.
-    pub fn leased_by_other(&self, replica: &str, now_ms: u64) -> bool {
-        self.lease
-            .as_ref()
-            .is_some_and(|l| l.replica != replica && l.until_ms > now_ms)
-    }
 }
 
 /// Upstream states in the bucket, changed by compare-and-swap.
@@ -667,41 +670,94 @@ impl UpstreamStates {
 
     /// Upstream `id`'s state (default when none was written).
     pub async fn load(&self, id: &str) -> Result<UpstreamState, bucket::Error> {
-        Ok(self.read(id).await?.0)
+        Ok(self.read(&self.keys.endpoint_state(id)).await?.0)
     }
 
-    async fn read(&self, id: &str) -> Result<(UpstreamState, PutMode), bucket::Error> {
-        match self.bucket.get(&self.keys.endpoint_state(id)).await {
+    /// The repository's sync lease (default: none).
+    pub async fn lease(&self) -> Result<SyncLease, bucket::Error> {
+        Ok(self.read(&self.keys.endpoint_state(LEASE_KEY)).await?.0)
+    }
+
+    async fn read<T: Default + for<'de> Deserialize<'de>>(
+        &self,
+        key: &str,
+    ) -> Result<(T, PutMode), bucket::Error> {
+        match self.bucket.get(key).await {
             Ok(got) => {
                 let state = serde_json::from_slice(&got.data).unwrap_or_default();
                 Ok((state, PutMode::Update(got.etag)))
             }
-            Err(e) if e.is_not_found() => Ok((UpstreamState::default(), PutMode::Create)),
+            Err(e) if e.is_not_found() => Ok((T::default(), PutMode::Create)),
             Err(e) => Err(e),
         }
     }
 
-    /// Apply `change` by compare-and-swap (`None` from it: nothing to write); the state
-    /// written, or `None`.
-    pub async fn update<T>(
+    /// Apply `change` to what `key` holds by compare-and-swap (`None` from it: nothing to
+    /// write); what it returned and what was written, or `None`.
+    async fn update_at<S, T>(
         &self,
-        id: &str,
-        mut change: impl FnMut(&mut UpstreamState) -> Option<T>,
-    ) -> Result<Option<(T, UpstreamState)>, bucket::Error> {
-        let key = self.keys.endpoint_state(id);
+        key: &str,
+        mut change: impl FnMut(&mut S) -> Option<T>,
+    ) -> Result<Option<(T, S)>, bucket::Error>
+    where
+        S: Default + Serialize + for<'de> Deserialize<'de>,
+    {
         for _ in 0..16 {
-            let (mut state, mode) = self.read(id).await?;
+            let (mut state, mode) = self.read::<S>(key).await?;
             let Some(out) = change(&mut state) else {
                 return Ok(None);
             };
             let data = serde_json::to_vec(&state).unwrap_or_default();
-            match self.bucket.put(&key, data.into(), mode).await {
+            match self.bucket.put(key, data.into(), mode).await {
                 Ok(_) => return Ok(Some((out, state))),
                 Err(bucket::Error::PreconditionFailed(_)) => continue,
                 Err(e) => return Err(e),
             }
         }
-        Err(bucket::Error::PreconditionFailed(key))
+        Err(bucket::Error::PreconditionFailed(key.to_owned()))
+    }
+
+    /// Apply `change` to upstream `id`'s state by compare-and-swap.
+    pub async fn update<T>(
+        &self,
+        id: &str,
+        change: impl FnMut(&mut UpstreamState) -> Option<T>,
+    ) -> Result<Option<(T, UpstreamState)>, bucket::Error> {
+        self.update_at(&self.keys.endpoint_state(id), change).await
+    }
+
+    /// Take (or renew) the repository's sync lease for `upstream` until `until_ms`, unless
+    /// another replica holds it at `now_ms`; whether this replica holds it now.
+    pub async fn take_lease(
+        &self,
+        replica: &str,
+        upstream: &str,
+        now_ms: u64,
+        until_ms: u64,
+    ) -> Result<bool, bucket::Error> {
+        let taken = self
+            .update_at(&self.keys.endpoint_state(LEASE_KEY), |l: &mut SyncLease| {
+                if l.is_held(now_ms) && (l.replica != replica || l.upstream != upstream) {
+                    return None;
+                }
+                *l = SyncLease {
+                    replica: replica.to_owned(),
+                    upstream: upstream.to_owned(),
+                    until_ms,
+                };
+                Some(())
+            })
+            .await?;
+        Ok(taken.is_some())
+    }
+
+    /// Give the lease back, if `replica` holds it.
+    pub async fn release_lease(&self, replica: &str) -> Result<(), bucket::Error> {
+        self.update_at(&self.keys.endpoint_state(LEASE_KEY), |l: &mut SyncLease| {
+            (l.replica == replica).then(|| *l = SyncLease::default())
+        })
+        .await?;
+        Ok(())
     }
 
     /// Forget upstream `id`'s state.

@@ -199,9 +199,10 @@ fn follows_an_upstream(backend: &Backend) {
 
 backend_tests!(follows_an_upstream);
 
-/// On a timer, with a push mirror to the same remote that sends nothing back.
+/// On a timer, with a push mirror to the same remote that sends nothing back, and the remote
+/// mirroring here in turn: the two settle.
 fn a_timer_and_a_mirror_do_not_loop(backend: &Backend) {
-    let up = Server::start_on(backend);
+    let up = Server::start_on_with(backend, &["--webhook-allow-private", "--events-poll", "1s"]);
     let down = Server::start_on_with(backend, &["--webhook-allow-private", "--events-poll", "1s"]);
     up.init("lab/source");
     down.init("lab/follow");
@@ -230,6 +231,12 @@ fn a_timer_and_a_mirror_do_not_loop(backend: &Backend) {
         "add_mirror",
         json!({"artifact_id": "lab/follow", "url": remote, "password": up_token}),
     );
+    call(
+        &up,
+        &up_token,
+        "add_mirror",
+        json!({"artifact_id": "lab/source", "url": down.plain_url("lab/follow"), "password": down_token}),
+    );
     wait_for_syncs(&down, &down_token, "lab/follow", 1);
     let seq = |s: &Server, t: &str, r: &str| {
         call(s, t, "git_status", json!({"artifact_id": r}))["refs_seq"]
@@ -248,7 +255,8 @@ fn a_timer_and_a_mirror_do_not_loop(backend: &Backend) {
         "{}",
         upstream_status(&down, &down_token, "lab/follow")
     );
-    // The mirror had its turn and pushed nothing back: the upstream changed once (the push).
+    // The mirrors had their turns and pushed nothing back: the upstream changed once (the
+    // push).
     std::thread::sleep(Duration::from_secs(3));
     let status = call(
         &down,
@@ -261,6 +269,15 @@ fn a_timer_and_a_mirror_do_not_loop(backend: &Backend) {
         "{status}"
     );
     assert_eq!(seq(&up, &up_token, "lab/source"), up_seq + 1, "{status}");
+    // And both settle.
+    let down_seq = seq(&down, &down_token, "lab/follow");
+    std::thread::sleep(Duration::from_secs(7));
+    assert_eq!(seq(&up, &up_token, "lab/source"), up_seq + 1);
+    assert_eq!(
+        seq(&down, &down_token, "lab/follow"),
+        down_seq,
+        "they settle"
+    );
 }
 
 backend_tests!(a_timer_and_a_mirror_do_not_loop);

@@ -249,6 +249,7 @@ async fn upstreams_with_status(
         .load()
         .await?;
     let states = UpstreamStates::new(app.storage.bucket.clone(), repo.keys.clone());
+    let lease = states.lease().await?;
     let mut out = Vec::new();
     for u in &endpoints.upstreams {
         let state = states.load(&u.id).await?;
@@ -258,7 +259,7 @@ async fn upstreams_with_status(
             .as_ref()
             .map(|_| webhook_url(base_url, repo, &u.id)));
         view["status"] = json!({
-            "syncing": state.lease.as_ref().is_some_and(|l| l.until_ms > now_ms()),
+            "syncing": lease.is_held(now_ms()) && lease.upstream == u.id,
             "phase": state.phase,
             "progress_bytes": state.progress_bytes,
             "sync_pending": state.is_due(now_ms()),

@@ -24,7 +24,7 @@ use std::time::Duration;
 use events::config::Upstream;
 use events::mirror::{MirrorError, Remote};
 use events::state::now_ms;
-use events::upstream::{FetchAdvertised, PackReader, RefSync, SyncLease, UpstreamStates};
+use events::upstream::{FetchAdvertised, PackReader, RefSync, UpstreamStates};
 use gix_hash::ObjectId;
 use objectstore::odb::index::{self, Checks, Indexed};
 use objectstore::odb::ObjectDb;
@@ -140,7 +140,9 @@ pub async fn sync(
     Ok(true)
 }
 
-/// Take the lease; the time it was taken, or `None` when another replica holds it.
+/// Take the repository's sync lease for `upstream` and mark the sync started; the time it
+/// started, or `None` when another sync of the repository holds the lease (the request stays
+/// due, and the scheduler comes back to it).
 async fn take_lease(
     states: &UpstreamStates,
     upstream: &str,
@@ -148,22 +150,19 @@ async fn take_lease(
     lease: Duration,
 ) -> Result<Option<u64>, SyncError> {
     let now = now_ms();
-    let taken = states
+    let until = now + lease.as_millis() as u64;
+    if !states.take_lease(replica, upstream, now, until).await? {
+        return Ok(None);
+    }
+    states
         .update(upstream, |s| {
-            if s.leased_by_other(replica, now) {
-                return None;
-            }
-            s.lease = Some(SyncLease {
-                replica: replica.to_owned(),
-                until_ms: now + lease.as_millis() as u64,
-            });
             s.last_attempt_ms = Some(now);
             s.phase = Some("discovering".into());
             s.progress_bytes = 0;
-            Some(now)
+            Some(())
         })
         .await?;
-    Ok(taken.map(|(at, _)| at))
+    Ok(Some(now))
 }
 
 /// Renew the lease while the sync runs, and record how far it got.
@@ -176,22 +175,24 @@ async fn renew(
 ) {
     loop {
         tokio::time::sleep(RENEW_EVERY.min(lease / 3)).await;
+        let now = now_ms();
         let renewed = states
+            .take_lease(&replica, &upstream, now, now + lease.as_millis() as u64)
+            .await;
+        let recorded = states
             .update(&upstream, |s| {
-                let held = s.lease.as_mut().filter(|l| l.replica == replica)?;
-                held.until_ms = now_ms() + lease.as_millis() as u64;
                 s.progress_bytes = progress.load(Ordering::Relaxed);
                 Some(())
             })
             .await;
-        if let Err(e) = renewed {
+        if let Err(e) = renewed.and(recorded) {
             tracing::warn!(upstream = %upstream, error = %e, "renewing an upstream's lease failed");
         }
     }
 }
 
-/// Record the outcome and give the lease back; whether a sync was asked for meanwhile (the
-/// lease is then kept for it).
+/// Record the outcome; give the lease back unless a sync was asked for meanwhile (the lease
+/// is then kept for it). Whether to sync again.
 async fn give_back(
     states: &UpstreamStates,
     upstream: &str,
@@ -219,20 +220,21 @@ async fn give_back(
                 }
                 Err(e) => s.last_error = Some(e.to_string()),
             }
-            let again = s.requested_ms > started;
-            match again {
-                true => {
-                    s.lease = Some(SyncLease {
-                        replica: replica.to_owned(),
-                        until_ms: now + lease.as_millis() as u64,
-                    })
-                }
-                false => s.lease = None,
-            }
-            Some(again)
+            Some(s.requested_ms > started)
         })
         .await?;
-    Ok(written.is_some_and(|(again, _)| again))
+    let again = written.is_some_and(|(again, _)| again);
+    match again {
+        true => {
+            let now = now_ms();
+            let until = now + lease.as_millis() as u64;
+            Ok(states.take_lease(replica, upstream, now, until).await?)
+        }
+        false => {
+            states.release_lease(replica).await?;
+            Ok(false)
+        }
+    }
 }
 
 /// A ref that did not sync, in a line.
@@ -603,14 +605,19 @@ mod tests {
         let failed = Err(SyncError::Pack("bad pack".into()));
         assert!(!give_back(&states, "u", "a", lease, second, failed).await?);
         let state = states.load("u").await?;
-        assert!(state.lease.is_none());
+        assert!(!states.lease().await?.is_held(now_ms()));
         assert_eq!(
             state.last_error.as_deref(),
             Some("the upstream's pack was refused: bad pack")
         );
         assert_eq!(state.syncs, 1);
         assert!(!state.is_due(now_ms()));
+        // One sync of a repository at a time: another upstream of it waits too.
+        assert!(take_lease(&states, "u", "a", lease).await?.is_some());
+        assert_eq!(take_lease(&states, "v", "a", lease).await?, None);
+        assert_eq!(take_lease(&states, "v", "b", lease).await?, None);
         // A lease that ran out (its replica died) is taken over.
+        states.release_lease("a").await?;
         take_lease(&states, "u", "a", Duration::ZERO).await?;
         assert!(take_lease(&states, "u", "b", lease).await?.is_some());
         Ok(())

@@ -36,13 +36,13 @@ async fn round(app: &Arc<App>) -> Result<(), objectstore::bucket::Error> {
             continue;
         };
         let repo = keys.artifact(ws, alias).repo();
-        let state = UpstreamStates::new(app.storage.bucket.clone(), repo)
-            .load(id)
-            .await?;
+        let states = UpstreamStates::new(app.storage.bucket.clone(), repo);
         let now = now_ms();
-        // Not while a sync holds the lease, this replica's included.
-        let free = state.lease.as_ref().is_none_or(|l| l.until_ms <= now);
-        if state.is_due(now) && free {
+        if !states.load(id).await?.is_due(now) {
+            continue;
+        }
+        // Not while a sync of the repository holds the lease, this replica's included.
+        if !states.lease().await?.is_held(now) {
             let repo_id = RepoId {
                 workspace: ws.to_owned(),
                 alias: alias.to_owned(),
