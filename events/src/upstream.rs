@@ -69,24 +69,10 @@ impl Remote<'_> {
             .send(req, self.timeout, MAX_ADVERTISEMENT)
             .await?;
         check_status(answer.status.as_u16(), "info/refs")?;
-        if speaks_v2(&answer.body) {
-            return self.ls_refs().await;
+        match parse_fetch_advertisement(&answer.body)? {
+            Some(advertised) => Ok(advertised),
+            None => self.ls_refs().await,
         }
-        let advertised = parse_advertisement(&answer.body)?;
-        let head = advertised
-            .capabilities
-            .iter()
-            .find_map(|c| c.strip_prefix("symref=HEAD:"))
-            .map(str::to_owned);
-        let mut refs = advertised.refs;
-        refs.remove("HEAD");
-        check_count(refs.len())?;
-        Ok(FetchAdvertised {
-            refs,
-            head,
-            v2: false,
-            capabilities: advertised.capabilities,
-        })
     }
 
     /// Protocol v2 `ls-refs` of branches, tags and `HEAD`.
@@ -109,27 +95,7 @@ impl Remote<'_> {
             .send(self.upload_pack(body)?, self.timeout, MAX_ADVERTISEMENT)
             .await?;
         check_status(answer.status.as_u16(), "ls-refs")?;
-        let bad = |m: &str| MirrorError::Protocol(format!("ls-refs: {m}"));
-        let mut out = FetchAdvertised {
-            v2: true,
-            ..FetchAdvertised::default()
-        };
-        let mut reader = PktReader::new(&answer.body[..]);
-        while let Some(Packet::Data(d)) = reader.read().map_err(|e| bad(&e.to_string()))? {
-            let line = String::from_utf8_lossy(d).trim_end().to_owned();
-            let mut parts = line.split(' ');
-            let (id, name) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-            let id =
-                ObjectId::from_hex(id.as_bytes()).map_err(|_| bad("a line has no object id"))?;
-            if name == "HEAD" {
-                out.head = parts.find_map(|a| a.strip_prefix("symref-target:").map(str::to_owned));
-                continue;
-            }
-            refs::validate_ref_name(name).map_err(|e| bad(&format!("{name:?}: {e}")))?;
-            out.refs.insert(name.to_owned(), id);
-            check_count(out.refs.len())?;
-        }
-        Ok(out)
+        parse_ls_refs(&answer.body)
     }
 
     fn upload_pack(
@@ -292,6 +258,54 @@ impl Remote<'_> {
         }
         Ok(fetched)
     }
+}
+
+/// A protocol v2 `ls-refs` answer (with `symrefs`): every ref name checked, at most
+/// [`MAX_REFS`].
+pub fn parse_ls_refs(body: &[u8]) -> Result<FetchAdvertised, MirrorError> {
+    let bad = |m: &str| MirrorError::Protocol(format!("ls-refs: {m}"));
+    let mut out = FetchAdvertised {
+        v2: true,
+        ..FetchAdvertised::default()
+    };
+    let mut reader = PktReader::new(body);
+    while let Some(Packet::Data(d)) = reader.read().map_err(|e| bad(&e.to_string()))? {
+        let line = String::from_utf8_lossy(d).trim_end().to_owned();
+        let mut parts = line.split(' ');
+        let (id, name) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        let id = ObjectId::from_hex(id.as_bytes()).map_err(|_| bad("a line has no object id"))?;
+        if name == "HEAD" {
+            out.head = parts.find_map(|a| a.strip_prefix("symref-target:").map(str::to_owned));
+            continue;
+        }
+        refs::validate_ref_name(name).map_err(|e| bad(&format!("{name:?}: {e}")))?;
+        out.refs.insert(name.to_owned(), id);
+        check_count(out.refs.len())?;
+    }
+    Ok(out)
+}
+
+/// A v0 `info/refs?service=git-upload-pack` answer; `None` when it is a v2 capability
+/// advertisement (ask `ls-refs` then).
+pub fn parse_fetch_advertisement(body: &[u8]) -> Result<Option<FetchAdvertised>, MirrorError> {
+    if speaks_v2(body) {
+        return Ok(None);
+    }
+    let advertised = parse_advertisement(body)?;
+    let head = advertised
+        .capabilities
+        .iter()
+        .find_map(|c| c.strip_prefix("symref=HEAD:"))
+        .map(str::to_owned);
+    let mut refs = advertised.refs;
+    refs.remove("HEAD");
+    check_count(refs.len())?;
+    Ok(Some(FetchAdvertised {
+        refs,
+        head,
+        v2: false,
+        capabilities: advertised.capabilities,
+    }))
 }
 
 fn check_status(status: u16, what: &str) -> Result<(), MirrorError> {
