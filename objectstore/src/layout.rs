@@ -227,6 +227,46 @@ impl StorageKeys {
         }
     }
 
+    /// That repository `workspace/alias` was deleted and waits to be purged:
+    /// `.events/deleted/{workspace}/{alias}`, empty. Written (`Overwrite`) after the
+    /// repository's tombstone and refs mark, deleted by a restore and last by the purge; every
+    /// replica's purger lists these.
+    pub fn deleted(&self, workspace: &str, alias: &str) -> String {
+        format!("{}.events/deleted/{workspace}/{alias}", self.root)
+    }
+
+    /// The folder of every [`StorageKeys::deleted`] key, for listings.
+    pub fn deleted_dir(&self) -> String {
+        format!("{}.events/deleted/", self.root)
+    }
+
+    /// Workspace and alias of a key from a listing of the deleted repositories.
+    pub fn parse_deleted<'k>(&self, key: &'k str) -> Option<(&'k str, &'k str)> {
+        let rest = key
+            .strip_prefix(&self.root)?
+            .strip_prefix(".events/deleted/")?;
+        let (workspace, alias) = rest.split_once('/')?;
+        match alias.contains('/') || workspace.is_empty() || alias.is_empty() {
+            true => None,
+            false => Some((workspace, alias)),
+        }
+    }
+
+    /// The folder of a workspace's artifacts (`{workspace}/artifacts/`): its folders are the
+    /// aliases.
+    pub fn artifacts_dir(&self, workspace: &str) -> String {
+        format!("{}{workspace}/artifacts/", self.root)
+    }
+
+    /// The pending markers and upstream entries of `workspace/alias`: what a purge removes
+    /// outside the repository's own prefix.
+    pub fn repository_entries(&self, workspace: &str, alias: &str) -> [String; 2] {
+        [
+            format!("{}.events/pending/{workspace}/{alias}/", self.root),
+            format!("{}.events/upstreams/{workspace}/{alias}/", self.root),
+        ]
+    }
+
     /// The keys of artifact `workspace/alias`.
     pub fn artifact(&self, workspace: &str, alias: &str) -> ArtifactKeys {
         ArtifactKeys::new(&self.root, workspace, alias)
@@ -291,6 +331,14 @@ impl RepoKeys {
         format!("{}artifact-git.json", self.prefix)
     }
 
+    /// `artifact-git-deleted.json`: the tombstone of a deleted repository (when, by whom,
+    /// when it is purged, and its refs object as it was, to restore exactly). Written
+    /// (`Overwrite`) by `delete_repository` before the refs carry the deleted mark; deleted by
+    /// a restore once the refs are back, and last by the purge.
+    pub fn tombstone(&self) -> String {
+        format!("{}artifact-git-deleted.json", self.prefix)
+    }
+
     /// `artifact-git-policy.json`: the repository's push policy. Written by `set_push_policy`
     /// (`Overwrite`); read by every landing, revalidated by tag.
     pub fn push_policy(&self) -> String {
@@ -337,6 +385,11 @@ impl RepoKeys {
             &oid[..2.min(oid.len())],
             &oid[2.min(oid.len())..4.min(oid.len())]
         )
+    }
+
+    /// The folder of every stored (verified) LFS object, for listings.
+    pub fn lfs_objects_dir(&self) -> String {
+        format!("{}lfs/objects/", self.prefix)
     }
 
     /// Where a client uploads an LFS object with a presigned URL before it is verified

@@ -27,7 +27,7 @@ pub use name::{
     is_pull_request_ref, parse_pull_request_head, pull_request_head, validate_branch_name,
     validate_ref_name, InvalidName, PULL_REQUEST_REFS,
 };
-pub use packed::{parse_packed_refs, write_packed_refs, PackedRefs, RefValue};
+pub use packed::{deleted_marker, parse_packed_refs, write_packed_refs, PackedRefs, RefValue};
 
 /// What reading or writing refs can fail with (a refused update is a [`Refusal`], not an error).
 #[derive(Debug, thiserror::Error)]
@@ -344,6 +344,8 @@ impl RefStore {
             Err(e) => return Err(e.into()),
         };
         let (packed, etag, content_id) = match packed {
+            // A deleted repository is not found, whatever its `HEAD` says.
+            Ok(Ok(read)) if read.value.0.deleted => return Err(Error::NotFound),
             Ok(Ok(read)) => (read.value.0.clone(), Some(read.etag), read.value.1.clone()),
             Ok(Err(e)) => return Err(e),
             Err(e) if e.is_not_found() => (PackedRefs::default(), None, String::new()),
@@ -382,6 +384,41 @@ impl RefStore {
         Ok(etag)
     }
 
+    /// The refs object as stored, and its tag (`None`: none written yet), bypassing the
+    /// cache: what a deletion keeps aside to restore exactly.
+    pub async fn raw(&self) -> Result<(Vec<u8>, Option<ETag>)> {
+        match self.bucket.get(&self.keys.packed_refs()).await {
+            Ok(got) => Ok((got.data.to_vec(), Some(got.etag))),
+            Err(e) if e.is_not_found() => Ok((Vec::new(), None)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether the repository was deleted (its refs object carries the mark).
+    pub async fn is_deleted(&self) -> Result<bool> {
+        let (data, _) = self.raw().await?;
+        Ok(!data.is_empty() && parse_packed_refs(&data)?.deleted)
+    }
+
+    /// Replace the refs object read as `expected` (`None`: there was none) by `data`, by
+    /// compare-and-swap: a change that read the refs before loses its race. Delete marks the
+    /// repository deleted (no refs, same number and mark, so that restoring the kept bytes
+    /// gives the very refs object back, content id and event chain included); restore puts
+    /// the kept bytes back. `Ok(false)`: the refs changed since they were read.
+    pub async fn replace_raw(&self, data: Vec<u8>, expected: Option<ETag>) -> Result<bool> {
+        let mode = match expected {
+            Some(tag) => PutMode::Update(tag),
+            None => PutMode::Create,
+        };
+        let packed = parse_packed_refs(&data)?;
+        let id = content_id(&data);
+        match self.put_refs(data, mode, packed, id).await {
+            Ok(_) => Ok(true),
+            Err(bucket::Error::PreconditionFailed(_)) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Make the repository watched, so that every later change is recorded in the journal,
     /// and return the refs from which it is: where a new endpoint starts. Called before an
     /// endpoint is added. An unwatched repository's refs are rewritten without the mark (same
@@ -399,6 +436,7 @@ impl RefStore {
                 refs: snapshot.refs.clone(),
                 seq: snapshot.seq,
                 unwatched: false,
+                deleted: false,
             };
             let data = write_packed_refs(&watched);
             let written_id = content_id(&data);
@@ -579,6 +617,7 @@ impl RefStore {
                 refs,
                 seq: snapshot.seq + 1,
                 unwatched: snapshot.unwatched,
+                deleted: false,
             };
             let data = write_packed_refs(&written);
             let written_id = content_id(&data);

@@ -7,7 +7,9 @@
 //! `artifact-git-unwatched` says that no endpoint (webhook, mirror, version sync) watches the
 //! repository, so a change needs no event record: it is in the file that every change
 //! replaces by compare-and-swap, so a push and the first endpoint's creation cannot miss
-//! each other (see [`crate::RefStore::watch`]).
+//! each other (see [`crate::RefStore::watch`]). `artifact-git-deleted` says the repository was
+//! deleted (its refs are kept aside until it is restored or purged): written by
+//! compare-and-swap too, so a push that read the refs before cannot land after.
 
 use std::collections::BTreeMap;
 
@@ -18,6 +20,7 @@ use crate::{Error, Result};
 const HEADER: &str = "# pack-refs with: peeled fully-peeled sorted ";
 const SEQ_TRAIT: &str = "artifact-git-seq=";
 const UNWATCHED_TRAIT: &str = "artifact-git-unwatched";
+const DELETED_TRAIT: &str = "artifact-git-deleted";
 
 /// A parsed `packed-refs` file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -29,6 +32,8 @@ pub struct PackedRefs {
     /// No endpoint watches the repository: its changes need no event record. Absent in files
     /// written before there was such a mark, and by anything else: those are watched.
     pub unwatched: bool,
+    /// The repository was deleted: it holds no refs and reads as not found.
+    pub deleted: bool,
 }
 
 /// A ref's value: its target and, for annotated tags, what the tag peels to.
@@ -48,6 +53,7 @@ pub fn parse_packed_refs(data: &[u8]) -> Result<PackedRefs> {
     let mut refs = BTreeMap::new();
     let mut seq = 0;
     let mut unwatched = false;
+    let mut deleted = false;
     let mut last: Option<String> = None;
     for (n, line) in text.lines().enumerate() {
         let bad = || Error::Corrupt(format!("packed-refs line {} is malformed", n + 1));
@@ -58,6 +64,8 @@ pub fn parse_packed_refs(data: &[u8]) -> Result<PackedRefs> {
                         seq = v.parse().map_err(|_| bad())?;
                     } else if t == UNWATCHED_TRAIT {
                         unwatched = true;
+                    } else if t == DELETED_TRAIT {
+                        deleted = true;
                     }
                 }
             }
@@ -92,7 +100,23 @@ pub fn parse_packed_refs(data: &[u8]) -> Result<PackedRefs> {
         refs,
         seq,
         unwatched,
+        deleted,
     })
+}
+
+/// The refs object of a deleted repository whose refs object was `original`: no refs, the
+/// same number and watch mark, and the deleted mark.
+pub fn deleted_marker(original: &[u8]) -> Result<Vec<u8>> {
+    let before = match original.is_empty() {
+        true => PackedRefs::default(),
+        false => parse_packed_refs(original)?,
+    };
+    Ok(write_packed_refs(&PackedRefs {
+        refs: BTreeMap::new(),
+        seq: before.seq,
+        unwatched: before.unwatched,
+        deleted: true,
+    }))
 }
 
 /// Serialise refs in git's sorted, fully-peeled form, with their change number and mark.
@@ -103,6 +127,10 @@ pub fn write_packed_refs(packed: &PackedRefs) -> Vec<u8> {
     out.push_str(&format!("{SEQ_TRAIT}{} ", packed.seq));
     if packed.unwatched {
         out.push_str(UNWATCHED_TRAIT);
+        out.push(' ');
+    }
+    if packed.deleted {
+        out.push_str(DELETED_TRAIT);
         out.push(' ');
     }
     out.push('\n');
@@ -118,6 +146,34 @@ pub fn write_packed_refs(packed: &PackedRefs) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_deleted_mark_keeps_the_number_and_drops_the_refs() -> Result<()> {
+        let id = ObjectId::from_hex(b"1111111111111111111111111111111111111111")
+            .map_err(|_| Error::Corrupt("id".into()))?;
+        let mut refs = BTreeMap::new();
+        refs.insert(
+            "refs/heads/main".to_owned(),
+            RefValue {
+                target: id,
+                peeled: None,
+            },
+        );
+        let original = write_packed_refs(&PackedRefs {
+            refs,
+            seq: 7,
+            unwatched: true,
+            deleted: false,
+        });
+        let marked = parse_packed_refs(&deleted_marker(&original)?)?;
+        assert_eq!(
+            (marked.seq, marked.unwatched, marked.deleted),
+            (7, true, true)
+        );
+        assert!(marked.refs.is_empty());
+        assert!(!parse_packed_refs(&original)?.deleted);
+        Ok(())
+    }
 
     #[test]
     fn names_git_would_refuse_make_the_file_corrupt() {
@@ -167,6 +223,7 @@ mod tests {
             refs: refs.clone(),
             seq: 42,
             unwatched: false,
+            deleted: false,
         };
         let data = write_packed_refs(&packed);
         assert!(String::from_utf8_lossy(&data)

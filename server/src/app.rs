@@ -123,6 +123,8 @@ pub struct Config {
     pub lfs_threshold: u64,
     /// Which of git's fsck findings refuse what a writer sends.
     pub fsck: objectstore::fsck::Rules,
+    /// How long a deleted repository can be restored before it is purged.
+    pub deleted_retention: std::time::Duration,
 }
 
 /// The running server: its fixed [`Config`] and the services every request uses (storage

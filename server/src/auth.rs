@@ -104,6 +104,19 @@ impl Grants {
             .collect()
     }
 
+    /// The highest access granted on all of `workspace` (artifact grants do not count).
+    pub fn workspace_level(&self, workspace: &str) -> Option<Access> {
+        self.grants
+            .iter()
+            .filter(|(t, _)| match t {
+                Target::AnyWorkspace => true,
+                Target::Workspace(ws) => ws == workspace,
+                Target::Artifact(..) => false,
+            })
+            .map(|(_, l)| *l)
+            .max()
+    }
+
     /// The highest access granted on the artifact `workspace/alias` (exact names only).
     pub fn level(&self, workspace: &str, alias: &str) -> Option<Access> {
         self.grants

@@ -468,6 +468,10 @@ pub struct ServeArgs {
     /// Repack a repository in the background after a push leaves more packs than this (0: never).
     #[arg(long, env = "ARTIFACT_GIT_MAINTAIN_AFTER_PACKS", default_value_t = 32)]
     pub maintain_after_packs: usize,
+    /// How long a deleted repository can be restored before its keys are removed
+    /// (`delete_repository` with `purge: true` removes them at once).
+    #[arg(long, env = "ARTIFACT_GIT_DELETED_RETENTION", default_value = "7d", value_parser = parse_duration)]
+    pub deleted_retention: std::time::Duration,
     #[command(flatten)]
     pub maintenance: MaintenanceArgs,
     #[command(flatten)]
@@ -681,6 +685,7 @@ pub fn build(
         },
         lfs_check_pointers: args.lfs.lfs_check_pointers,
         lfs_threshold: args.lfs.lfs_threshold,
+        deleted_retention: args.deleted_retention,
         fsck: match args.fsck_strict {
             true => objectstore::fsck::Rules::Strict,
             false => objectstore::fsck::Rules::Default,

@@ -22,6 +22,7 @@ pub mod import;
 pub mod landing;
 pub mod layers;
 pub mod lfs_http;
+pub mod lifecycle;
 pub mod maintenance;
 pub mod metrics;
 pub mod placement;

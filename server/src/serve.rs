@@ -52,6 +52,12 @@ pub async fn serve(
         poll,
         stop_events.clone(),
     ));
+    // And deleted repositories past their retention are purged.
+    tokio::spawn(crate::lifecycle::run_purger(
+        app.clone(),
+        poll,
+        stop_events.clone(),
+    ));
     if let Some(tls) = &tls {
         tokio::spawn(tls.clone().watch(stop_events.clone()));
     }

@@ -1,65 +1,246 @@
-//! The server's life: a SIGTERM during a push lets the push finish (asserted: it succeeds and
-//! is stored), then the process exits 0.
+//! A repository's whole life: listed, deleted (404 everywhere at once, on every replica, and
+//! no write lands), restored exactly as it was, deleted with purge (no key left).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::time::Duration;
+use serde_json::{json, Value};
 
 use artifact_git_e2e::*;
 
-fn sigterm_during_a_large_push(backend: &Backend) {
-    let mut server = Server::start_on(backend);
-    server.init("lab/term");
-    let git = Git::default();
-    let work = TempDir::new().unwrap();
-    let source = work.path().join("source");
-    git.ok(
-        work.path(),
-        &["init", "-q", "-b", "main", source.to_str().unwrap()],
-    );
-    let mut rng = Rng::new(41);
-    for i in 0..6 {
-        std::fs::write(source.join(format!("blob{i}.bin")), rng.bytes(16 << 20)).unwrap();
-    }
-    git.ok(&source, &["add", "."]);
-    git.ok(&source, &["commit", "-q", "-m", "96 MiB of data"]);
-    let head = git.ok(&source, &["rev-parse", "HEAD"]).trim().to_owned();
-    let url = server.repo_url("lab/term");
-    let push = {
-        let mut cmd = git.command(&source);
-        cmd.args(["-c", "core.bigFileThreshold=1m", "push", "-q", &url, "main"]);
-        std::thread::spawn(move || cmd.output().unwrap())
-    };
-    // Once the server has the push in hand, ask it to stop.
-    if !eventually(Duration::from_secs(60), || {
-        server.metric("artifact_git_pushes_total") == 1
-    }) {
-        let out = push.join().unwrap();
-        panic!(
-            "the push never reached the server: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    std::thread::sleep(Duration::from_millis(100));
-    let status = server.terminate(Duration::from_secs(60));
-    let pushed = push.join().unwrap();
-    assert_eq!(
-        status.map(|s| s.code()),
-        Some(Some(0)),
-        "the server exits 0 once the push is done"
-    );
-    // The push was in flight when the signal came: it finishes, and what it pushed is stored.
-    assert!(
-        pushed.status.success(),
-        "the push in flight at SIGTERM did not finish: {}",
-        String::from_utf8_lossy(&pushed.stderr)
-    );
-    let restarted = server.replica();
-    let refs = git.ok(&source, &["ls-remote", &restarted.repo_url("lab/term")]);
-    assert!(refs.contains(&head), "{refs}");
-    git.ok(&restarted.bare_repo("lab/term"), &["fsck", "--strict"]);
-    // New connections are refused while it stops, and after.
-    assert_eq!(http_status(&format!("{}/health", server.url), None), 0);
+fn call(server: &Server, token: &str, method: &str, params: Value) -> Value {
+    let answer = server.rpc(Some(token), method, params);
+    assert!(answer.get("error").is_none(), "{method}: {answer}");
+    answer["result"].clone()
 }
 
-backend_tests!(sigterm_during_a_large_push);
+fn keys_of(server: &Server, repo: &str) -> Vec<String> {
+    let (ws, alias) = repo.split_once('/').unwrap();
+    let prefix = format!("{ws}/artifacts/{alias}/git/");
+    server
+        .stored_state()
+        .into_keys()
+        .filter(|k| k.contains(&prefix) || k.contains(&format!("/{ws}/{alias}/")))
+        .collect()
+}
+
+fn lifecycle(backend: &Backend) {
+    let server = Server::start_on(backend);
+    let replica = server.replica();
+    let admin = server.token("lab", None, "a");
+    let git = Git::default();
+    git.lfs_install();
+    let work = TempDir::new().unwrap();
+    let src = work.path().join("src");
+    git.ok(
+        work.path(),
+        &["init", "-q", "-b", "main", src.to_str().unwrap()],
+    );
+    git.ok(&src, &["lfs", "track", "*.bin"]);
+    let weights = vec![42u8; 300_000];
+    std::fs::write(src.join("w.bin"), &weights).unwrap();
+    git.ok(&src, &["add", "."]);
+    commit_file(&git, &src, "a.txt", "a\n", "first");
+    git.ok(&src, &["tag", "-a", "v1", "-m", "v1"]);
+    for repo in ["lab/doomed", "lab/other"] {
+        server.init(repo);
+        git.ok(
+            &src,
+            &[
+                "push",
+                "-q",
+                &server.url_with_token(repo, &admin),
+                "main",
+                "v1",
+            ],
+        );
+    }
+    let url = server.url_with_token("lab/doomed", &admin);
+    let before = git.ok(work.path(), &["ls-remote", &url]);
+
+    // Listed, with sizes, a page at a time; only for the workspace's admins.
+    let page = call(
+        &server,
+        &admin,
+        "list_repositories",
+        json!({"workspace": "lab", "limit": 1}),
+    );
+    assert_eq!(
+        page["repositories"][0]["artifact_id"], "lab/doomed",
+        "{page}"
+    );
+    assert!(page["repositories"][0]["pack_bytes"].as_u64().unwrap() > 0);
+    assert_eq!(page["repositories"][0]["lfs_bytes"], 300_000);
+    let next = page["next_cursor"].as_str().unwrap().to_owned();
+    let rest = call(
+        &server,
+        &admin,
+        "list_repositories",
+        json!({"workspace": "lab", "cursor": next}),
+    );
+    assert_eq!(
+        rest["repositories"][0]["artifact_id"], "lab/other",
+        "{rest}"
+    );
+    assert!(rest["next_cursor"].is_null());
+    for token in [
+        server.token("lab", None, "rw"),
+        server.token("lab", Some("doomed"), "a"),
+        server.token("other", None, "a"),
+    ] {
+        let refused = server.rpc(
+            Some(&token),
+            "list_repositories",
+            json!({"workspace": "lab"}),
+        );
+        assert!(refused.get("error").is_some(), "{refused}");
+    }
+
+    // Deleted: not found on every route and every replica at once, and nothing lands.
+    let deleted = call(
+        &server,
+        &admin,
+        "delete_repository",
+        json!({"artifact_id": "lab/doomed"}),
+    );
+    assert_eq!(deleted["deleted"], true);
+    for s in [&server, &replica] {
+        let u = s.url_with_token("lab/doomed", &admin);
+        let out = git.fails(work.path(), &["ls-remote", &u]);
+        assert!(out.contains("not found") || out.contains("404"), "{out}");
+        assert_eq!(
+            s.status("/lab/git/doomed/resolve/main/a.txt", Some(&admin)),
+            404
+        );
+        let log = s.rpc(Some(&admin), "log", json!({"artifact_id": "lab/doomed"}));
+        assert_eq!(log["error"]["code"], -32004, "{log}");
+    }
+    commit_file(&git, &src, "b.txt", "b\n", "after the deletion");
+    let out = git.fails(&src, &["push", &url, "main"]);
+    assert!(!out.contains("-> main"), "{out}");
+    let again = server.rpc(
+        Some(&admin),
+        "delete_repository",
+        json!({"artifact_id": "lab/doomed"}),
+    );
+    assert_eq!(again["error"]["code"], -32004, "{again}");
+    let listed = call(
+        &server,
+        &admin,
+        "list_repositories",
+        json!({"workspace": "lab"}),
+    );
+    assert_eq!(listed["repositories"][0]["deleted"], true, "{listed}");
+    let enable = server.rpc(
+        Some(&admin),
+        "enable_git",
+        json!({"artifact_id": "lab/doomed"}),
+    );
+    assert_eq!(enable["error"]["code"], -32009, "{enable}");
+
+    // Restored: exactly as it was.
+    call(
+        &replica,
+        &admin,
+        "restore_repository",
+        json!({"artifact_id": "lab/doomed"}),
+    );
+    assert_eq!(git.ok(work.path(), &["ls-remote", &url]), before);
+    let clone = work.path().join("clone");
+    git.ok(work.path(), &["clone", "-q", &url, clone.to_str().unwrap()]);
+    git.ok(&clone, &["fsck", "--strict"]);
+    assert_eq!(std::fs::read(clone.join("w.bin")).unwrap(), weights);
+    let twice = server.rpc(
+        Some(&admin),
+        "restore_repository",
+        json!({"artifact_id": "lab/doomed"}),
+    );
+    assert_eq!(twice["error"]["code"], -32004, "{twice}");
+    // Writable again.
+    git.ok(&src, &["push", "-q", &url, "main"]);
+
+    // Deleted with purge: no key of it is left; the other repository is untouched.
+    let other_keys = keys_of(&server, "lab/other");
+    assert!(!keys_of(&server, "lab/doomed").is_empty());
+    let purged = call(
+        &server,
+        &admin,
+        "delete_repository",
+        json!({"artifact_id": "lab/doomed", "purge": true}),
+    );
+    assert!(purged["purged_keys"].as_u64().unwrap() > 5, "{purged}");
+    assert_eq!(keys_of(&server, "lab/doomed"), Vec::<String>::new());
+    assert_eq!(keys_of(&server, "lab/other"), other_keys);
+    let gone = server.rpc(
+        Some(&admin),
+        "restore_repository",
+        json!({"artifact_id": "lab/doomed"}),
+    );
+    assert_eq!(gone["error"]["code"], -32004, "{gone}");
+    let listed = call(
+        &server,
+        &admin,
+        "list_repositories",
+        json!({"workspace": "lab"}),
+    );
+    let ids: Vec<&str> = listed["repositories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["artifact_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["lab/other"]);
+    // The alias can be used again.
+    call(
+        &server,
+        &admin,
+        "enable_git",
+        json!({"artifact_id": "lab/doomed"}),
+    );
+}
+
+backend_tests!(lifecycle);
+
+/// Past the retention, a deleted repository is purged by the background purger.
+fn purged_after_the_retention(backend: &Backend) {
+    let server = Server::start_on_with(
+        backend,
+        &["--deleted-retention", "1s", "--events-poll", "1s"],
+    );
+    let admin = server.token("lab", None, "a");
+    server.init("lab/short");
+    let git = Git::default();
+    let work = TempDir::new().unwrap();
+    let src = work.path().join("src");
+    git.ok(
+        work.path(),
+        &["init", "-q", "-b", "main", src.to_str().unwrap()],
+    );
+    commit_file(&git, &src, "a.txt", "a\n", "first");
+    git.ok(
+        &src,
+        &[
+            "push",
+            "-q",
+            &server.url_with_token("lab/short", &admin),
+            "main",
+        ],
+    );
+    call(
+        &server,
+        &admin,
+        "delete_repository",
+        json!({"artifact_id": "lab/short"}),
+    );
+    let purged = eventually(std::time::Duration::from_secs(20), || {
+        keys_of(&server, "lab/short").is_empty()
+    });
+    assert!(purged, "{:?}", keys_of(&server, "lab/short"));
+    let late = server.rpc(
+        Some(&admin),
+        "restore_repository",
+        json!({"artifact_id": "lab/short"}),
+    );
+    assert!(late.get("error").is_some(), "{late}");
+}
+
+backend_tests!(purged_after_the_retention);

@@ -271,6 +271,11 @@ impl Bucket for FaultyBucket {
         self.after(key, &PutMode::Overwrite, fault, done)
     }
 
+    async fn list_folders(&self, prefix: &str) -> Result<Vec<String>> {
+        self.read_fault(prefix).await?;
+        self.inner.list_folders(prefix).await
+    }
+
     async fn head(&self, key: &str) -> Result<ObjectMeta> {
         self.read_fault(key).await?;
         self.inner.head(key).await

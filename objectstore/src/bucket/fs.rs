@@ -308,6 +308,35 @@ impl Bucket for FsBucket {
         blocking(move || this.list_blocking(&prefix)).await
     }
 
+    async fn list_folders(&self, prefix: &str) -> Result<Vec<String>> {
+        let dir = match prefix.trim_end_matches('/') {
+            "" => self.root.clone(),
+            d => self.path(d)?,
+        };
+        let prefix = prefix.to_owned();
+        blocking(move || {
+            let entries = match fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(e) => return Err(Error::io(&prefix, e)),
+            };
+            let mut out = Vec::new();
+            for entry in entries {
+                let entry = entry.map_err(|e| Error::io(&prefix, e))?;
+                let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+                match (is_dir, entry.file_name().into_string()) {
+                    // A directory left empty by deletions may still be listed: callers check
+                    // what they find in a folder, as they must on any backend.
+                    (true, Ok(name)) if name != INTERNAL_DIR => out.push(name),
+                    _ => {}
+                }
+            }
+            out.sort();
+            Ok(out)
+        })
+        .await
+    }
+
     async fn delete(&self, key: &str) -> Result<()> {
         let path = self.path(key)?;
         let key = key.to_owned();

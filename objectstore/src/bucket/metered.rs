@@ -114,6 +114,17 @@ impl Bucket for MeteredBucket {
         self.timed(DELETE, key, self.inner.delete(key)).await
     }
 
+    async fn list_folders(&self, prefix: &str) -> Result<Vec<String>> {
+        self.timed(LIST, prefix, self.inner.list_folders(prefix))
+            .await
+    }
+
+    async fn delete_many(&self, keys: &[String]) -> Result<()> {
+        let first = keys.first().map(String::as_str).unwrap_or_default();
+        self.timed(DELETE, first, self.inner.delete_many(keys))
+            .await
+    }
+
     async fn head(&self, key: &str) -> Result<ObjectMeta> {
         self.timed(HEAD, key, self.inner.head(key)).await
     }

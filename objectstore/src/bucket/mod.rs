@@ -175,6 +175,31 @@ pub trait Bucket: Send + Sync + std::fmt::Debug + 'static {
     /// Remove an object; removing a missing object is not an error.
     async fn delete(&self, key: &str) -> Result<()>;
 
+    /// The names of the folders right below `prefix` (which ends in `/`): the next path
+    /// component of every key under it that has one more `/`, each once, sorted. On S3 a
+    /// listing with a delimiter, which does not read the keys inside the folders.
+    async fn list_folders(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut out: Vec<String> = self
+            .list(prefix)
+            .await?
+            .into_iter()
+            .filter_map(|m| {
+                let rest = m.key.strip_prefix(prefix)?;
+                rest.split_once('/').map(|(folder, _)| folder.to_owned())
+            })
+            .collect();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// Remove every key of `keys` (missing ones are fine). On S3 batches of 1,000 keys a call.
+    async fn delete_many(&self, keys: &[String]) -> Result<()> {
+        for key in keys {
+            self.delete(key).await?;
+        }
+        Ok(())
+    }
+
     /// An object's size and time, without its content; [`Error::NotFound`] when missing.
     async fn head(&self, key: &str) -> Result<ObjectMeta>;
 
@@ -256,7 +281,35 @@ pub(crate) mod contract {
     use super::*;
     use std::sync::Arc;
 
+    /// Folders are listed one level deep, and many keys go at once.
+    async fn check_folders(bucket: &dyn Bucket) -> Result<()> {
+        for key in [
+            "f/ws/a/x",
+            "f/ws/a/y/z",
+            "f/ws/b/x",
+            "f/ws/top",
+            "f/other/x",
+        ] {
+            bucket
+                .put(key, Bytes::from_static(b"1"), PutMode::Overwrite)
+                .await?;
+        }
+        assert_eq!(bucket.list_folders("f/ws/").await?, ["a", "b"]);
+        assert_eq!(bucket.list_folders("f/none/").await?, Vec::<String>::new());
+        let all: Vec<String> = bucket
+            .list("f/")
+            .await?
+            .into_iter()
+            .map(|m| m.key)
+            .collect();
+        bucket.delete_many(&all).await?;
+        bucket.delete_many(&["f/never".to_owned()]).await?;
+        assert!(bucket.list("f/").await?.is_empty());
+        Ok(())
+    }
+
     pub(crate) async fn check(bucket: Arc<dyn Bucket>) -> Result<()> {
+        check_folders(bucket.as_ref()).await?;
         // create-only
         let e1 = bucket
             .put("r/a", Bytes::from_static(b"one"), PutMode::Create)

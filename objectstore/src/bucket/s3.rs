@@ -347,6 +347,77 @@ impl Bucket for S3Bucket {
         Ok(out)
     }
 
+    async fn list_folders(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .delimiter("/")
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(|e| map_err(prefix, e))?;
+            for common in page.common_prefixes() {
+                let folder = common.prefix().and_then(|p| p.strip_prefix(prefix));
+                if let Some(name) = folder.map(|f| f.trim_end_matches('/')) {
+                    out.push(name.to_owned());
+                }
+            }
+            match (page.is_truncated(), page.next_continuation_token) {
+                (Some(true), Some(next)) => token = Some(next),
+                _ => break,
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    async fn delete_many(&self, keys: &[String]) -> Result<()> {
+        use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+        for chunk in keys.chunks(1000) {
+            let mut objects = Vec::with_capacity(chunk.len());
+            for key in chunk {
+                validate_key(key)?;
+                let id =
+                    ObjectIdentifier::builder()
+                        .key(key)
+                        .build()
+                        .map_err(|e| Error::Backend {
+                            key: key.clone(),
+                            message: e.to_string(),
+                        })?;
+                objects.push(id);
+            }
+            let delete = Delete::builder()
+                .set_objects(Some(objects))
+                .quiet(true)
+                .build()
+                .map_err(|e| Error::Backend {
+                    key: chunk[0].clone(),
+                    message: e.to_string(),
+                })?;
+            let out = self
+                .client
+                .delete_objects()
+                .bucket(&self.bucket)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(|e| map_err(&chunk[0], e))?;
+            if let Some(failed) = out.errors().first() {
+                return Err(Error::Backend {
+                    key: failed.key().unwrap_or_default().to_owned(),
+                    message: failed.message().unwrap_or("delete failed").to_owned(),
+                });
+            }
+        }
+        Ok(())
+    }
+
     async fn head(&self, key: &str) -> Result<ObjectMeta> {
         validate_key(key)?;
         let out = self

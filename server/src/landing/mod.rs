@@ -79,6 +79,9 @@ pub enum Rejection {
     /// The repository's push policy refuses it (git shows the reason).
     #[error("{0}")]
     Policy(String),
+    /// The repository was deleted while the write was on its way: nothing moved.
+    #[error("the repository was deleted")]
+    Deleted,
     /// The refs write failed after it may have taken effect.
     #[error("storage failed while committing; the outcome is unknown: fetch to see whether this ref moved")]
     Unknown,
@@ -565,6 +568,7 @@ async fn commit(
             tracing::error!(repo = %repo.id, error = %e, "ref update failed");
             let rejection = match e {
                 refs::Error::Unknown(_) => Rejection::Unknown,
+                refs::Error::NotFound => Rejection::Deleted,
                 _ => Rejection::Storage,
             };
             vec![Err(rejection); tx.updates.len()]

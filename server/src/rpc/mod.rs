@@ -16,6 +16,7 @@ mod bundle;
 pub(crate) mod commit;
 mod events;
 mod history;
+mod lifecycle;
 mod policy;
 mod pulls;
 mod upstreams;
@@ -57,7 +58,7 @@ pub enum RpcError {
     #[error("{0}")]
     InvalidRequest(&'static str),
     /// No such method.
-    #[error("unknown method {0:?}; the methods are enable_git, get_git_url, add_webhook, list_webhooks, update_webhook, remove_webhook, list_deliveries, redeliver, add_mirror, list_mirrors, remove_mirror, sync_mirror, log, show, diff, read_file, list_files, commit_files, lfs_placement, restore, create_snapshot, list_snapshots, list_refs, list_branches, create_branch, delete_branch, create_tag, delete_tag, set_push_policy, get_push_policy, validate_push_policy, create_pr, get_pr, list_prs, update_pr, close_pr, reopen_pr, get_diff, submit_review, list_reviews, merge_pr, bundle, add_upstream, list_upstreams, sync_upstream, remove_upstream, import_repository, git_status, set_git_settings and commit_version")]
+    #[error("unknown method {0:?}; the methods are enable_git, get_git_url, add_webhook, list_webhooks, update_webhook, remove_webhook, list_deliveries, redeliver, add_mirror, list_mirrors, remove_mirror, sync_mirror, log, show, diff, read_file, list_files, commit_files, lfs_placement, restore, create_snapshot, list_snapshots, list_refs, list_branches, create_branch, delete_branch, create_tag, delete_tag, set_push_policy, get_push_policy, validate_push_policy, create_pr, get_pr, list_prs, update_pr, close_pr, reopen_pr, get_diff, submit_review, list_reviews, merge_pr, bundle, add_upstream, list_upstreams, sync_upstream, remove_upstream, import_repository, git_status, list_repositories, delete_repository, restore_repository, disable_git, set_git_settings and commit_version")]
     MethodNotFound(String),
     /// The params do not fit the method.
     #[error("invalid params: {0}")]
@@ -118,7 +119,20 @@ macro_rules! internal_from {
         }
     )*};
 }
-internal_from!(refs::Error, objectstore::bucket::Error);
+internal_from!(objectstore::bucket::Error);
+
+impl From<refs::Error> for RpcError {
+    fn from(e: refs::Error) -> Self {
+        match e {
+            // Deleted meanwhile (or never there): what the caller asked about is not found.
+            refs::Error::NotFound => RpcError::NotFound(e.to_string()),
+            e => {
+                tracing::error!(error = %e, "api request failed");
+                RpcError::Internal(e.to_string())
+            }
+        }
+    }
+}
 
 impl From<crate::visible::VisibleError> for RpcError {
     fn from(e: crate::visible::VisibleError) -> Self {
@@ -293,6 +307,11 @@ async fn answer(
             upstreams::import_repository(app, identity.as_ref(), base_url, params).await
         }
         "git_status" => upstreams::git_status(app, identity.as_ref(), base_url, params).await,
+        "list_repositories" => lifecycle::list_repositories(app, identity.as_ref(), params).await,
+        "delete_repository" | "disable_git" => {
+            lifecycle::delete_repository(app, identity.as_ref(), params).await
+        }
+        "restore_repository" => lifecycle::restore_repository(app, identity.as_ref(), params).await,
         "set_git_settings" => versions::set_git_settings(app, identity.as_ref(), params).await,
         "commit_version" => versions::commit_version(app, identity.as_ref(), params).await,
         other => Err(RpcError::MethodNotFound(other.to_owned())),
@@ -406,6 +425,11 @@ async fn enable_git(
         )));
     }
     let exists = authorize(&repo, identity, Access::Admin).await?;
+    if exists && crate::lifecycle::tombstone(&repo).await?.is_some() {
+        return Err(RpcError::Conflict(format!(
+            "{id} was deleted: restore it with restore_repository, or purge it with delete_repository {{purge: true}} first"
+        )));
+    }
     if exists {
         let snapshot = repo.snapshot().await?;
         let branch = snapshot

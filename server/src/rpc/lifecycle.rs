@@ -1,0 +1,186 @@
+//! A repository's life by API: `list_repositories` (workspace admins), `delete_repository`,
+//! `restore_repository` and `disable_git` (scope `a`). The steps are [`crate::lifecycle`].
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{artifact, authorize, params, ArtifactOnly, RpcError};
+use crate::app::App;
+use crate::auth::{Access, Grants};
+use crate::lifecycle::{self, LifecycleError};
+use crate::repo::Repo;
+use crate::storage::{valid_name, RepoId};
+
+/// Repositories one `list_repositories` page holds at most.
+const MAX_PAGE: usize = 100;
+
+impl From<LifecycleError> for RpcError {
+    fn from(e: LifecycleError) -> Self {
+        match e {
+            LifecycleError::NotFound(m) => RpcError::NotFound(m),
+            LifecycleError::Contention => RpcError::Conflict(e.to_string()),
+            LifecycleError::Storage(m) => RpcError::Internal(m),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteParams {
+    artifact_id: String,
+    #[serde(default)]
+    purge: bool,
+}
+
+async fn admin_repo(
+    app: &App,
+    identity: Option<&Grants>,
+    artifact_id: &str,
+) -> Result<Repo, RpcError> {
+    let repo = Repo::new(&app.storage, artifact(artifact_id)?);
+    if !authorize(&repo, identity, Access::Admin).await? {
+        return Err(RpcError::NotFound(format!(
+            "git is not enabled for artifact {}",
+            repo.id
+        )));
+    }
+    Ok(repo)
+}
+
+/// `delete_repository {purge?}` (and `disable_git`): gone at once on every replica;
+/// restorable for `--deleted-retention`, or purged at once with `purge`.
+pub(super) async fn delete_repository(
+    app: &Arc<App>,
+    identity: Option<&Grants>,
+    p: Value,
+) -> Result<Value, RpcError> {
+    let p: DeleteParams = params(p)?;
+    let repo = admin_repo(app, identity, &p.artifact_id).await?;
+    let retention = match p.purge {
+        true => std::time::Duration::ZERO,
+        false => app.config.deleted_retention,
+    };
+    let by = identity.and_then(|g| g.subject.clone());
+    let stone = lifecycle::delete(app, &repo, by, retention).await?;
+    let purged = match p.purge {
+        true => Some(lifecycle::purge(app, &repo).await?),
+        false => None,
+    };
+    Ok(json!({
+        "deleted": true,
+        "purged_keys": purged,
+        "restorable_until": (!p.purge).then_some(stone.purge_after),
+    }))
+}
+
+/// `restore_repository`: a deleted repository back exactly as it was, within the retention.
+pub(super) async fn restore_repository(
+    app: &Arc<App>,
+    identity: Option<&Grants>,
+    p: Value,
+) -> Result<Value, RpcError> {
+    let p: ArtifactOnly = params(p)?;
+    let repo = admin_repo(app, identity, &p.artifact_id).await?;
+    match lifecycle::tombstone(&repo).await? {
+        Some(stone) if stone.purge_after <= events::log::now() => {
+            return Err(RpcError::Conflict(format!(
+                "{} is past its retention and is being purged; it cannot be restored",
+                repo.id
+            )))
+        }
+        _ => {}
+    }
+    lifecycle::restore(app, &repo).await?;
+    Ok(json!({"restored": true}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListParams {
+    workspace: String,
+    #[serde(default)]
+    cursor: Option<String>,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+/// `list_repositories {workspace, cursor?, limit?}`: the workspace's repositories by alias,
+/// with their size (packs and LFS objects), last change and whether they are deleted.
+pub(super) async fn list_repositories(
+    app: &Arc<App>,
+    identity: Option<&Grants>,
+    p: Value,
+) -> Result<Value, RpcError> {
+    let p: ListParams = params(p)?;
+    if !valid_name(&p.workspace) {
+        return Err(RpcError::InvalidParams("invalid workspace name".into()));
+    }
+    let admin = identity.and_then(|g| g.workspace_level(&p.workspace));
+    if admin < Some(Access::Admin) {
+        return Err(RpcError::Forbidden(format!(
+            "listing needs a token with `a` on the workspace {}",
+            p.workspace
+        )));
+    }
+    let limit = p.limit.unwrap_or(50).clamp(1, MAX_PAGE);
+    let keys = app.storage.keys();
+    let aliases = app
+        .storage
+        .bucket
+        .list_folders(&keys.artifacts_dir(&p.workspace))
+        .await?;
+    let mut out = Vec::new();
+    let mut next = None;
+    for alias in aliases
+        .into_iter()
+        .filter(|a| p.cursor.as_ref().is_none_or(|c| a > c) && valid_name(a))
+    {
+        if out.len() == limit {
+            next = out
+                .last()
+                .and_then(|v: &Value| v["alias"].as_str().map(str::to_owned));
+            break;
+        }
+        let repo = Repo::new(
+            &app.storage,
+            RepoId {
+                workspace: p.workspace.clone(),
+                alias: alias.clone(),
+            },
+        );
+        if let Some(entry) = describe(&repo).await? {
+            out.push(entry);
+        }
+    }
+    Ok(json!({"repositories": out, "next_cursor": next}))
+}
+
+/// A repository as listed; `None` when the folder holds no repository.
+async fn describe(repo: &Repo) -> Result<Option<Value>, RpcError> {
+    if repo.refs.head().await.is_err() {
+        return Ok(None);
+    }
+    let bucket = &repo.storage().bucket;
+    let stone = lifecycle::tombstone(repo).await?;
+    let sum =
+        |listed: Vec<objectstore::bucket::ObjectMeta>| listed.iter().map(|m| m.size).sum::<u64>();
+    let pack_bytes = sum(bucket.list(&repo.keys.pack_dir()).await?);
+    let lfs_bytes = sum(bucket.list(&repo.keys.lfs_objects_dir()).await?);
+    let last_change = match bucket.head(&repo.keys.packed_refs()).await {
+        Ok(meta) => Some(meta.last_modified),
+        Err(e) if e.is_not_found() => None,
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Some(json!({
+        "artifact_id": repo.id.to_string(),
+        "alias": repo.id.alias,
+        "bytes": pack_bytes + lfs_bytes,
+        "pack_bytes": pack_bytes,
+        "lfs_bytes": lfs_bytes,
+        "last_change": last_change,
+        "deleted": stone.is_some(),
+        "restorable_until": stone.map(|s| s.purge_after),
+    })))
+}
