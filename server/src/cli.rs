@@ -804,17 +804,19 @@ async fn maintain(args: MaintainArgs) -> anyhow::Result<()> {
         staging,
         budget: objectstore::budget::MemoryBudget::new(args.memory_budget),
     };
-    let report =
+    let crate::maintenance::Report { report, lfs } =
         crate::maintenance::run(&repo, &cache, &workspace, args.maintenance.options(), kind)
             .await?;
     println!(
-        "{}: {} packs -> {}; {} objects kept, {} unreachable dropped, {} replaced packs deleted{}",
+        "{}: {} packs -> {}; {} objects kept, {} unreachable dropped, {} replaced packs deleted, {} unreferenced LFS objects ({} bytes) removed{}",
         args.repository,
         report.packs_before,
         report.new_pack.as_deref().unwrap_or("unchanged"),
         report.objects,
         report.dropped_unreachable,
         report.deleted_packs,
+        lfs.objects,
+        lfs.bytes,
         report
             .unreachable_pack
             .as_deref()

@@ -29,6 +29,7 @@ pub mod placement;
 pub mod policy;
 pub mod proxy;
 pub mod receive_pack;
+pub mod reclaim;
 pub mod repo;
 pub mod request;
 pub mod response;

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use objectstore::odb::maintain::{self, Options, Report, Workspace};
+use objectstore::odb::maintain::{self, Options, Workspace};
 use objectstore::PackCache;
 use tokio_util::task::TaskTracker;
 
@@ -33,6 +33,18 @@ pub enum Error {
     /// Sweeping abandoned LFS uploads failed.
     #[error(transparent)]
     Lfs(#[from] lfs::StoreError),
+    /// A blocking task failed.
+    #[error("maintenance task failed: {0}")]
+    Task(String),
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// To the packs.
+    pub report: maintain::Report,
+    /// To the LFS objects.
+    pub lfs: crate::reclaim::Swept,
 }
 
 /// Maintain `repo` now.
@@ -53,6 +65,11 @@ pub async fn run(
         Kind::Full => maintain::repack(&db, &tips, workspace, options).await?,
         Kind::Geometric => maintain::roll_up(&db, workspace, options).await?,
     };
+    // LFS objects no ref reaches go with the unreachable objects, after the same grace.
+    let lfs_swept = match kind {
+        Kind::Full => crate::reclaim::sweep_lfs(repo, &db, &snapshot, options.prune_after).await?,
+        Kind::Geometric => crate::reclaim::Swept::default(),
+    };
     let lfs = lfs::Store::new(
         repo.storage().bucket.clone(),
         repo.keys.clone(),
@@ -60,8 +77,11 @@ pub async fn run(
     );
     let swept = lfs.sweep_incoming(lfs::UNVERIFIED_UPLOADS_KEPT_FOR).await?;
     crate::metrics::inc(crate::metrics::MAINTENANCE_RUNS);
-    tracing::info!(repo = %repo.id, ?report, abandoned_lfs_uploads = swept, "maintenance");
-    Ok(report)
+    tracing::info!(repo = %repo.id, ?report, abandoned_lfs_uploads = swept, lfs_objects_removed = lfs_swept.objects, lfs_bytes_removed = lfs_swept.bytes, "maintenance");
+    Ok(Report {
+        report,
+        lfs: lfs_swept,
+    })
 }
 
 /// Starts background geometric roll-ups after pushes, one at a time per repository in this

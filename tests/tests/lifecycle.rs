@@ -244,3 +244,177 @@ fn purged_after_the_retention(backend: &Backend) {
 }
 
 backend_tests!(purged_after_the_retention);
+
+fn repo_size(server: &Server, token: &str, repo: &str) -> (u64, u64) {
+    let listed = call(
+        server,
+        token,
+        "list_repositories",
+        json!({"workspace": "lab"}),
+    );
+    let entry = listed["repositories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["artifact_id"] == repo)
+        .cloned()
+        .unwrap();
+    (
+        entry["pack_bytes"].as_u64().unwrap(),
+        entry["lfs_bytes"].as_u64().unwrap(),
+    )
+}
+
+/// A force push that drops an LFS file and a large blob frees both at the next full
+/// maintenance; LFS objects are listed and deleted by API; a squash leaves one commit.
+fn storage_is_reclaimed(backend: &Backend) {
+    let server = Server::start_on(backend);
+    let admin = server.token("lab", None, "a");
+    server.init("lab/r");
+    let url = server.url_with_token("lab/r", &admin);
+    let git = Git::default();
+    git.lfs_install();
+    let work = TempDir::new().unwrap();
+    let src = work.path().join("src");
+    git.ok(
+        work.path(),
+        &["init", "-q", "-b", "main", src.to_str().unwrap()],
+    );
+    git.ok(&src, &["lfs", "track", "*.bin"]);
+    let mut rng = Rng::new(7);
+    std::fs::write(src.join("model.bin"), rng.bytes(400_000)).unwrap();
+    std::fs::write(src.join("big.dat"), rng.bytes(600_000)).unwrap();
+    std::fs::write(src.join("keep.bin"), rng.bytes(100_000)).unwrap();
+    git.ok(&src, &["add", "."]);
+    commit_file(&git, &src, "a.txt", "a\n", "with the large files");
+    git.ok(&src, &["push", "-q", &url, "main"]);
+    let (packs_before, lfs_before) = repo_size(&server, &admin, "lab/r");
+    assert_eq!(lfs_before, 500_000);
+    let listed = call(
+        &server,
+        &admin,
+        "list_lfs_files",
+        json!({"artifact_id": "lab/r"}),
+    );
+    assert_eq!(listed["files"][0]["size"], 400_000, "{listed}");
+    assert_eq!(listed["files"][0]["path"], "model.bin");
+    assert_eq!(listed["files"][0]["referenced"], true);
+
+    // Force-pushed away: the model and the large blob are no longer reachable.
+    git.ok(&src, &["checkout", "-q", "--orphan", "fresh"]);
+    git.ok(&src, &["rm", "-q", "--cached", "model.bin", "big.dat"]);
+    std::fs::remove_file(src.join("model.bin")).unwrap();
+    std::fs::remove_file(src.join("big.dat")).unwrap();
+    git.ok(&src, &["commit", "-q", "-m", "without them"]);
+    git.ok(&src, &["push", "-q", "-f", &url, "fresh:main"]);
+    let listed = call(
+        &server,
+        &admin,
+        "list_lfs_files",
+        json!({"artifact_id": "lab/r"}),
+    );
+    let model = listed["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["size"] == 400_000)
+        .unwrap()
+        .clone();
+    assert_eq!(model["referenced"], false, "{listed}");
+    let report = server.maintain(
+        "lab/r",
+        &["--prune-after", "0s", "--delete-replaced-after", "0s"],
+    );
+    assert!(
+        report.contains("1 unreferenced LFS objects (400000 bytes) removed"),
+        "{report}"
+    );
+    let (packs_after, lfs_after) = repo_size(&server, &admin, "lab/r");
+    assert_eq!(lfs_after, 100_000);
+    assert!(
+        packs_after + 600_000 <= packs_before,
+        "{packs_before} -> {packs_after}"
+    );
+    let clone = work.path().join("clone");
+    git.ok(work.path(), &["clone", "-q", &url, clone.to_str().unwrap()]);
+    git.ok(&clone, &["fsck", "--strict"]);
+    assert!(clone.join("keep.bin").exists());
+
+    // Deleted by API, at once.
+    let keep = call(
+        &server,
+        &admin,
+        "list_lfs_files",
+        json!({"artifact_id": "lab/r"}),
+    )["files"][0]["oid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let missing = "0".repeat(64);
+    let deleted = call(
+        &server,
+        &admin,
+        "delete_lfs_files",
+        json!({"artifact_id": "lab/r", "oids": [keep, missing]}),
+    );
+    assert_eq!(deleted["bytes"], 100_000, "{deleted}");
+    assert_eq!(deleted["not_found"][0], missing.as_str());
+    assert_eq!(repo_size(&server, &admin, "lab/r").1, 0);
+    let bad = server.rpc(
+        Some(&admin),
+        "delete_lfs_files",
+        json!({"artifact_id": "lab/r", "oids": ["../x"]}),
+    );
+    assert_eq!(bad["error"]["code"], -32602, "{bad}");
+
+    // Squashed: one commit of the same tree; a protected branch refuses it.
+    for i in 0..3 {
+        commit_file(
+            &git,
+            &src,
+            &format!("f{i}.txt"),
+            &format!("{i}\n"),
+            &format!("commit {i}"),
+        );
+    }
+    git.ok(&src, &["push", "-q", "-f", &url, "fresh:main"]);
+    let tree = git.rev(&src, "fresh^{tree}");
+    call(
+        &server,
+        &admin,
+        "set_push_policy",
+        json!({"artifact_id": "lab/r", "policy": {"rules": [{"refs": ["refs/heads/main"], "no_force": true}]}}),
+    );
+    let refused = server.rpc(
+        Some(&admin),
+        "squash_history",
+        json!({"artifact_id": "lab/r"}),
+    );
+    assert_eq!(refused["error"]["code"], -32010, "{refused}");
+    call(
+        &server,
+        &admin,
+        "set_push_policy",
+        json!({"artifact_id": "lab/r", "policy": {}}),
+    );
+    let squashed = call(
+        &server,
+        &admin,
+        "squash_history",
+        json!({"artifact_id": "lab/r", "message": "one commit"}),
+    );
+    git.ok(&clone, &["fetch", "-q", "origin"]);
+    assert_eq!(
+        git.rev(&clone, "origin/main"),
+        squashed["commit"].as_str().unwrap()
+    );
+    assert_eq!(git.rev(&clone, "origin/main^{tree}"), tree);
+    assert_eq!(
+        git.ok(&clone, &["rev-list", "--count", "origin/main"])
+            .trim(),
+        "1"
+    );
+    git.ok(&clone, &["fsck", "--strict"]);
+}
+
+backend_tests!(storage_is_reclaimed);
