@@ -187,4 +187,26 @@ with fs.open(f"{REPO}/model.safetensors", "rb") as f:
     assert f.read(1000) == model[123_456:124_456], "HfFileSystem read the wrong LFS bytes"
 seen["fs_read"] = True
 
+# Storage as the Hub manages it, on a repository of its own: LFS files listed and deleted,
+# history squashed, the repository deleted (then "not found"; missing_ok takes that).
+SCRATCH = REPO + "-scratch"
+api.create_repo(SCRATCH)
+api.upload_file(path_or_fileobj=b"\0" * 300_000, path_in_repo="old.bin", repo_id=SCRATCH)
+api.upload_file(path_or_fileobj=b"\1" * 200_000, path_in_repo="new.bin", repo_id=SCRATCH)
+api.delete_file("old.bin", SCRATCH)
+lfs_files = list(api.list_lfs_files(SCRATCH))
+seen["lfs_files"] = sorted((f.filename, f.size) for f in lfs_files)
+unreferenced = [f for f in lfs_files if f.filename == ""]
+api.permanently_delete_lfs_files(SCRATCH, unreferenced)
+seen["lfs_files_after"] = sorted((f.filename, f.size) for f in api.list_lfs_files(SCRATCH))
+before_squash = sorted(api.list_repo_files(SCRATCH))
+api.super_squash_history(SCRATCH, branch="main", commit_message="squashed")
+seen["squashed"] = [c.title for c in api.list_repo_commits(SCRATCH)]
+assert sorted(api.list_repo_files(SCRATCH)) == before_squash, "a squash changed the files"
+api.delete_repo(SCRATCH)
+expect(RepositoryNotFoundError, api.repo_info, SCRATCH)
+expect(RepositoryNotFoundError, api.delete_repo, SCRATCH)
+api.delete_repo(SCRATCH, missing_ok=True)
+seen["deleted"] = True
+
 print(json.dumps(seen))

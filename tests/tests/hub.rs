@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use artifact_git_e2e::*;
 
@@ -121,6 +121,17 @@ fn hub_client(backend: &Backend) {
         assert_eq!(ours, theirs, "{kind}");
     }
     assert_eq!(git.ok(&clone, &["cat-file", "-t", "v1"]).trim(), "tag");
+    // Storage managed through the client: the unreferenced LFS object deleted, the history
+    // squashed into one commit, the scratch repository deleted.
+    assert_eq!(
+        seen["lfs_files"],
+        json!([["", 300_000], ["new.bin", 200_000]]),
+        "{}",
+        seen["lfs_files"]
+    );
+    assert_eq!(seen["lfs_files_after"], json!([["new.bin", 200_000]]));
+    assert_eq!(seen["squashed"], json!(["squashed"]));
+    assert_eq!(seen["deleted"], true);
     // Files: the names, blob ids and LFS objects the client saw.
     let files = git.ok(&clone, &["ls-files"]);
     assert_eq!(strings(&seen["files"]), files.lines().collect::<Vec<_>>());

@@ -16,6 +16,7 @@
 
 mod commit;
 mod repos;
+mod storage;
 mod tree;
 
 use std::sync::Arc;
@@ -98,6 +99,14 @@ pub enum HubRoute {
     Resolve(RepoId, Vec<String>),
     /// `/[{kind}/]{repo}.git/info/lfs/...`.
     Lfs(RepoId, crate::lfs_http::LfsRoute),
+    /// `DELETE /api/repos/delete`.
+    DeleteRepo,
+    /// `POST /api/{kind}/{repo}/super-squash/{branch}`.
+    SuperSquash(RepoId, String),
+    /// `GET /api/{kind}/{repo}/lfs-files`.
+    LfsFiles(RepoId),
+    /// `POST /api/{kind}/{repo}/lfs-files/batch`.
+    LfsFilesDelete(RepoId),
 }
 
 fn repo_id(ws: &str, alias: &str) -> Option<RepoId> {
@@ -118,6 +127,7 @@ impl HubRoute {
         match parts.as_slice() {
             ["api", "whoami-v2"] => Some(HubRoute::WhoAmI),
             ["api", "repos", "create"] => Some(HubRoute::CreateRepo),
+            ["api", "repos", "delete"] => Some(HubRoute::DeleteRepo),
             ["api", "validate-yaml"] => Some(HubRoute::ValidateYaml),
             ["api", kind, ws, alias, rest @ ..] => {
                 let kind = Kind::from_api(kind)?;
@@ -135,6 +145,9 @@ impl HubRoute {
                     ["commit", rev] => HubRoute::Commit(kind, id, (*rev).to_owned()),
                     ["branch", name @ ..] if !name.is_empty() => HubRoute::Branch(id, owned(name)),
                     ["tag", name @ ..] if !name.is_empty() => HubRoute::Tag(id, owned(name)),
+                    ["super-squash", branch] => HubRoute::SuperSquash(id, (*branch).to_owned()),
+                    ["lfs-files"] => HubRoute::LfsFiles(id),
+                    ["lfs-files", "batch"] => HubRoute::LfsFilesDelete(id),
                     _ => return None,
                 })
             }
@@ -270,6 +283,18 @@ async fn route_request(
             let head = req.method() == Method::HEAD;
             let (repo, snapshot, _) = open(id, Access::Read).await?;
             resolve(&app, repo, snapshot, &segments, &req, head).await
+        }
+        (Method::DELETE, HubRoute::DeleteRepo) => {
+            storage::delete_repo(&app, identity.as_ref(), req).await
+        }
+        (Method::POST, HubRoute::SuperSquash(id, branch)) => {
+            storage::super_squash(&app, identity.as_ref(), &id, &branch, req).await
+        }
+        (Method::GET, HubRoute::LfsFiles(id)) => {
+            storage::list_lfs_files(&app, identity.as_ref(), &id).await
+        }
+        (Method::POST, HubRoute::LfsFilesDelete(id)) => {
+            storage::delete_lfs_files(&app, identity.as_ref(), &id, req).await
         }
         (_, HubRoute::Lfs(id, route)) => {
             let need = route.access(&req);

@@ -51,7 +51,7 @@ async fn admin_repo(
 
 /// `delete_repository {purge?}` (and `disable_git`): gone at once on every replica;
 /// restorable for `--deleted-retention`, or purged at once with `purge`.
-pub(super) async fn delete_repository(
+pub(crate) async fn delete_repository(
     app: &Arc<App>,
     identity: Option<&Grants>,
     p: Value,

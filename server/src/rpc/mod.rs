@@ -16,10 +16,10 @@ mod bundle;
 pub(crate) mod commit;
 mod events;
 mod history;
-mod lifecycle;
+pub(crate) mod lifecycle;
 mod policy;
 mod pulls;
-mod reclaim;
+pub(crate) mod reclaim;
 mod upstreams;
 mod versions;
 

@@ -30,7 +30,7 @@ struct ListParams {
 
 /// `list_lfs_files {limit?}`: the repository's stored LFS objects (largest first) with their
 /// size, a path that points to one in a branch or tag, and whether any ref still reaches it.
-pub(super) async fn list_lfs_files(
+pub(crate) async fn list_lfs_files(
     app: &Arc<App>,
     identity: Option<&Grants>,
     p: Value,
@@ -67,7 +67,7 @@ struct DeleteParams {
 
 /// `delete_lfs_files {oids}`: remove these LFS objects now, referenced or not (a clone of a
 /// commit that points to one then gets the LFS API's 404 for it, as on the Hub).
-pub(super) async fn delete_lfs_files(
+pub(crate) async fn delete_lfs_files(
     app: &Arc<App>,
     identity: Option<&Grants>,
     p: Value,
@@ -123,7 +123,7 @@ struct SquashParams {
 /// `squash_history {branch?, message?, expected_head?}`: the branch becomes one commit of its
 /// current tree, with no parents (a non-fast-forward update: the push policy decides); the
 /// space the old history took comes back at the next full maintenance.
-pub(super) async fn squash_history(
+pub(crate) async fn squash_history(
     app: &Arc<App>,
     identity: Option<&Grants>,
     p: Value,
