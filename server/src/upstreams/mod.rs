@@ -107,6 +107,10 @@ pub async fn sync(
     if !states.load(&upstream).await?.is_due(now_ms()) {
         return Ok(false);
     }
+    // A deleted repository (waiting to be purged with its upstreams) is not synced.
+    if let Err(refs::Error::NotFound) = repo.snapshot().await {
+        return Ok(false);
+    }
     let (replica, lease) = (
         app.events.settings().replica.clone(),
         app.events.settings().lease,
