@@ -33,9 +33,9 @@ pub enum Error {
     /// Sweeping abandoned LFS uploads failed.
     #[error(transparent)]
     Lfs(#[from] lfs::StoreError),
-    /// A blocking task failed.
-    #[error("maintenance task failed: {0}")]
-    Task(String),
+    /// Sweeping unreferenced LFS objects failed.
+    #[error(transparent)]
+    Reclaim(#[from] crate::reclaim::ReclaimError),
 }
 
 /// What a run did.

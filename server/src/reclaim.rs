@@ -16,6 +16,20 @@ use objectstore::odb::{walk, ObjectDb};
 
 use crate::repo::Repo;
 
+/// Why a sweep failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReclaimError {
+    /// Reading objects or the bucket failed.
+    #[error(transparent)]
+    Objects(#[from] objectstore::odb::Error),
+    /// Reading the refs failed.
+    #[error(transparent)]
+    Refs(#[from] refs::Error),
+    /// The blocking walk failed.
+    #[error("the walk failed: {0}")]
+    Task(String),
+}
+
 /// Files listed per tip for paths at most.
 const MAX_PATHS: usize = 1_000_000;
 
@@ -117,14 +131,14 @@ pub async fn sweep_lfs(
     db: &ObjectDb,
     snapshot: &refs::Snapshot,
     grace: std::time::Duration,
-) -> Result<Swept, crate::maintenance::Error> {
+) -> Result<Swept, ReclaimError> {
     let mut tips: Vec<ObjectId> = snapshot.refs.values().map(|v| v.target).collect();
     tips.sort();
     tips.dedup();
     let (walk_db, walk_tips) = (db.clone(), tips.clone());
     let referenced = tokio::task::spawn_blocking(move || referenced(&walk_db, &walk_tips))
         .await
-        .map_err(|e| crate::maintenance::Error::Task(e.to_string()))??;
+        .map_err(|e| ReclaimError::Task(e.to_string()))??;
     let cutoff = events::log::now() - grace.as_secs() as i64;
     let doomed: Vec<Stored> = stored(repo)
         .await
