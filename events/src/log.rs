@@ -376,7 +376,7 @@ mod tests {
                 peeled: None,
             }],
             atomic: true,
-            announce: false,
+            ..RefTransaction::default()
         }
     }
 

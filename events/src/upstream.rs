@@ -185,12 +185,12 @@ impl Remote<'_> {
     }
 
     /// Fetch the LFS objects `pointers` name that `store` lacks through the remote's batch
-    /// API; each is kept only if it hashes to its id. How many were fetched.
+    /// API; each is kept only if it hashes to its id. How many were fetched, and their bytes.
     pub async fn download_lfs(
         &self,
         store: &lfs::Store,
         pointers: &[lfs::Pointer],
-    ) -> Result<usize, MirrorError> {
+    ) -> Result<(usize, u64), MirrorError> {
         let mut missing = Vec::new();
         for p in pointers {
             let stored = store.stored_size(&p.oid).await;
@@ -198,7 +198,7 @@ impl Remote<'_> {
                 missing.push(p);
             }
         }
-        let mut fetched = 0;
+        let (mut fetched, mut bytes) = (0, 0);
         for chunk in missing.chunks(LFS_BATCH) {
             let listed: Vec<_> = chunk
                 .iter()
@@ -248,7 +248,10 @@ impl Remote<'_> {
                     Box::pin(tokio_util::io::StreamReader::new(Box::pin(stream)));
                 let received = tokio::time::timeout(timeout, store.receive(&p.oid, p.size, body));
                 match received.await {
-                    Ok(Ok(())) => fetched += 1,
+                    Ok(Ok(())) => {
+                        fetched += 1;
+                        bytes += p.size;
+                    }
                     Ok(Err(e)) => return Err(MirrorError::Lfs(format!("{}: {e}", p.oid))),
                     Err(_) => {
                         return Err(MirrorError::Lfs(format!("downloading {} timed out", p.oid)))
@@ -256,7 +259,7 @@ impl Remote<'_> {
                 }
             }
         }
-        Ok(fetched)
+        Ok((fetched, bytes))
     }
 }
 

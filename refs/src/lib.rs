@@ -27,7 +27,9 @@ pub use name::{
     is_pull_request_ref, parse_pull_request_head, pull_request_head, validate_branch_name,
     validate_ref_name, InvalidName, PULL_REQUEST_REFS,
 };
-pub use packed::{deleted_marker, parse_packed_refs, write_packed_refs, PackedRefs, RefValue};
+pub use packed::{
+    deleted_marker, parse_packed_refs, write_packed_refs, PackedRefs, RefValue, Usage,
+};
 
 /// What reading or writing refs can fail with (a refused update is a [`Refusal`], not an error).
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +79,8 @@ pub struct Snapshot {
     pub unwatched: bool,
     /// The hash that names the repository's objects (see `objectstore::format`).
     pub object_hash: gix_hash::Kind,
+    /// The bytes the repository stores, as the refs object counts them.
+    pub usage: Usage,
 }
 
 impl Snapshot {
@@ -111,11 +115,51 @@ pub struct RefTransaction {
     pub updates: Vec<RefUpdate>,
     /// All or nothing: one refused update refuses every update.
     pub atomic: bool,
+    /// How the repository's usage changes with it (a push adds its pack).
+    pub usage: UsageChange,
     /// Record the change in the journal even when no ref moves (a pull request closed or
     /// reopened is an event of a watched repository, though no ref changes): the refs
     /// object is written again under the next number. Ignored for an unwatched repository,
     /// whose changes are not recorded.
     pub announce: bool,
+}
+
+/// How a change moves the repository's usage.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UsageChange {
+    /// As it was.
+    #[default]
+    Keep,
+    /// Plus (or minus) these bytes, never below zero.
+    Add {
+        /// Pack and index bytes.
+        pack_bytes: i64,
+        /// LFS bytes.
+        lfs_bytes: i64,
+    },
+    /// Counted anew (by maintenance).
+    Set(Usage),
+}
+
+impl UsageChange {
+    /// The usage after this change of `before`.
+    pub fn apply(self, before: Usage) -> Usage {
+        let add = |v: u64, d: i64| match d >= 0 {
+            true => v.saturating_add(d as u64),
+            false => v.saturating_sub(d.unsigned_abs()),
+        };
+        match self {
+            UsageChange::Keep => before,
+            UsageChange::Add {
+                pack_bytes,
+                lfs_bytes,
+            } => Usage {
+                pack_bytes: add(before.pack_bytes, pack_bytes),
+                lfs_bytes: add(before.lfs_bytes, lfs_bytes),
+            },
+            UsageChange::Set(usage) => usage,
+        }
+    }
 }
 
 /// Why one ref update was not applied. `Display` is git's own wording, what the client prints
@@ -359,6 +403,7 @@ impl RefStore {
             content_id,
             unwatched: packed.unwatched,
             object_hash: objectstore::format::of_repository(&self.keys),
+            usage: packed.usage,
         })
     }
 
@@ -437,6 +482,7 @@ impl RefStore {
                 seq: snapshot.seq,
                 unwatched: false,
                 deleted: false,
+                usage: snapshot.usage,
             };
             let data = write_packed_refs(&watched);
             let written_id = content_id(&data);
@@ -605,7 +651,9 @@ impl RefStore {
             }
             let (refs, results) = apply(&snapshot.refs, tx, &precheck);
             let announced = tx.announce && journal.is_some() && !snapshot.unwatched;
-            let nothing_moves = results.iter().all(Result::is_err) || refs == snapshot.refs;
+            let usage = tx.usage.apply(snapshot.usage);
+            let all_refused = !results.is_empty() && results.iter().all(Result::is_err);
+            let nothing_moves = all_refused || (refs == snapshot.refs && usage == snapshot.usage);
             if nothing_moves && !(announced && results.iter().all(Result::is_ok)) {
                 return Ok(results);
             }
@@ -618,6 +666,7 @@ impl RefStore {
                 seq: snapshot.seq + 1,
                 unwatched: snapshot.unwatched,
                 deleted: false,
+                usage,
             };
             let data = write_packed_refs(&written);
             let written_id = content_id(&data);
@@ -871,7 +920,7 @@ mod tests {
             .commit(&RefTransaction {
                 updates,
                 atomic,
-                announce: false,
+                ..RefTransaction::default()
             })
             .await
     }

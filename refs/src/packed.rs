@@ -10,6 +10,9 @@
 //! each other (see [`crate::RefStore::watch`]). `artifact-git-deleted` says the repository was
 //! deleted (its refs are kept aside until it is restored or purged): written by
 //! compare-and-swap too, so a push that read the refs before cannot land after.
+//! `artifact-git-pack-bytes=<n>` and `artifact-git-lfs-bytes=<n>` are the repository's usage:
+//! every change carries them forward (a push adds its pack in the same compare-and-swap that
+//! moves its refs), so whoever reads the refs knows the usage without another read.
 
 use std::collections::BTreeMap;
 
@@ -21,6 +24,8 @@ const HEADER: &str = "# pack-refs with: peeled fully-peeled sorted ";
 const SEQ_TRAIT: &str = "artifact-git-seq=";
 const UNWATCHED_TRAIT: &str = "artifact-git-unwatched";
 const DELETED_TRAIT: &str = "artifact-git-deleted";
+const PACK_BYTES_TRAIT: &str = "artifact-git-pack-bytes=";
+const LFS_BYTES_TRAIT: &str = "artifact-git-lfs-bytes=";
 
 /// A parsed `packed-refs` file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -34,6 +39,24 @@ pub struct PackedRefs {
     pub unwatched: bool,
     /// The repository was deleted: it holds no refs and reads as not found.
     pub deleted: bool,
+    /// The bytes the repository stores.
+    pub usage: Usage,
+}
+
+/// What a repository stores, in bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Pack and index files.
+    pub pack_bytes: u64,
+    /// LFS objects.
+    pub lfs_bytes: u64,
+}
+
+impl Usage {
+    /// Both.
+    pub fn total(&self) -> u64 {
+        self.pack_bytes.saturating_add(self.lfs_bytes)
+    }
 }
 
 /// A ref's value: its target and, for annotated tags, what the tag peels to.
@@ -54,6 +77,7 @@ pub fn parse_packed_refs(data: &[u8]) -> Result<PackedRefs> {
     let mut seq = 0;
     let mut unwatched = false;
     let mut deleted = false;
+    let mut usage = Usage::default();
     let mut last: Option<String> = None;
     for (n, line) in text.lines().enumerate() {
         let bad = || Error::Corrupt(format!("packed-refs line {} is malformed", n + 1));
@@ -66,6 +90,10 @@ pub fn parse_packed_refs(data: &[u8]) -> Result<PackedRefs> {
                         unwatched = true;
                     } else if t == DELETED_TRAIT {
                         deleted = true;
+                    } else if let Some(v) = t.strip_prefix(PACK_BYTES_TRAIT) {
+                        usage.pack_bytes = v.parse().map_err(|_| bad())?;
+                    } else if let Some(v) = t.strip_prefix(LFS_BYTES_TRAIT) {
+                        usage.lfs_bytes = v.parse().map_err(|_| bad())?;
                     }
                 }
             }
@@ -101,6 +129,7 @@ pub fn parse_packed_refs(data: &[u8]) -> Result<PackedRefs> {
         seq,
         unwatched,
         deleted,
+        usage,
     })
 }
 
@@ -116,6 +145,7 @@ pub fn deleted_marker(original: &[u8]) -> Result<Vec<u8>> {
         seq: before.seq,
         unwatched: before.unwatched,
         deleted: true,
+        usage: before.usage,
     }))
 }
 
@@ -132,6 +162,12 @@ pub fn write_packed_refs(packed: &PackedRefs) -> Vec<u8> {
     if packed.deleted {
         out.push_str(DELETED_TRAIT);
         out.push(' ');
+    }
+    if packed.usage.pack_bytes > 0 {
+        out.push_str(&format!("{PACK_BYTES_TRAIT}{} ", packed.usage.pack_bytes));
+    }
+    if packed.usage.lfs_bytes > 0 {
+        out.push_str(&format!("{LFS_BYTES_TRAIT}{} ", packed.usage.lfs_bytes));
     }
     out.push('\n');
     for (name, value) in refs {
@@ -164,6 +200,7 @@ mod tests {
             seq: 7,
             unwatched: true,
             deleted: false,
+            usage: Usage::default(),
         });
         let marked = parse_packed_refs(&deleted_marker(&original)?)?;
         assert_eq!(
@@ -224,10 +261,14 @@ mod tests {
             seq: 42,
             unwatched: false,
             deleted: false,
+            usage: Usage {
+                pack_bytes: 1234,
+                lfs_bytes: 0,
+            },
         };
         let data = write_packed_refs(&packed);
         assert!(String::from_utf8_lossy(&data)
-            .starts_with("# pack-refs with: peeled fully-peeled sorted artifact-git-seq=42 \n"));
+            .starts_with("# pack-refs with: peeled fully-peeled sorted artifact-git-seq=42 artifact-git-pack-bytes=1234 \n"));
         assert_eq!(parse_packed_refs(&data)?, packed);
         let unwatched = PackedRefs {
             unwatched: true,
@@ -235,7 +276,7 @@ mod tests {
         };
         let data = write_packed_refs(&unwatched);
         assert!(String::from_utf8_lossy(&data).starts_with(
-            "# pack-refs with: peeled fully-peeled sorted artifact-git-seq=42 artifact-git-unwatched \n"
+            "# pack-refs with: peeled fully-peeled sorted artifact-git-seq=42 artifact-git-unwatched artifact-git-pack-bytes=1234 \n"
         ));
         assert_eq!(parse_packed_refs(&data)?, unwatched);
         // A file git wrote has no number, and is watched: only our mark says otherwise.

@@ -88,7 +88,7 @@ async fn writer(
         let tx = RefTransaction {
             updates,
             atomic: true,
-            announce: false,
+            ..RefTransaction::default()
         };
         let outcome = store.commit(&tx).await;
         let now = stored(&healthy, &name).await;

@@ -157,8 +157,12 @@ pub async fn commit_version_files(
     let Gathered {
         local,
         lfs_files,
+        lfs_bytes,
         generated_attributes,
     } = gather(app, repo, &what, files, download.path()).await?;
+    if lfs_bytes > 0 {
+        crate::usage::account_lfs(repo, lfs_bytes as i64).await;
+    }
     let db = repo.fresh_objects(&app.cache).await?;
     let staging = app.config.staging.clone();
     let budget = app.budget.clone();
@@ -228,6 +232,8 @@ pub async fn commit_version_files(
 struct Gathered {
     local: Vec<(String, Content)>,
     lfs_files: usize,
+    /// The bytes of the files placed in Git LFS.
+    lfs_bytes: u64,
     /// 1 when the `.gitattributes` was written only for LFS (not one of the artifact's files).
     generated_attributes: usize,
 }
@@ -268,6 +274,7 @@ async fn gather(
     let mut local: Vec<(String, Content)> = Vec::with_capacity(files.len() + 1);
     let mut added_patterns = Vec::new();
     let mut lfs_files = 0;
+    let mut lfs_bytes = 0u64;
     let threshold = Some(what.lfs_threshold);
     for (n, file) in files.into_iter().enumerate() {
         if file.path == ".gitattributes" {
@@ -286,6 +293,7 @@ async fn gather(
                 let bytes = pointer.encode().into_bytes();
                 local.push((file.path, Content::Inline(bytes)));
                 lfs_files += 1;
+                lfs_bytes += pointer.size;
             }
             Placed::Blob => {
                 let path = download.join(n.to_string());
@@ -302,6 +310,7 @@ async fn gather(
     Ok(Gathered {
         local,
         lfs_files,
+        lfs_bytes,
         generated_attributes,
     })
 }

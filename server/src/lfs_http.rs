@@ -457,6 +457,7 @@ async fn upload(app: &App, repo: &Repo, oid: &str, req: Request<Incoming>) -> An
         Ok(()) => {
             crate::metrics::add(crate::metrics::LFS_PROXIED_IN_BYTES, size);
             crate::metrics::add(crate::metrics::LFS_UPLOAD_BYTES, size);
+            crate::usage::account_lfs(repo, size as i64).await;
             Ok(json(StatusCode::OK, &serde_json::json!({})))
         }
         Err(e) => Err(verify_error(repo, e)),
@@ -497,6 +498,7 @@ async fn verify(app: &App, repo: &Repo, req: Request<Incoming>) -> Answer {
         .map_err(|e| verify_error(repo, e))?;
     if verified == lfs::Verified::Stored {
         crate::metrics::add(crate::metrics::LFS_UPLOAD_BYTES, size);
+        crate::usage::account_lfs(repo, size as i64).await;
     }
     Ok(json(StatusCode::OK, &serde_json::json!({})))
 }

@@ -40,4 +40,5 @@ pub mod storage;
 pub mod tls;
 pub mod upload_pack;
 pub mod upstreams;
+pub mod usage;
 pub mod visible;

@@ -76,6 +76,26 @@ pub async fn run(
         lfs::Transfer::default(),
     );
     let swept = lfs.sweep_incoming(lfs::UNVERIFIED_UPLOADS_KEPT_FOR).await?;
+    // What the repository stores now, counted anew: packs merged and dropped, LFS objects
+    // removed, whatever the increments missed.
+    let bucket = &repo.storage().bucket;
+    let packs = bucket
+        .list(&repo.keys.pack_dir())
+        .await
+        .map_err(objectstore::odb::Error::from)?;
+    let stored = bucket
+        .list(&repo.keys.lfs_objects_dir())
+        .await
+        .map_err(objectstore::odb::Error::from)?;
+    let usage = refs::Usage {
+        pack_bytes: packs
+            .iter()
+            .filter(|m| crate::reclaim::counted_pack_file(&m.key))
+            .map(|m| m.size)
+            .sum(),
+        lfs_bytes: stored.iter().map(|m| m.size).sum(),
+    };
+    crate::usage::change_usage(repo, refs::UsageChange::Set(usage)).await;
     crate::metrics::inc(crate::metrics::MAINTENANCE_RUNS);
     tracing::info!(repo = %repo.id, ?report, abandoned_lfs_uploads = swept, lfs_objects_removed = lfs_swept.objects, lfs_bytes_removed = lfs_swept.bytes, "maintenance");
     Ok(Report {

@@ -9,7 +9,7 @@
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use metrics::{describe_counter, describe_histogram};
+use metrics::{describe_counter, describe_gauge, describe_histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 pub const CLONES_VERBATIM: &str = "artifact_git_clones_verbatim_total";
@@ -40,6 +40,7 @@ pub const RPC_SECONDS: &str = "artifact_git_rpc_seconds";
 pub const LFS_BATCH_SECONDS: &str = "artifact_git_lfs_batch_seconds";
 pub const UPSTREAM_WEBHOOKS: &str = "artifact_git_upstream_webhooks_total";
 pub const UPSTREAM_SYNCS: &str = "artifact_git_upstream_syncs_total";
+pub const WORKSPACE_BYTES: &str = "artifact_git_workspace_bytes";
 
 /// Histogram buckets, seconds: a bucket call of a millisecond to a clone of minutes.
 const BUCKETS: [f64; 16] = [
@@ -87,6 +88,11 @@ pub fn install() {
 
 pub fn inc(name: &'static str) {
     metrics::counter!(name).increment(1);
+}
+
+/// The bytes a workspace's repositories store, as last counted by this replica.
+pub fn workspace_usage(workspace: &str, bytes: u64) {
+    metrics::gauge!(WORKSPACE_BYTES, "workspace" => workspace.to_owned()).set(bytes as f64);
 }
 
 /// Count one `outcome` of `name`.
@@ -201,5 +207,10 @@ fn describe() {
     ] {
         describe_histogram!(name, metrics::Unit::Seconds, help);
     }
+    describe_gauge!(
+        WORKSPACE_BYTES,
+        metrics::Unit::Bytes,
+        "Bytes a workspace's repositories store (packs and LFS), as get_usage last counted them."
+    );
     events::metrics::describe();
 }

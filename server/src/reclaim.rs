@@ -80,6 +80,12 @@ pub fn referenced(
     Ok(out)
 }
 
+/// Whether a key of the pack folder counts in a repository's usage: the `.pack` and `.idx`
+/// files (what a landing adds; the small `.tips` files do not count).
+pub fn counted_pack_file(key: &str) -> bool {
+    key.ends_with(".pack") || key.ends_with(".idx")
+}
+
 /// One stored LFS object.
 #[derive(Debug, Clone)]
 pub struct Stored {

@@ -429,7 +429,7 @@ impl Server {
         let python =
             std::env::var("ARTIFACT_GIT_TEST_S3_PYTHON").unwrap_or_else(|_| "python3".into());
         let script = r#"
-import os, sys, boto3
+import os, sys, boto3, botocore
 endpoint, bucket, prefix, dest = sys.argv[1:5]
 s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
                   aws_access_key_id="test", aws_secret_access_key="test")
@@ -437,7 +437,12 @@ for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=p
     for obj in page.get("Contents", []):
         path = os.path.join(dest, obj["Key"][len(prefix):])
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        s3.download_file(bucket, obj["Key"], path)
+        try:
+            s3.download_file(bucket, obj["Key"], path)
+        except botocore.exceptions.ClientError as e:
+            # Deleted since it was listed (a purge running meanwhile): not there any more.
+            if e.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey"):
+                raise
 "#;
         let out = Command::new(python)
             .args(["-c", script, &endpoint, bucket, key_prefix])

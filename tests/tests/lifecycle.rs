@@ -418,3 +418,125 @@ fn storage_is_reclaimed(backend: &Backend) {
 }
 
 backend_tests!(storage_is_reclaimed);
+
+/// The usage the refs object keeps equals what a full listing sums, after every step of a
+/// seeded sequence of pushes, LFS uploads, deletions and maintenance runs.
+fn usage_follows_every_change(backend: &Backend) {
+    let server = Server::start_on(backend);
+    let admin = server.token("lab", None, "a");
+    server.init("lab/u");
+    let url = server.url_with_token("lab/u", &admin);
+    let git = Git::default();
+    git.lfs_install();
+    let work = TempDir::new().unwrap();
+    let src = work.path().join("src");
+    git.ok(
+        work.path(),
+        &["init", "-q", "-b", "main", src.to_str().unwrap()],
+    );
+    git.ok(&src, &["lfs", "track", "*.bin"]);
+    commit_file(&git, &src, "start.txt", "start\n", "start");
+    git.ok(&src, &["push", "-q", &url, "main"]);
+    let listed = |server: &Server| -> (u64, u64) {
+        let (mut packs, mut lfs) = (0, 0);
+        for (key, data) in server.stored_state() {
+            if key.contains("lab/artifacts/u/git/objects/pack/")
+                && (key.ends_with(".pack") || key.ends_with(".idx"))
+            {
+                packs += data.len() as u64;
+            } else if key.contains("lab/artifacts/u/git/lfs/objects/") {
+                lfs += data.len() as u64;
+            }
+        }
+        (packs, lfs)
+    };
+    let mut rng = Rng::new(29);
+    let mut steps = Vec::new();
+    for step in 0..10 {
+        let what = rng.below(5);
+        match what {
+            0 => {
+                let name = format!("text{step}.txt");
+                let size = 20_000 + rng.below(50_000) as usize;
+                std::fs::write(src.join(&name), rng.bytes(size)).unwrap();
+                git.ok(&src, &["add", "."]);
+                git.ok(&src, &["commit", "-q", "-m", &name]);
+                git.ok(&src, &["push", "-q", &url, "main"]);
+            }
+            1 => {
+                let name = format!("model{step}.bin");
+                let size = 30_000 + rng.below(90_000) as usize;
+                std::fs::write(src.join(&name), rng.bytes(size)).unwrap();
+                git.ok(&src, &["add", "."]);
+                git.ok(&src, &["commit", "-q", "-m", &name]);
+                git.ok(&src, &["push", "-q", &url, "main"]);
+            }
+            2 => {
+                let files = call(
+                    &server,
+                    &admin,
+                    "list_lfs_files",
+                    json!({"artifact_id": "lab/u"}),
+                );
+                if let Some(oid) = files["files"][0]["oid"].as_str() {
+                    call(
+                        &server,
+                        &admin,
+                        "delete_lfs_files",
+                        json!({"artifact_id": "lab/u", "oids": [oid]}),
+                    );
+                }
+            }
+            3 => {
+                server.maintain("lab/u", &["--geometric", "--delete-replaced-after", "0s"]);
+            }
+            _ => {
+                server.maintain(
+                    "lab/u",
+                    &["--prune-after", "0s", "--delete-replaced-after", "0s"],
+                );
+            }
+        }
+        steps.push(what);
+        let usage = call(
+            &server,
+            &admin,
+            "get_usage",
+            json!({"artifact_id": "lab/u"}),
+        );
+        let (packs, lfs) = listed(&server);
+        assert_eq!(
+            (
+                usage["pack_bytes"].as_u64().unwrap(),
+                usage["lfs_bytes"].as_u64().unwrap()
+            ),
+            (packs, lfs),
+            "after steps {steps:?}"
+        );
+    }
+    for kind in 0..5 {
+        assert!(
+            steps.contains(&kind),
+            "the sequence {steps:?} lacks step kind {kind}"
+        );
+    }
+    let workspace = call(&server, &admin, "get_usage", json!({"workspace": "lab"}));
+    let one = call(
+        &server,
+        &admin,
+        "get_usage",
+        json!({"artifact_id": "lab/u"}),
+    );
+    assert_eq!(workspace["bytes"], one["bytes"], "{workspace}");
+    assert!(server
+        .metrics_text()
+        .contains("artifact_git_workspace_bytes{workspace=\"lab\"}"));
+    let refused = server.rpc(
+        Some(&server.token("lab", Some("u"), "a")),
+        "get_usage",
+        json!({"workspace": "lab"}),
+    );
+    assert!(refused.get("error").is_some(), "{refused}");
+}
+
+backend_tests!(usage_follows_every_change);

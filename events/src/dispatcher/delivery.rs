@@ -530,7 +530,7 @@ mod tests {
             let tx = RefTransaction {
                 updates: vec![update],
                 atomic: true,
-                announce: false,
+                ..RefTransaction::default()
             };
             refs.commit_with(&tx, Some(&recorder)).await?;
             at = id(n);

@@ -297,6 +297,7 @@ pub async fn land(app: &App, repo: &Repo, db: ObjectDb, landing: Landing) -> Lan
         updates: applying.iter().map(|i| updates[*i].clone()).collect(),
         atomic,
         announce: false,
+        usage: added_usage(pack.as_ref()),
     };
     let followers = pulls::followers(app, repo, seen.as_ref(), &tx.updates).await;
     tx.updates.extend(followers);
@@ -311,6 +312,27 @@ pub async fn land(app: &App, repo: &Repo, db: ObjectDb, landing: Landing) -> Lan
     Landed {
         refused: None,
         results,
+    }
+}
+
+/// What the published pack adds to the repository's usage: its `.pack` and `.idx` files.
+fn added_usage(pack: Option<&Indexed>) -> refs::UsageChange {
+    let bytes: u64 = pack
+        .and_then(Indexed::paths)
+        .map(|(pack, idx)| {
+            [pack, idx]
+                .iter()
+                .filter_map(|p| std::fs::metadata(p).ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0);
+    match bytes {
+        0 => refs::UsageChange::Keep,
+        n => refs::UsageChange::Add {
+            pack_bytes: n as i64,
+            lfs_bytes: 0,
+        },
     }
 }
 

@@ -157,17 +157,35 @@ pub(super) async fn list_repositories(
     Ok(json!({"repositories": out, "next_cursor": next}))
 }
 
-/// A repository as listed; `None` when the folder holds no repository.
-async fn describe(repo: &Repo) -> Result<Option<Value>, RpcError> {
+/// A repository's usage: from its refs object, or from its tombstone's copy of it when it is
+/// deleted; `None` when there is no repository.
+async fn usage_of(
+    repo: &Repo,
+) -> Result<Option<(refs::Usage, Option<lifecycle::Tombstone>)>, RpcError> {
     if repo.refs.head().await.is_err() {
         return Ok(None);
     }
+    match repo.snapshot().await {
+        Ok(snapshot) => Ok(Some((snapshot.usage, None))),
+        Err(refs::Error::NotFound) => match lifecycle::tombstone(repo).await? {
+            Some(stone) => {
+                let usage = refs::parse_packed_refs(stone.refs.as_bytes())
+                    .map(|p| p.usage)
+                    .unwrap_or_default();
+                Ok(Some((usage, Some(stone))))
+            }
+            None => Ok(None),
+        },
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A repository as listed; `None` when the folder holds no repository.
+async fn describe(repo: &Repo) -> Result<Option<Value>, RpcError> {
+    let Some((usage, stone)) = usage_of(repo).await? else {
+        return Ok(None);
+    };
     let bucket = &repo.storage().bucket;
-    let stone = lifecycle::tombstone(repo).await?;
-    let sum =
-        |listed: Vec<objectstore::bucket::ObjectMeta>| listed.iter().map(|m| m.size).sum::<u64>();
-    let pack_bytes = sum(bucket.list(&repo.keys.pack_dir()).await?);
-    let lfs_bytes = sum(bucket.list(&repo.keys.lfs_objects_dir()).await?);
     let last_change = match bucket.head(&repo.keys.packed_refs()).await {
         Ok(meta) => Some(meta.last_modified),
         Err(e) if e.is_not_found() => None,
@@ -176,11 +194,83 @@ async fn describe(repo: &Repo) -> Result<Option<Value>, RpcError> {
     Ok(Some(json!({
         "artifact_id": repo.id.to_string(),
         "alias": repo.id.alias,
-        "bytes": pack_bytes + lfs_bytes,
-        "pack_bytes": pack_bytes,
-        "lfs_bytes": lfs_bytes,
+        "bytes": usage.total(),
+        "pack_bytes": usage.pack_bytes,
+        "lfs_bytes": usage.lfs_bytes,
         "last_change": last_change,
         "deleted": stone.is_some(),
         "restorable_until": stone.map(|s| s.purge_after),
     })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsageParams {
+    #[serde(default)]
+    artifact_id: Option<String>,
+    #[serde(default)]
+    workspace: Option<String>,
+}
+
+/// `get_usage {artifact_id | workspace}` → `{bytes, pack_bytes, lfs_bytes}`: what the
+/// repository stores as its refs object counts it (kept up to date by every push, LFS upload
+/// and deletion, counted anew by maintenance), or the sum over the workspace's repositories
+/// (deleted ones until they are purged). Needs `a` on the artifact, or on the workspace.
+pub(super) async fn get_usage(
+    app: &Arc<App>,
+    identity: Option<&Grants>,
+    p: Value,
+) -> Result<Value, RpcError> {
+    let p: UsageParams = params(p)?;
+    match (p.artifact_id, p.workspace) {
+        (Some(artifact_id), None) => {
+            let repo = admin_repo(app, identity, &artifact_id).await?;
+            let Some((usage, _)) = usage_of(&repo).await? else {
+                return Err(RpcError::NotFound(format!("no repository {}", repo.id)));
+            };
+            Ok(
+                json!({"bytes": usage.total(), "pack_bytes": usage.pack_bytes, "lfs_bytes": usage.lfs_bytes}),
+            )
+        }
+        (None, Some(workspace)) => {
+            if !valid_name(&workspace) {
+                return Err(RpcError::InvalidParams("invalid workspace name".into()));
+            }
+            if identity.and_then(|g| g.workspace_level(&workspace)) < Some(Access::Admin) {
+                return Err(RpcError::Forbidden(format!(
+                    "usage of a workspace needs a token with `a` on {workspace}"
+                )));
+            }
+            let keys = app.storage.keys();
+            let aliases = app
+                .storage
+                .bucket
+                .list_folders(&keys.artifacts_dir(&workspace))
+                .await?;
+            let mut total = refs::Usage::default();
+            let mut repositories = 0;
+            for alias in aliases.into_iter().filter(|a| valid_name(a)) {
+                let repo = Repo::new(
+                    &app.storage,
+                    RepoId {
+                        workspace: workspace.clone(),
+                        alias,
+                    },
+                );
+                if let Some((usage, _)) = usage_of(&repo).await? {
+                    total.pack_bytes += usage.pack_bytes;
+                    total.lfs_bytes += usage.lfs_bytes;
+                    repositories += 1;
+                }
+            }
+            crate::metrics::workspace_usage(&workspace, total.total());
+            Ok(
+                json!({"bytes": total.total(), "pack_bytes": total.pack_bytes,
+                "lfs_bytes": total.lfs_bytes, "repositories": repositories}),
+            )
+        }
+        _ => Err(RpcError::InvalidParams(
+            "give an artifact_id or a workspace".into(),
+        )),
+    }
 }

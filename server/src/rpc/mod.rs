@@ -59,7 +59,7 @@ pub enum RpcError {
     #[error("{0}")]
     InvalidRequest(&'static str),
     /// No such method.
-    #[error("unknown method {0:?}; the methods are enable_git, get_git_url, add_webhook, list_webhooks, update_webhook, remove_webhook, list_deliveries, redeliver, add_mirror, list_mirrors, remove_mirror, sync_mirror, log, show, diff, read_file, list_files, commit_files, lfs_placement, restore, create_snapshot, list_snapshots, list_refs, list_branches, create_branch, delete_branch, create_tag, delete_tag, set_push_policy, get_push_policy, validate_push_policy, create_pr, get_pr, list_prs, update_pr, close_pr, reopen_pr, get_diff, submit_review, list_reviews, merge_pr, bundle, add_upstream, list_upstreams, sync_upstream, remove_upstream, import_repository, git_status, list_repositories, delete_repository, restore_repository, disable_git, list_lfs_files, delete_lfs_files, squash_history, set_git_settings and commit_version")]
+    #[error("unknown method {0:?}; the methods are enable_git, get_git_url, add_webhook, list_webhooks, update_webhook, remove_webhook, list_deliveries, redeliver, add_mirror, list_mirrors, remove_mirror, sync_mirror, log, show, diff, read_file, list_files, commit_files, lfs_placement, restore, create_snapshot, list_snapshots, list_refs, list_branches, create_branch, delete_branch, create_tag, delete_tag, set_push_policy, get_push_policy, validate_push_policy, create_pr, get_pr, list_prs, update_pr, close_pr, reopen_pr, get_diff, submit_review, list_reviews, merge_pr, bundle, add_upstream, list_upstreams, sync_upstream, remove_upstream, import_repository, git_status, list_repositories, delete_repository, restore_repository, disable_git, get_usage, list_lfs_files, delete_lfs_files, squash_history, set_git_settings and commit_version")]
     MethodNotFound(String),
     /// The params do not fit the method.
     #[error("invalid params: {0}")]
@@ -313,6 +313,7 @@ async fn answer(
             lifecycle::delete_repository(app, identity.as_ref(), params).await
         }
         "restore_repository" => lifecycle::restore_repository(app, identity.as_ref(), params).await,
+        "get_usage" => lifecycle::get_usage(app, identity.as_ref(), params).await,
         "list_lfs_files" => reclaim::list_lfs_files(app, identity.as_ref(), params).await,
         "delete_lfs_files" => reclaim::delete_lfs_files(app, identity.as_ref(), params).await,
         "squash_history" => reclaim::squash_history(app, identity.as_ref(), params).await,

@@ -99,7 +99,11 @@ pub(crate) async fn delete_lfs_files(
         .map(|oid| o.repo.keys.lfs_object(oid.as_str()))
         .collect();
     o.repo.storage().bucket.delete_many(&keys).await?;
-    let bytes: u64 = found.iter().map(|oid| stored[oid.as_str()]).sum();
+    let bytes: u64 = found
+        .iter()
+        .filter_map(|oid| stored.get(oid.as_str()))
+        .sum();
+    crate::usage::account_lfs(&o.repo, -(bytes as i64)).await;
     tracing::info!(repo = %o.repo.id, objects = keys.len(), bytes, "LFS objects deleted");
     Ok(json!({
         "deleted": found.iter().map(|o| o.as_str()).collect::<Vec<_>>(),

@@ -377,7 +377,11 @@ async fn fetch_and_land(
             repo.keys.clone(),
             app.config.lfs,
         );
-        synced.lfs_objects = remote.download_lfs(&store, &pointers).await? as u64;
+        let (objects, bytes) = remote.download_lfs(&store, &pointers).await?;
+        synced.lfs_objects = objects as u64;
+        if bytes > 0 {
+            crate::usage::account_lfs(repo, bytes as i64).await;
+        }
     }
     set_phase(states, &upstream.id, "landing").await;
     let all = match &pack {
