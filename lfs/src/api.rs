@@ -84,6 +84,9 @@ pub struct BatchResponse {
     pub objects: Vec<ObjectResponse>,
     /// Always `sha256`.
     pub hash_algo: &'static str,
+    /// A warning for the user (the repository passed its soft limit); clients ignore it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// The body of a `verify` call.

@@ -28,7 +28,7 @@ pub use name::{
     validate_ref_name, InvalidName, PULL_REQUEST_REFS,
 };
 pub use packed::{
-    deleted_marker, parse_packed_refs, write_packed_refs, PackedRefs, RefValue, Usage,
+    deleted_marker, parse_packed_refs, write_packed_refs, PackedRefs, Quota, RefValue, Usage,
 };
 
 /// What reading or writing refs can fail with (a refused update is a [`Refusal`], not an error).
@@ -81,6 +81,8 @@ pub struct Snapshot {
     pub object_hash: gix_hash::Kind,
     /// The bytes the repository stores, as the refs object counts them.
     pub usage: Usage,
+    /// The repository's own limits.
+    pub quota: Quota,
 }
 
 impl Snapshot {
@@ -117,6 +119,8 @@ pub struct RefTransaction {
     pub atomic: bool,
     /// How the repository's usage changes with it (a push adds its pack).
     pub usage: UsageChange,
+    /// The repository's limits from now on (`None`: as they are).
+    pub quota: Option<Quota>,
     /// Record the change in the journal even when no ref moves (a pull request closed or
     /// reopened is an event of a watched repository, though no ref changes): the refs
     /// object is written again under the next number. Ignored for an unwatched repository,
@@ -404,6 +408,7 @@ impl RefStore {
             unwatched: packed.unwatched,
             object_hash: objectstore::format::of_repository(&self.keys),
             usage: packed.usage,
+            quota: packed.quota,
         })
     }
 
@@ -483,6 +488,7 @@ impl RefStore {
                 unwatched: false,
                 deleted: false,
                 usage: snapshot.usage,
+                quota: snapshot.quota,
             };
             let data = write_packed_refs(&watched);
             let written_id = content_id(&data);
@@ -652,8 +658,10 @@ impl RefStore {
             let (refs, results) = apply(&snapshot.refs, tx, &precheck);
             let announced = tx.announce && journal.is_some() && !snapshot.unwatched;
             let usage = tx.usage.apply(snapshot.usage);
+            let quota = tx.quota.unwrap_or(snapshot.quota);
             let all_refused = !results.is_empty() && results.iter().all(Result::is_err);
-            let nothing_moves = all_refused || (refs == snapshot.refs && usage == snapshot.usage);
+            let nothing_moves = all_refused
+                || (refs == snapshot.refs && usage == snapshot.usage && quota == snapshot.quota);
             if nothing_moves && !(announced && results.iter().all(Result::is_ok)) {
                 return Ok(results);
             }
@@ -667,6 +675,7 @@ impl RefStore {
                 unwatched: snapshot.unwatched,
                 deleted: false,
                 usage,
+                quota,
             };
             let data = write_packed_refs(&written);
             let written_id = content_id(&data);

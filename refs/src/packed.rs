@@ -26,6 +26,8 @@ const UNWATCHED_TRAIT: &str = "artifact-git-unwatched";
 const DELETED_TRAIT: &str = "artifact-git-deleted";
 const PACK_BYTES_TRAIT: &str = "artifact-git-pack-bytes=";
 const LFS_BYTES_TRAIT: &str = "artifact-git-lfs-bytes=";
+const SOFT_LIMIT_TRAIT: &str = "artifact-git-soft-limit=";
+const HARD_LIMIT_TRAIT: &str = "artifact-git-hard-limit=";
 
 /// A parsed `packed-refs` file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -41,6 +43,17 @@ pub struct PackedRefs {
     pub deleted: bool,
     /// The bytes the repository stores.
     pub usage: Usage,
+    /// Its limits, when set for it.
+    pub quota: Quota,
+}
+
+/// A repository's limits on what it stores (packs and LFS objects), in bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Quota {
+    /// Past it, writes are warned.
+    pub soft: Option<u64>,
+    /// Past it, writes are refused.
+    pub hard: Option<u64>,
 }
 
 /// What a repository stores, in bytes.
@@ -78,6 +91,7 @@ pub fn parse_packed_refs(data: &[u8]) -> Result<PackedRefs> {
     let mut unwatched = false;
     let mut deleted = false;
     let mut usage = Usage::default();
+    let mut quota = Quota::default();
     let mut last: Option<String> = None;
     for (n, line) in text.lines().enumerate() {
         let bad = || Error::Corrupt(format!("packed-refs line {} is malformed", n + 1));
@@ -94,6 +108,10 @@ pub fn parse_packed_refs(data: &[u8]) -> Result<PackedRefs> {
                         usage.pack_bytes = v.parse().map_err(|_| bad())?;
                     } else if let Some(v) = t.strip_prefix(LFS_BYTES_TRAIT) {
                         usage.lfs_bytes = v.parse().map_err(|_| bad())?;
+                    } else if let Some(v) = t.strip_prefix(SOFT_LIMIT_TRAIT) {
+                        quota.soft = Some(v.parse().map_err(|_| bad())?);
+                    } else if let Some(v) = t.strip_prefix(HARD_LIMIT_TRAIT) {
+                        quota.hard = Some(v.parse().map_err(|_| bad())?);
                     }
                 }
             }
@@ -130,6 +148,7 @@ pub fn parse_packed_refs(data: &[u8]) -> Result<PackedRefs> {
         unwatched,
         deleted,
         usage,
+        quota,
     })
 }
 
@@ -146,6 +165,7 @@ pub fn deleted_marker(original: &[u8]) -> Result<Vec<u8>> {
         unwatched: before.unwatched,
         deleted: true,
         usage: before.usage,
+        quota: before.quota,
     }))
 }
 
@@ -168,6 +188,12 @@ pub fn write_packed_refs(packed: &PackedRefs) -> Vec<u8> {
     }
     if packed.usage.lfs_bytes > 0 {
         out.push_str(&format!("{LFS_BYTES_TRAIT}{} ", packed.usage.lfs_bytes));
+    }
+    if let Some(soft) = packed.quota.soft {
+        out.push_str(&format!("{SOFT_LIMIT_TRAIT}{soft} "));
+    }
+    if let Some(hard) = packed.quota.hard {
+        out.push_str(&format!("{HARD_LIMIT_TRAIT}{hard} "));
     }
     out.push('\n');
     for (name, value) in refs {
@@ -201,6 +227,7 @@ mod tests {
             unwatched: true,
             deleted: false,
             usage: Usage::default(),
+            quota: Quota::default(),
         });
         let marked = parse_packed_refs(&deleted_marker(&original)?)?;
         assert_eq!(
@@ -265,6 +292,7 @@ mod tests {
                 pack_bytes: 1234,
                 lfs_bytes: 0,
             },
+            quota: Quota::default(),
         };
         let data = write_packed_refs(&packed);
         assert!(String::from_utf8_lossy(&data)

@@ -125,6 +125,8 @@ pub struct Config {
     pub fsck: objectstore::fsck::Rules,
     /// How long a deleted repository can be restored before it is purged.
     pub deleted_retention: std::time::Duration,
+    /// The limits of repositories that have none of their own.
+    pub default_quota: refs::Quota,
 }
 
 /// The running server: its fixed [`Config`] and the services every request uses (storage

@@ -472,6 +472,14 @@ pub struct ServeArgs {
     /// (`delete_repository` with `purge: true` removes them at once).
     #[arg(long, env = "ARTIFACT_GIT_DELETED_RETENTION", default_value = "7d", value_parser = parse_duration)]
     pub deleted_retention: std::time::Duration,
+    /// Warn writes to a repository that stores more than this (packs and LFS objects), unless
+    /// `set_quota` gave it its own limit.
+    #[arg(long, env = "ARTIFACT_GIT_DEFAULT_SOFT_LIMIT", value_parser = parse_size)]
+    pub default_soft_limit: Option<u64>,
+    /// Refuse writes that would make a repository store more than this, unless `set_quota`
+    /// gave it its own limit.
+    #[arg(long, env = "ARTIFACT_GIT_DEFAULT_HARD_LIMIT", value_parser = parse_size)]
+    pub default_hard_limit: Option<u64>,
     #[command(flatten)]
     pub maintenance: MaintenanceArgs,
     #[command(flatten)]
@@ -686,6 +694,10 @@ pub fn build(
         lfs_check_pointers: args.lfs.lfs_check_pointers,
         lfs_threshold: args.lfs.lfs_threshold,
         deleted_retention: args.deleted_retention,
+        default_quota: refs::Quota {
+            soft: args.default_soft_limit,
+            hard: args.default_hard_limit,
+        },
         fsck: match args.fsck_strict {
             true => objectstore::fsck::Rules::Strict,
             false => objectstore::fsck::Rules::Default,

@@ -309,14 +309,56 @@ async fn batch(
     for a in answers {
         objects.push(a.map_err(|e| internal(repo, e))?);
     }
+    let message = match operation {
+        Operation::Upload => within_quota(app, repo, &mut objects).await?,
+        Operation::Download => None,
+    };
     Ok(json(
         StatusCode::OK,
         &BatchResponse {
             transfer: "basic",
             objects,
             hash_algo: "sha256",
+            message,
         },
     ))
+}
+
+/// Hold the objects to upload to the repository's hard limit: one that would pass it gets the
+/// LFS spec's 507 instead of its actions (nothing of it is stored). The soft limit's warning,
+/// when passed.
+async fn within_quota(
+    app: &App,
+    repo: &Repo,
+    objects: &mut [ObjectResponse],
+) -> Result<Option<String>, Failure> {
+    let uploading = |o: &ObjectResponse| o.error.is_none() && o.actions.contains_key("upload");
+    if !objects.iter().any(uploading) {
+        return Ok(None);
+    }
+    let snapshot = repo.snapshot().await.map_err(|e| internal(repo, e))?;
+    let quota = crate::quota::effective(snapshot.quota, app.config.default_quota);
+    let (mut adding, mut warning) = (0u64, None);
+    for object in objects.iter_mut().filter(|o| uploading(o)) {
+        let size = u64::try_from(object.size).unwrap_or(u64::MAX);
+        match crate::quota::check(quota, snapshot.usage, adding.saturating_add(size)) {
+            crate::quota::Verdict::Refuse(why) => {
+                object.actions.clear();
+                object.authenticated = None;
+                object.error = Some(ObjectError {
+                    code: 507,
+                    message: why,
+                });
+            }
+            verdict => {
+                adding = adding.saturating_add(size);
+                if let crate::quota::Verdict::Warn(w) = verdict {
+                    warning = Some(w);
+                }
+            }
+        }
+    }
+    Ok(warning)
 }
 
 /// The answer for one object of a batch.

@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod placement;
 pub mod policy;
 pub mod proxy;
+pub mod quota;
 pub mod receive_pack;
 pub mod reclaim;
 pub mod repo;

@@ -71,7 +71,8 @@ impl Reply {
         let mut out = Vec::new();
         if sideband != Mode::None {
             for msg in &self.messages {
-                if !quiet || msg.starts_with("error") {
+                // `quiet` silences progress, not what the user must know.
+                if !quiet || msg.starts_with("error") || msg.starts_with("warning") {
                     write_band(&mut out, sideband, PROGRESS, msg.as_bytes());
                 }
             }
@@ -185,11 +186,15 @@ pub async fn handle(
         tokio::spawn(async move { repo.push_policy().await })
     };
     let gzip = is_gzip(&req);
-    let request_body = body::reader(
-        req.into_body(),
-        app.config.limits.max_push_bytes,
-        app.config.timeouts.body_idle,
-    );
+    // Past the repository's hard limit the body is cut as it streams (with room for the
+    // commands; the landing's check of the indexed pack is the exact one).
+    let quota = crate::quota::effective(snapshot.quota, app.config.default_quota);
+    let room = crate::quota::room(quota, snapshot.usage).map(|r| r.saturating_add(COMMANDS_ROOM));
+    let body_limit = room.map_or(app.config.limits.max_push_bytes, |r| {
+        r.min(app.config.limits.max_push_bytes)
+    });
+    let quota_binds = body_limit < app.config.limits.max_push_bytes;
+    let request_body = body::reader(req.into_body(), body_limit, app.config.timeouts.body_idle);
 
     // 1. Receive: commands, then the pack to a staging file (on a blocking thread, where the
     // gzip decoder may read).
@@ -212,7 +217,13 @@ pub async fn handle(
         }
         Ok(Received::Refused(request, reason)) => {
             tracing::warn!(repo = %repo.id, error = %reason, "push refused");
-            let why = Refused::Objects(reason);
+            let why = match quota_binds && reason.contains("request body is larger than") {
+                true => match crate::quota::check(quota, snapshot.usage, body_limit) {
+                    crate::quota::Verdict::Refuse(why) => Refused::Quota(why),
+                    _ => Refused::Objects(reason),
+                },
+                false => Refused::Objects(reason),
+            };
             return response(Reply::refuse_all(&request, why).encode(&request));
         }
         Ok(Received::Pushed(request, pack)) => (request, pack),
@@ -278,8 +289,13 @@ pub async fn handle(
         total_ms = started.elapsed().as_millis() as u64,
         "push"
     );
+    let mut messages = messages;
+    messages.extend(landed.warnings.iter().map(|w| format!("warning: {w}\n")));
     response(Reply::from_landed(landed, messages).encode(&request))
 }
+
+/// What a push may send beside its pack when the hard limit cuts its body: the commands.
+const COMMANDS_ROOM: u64 = 1 << 20;
 
 /// The outcome of step 1.
 enum Received {

@@ -42,6 +42,9 @@ pub enum HttpError {
     /// The body is over its limit.
     #[error("{0}")]
     TooLarge(String),
+    /// A write would pass the repository's hard limit.
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// A `Range` that starts past the end of what it asks of (the size).
     #[error("the range asked for lies outside the {0} bytes of the file")]
     RangeNotSatisfiable(u64),
@@ -72,6 +75,7 @@ impl HttpError {
             HttpError::Conflict(_) => StatusCode::CONFLICT,
             HttpError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             HttpError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            HttpError::QuotaExceeded(_) => StatusCode::INSUFFICIENT_STORAGE,
             HttpError::RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
             HttpError::TimedOut(_) => StatusCode::REQUEST_TIMEOUT,
             HttpError::Busy => StatusCode::SERVICE_UNAVAILABLE,

@@ -14,6 +14,22 @@ pub async fn change_usage(repo: &Repo, change: refs::UsageChange) {
         usage: change,
         ..refs::RefTransaction::default()
     };
+    if let Err(e) = commit_meta(repo, &tx).await {
+        tracing::warn!(repo = %repo.id, error = %e, "counting the repository's usage failed");
+    }
+}
+
+/// Give `repo` its own limits (`set_quota`), in its refs object.
+pub async fn set_quota(repo: &Repo, quota: refs::Quota) -> Result<(), refs::Error> {
+    let tx = refs::RefTransaction {
+        quota: Some(quota),
+        ..refs::RefTransaction::default()
+    };
+    commit_meta(repo, &tx).await
+}
+
+/// Commit `tx`, which moves no ref, recorded like every change of a watched repository.
+async fn commit_meta(repo: &Repo, tx: &refs::RefTransaction) -> Result<(), refs::Error> {
     let storage = repo.storage();
     let journal = events::log::Recorder::new(
         storage.bucket.clone(),
@@ -25,9 +41,7 @@ pub async fn change_usage(repo: &Repo, change: refs::UsageChange) {
             ..events::log::EventMeta::default()
         },
     );
-    if let Err(e) = repo.refs.commit_with(&tx, Some(&journal)).await {
-        tracing::warn!(repo = %repo.id, error = %e, "counting the repository's usage failed");
-    }
+    repo.refs.commit_with(tx, Some(&journal)).await.map(|_| ())
 }
 
 /// Count `lfs_bytes` more (or fewer) LFS bytes in `repo`'s usage.

@@ -540,3 +540,134 @@ fn usage_follows_every_change(backend: &Backend) {
 }
 
 backend_tests!(usage_follows_every_change);
+
+/// A soft limit warns, a hard limit refuses a push, an LFS upload and an API commit with
+/// nothing stored.
+fn quotas(backend: &Backend) {
+    let server = Server::start_on(backend);
+    let admin = server.token("lab", None, "a");
+    server.init("lab/q");
+    let url = server.url_with_token("lab/q", &admin);
+    let git = Git::default();
+    git.lfs_install();
+    let work = TempDir::new().unwrap();
+    let src = work.path().join("src");
+    git.ok(
+        work.path(),
+        &["init", "-q", "-b", "main", src.to_str().unwrap()],
+    );
+    commit_file(&git, &src, "a.txt", "a\n", "first");
+    git.ok(&src, &["push", "-q", &url, "main"]);
+    let used = call(
+        &server,
+        &admin,
+        "get_usage",
+        json!({"artifact_id": "lab/q"}),
+    )["bytes"]
+        .as_u64()
+        .unwrap();
+    for bad in [
+        json!({"artifact_id": "lab/q", "hard_limit_bytes": 0}),
+        json!({"artifact_id": "lab/q", "hard_limit_bytes": -5}),
+        json!({"artifact_id": "lab/q", "soft_limit_bytes": 10, "hard_limit_bytes": 5}),
+        json!({"workspace": "lab", "hard_limit_bytes": 5}),
+    ] {
+        let refused = server.rpc(Some(&admin), "set_quota", bad.clone());
+        assert_eq!(refused["error"]["code"], -32602, "{bad}: {refused}");
+    }
+    let (soft, hard) = (used + 50_000, used + 400_000);
+    call(
+        &server,
+        &admin,
+        "set_quota",
+        json!({"artifact_id": "lab/q", "soft_limit_bytes": soft, "hard_limit_bytes": hard}),
+    );
+    let usage = call(
+        &server,
+        &admin,
+        "get_usage",
+        json!({"artifact_id": "lab/q"}),
+    );
+    assert_eq!(
+        (
+            usage["soft_limit_bytes"].as_u64(),
+            usage["hard_limit_bytes"].as_u64()
+        ),
+        (Some(soft), Some(hard))
+    );
+    let mut rng = Rng::new(5);
+    // Past the soft limit: warned, stored.
+    std::fs::write(src.join("b.dat"), rng.bytes(100_000)).unwrap();
+    git.ok(&src, &["add", "."]);
+    git.ok(&src, &["commit", "-q", "-m", "b"]);
+    let out = git.run(&src, &["push", &url, "main"]);
+    let text = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("remote: warning: the repository stores"),
+        "{text}"
+    );
+    let stored_packs = |server: &Server| {
+        server
+            .stored_state()
+            .into_keys()
+            .filter(|k| k.contains("lab/artifacts/q/git/objects/pack/"))
+            .collect::<Vec<_>>()
+    };
+    // Past the hard limit: refused, nothing stored.
+    let before = (
+        stored_packs(&server),
+        git.ok(work.path(), &["ls-remote", &url]),
+    );
+    std::fs::write(src.join("c.dat"), rng.bytes(1_000_000)).unwrap();
+    git.ok(&src, &["add", "."]);
+    git.ok(&src, &["commit", "-q", "-m", "c"]);
+    let out = git.fails(&src, &["push", &url, "main"]);
+    assert!(out.contains("repository quota exceeded"), "{out}");
+    assert_eq!(
+        (
+            stored_packs(&server),
+            git.ok(work.path(), &["ls-remote", &url])
+        ),
+        before
+    );
+    git.ok(&src, &["reset", "-q", "--hard", "HEAD~1"]);
+    // An LFS object past it: the batch API's 507, nothing stored.
+    git.ok(&src, &["lfs", "track", "*.bin"]);
+    std::fs::write(src.join("w.bin"), rng.bytes(1_000_000)).unwrap();
+    git.ok(&src, &["add", "."]);
+    git.ok(&src, &["commit", "-q", "-m", "weights"]);
+    let out = git.fails(&src, &["push", &url, "main"]);
+    assert!(out.contains("quota exceeded"), "{out}");
+    let files = call(
+        &server,
+        &admin,
+        "list_lfs_files",
+        json!({"artifact_id": "lab/q"}),
+    );
+    assert_eq!(files["total"], 0, "{files}");
+    // An API commit past it: its own error code.
+    let big = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(rng.bytes(600_000))
+    };
+    let head = git.ok(work.path(), &["ls-remote", &url, "refs/heads/main"]);
+    let head = head.split_whitespace().next().unwrap();
+    let refused = server.rpc(
+        Some(&admin),
+        "commit_files",
+        json!({"artifact_id": "lab/q", "branch": "main", "expected_head": head, "message": "big",
+               "changes": [{"op": "put", "path": "big.bin", "content_base64": big}]}),
+    );
+    assert_eq!(refused["error"]["code"], -32011, "{}", refused["error"]);
+    // Raised: the push goes through.
+    call(
+        &server,
+        &admin,
+        "set_quota",
+        json!({"artifact_id": "lab/q"}),
+    );
+    git.ok(&src, &["push", "-q", &url, "main"]);
+}
+
+backend_tests!(quotas);

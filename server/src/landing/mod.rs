@@ -96,6 +96,9 @@ pub enum Refused {
     /// The bucket or local disk failed; trying again may succeed.
     #[error("{0}")]
     Storage(String),
+    /// The objects would pass the repository's hard limit ([`crate::quota`]).
+    #[error("{0}")]
+    Quota(String),
 }
 
 impl Refused {
@@ -110,7 +113,7 @@ impl Refused {
     /// What each update is refused with.
     fn rejection(&self) -> Rejection {
         match self {
-            Refused::Objects(_) => Rejection::Unpacker,
+            Refused::Objects(_) | Refused::Quota(_) => Rejection::Unpacker,
             Refused::Storage(_) => Rejection::Storage,
         }
     }
@@ -123,6 +126,8 @@ pub struct Landed {
     pub refused: Option<Refused>,
     /// Per update.
     pub results: Vec<Result<(), Rejection>>,
+    /// What the writer is told beside the results (the soft limit passed).
+    pub warnings: Vec<String>,
 }
 
 impl Landed {
@@ -131,6 +136,7 @@ impl Landed {
         Landed {
             results: vec![Err(why.rejection()); count],
             refused: Some(why),
+            warnings: Vec::new(),
         }
     }
 
@@ -177,6 +183,7 @@ pub async fn land(app: &App, repo: &Repo, db: ObjectDb, landing: Landing) -> Lan
         return Landed {
             refused: None,
             results: Vec::new(),
+            warnings: Vec::new(),
         };
     }
     // 1. Verify, and read the push policy meanwhile (no round trip of its own).
@@ -282,9 +289,28 @@ pub async fn land(app: &App, repo: &Repo, db: ObjectDb, landing: Landing) -> Lan
         return Landed {
             refused: None,
             results,
+            warnings: Vec::new(),
         };
     }
-    // 4. Publish.
+    // 4. The repository's quota, against the usage the writer read (no read of its own).
+    let added = added_usage(pack.as_ref());
+    let mut warnings = Vec::new();
+    if let Some(seen) = &seen {
+        let quota = crate::quota::effective(seen.quota, app.config.default_quota);
+        let bytes = match added {
+            refs::UsageChange::Add { pack_bytes, .. } => pack_bytes.max(0) as u64,
+            _ => 0,
+        };
+        match crate::quota::check(quota, seen.usage, bytes) {
+            crate::quota::Verdict::Fine => {}
+            crate::quota::Verdict::Warn(w) => warnings.push(w),
+            crate::quota::Verdict::Refuse(why) => {
+                tracing::warn!(repo = %repo.id, reason = %why, "write refused by the quota");
+                return Landed::refused(count, Refused::Quota(why));
+            }
+        }
+    }
+    // 5. Publish.
     if let Some(indexed) = &pack {
         if let Err(e) = publish(app, repo, &db, indexed, &reach).await {
             tracing::error!(repo = %repo.id, error = %e, "storing the pack failed");
@@ -292,12 +318,13 @@ pub async fn land(app: &App, repo: &Repo, db: ObjectDb, landing: Landing) -> Lan
             return Landed::refused(count, why);
         }
     }
-    // 5. Record and commit, with the heads of the pull requests whose branches move.
+    // 6. Record and commit, with the heads of the pull requests whose branches move.
     let mut tx = RefTransaction {
         updates: applying.iter().map(|i| updates[*i].clone()).collect(),
         atomic,
         announce: false,
-        usage: added_usage(pack.as_ref()),
+        usage: added,
+        quota: None,
     };
     let followers = pulls::followers(app, repo, seen.as_ref(), &tx.updates).await;
     tx.updates.extend(followers);
@@ -305,13 +332,14 @@ pub async fn land(app: &App, repo: &Repo, db: ObjectDb, landing: Landing) -> Lan
     for (i, result) in applying.iter().zip(committed) {
         results[*i] = result;
     }
-    // 6. Afterwards.
+    // 7. Afterwards.
     repoint_unborn_head(repo, seen.as_ref(), &updates, &results).await;
     app.maintenance
         .after_push(repo.clone(), db.packs().len() + 1);
     Landed {
         refused: None,
         results,
+        warnings,
     }
 }
 

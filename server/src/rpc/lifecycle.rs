@@ -205,6 +205,55 @@ async fn describe(repo: &Repo) -> Result<Option<Value>, RpcError> {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct QuotaParams {
+    #[serde(default)]
+    artifact_id: Option<String>,
+    #[serde(default)]
+    workspace: Option<String>,
+    #[serde(default)]
+    soft_limit_bytes: Option<u64>,
+    #[serde(default)]
+    hard_limit_bytes: Option<u64>,
+}
+
+/// `set_quota {artifact_id, soft_limit_bytes?, hard_limit_bytes?}`: the repository's own
+/// limits on what it stores (packs and LFS objects); an absent limit is none (the server's
+/// default then applies).
+pub(super) async fn set_quota(
+    app: &Arc<App>,
+    identity: Option<&Grants>,
+    p: Value,
+) -> Result<Value, RpcError> {
+    let p: QuotaParams = params(p)?;
+    let Some(artifact_id) = p.artifact_id else {
+        return Err(RpcError::InvalidParams(match p.workspace {
+            Some(_) => "workspace quotas are not supported yet: set each repository's, or the server's defaults (--default-soft-limit, --default-hard-limit)".into(),
+            None => "give an artifact_id".into(),
+        }));
+    };
+    let quota = refs::Quota {
+        soft: p.soft_limit_bytes,
+        hard: p.hard_limit_bytes,
+    };
+    if quota.soft == Some(0) || quota.hard == Some(0) {
+        return Err(RpcError::InvalidParams(
+            "a limit of 0 bytes: leave it out to have no limit".into(),
+        ));
+    }
+    if let (Some(soft), Some(hard)) = (quota.soft, quota.hard) {
+        if soft > hard {
+            return Err(RpcError::InvalidParams(
+                "the soft limit is above the hard limit".into(),
+            ));
+        }
+    }
+    let repo = admin_repo(app, identity, &artifact_id).await?;
+    crate::usage::set_quota(&repo, quota).await?;
+    Ok(json!({"soft_limit_bytes": quota.soft, "hard_limit_bytes": quota.hard}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct UsageParams {
     #[serde(default)]
     artifact_id: Option<String>,
@@ -228,8 +277,12 @@ pub(super) async fn get_usage(
             let Some((usage, _)) = usage_of(&repo).await? else {
                 return Err(RpcError::NotFound(format!("no repository {}", repo.id)));
             };
+            let own = repo.snapshot().await.map(|s| s.quota).unwrap_or_default();
+            let quota = crate::quota::effective(own, app.config.default_quota);
             Ok(
-                json!({"bytes": usage.total(), "pack_bytes": usage.pack_bytes, "lfs_bytes": usage.lfs_bytes}),
+                json!({"bytes": usage.total(), "pack_bytes": usage.pack_bytes,
+                "lfs_bytes": usage.lfs_bytes, "soft_limit_bytes": quota.soft,
+                "hard_limit_bytes": quota.hard}),
             )
         }
         (None, Some(workspace)) => {

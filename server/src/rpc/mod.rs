@@ -45,6 +45,8 @@ pub mod code {
     pub const CONFLICT: i64 = -32009;
     /// The repository's push policy refuses the write.
     pub const POLICY: i64 = -32010;
+    /// The write would pass the repository's hard limit.
+    pub const QUOTA: i64 = -32011;
     /// The server has no memory for the answer now: try again.
     pub const BUSY: i64 = -32029;
 }
@@ -59,7 +61,7 @@ pub enum RpcError {
     #[error("{0}")]
     InvalidRequest(&'static str),
     /// No such method.
-    #[error("unknown method {0:?}; the methods are enable_git, get_git_url, add_webhook, list_webhooks, update_webhook, remove_webhook, list_deliveries, redeliver, add_mirror, list_mirrors, remove_mirror, sync_mirror, log, show, diff, read_file, list_files, commit_files, lfs_placement, restore, create_snapshot, list_snapshots, list_refs, list_branches, create_branch, delete_branch, create_tag, delete_tag, set_push_policy, get_push_policy, validate_push_policy, create_pr, get_pr, list_prs, update_pr, close_pr, reopen_pr, get_diff, submit_review, list_reviews, merge_pr, bundle, add_upstream, list_upstreams, sync_upstream, remove_upstream, import_repository, git_status, list_repositories, delete_repository, restore_repository, disable_git, get_usage, list_lfs_files, delete_lfs_files, squash_history, set_git_settings and commit_version")]
+    #[error("unknown method {0:?}; the methods are enable_git, get_git_url, add_webhook, list_webhooks, update_webhook, remove_webhook, list_deliveries, redeliver, add_mirror, list_mirrors, remove_mirror, sync_mirror, log, show, diff, read_file, list_files, commit_files, lfs_placement, restore, create_snapshot, list_snapshots, list_refs, list_branches, create_branch, delete_branch, create_tag, delete_tag, set_push_policy, get_push_policy, validate_push_policy, create_pr, get_pr, list_prs, update_pr, close_pr, reopen_pr, get_diff, submit_review, list_reviews, merge_pr, bundle, add_upstream, list_upstreams, sync_upstream, remove_upstream, import_repository, git_status, list_repositories, delete_repository, restore_repository, disable_git, get_usage, set_quota, list_lfs_files, delete_lfs_files, squash_history, set_git_settings and commit_version")]
     MethodNotFound(String),
     /// The params do not fit the method.
     #[error("invalid params: {0}")]
@@ -82,6 +84,9 @@ pub enum RpcError {
     /// The repository's push policy refuses the write (the reason as git would show it).
     #[error("{0}")]
     Policy(String),
+    /// The write would pass the repository's hard limit.
+    #[error("{0}")]
+    Quota(String),
     /// The server failed; the message says where.
     #[error("{0}")]
     Internal(String),
@@ -103,6 +108,7 @@ impl RpcError {
             RpcError::NotFound(_) => code::NOT_FOUND,
             RpcError::Conflict(_) | RpcError::Stale(_) => code::CONFLICT,
             RpcError::Policy(_) => code::POLICY,
+            RpcError::Quota(_) => code::QUOTA,
             RpcError::Internal(_) => code::INTERNAL,
             RpcError::Busy => code::BUSY,
         }
@@ -175,6 +181,7 @@ fn landing_error(
     match (rejection, refused) {
         (_, Some(Refused::Objects(reason))) => RpcError::InvalidParams(reason),
         (_, Some(Refused::Storage(reason))) => RpcError::Internal(reason),
+        (_, Some(Refused::Quota(reason))) => RpcError::Quota(reason),
         (Rejection::Policy(reason), None) => RpcError::Policy(reason),
         (Rejection::Unknown, None) => RpcError::Internal(Rejection::Unknown.to_string()),
         (rejection, None) => RpcError::Internal(rejection.to_string()),
@@ -314,6 +321,7 @@ async fn answer(
         }
         "restore_repository" => lifecycle::restore_repository(app, identity.as_ref(), params).await,
         "get_usage" => lifecycle::get_usage(app, identity.as_ref(), params).await,
+        "set_quota" => lifecycle::set_quota(app, identity.as_ref(), params).await,
         "list_lfs_files" => reclaim::list_lfs_files(app, identity.as_ref(), params).await,
         "delete_lfs_files" => reclaim::delete_lfs_files(app, identity.as_ref(), params).await,
         "squash_history" => reclaim::squash_history(app, identity.as_ref(), params).await,
@@ -344,6 +352,7 @@ impl From<RpcError> for crate::response::HttpError {
             RpcError::NotFound(m) => HttpError::NotFound(m),
             RpcError::Conflict(m) | RpcError::Stale(m) => HttpError::Conflict(m),
             RpcError::Policy(m) => HttpError::Forbidden(m),
+            RpcError::Quota(m) => HttpError::QuotaExceeded(m),
             RpcError::Internal(m) => HttpError::Internal(m),
             RpcError::Busy => HttpError::Busy,
         }
