@@ -252,6 +252,13 @@ impl StorageKeys {
         }
     }
 
+    /// `.quota/{workspace}.json`: a workspace's limits on what its repositories store
+    /// together (`{soft_limit_bytes, hard_limit_bytes}`). Written (`Overwrite`) by
+    /// `set_quota {workspace}`; read by writers, cached for half a minute.
+    pub fn workspace_quota(&self, workspace: &str) -> String {
+        format!("{}.quota/{workspace}.json", self.root)
+    }
+
     /// The folder of a workspace's artifacts (`{workspace}/artifacts/`): its folders are the
     /// aliases.
     pub fn artifacts_dir(&self, workspace: &str) -> String {

@@ -127,6 +127,8 @@ pub struct Config {
     pub deleted_retention: std::time::Duration,
     /// The limits of repositories that have none of their own.
     pub default_quota: refs::Quota,
+    /// The limits of workspaces that have none of their own.
+    pub default_workspace_quota: refs::Quota,
 }
 
 /// The running server: its fixed [`Config`] and the services every request uses (storage
@@ -151,6 +153,8 @@ pub struct App {
     pub events: Arc<events::dispatcher::Dispatcher>,
     /// What readers may see of recently read repositories.
     pub visible: crate::visible::VisibleCache,
+    /// Workspaces' limits and usage, as this replica last counted them.
+    pub workspaces: crate::quota::Workspaces,
 }
 
 impl App {

@@ -480,6 +480,14 @@ pub struct ServeArgs {
     /// gave it its own limit.
     #[arg(long, env = "ARTIFACT_GIT_DEFAULT_HARD_LIMIT", value_parser = parse_size)]
     pub default_hard_limit: Option<u64>,
+    /// Warn writes to a workspace whose repositories store more than this together, unless
+    /// `set_quota {workspace}` gave it its own limit.
+    #[arg(long, env = "ARTIFACT_GIT_DEFAULT_WORKSPACE_SOFT_LIMIT", value_parser = parse_size)]
+    pub default_workspace_soft_limit: Option<u64>,
+    /// Refuse writes that would make a workspace's repositories store more than this
+    /// together, unless `set_quota {workspace}` gave it its own limit.
+    #[arg(long, env = "ARTIFACT_GIT_DEFAULT_WORKSPACE_HARD_LIMIT", value_parser = parse_size)]
+    pub default_workspace_hard_limit: Option<u64>,
     #[command(flatten)]
     pub maintenance: MaintenanceArgs,
     #[command(flatten)]
@@ -698,6 +706,10 @@ pub fn build(
             soft: args.default_soft_limit,
             hard: args.default_hard_limit,
         },
+        default_workspace_quota: refs::Quota {
+            soft: args.default_workspace_soft_limit,
+            hard: args.default_workspace_hard_limit,
+        },
         fsck: match args.fsck_strict {
             true => objectstore::fsck::Rules::Strict,
             false => objectstore::fsck::Rules::Default,
@@ -713,6 +725,7 @@ pub fn build(
         budget,
         maintenance,
         visible: Default::default(),
+        workspaces: Default::default(),
     });
     Ok(Built { app, admin_token })
 }

@@ -341,7 +341,15 @@ async fn within_quota(
     let (mut adding, mut warning) = (0u64, None);
     for object in objects.iter_mut().filter(|o| uploading(o)) {
         let size = u64::try_from(object.size).unwrap_or(u64::MAX);
-        match crate::quota::check(quota, snapshot.usage, adding.saturating_add(size)) {
+        let verdict = crate::landing::quota_verdict(
+            app,
+            repo,
+            quota,
+            snapshot.usage,
+            adding.saturating_add(size),
+        )
+        .await;
+        match verdict {
             crate::quota::Verdict::Refuse(why) => {
                 object.actions.clear();
                 object.authenticated = None;

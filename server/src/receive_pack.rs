@@ -219,7 +219,9 @@ pub async fn handle(
             tracing::warn!(repo = %repo.id, error = %reason, "push refused");
             let why = match quota_binds && reason.contains("request body is larger than") {
                 true => match crate::quota::check(quota, snapshot.usage, body_limit) {
-                    crate::quota::Verdict::Refuse(why) => Refused::Quota(why),
+                    crate::quota::Verdict::Refuse(why) => {
+                        Refused::Quota(format!("repository {why}"))
+                    }
                     _ => Refused::Objects(reason),
                 },
                 false => Refused::Objects(reason),

@@ -570,7 +570,9 @@ fn quotas(backend: &Backend) {
         json!({"artifact_id": "lab/q", "hard_limit_bytes": 0}),
         json!({"artifact_id": "lab/q", "hard_limit_bytes": -5}),
         json!({"artifact_id": "lab/q", "soft_limit_bytes": 10, "hard_limit_bytes": 5}),
-        json!({"workspace": "lab", "hard_limit_bytes": 5}),
+        json!({"workspace": "lab", "hard_limit_bytes": 0}),
+        json!({"workspace": "../x", "hard_limit_bytes": 5}),
+        json!({"hard_limit_bytes": 5}),
     ] {
         let refused = server.rpc(Some(&admin), "set_quota", bad.clone());
         assert_eq!(refused["error"]["code"], -32602, "{bad}: {refused}");
@@ -668,6 +670,39 @@ fn quotas(backend: &Backend) {
         json!({"artifact_id": "lab/q"}),
     );
     git.ok(&src, &["push", "-q", &url, "main"]);
+
+    // A workspace's limit holds over all its repositories.
+    let writer = server.token("lab", None, "rw");
+    let refused = server.rpc(
+        Some(&writer),
+        "set_quota",
+        json!({"workspace": "lab", "hard_limit_bytes": 5}),
+    );
+    assert!(refused.get("error").is_some(), "{refused}");
+    let total = call(&server, &admin, "get_usage", json!({"workspace": "lab"}))["bytes"]
+        .as_u64()
+        .unwrap();
+    call(
+        &server,
+        &admin,
+        "set_quota",
+        json!({"workspace": "lab", "hard_limit_bytes": total + 200_000}),
+    );
+    let shown = call(&server, &admin, "get_usage", json!({"workspace": "lab"}));
+    assert_eq!(
+        shown["hard_limit_bytes"].as_u64(),
+        Some(total + 200_000),
+        "{shown}"
+    );
+    server.init("lab/other");
+    let other = server.url_with_token("lab/other", &admin);
+    std::fs::write(src.join("d.dat"), rng.bytes(500_000)).unwrap();
+    git.ok(&src, &["add", "d.dat"]);
+    git.ok(&src, &["commit", "-q", "-m", "d"]);
+    let out = git.fails(&src, &["push", &other, "main"]);
+    assert!(out.contains("workspace lab quota exceeded"), "{out}");
+    call(&server, &admin, "set_quota", json!({"workspace": "lab"}));
+    git.ok(&src, &["push", "-q", &other, "main"]);
 }
 
 backend_tests!(quotas);

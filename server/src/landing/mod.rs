@@ -301,7 +301,7 @@ pub async fn land(app: &App, repo: &Repo, db: ObjectDb, landing: Landing) -> Lan
             refs::UsageChange::Add { pack_bytes, .. } => pack_bytes.max(0) as u64,
             _ => 0,
         };
-        match crate::quota::check(quota, seen.usage, bytes) {
+        match quota_verdict(app, repo, quota, seen.usage, bytes).await {
             crate::quota::Verdict::Fine => {}
             crate::quota::Verdict::Warn(w) => warnings.push(w),
             crate::quota::Verdict::Refuse(why) => {
@@ -333,6 +333,12 @@ pub async fn land(app: &App, repo: &Repo, db: ObjectDb, landing: Landing) -> Lan
         results[*i] = result;
     }
     // 7. Afterwards.
+    if let (true, refs::UsageChange::Add { pack_bytes, .. }) =
+        (results.iter().any(Result::is_ok), added)
+    {
+        app.workspaces
+            .add(&repo.id.workspace, pack_bytes.max(0) as u64);
+    }
     repoint_unborn_head(repo, seen.as_ref(), &updates, &results).await;
     app.maintenance
         .after_push(repo.clone(), db.packs().len() + 1);
@@ -341,6 +347,37 @@ pub async fn land(app: &App, repo: &Repo, db: ObjectDb, landing: Landing) -> Lan
         results,
         warnings,
     }
+}
+
+/// The verdict of the repository's limits and its workspace's on adding `bytes`.
+pub async fn quota_verdict(
+    app: &App,
+    repo: &Repo,
+    quota: refs::Quota,
+    usage: refs::Usage,
+    bytes: u64,
+) -> crate::quota::Verdict {
+    use crate::quota::{check, stricter, Verdict};
+    let own = match check(quota, usage, bytes) {
+        Verdict::Refuse(why) => Verdict::Refuse(format!("repository {why}")),
+        Verdict::Warn(w) => Verdict::Warn(w),
+        Verdict::Fine => Verdict::Fine,
+    };
+    let ws = &repo.id.workspace;
+    let defaults = app.config.default_workspace_quota;
+    let shared = match app.workspaces.state(&app.storage, ws, defaults).await {
+        Ok((quota, usage)) => match check(quota, usage, bytes) {
+            Verdict::Refuse(why) => Verdict::Refuse(format!("workspace {ws} {why}")),
+            Verdict::Warn(w) => Verdict::Warn(format!("workspace {ws}: {w}")),
+            Verdict::Fine => Verdict::Fine,
+        },
+        Err(e) => {
+            // The workspace's limits cannot be read: the repository's own still hold.
+            tracing::warn!(repo = %repo.id, error = %e, "the workspace's quota could not be read");
+            Verdict::Fine
+        }
+    };
+    stricter(own, shared)
 }
 
 /// What the published pack adds to the repository's usage: its `.pack` and `.idx` files.

@@ -216,21 +216,16 @@ struct QuotaParams {
     hard_limit_bytes: Option<u64>,
 }
 
-/// `set_quota {artifact_id, soft_limit_bytes?, hard_limit_bytes?}`: the repository's own
-/// limits on what it stores (packs and LFS objects); an absent limit is none (the server's
-/// default then applies).
+/// `set_quota {artifact_id | workspace, soft_limit_bytes?, hard_limit_bytes?}`: the
+/// repository's own limits on what it stores (packs and LFS objects), or the workspace's on
+/// what its repositories store together; an absent limit is none (the server's default then
+/// applies).
 pub(super) async fn set_quota(
     app: &Arc<App>,
     identity: Option<&Grants>,
     p: Value,
 ) -> Result<Value, RpcError> {
     let p: QuotaParams = params(p)?;
-    let Some(artifact_id) = p.artifact_id else {
-        return Err(RpcError::InvalidParams(match p.workspace {
-            Some(_) => "workspace quotas are not supported yet: set each repository's, or the server's defaults (--default-soft-limit, --default-hard-limit)".into(),
-            None => "give an artifact_id".into(),
-        }));
-    };
     let quota = refs::Quota {
         soft: p.soft_limit_bytes,
         hard: p.hard_limit_bytes,
@@ -247,9 +242,40 @@ pub(super) async fn set_quota(
             ));
         }
     }
-    let repo = admin_repo(app, identity, &artifact_id).await?;
-    crate::usage::set_quota(&repo, quota).await?;
+    match (p.artifact_id, p.workspace) {
+        (Some(artifact_id), None) => {
+            let repo = admin_repo(app, identity, &artifact_id).await?;
+            crate::usage::set_quota(&repo, quota).await?;
+        }
+        (None, Some(workspace)) => {
+            workspace_admin(identity, &workspace)?;
+            let limits = crate::quota::WorkspaceLimits {
+                soft_limit_bytes: quota.soft,
+                hard_limit_bytes: quota.hard,
+            };
+            crate::quota::write_limits(&app.storage, &workspace, limits).await?;
+            app.workspaces.forget(&workspace);
+        }
+        _ => {
+            return Err(RpcError::InvalidParams(
+                "give an artifact_id or a workspace".into(),
+            ))
+        }
+    }
     Ok(json!({"soft_limit_bytes": quota.soft, "hard_limit_bytes": quota.hard}))
+}
+
+/// Refuse a caller without `a` on all of `workspace`.
+fn workspace_admin(identity: Option<&Grants>, workspace: &str) -> Result<(), RpcError> {
+    if !valid_name(workspace) {
+        return Err(RpcError::InvalidParams("invalid workspace name".into()));
+    }
+    match identity.and_then(|g| g.workspace_level(workspace)) >= Some(Access::Admin) {
+        true => Ok(()),
+        false => Err(RpcError::Forbidden(format!(
+            "this needs a token with `a` on the workspace {workspace}"
+        ))),
+    }
 }
 
 #[derive(Deserialize)]
@@ -286,14 +312,7 @@ pub(super) async fn get_usage(
             )
         }
         (None, Some(workspace)) => {
-            if !valid_name(&workspace) {
-                return Err(RpcError::InvalidParams("invalid workspace name".into()));
-            }
-            if identity.and_then(|g| g.workspace_level(&workspace)) < Some(Access::Admin) {
-                return Err(RpcError::Forbidden(format!(
-                    "usage of a workspace needs a token with `a` on {workspace}"
-                )));
-            }
+            workspace_admin(identity, &workspace)?;
             let keys = app.storage.keys();
             let aliases = app
                 .storage
@@ -317,9 +336,14 @@ pub(super) async fn get_usage(
                 }
             }
             crate::metrics::workspace_usage(&workspace, total.total());
+            let own = crate::quota::read_limits(&app.storage, &workspace)
+                .await?
+                .quota();
+            let quota = crate::quota::effective(own, app.config.default_workspace_quota);
             Ok(
                 json!({"bytes": total.total(), "pack_bytes": total.pack_bytes,
-                "lfs_bytes": total.lfs_bytes, "repositories": repositories}),
+                "lfs_bytes": total.lfs_bytes, "repositories": repositories,
+                "soft_limit_bytes": quota.soft, "hard_limit_bytes": quota.hard}),
             )
         }
         _ => Err(RpcError::InvalidParams(
