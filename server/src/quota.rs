@@ -134,6 +134,9 @@ impl Workspaces {
             true => Usage::default(),
             false => count(storage, workspace).await?,
         };
+        if quota != Quota::default() {
+            crate::metrics::workspace_usage(workspace, usage.total());
+        }
         self.lock()
             .insert(workspace.to_owned(), (Instant::now(), quota, usage));
         Ok((quota, usage))

@@ -64,13 +64,19 @@ pub(crate) async fn delete_repository(
     };
     let by = identity.and_then(|g| g.subject.clone());
     let stone = lifecycle::delete(app, &repo, by, retention).await?;
-    let purged = match p.purge {
-        true => Some(lifecycle::purge(app, &repo).await?),
-        false => None,
-    };
+    if p.purge {
+        // In the background (a large repository's keys take a while); if this replica dies
+        // first, any replica's purger finishes it.
+        let app = app.clone();
+        tokio::spawn(async move {
+            if let Err(e) = lifecycle::purge(&app, &repo).await {
+                tracing::warn!(repo = %repo.id, error = %e, "purging a repository failed");
+            }
+        });
+    }
     Ok(json!({
         "deleted": true,
-        "purged_keys": purged,
+        "purging": p.purge,
         "restorable_until": (!p.purge).then_some(stone.purge_after),
     }))
 }
