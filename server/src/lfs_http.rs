@@ -337,18 +337,20 @@ async fn within_quota(
         return Ok(None);
     }
     let snapshot = repo.snapshot().await.map_err(|e| internal(repo, e))?;
+    let workspace = app
+        .workspaces
+        .state(
+            &app.storage,
+            &repo.id.workspace,
+            app.config.default_workspace_quota,
+        )
+        .await;
     let quota = crate::quota::effective(snapshot.quota, app.config.default_quota);
     let (mut adding, mut warning) = (0u64, None);
     for object in objects.iter_mut().filter(|o| uploading(o)) {
         let size = u64::try_from(object.size).unwrap_or(u64::MAX);
-        let verdict = crate::landing::quota_verdict(
-            app,
-            repo,
-            quota,
-            snapshot.usage,
-            adding.saturating_add(size),
-        )
-        .await;
+        let bytes = adding.saturating_add(size);
+        let verdict = crate::landing::quota_verdict(repo, quota, snapshot.usage, bytes, &workspace);
         match verdict {
             crate::quota::Verdict::Refuse(why) => {
                 object.actions.clear();

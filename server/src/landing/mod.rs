@@ -200,7 +200,13 @@ pub async fn land(app: &App, repo: &Repo, db: ObjectDb, landing: Landing) -> Lan
             None => repo.push_policy().await,
         }
     };
-    let (verified, push_policy) = tokio::join!(verify, read_policy);
+    // The workspace's limits and usage too (counted at most every 30 s).
+    let workspace = app.workspaces.state(
+        &app.storage,
+        &repo.id.workspace,
+        app.config.default_workspace_quota,
+    );
+    let (verified, push_policy, workspace) = tokio::join!(verify, read_policy, workspace);
     let push_policy = match push_policy {
         Ok(p) => p,
         Err(e) => {
@@ -301,7 +307,7 @@ pub async fn land(app: &App, repo: &Repo, db: ObjectDb, landing: Landing) -> Lan
             refs::UsageChange::Add { pack_bytes, .. } => pack_bytes.max(0) as u64,
             _ => 0,
         };
-        match quota_verdict(app, repo, quota, seen.usage, bytes).await {
+        match quota_verdict(repo, quota, seen.usage, bytes, &workspace) {
             crate::quota::Verdict::Fine => {}
             crate::quota::Verdict::Warn(w) => warnings.push(w),
             crate::quota::Verdict::Refuse(why) => {
@@ -349,24 +355,23 @@ pub async fn land(app: &App, repo: &Repo, db: ObjectDb, landing: Landing) -> Lan
     }
 }
 
-/// The verdict of the repository's limits and its workspace's on adding `bytes`.
-pub async fn quota_verdict(
-    app: &App,
+/// The verdict of the repository's limits and its workspace's (`workspace`: its limits and
+/// usage as counted) on adding `bytes`.
+pub fn quota_verdict(
     repo: &Repo,
     quota: refs::Quota,
     usage: refs::Usage,
     bytes: u64,
+    workspace: &Result<(refs::Quota, refs::Usage), objectstore::bucket::Error>,
 ) -> crate::quota::Verdict {
     use crate::quota::{check, stricter, Verdict};
     let own = match check(quota, usage, bytes) {
         Verdict::Refuse(why) => Verdict::Refuse(format!("repository {why}")),
-        Verdict::Warn(w) => Verdict::Warn(w),
-        Verdict::Fine => Verdict::Fine,
+        other => other,
     };
     let ws = &repo.id.workspace;
-    let defaults = app.config.default_workspace_quota;
-    let shared = match app.workspaces.state(&app.storage, ws, defaults).await {
-        Ok((quota, usage)) => match check(quota, usage, bytes) {
+    let shared = match workspace {
+        Ok((quota, usage)) => match check(*quota, *usage, bytes) {
             Verdict::Refuse(why) => Verdict::Refuse(format!("workspace {ws} {why}")),
             Verdict::Warn(w) => Verdict::Warn(format!("workspace {ws}: {w}")),
             Verdict::Fine => Verdict::Fine,
