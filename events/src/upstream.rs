@@ -672,6 +672,17 @@ impl UpstreamState {
     }
 }
 
+/// Compare-and-swap attempts on one state before giving up.
+const CAS_ATTEMPTS: u32 = 32;
+
+/// A random wait before attempt `attempt + 1`: up to 5 ms doubled each time, at most 250 ms.
+fn cas_backoff(attempt: u32) -> Duration {
+    let ceiling = (5u64 << attempt.min(6)).min(250);
+    let mut b = [0u8; 2];
+    let _ = getrandom::getrandom(&mut b);
+    Duration::from_millis(u64::from(u16::from_le_bytes(b)) % (ceiling + 1))
+}
+
 /// Upstream states in the bucket, changed by compare-and-swap.
 #[derive(Debug, Clone)]
 pub struct UpstreamStates {
@@ -719,7 +730,7 @@ impl UpstreamStates {
     where
         S: Default + Serialize + for<'de> Deserialize<'de>,
     {
-        for _ in 0..16 {
+        for attempt in 0..CAS_ATTEMPTS {
             let (mut state, mode) = self.read::<S>(key).await?;
             let Some(out) = change(&mut state) else {
                 return Ok(None);
@@ -727,7 +738,11 @@ impl UpstreamStates {
             let data = serde_json::to_vec(&state).unwrap_or_default();
             match self.bucket.put(key, data.into(), mode).await {
                 Ok(_) => return Ok(Some((out, state))),
-                Err(bucket::Error::PreconditionFailed(_)) => continue,
+                // Lost to a concurrent writer (a burst of webhooks, a lease renewal): wait a
+                // little, at random, so the contenders spread out, and read again.
+                Err(bucket::Error::PreconditionFailed(_)) => {
+                    tokio::time::sleep(cas_backoff(attempt)).await
+                }
                 Err(e) => return Err(e),
             }
         }
