@@ -149,11 +149,10 @@ fn follows_an_upstream(backend: &Backend) {
         remote_ref(&git, work.path(), &down_url, "refs/heads/main"),
         git.rev(&src, "main")
     );
+    // One commit costs one small pack (0 when a later sync, asked meanwhile, found nothing
+    // new: the last sync's figure is shown).
     let pack_bytes = status["status"]["last_pack_bytes"].as_u64().unwrap();
-    assert!(
-        pack_bytes > 0 && pack_bytes < 2048,
-        "one commit, {pack_bytes} bytes"
-    );
+    assert!(pack_bytes < 2048, "one commit, {pack_bytes} bytes");
     assert_eq!(status["status"]["last_webhook"]["outcome"], "accepted");
     // The same delivery again is a replay.
     assert_eq!(
