@@ -758,8 +758,8 @@ impl UpstreamStates {
         self.update_at(&self.keys.endpoint_state(id), change).await
     }
 
-    /// Take (or renew) the repository's sync lease for `upstream` until `until_ms`, unless
-    /// another replica holds it at `now_ms`; whether this replica holds it now.
+    /// Take the repository's sync lease for `upstream` until `until_ms`, unless a sync holds
+    /// it at `now_ms` (this replica's too: one sync at a time); whether it was taken.
     pub async fn take_lease(
         &self,
         replica: &str,
@@ -767,9 +767,35 @@ impl UpstreamStates {
         now_ms: u64,
         until_ms: u64,
     ) -> Result<bool, bucket::Error> {
+        self.lease_if(replica, upstream, until_ms, |l| !l.is_held(now_ms))
+            .await
+    }
+
+    /// Extend the lease `replica` holds for `upstream` until `until_ms`; false when it does
+    /// not hold it any more.
+    pub async fn renew_lease(
+        &self,
+        replica: &str,
+        upstream: &str,
+        now_ms: u64,
+        until_ms: u64,
+    ) -> Result<bool, bucket::Error> {
+        self.lease_if(replica, upstream, until_ms, |l| {
+            l.is_held(now_ms) && l.replica == replica && l.upstream == upstream
+        })
+        .await
+    }
+
+    async fn lease_if(
+        &self,
+        replica: &str,
+        upstream: &str,
+        until_ms: u64,
+        allowed: impl Fn(&SyncLease) -> bool,
+    ) -> Result<bool, bucket::Error> {
         let taken = self
             .update_at(&self.keys.endpoint_state(LEASE_KEY), |l: &mut SyncLease| {
-                if l.is_held(now_ms) && (l.replica != replica || l.upstream != upstream) {
+                if !allowed(l) {
                     return None;
                 }
                 *l = SyncLease {

@@ -181,7 +181,7 @@ async fn renew(
         tokio::time::sleep(RENEW_EVERY.min(lease / 3)).await;
         let now = now_ms();
         let renewed = states
-            .take_lease(&replica, &upstream, now, now + lease.as_millis() as u64)
+            .renew_lease(&replica, &upstream, now, now + lease.as_millis() as u64)
             .await;
         let recorded = states
             .update(&upstream, |s| {
@@ -232,7 +232,7 @@ async fn give_back(
         true => {
             let now = now_ms();
             let until = now + lease.as_millis() as u64;
-            Ok(states.take_lease(replica, upstream, now, until).await?)
+            Ok(states.renew_lease(replica, upstream, now, until).await?)
         }
         false => {
             states.release_lease(replica).await?;
@@ -607,6 +607,8 @@ mod tests {
         assert!(again);
         assert_eq!(take_lease(&states, "u", "b", lease).await?, None);
         // Done with nothing asked meanwhile: free, and the state says how it went.
+        // (The lease was kept for the sync asked meanwhile: given back after it.)
+        states.release_lease("a").await?;
         let second = take_lease(&states, "u", "a", lease)
             .await?
             .unwrap_or_default();
@@ -620,10 +622,12 @@ mod tests {
         );
         assert_eq!(state.syncs, 1);
         assert!(!state.is_due(now_ms()));
-        // One sync of a repository at a time: another upstream of it waits too.
+        // One sync of a repository at a time: another upstream of it waits too, and so does
+        // a second sync of the same upstream on the same replica.
         assert!(take_lease(&states, "u", "a", lease).await?.is_some());
         assert_eq!(take_lease(&states, "v", "a", lease).await?, None);
         assert_eq!(take_lease(&states, "v", "b", lease).await?, None);
+        assert_eq!(take_lease(&states, "u", "a", lease).await?, None);
         // A lease that ran out (its replica died) is taken over.
         states.release_lease("a").await?;
         take_lease(&states, "u", "a", Duration::ZERO).await?;
