@@ -737,3 +737,30 @@ impl Scratch {
         }
     }
 }
+
+/// The first upstream of `repo` (in workspace `lab`) as `list_upstreams` shows it.
+pub fn upstream_status(server: &Server, repo: &str) -> serde_json::Value {
+    server.call(
+        "lab",
+        "list_upstreams",
+        serde_json::json!({"artifact_id": repo}),
+    )["upstreams"][0]
+        .clone()
+}
+
+/// Wait up to `max` until that upstream has finished `syncs` syncs and is not syncing; its
+/// status then.
+pub fn wait_for_syncs(
+    server: &Server,
+    repo: &str,
+    syncs: u64,
+    max: std::time::Duration,
+) -> serde_json::Value {
+    let mut last = serde_json::Value::Null;
+    let done = crate::eventually(max, || {
+        last = upstream_status(server, repo);
+        last["status"]["syncs"].as_u64().unwrap_or(0) >= syncs && last["status"]["syncing"] == false
+    });
+    assert!(done, "{syncs} syncs: {last}");
+    last
+}

@@ -3,15 +3,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use artifact_git_e2e::*;
-
-fn call(server: &Server, token: &str, method: &str, params: Value) -> Value {
-    let answer = server.rpc(Some(token), method, params);
-    assert!(answer.get("error").is_none(), "{method}: {answer}");
-    answer["result"].clone()
-}
 
 fn keys_of(server: &Server, repo: &str) -> Vec<String> {
     let (ws, alias) = repo.split_once('/').unwrap();
@@ -58,9 +52,8 @@ fn lifecycle(backend: &Backend) {
     let before = git.ok(work.path(), &["ls-remote", &url]);
 
     // Listed, with sizes, a page at a time; only for the workspace's admins.
-    let page = call(
-        &server,
-        &admin,
+    let page = server.call(
+        "lab",
         "list_repositories",
         json!({"workspace": "lab", "limit": 1}),
     );
@@ -71,9 +64,8 @@ fn lifecycle(backend: &Backend) {
     assert!(page["repositories"][0]["pack_bytes"].as_u64().unwrap() > 0);
     assert_eq!(page["repositories"][0]["lfs_bytes"], 300_000);
     let next = page["next_cursor"].as_str().unwrap().to_owned();
-    let rest = call(
-        &server,
-        &admin,
+    let rest = server.call(
+        "lab",
         "list_repositories",
         json!({"workspace": "lab", "cursor": next}),
     );
@@ -96,9 +88,8 @@ fn lifecycle(backend: &Backend) {
     }
 
     // Deleted: not found on every route and every replica at once, and nothing lands.
-    let deleted = call(
-        &server,
-        &admin,
+    let deleted = server.call(
+        "lab",
         "delete_repository",
         json!({"artifact_id": "lab/doomed"}),
     );
@@ -123,12 +114,7 @@ fn lifecycle(backend: &Backend) {
         json!({"artifact_id": "lab/doomed"}),
     );
     assert_eq!(again["error"]["code"], -32004, "{again}");
-    let listed = call(
-        &server,
-        &admin,
-        "list_repositories",
-        json!({"workspace": "lab"}),
-    );
+    let listed = server.call("lab", "list_repositories", json!({"workspace": "lab"}));
     assert_eq!(listed["repositories"][0]["deleted"], true, "{listed}");
     let enable = server.rpc(
         Some(&admin),
@@ -138,9 +124,8 @@ fn lifecycle(backend: &Backend) {
     assert_eq!(enable["error"]["code"], -32009, "{enable}");
 
     // Restored: exactly as it was.
-    call(
-        &replica,
-        &admin,
+    replica.call(
+        "lab",
         "restore_repository",
         json!({"artifact_id": "lab/doomed"}),
     );
@@ -161,9 +146,8 @@ fn lifecycle(backend: &Backend) {
     // Deleted with purge: no key of it is left; the other repository is untouched.
     let other_keys = keys_of(&server, "lab/other");
     assert!(!keys_of(&server, "lab/doomed").is_empty());
-    let purged = call(
-        &server,
-        &admin,
+    let purged = server.call(
+        "lab",
         "delete_repository",
         json!({"artifact_id": "lab/doomed", "purge": true}),
     );
@@ -179,12 +163,7 @@ fn lifecycle(backend: &Backend) {
         json!({"artifact_id": "lab/doomed"}),
     );
     assert_eq!(gone["error"]["code"], -32004, "{gone}");
-    let listed = call(
-        &server,
-        &admin,
-        "list_repositories",
-        json!({"workspace": "lab"}),
-    );
+    let listed = server.call("lab", "list_repositories", json!({"workspace": "lab"}));
     let ids: Vec<&str> = listed["repositories"]
         .as_array()
         .unwrap()
@@ -193,12 +172,7 @@ fn lifecycle(backend: &Backend) {
         .collect();
     assert_eq!(ids, ["lab/other"]);
     // The alias can be used again.
-    call(
-        &server,
-        &admin,
-        "enable_git",
-        json!({"artifact_id": "lab/doomed"}),
-    );
+    server.call("lab", "enable_git", json!({"artifact_id": "lab/doomed"}));
 }
 
 backend_tests!(lifecycle);
@@ -228,9 +202,8 @@ fn purged_after_the_retention(backend: &Backend) {
             "main",
         ],
     );
-    call(
-        &server,
-        &admin,
+    server.call(
+        "lab",
         "delete_repository",
         json!({"artifact_id": "lab/short"}),
     );
@@ -248,13 +221,8 @@ fn purged_after_the_retention(backend: &Backend) {
 
 backend_tests!(purged_after_the_retention);
 
-fn repo_size(server: &Server, token: &str, repo: &str) -> (u64, u64) {
-    let listed = call(
-        server,
-        token,
-        "list_repositories",
-        json!({"workspace": "lab"}),
-    );
+fn repo_size(server: &Server, repo: &str) -> (u64, u64) {
+    let listed = server.call("lab", "list_repositories", json!({"workspace": "lab"}));
     let entry = listed["repositories"]
         .as_array()
         .unwrap()
@@ -291,14 +259,9 @@ fn storage_is_reclaimed(backend: &Backend) {
     git.ok(&src, &["add", "."]);
     commit_file(&git, &src, "a.txt", "a\n", "with the large files");
     git.ok(&src, &["push", "-q", &url, "main"]);
-    let (packs_before, lfs_before) = repo_size(&server, &admin, "lab/r");
+    let (packs_before, lfs_before) = repo_size(&server, "lab/r");
     assert_eq!(lfs_before, 500_000);
-    let listed = call(
-        &server,
-        &admin,
-        "list_lfs_files",
-        json!({"artifact_id": "lab/r"}),
-    );
+    let listed = server.call("lab", "list_lfs_files", json!({"artifact_id": "lab/r"}));
     assert_eq!(listed["files"][0]["size"], 400_000, "{listed}");
     assert_eq!(listed["files"][0]["path"], "model.bin");
     assert_eq!(listed["files"][0]["referenced"], true);
@@ -310,12 +273,7 @@ fn storage_is_reclaimed(backend: &Backend) {
     std::fs::remove_file(src.join("big.dat")).unwrap();
     git.ok(&src, &["commit", "-q", "-m", "without them"]);
     git.ok(&src, &["push", "-q", "-f", &url, "fresh:main"]);
-    let listed = call(
-        &server,
-        &admin,
-        "list_lfs_files",
-        json!({"artifact_id": "lab/r"}),
-    );
+    let listed = server.call("lab", "list_lfs_files", json!({"artifact_id": "lab/r"}));
     let model = listed["files"]
         .as_array()
         .unwrap()
@@ -332,7 +290,7 @@ fn storage_is_reclaimed(backend: &Backend) {
         report.contains("1 unreferenced LFS objects (400000 bytes) removed"),
         "{report}"
     );
-    let (packs_after, lfs_after) = repo_size(&server, &admin, "lab/r");
+    let (packs_after, lfs_after) = repo_size(&server, "lab/r");
     assert_eq!(lfs_after, 100_000);
     assert!(
         packs_after + 600_000 <= packs_before,
@@ -344,25 +302,20 @@ fn storage_is_reclaimed(backend: &Backend) {
     assert!(clone.join("keep.bin").exists());
 
     // Deleted by API, at once.
-    let keep = call(
-        &server,
-        &admin,
-        "list_lfs_files",
-        json!({"artifact_id": "lab/r"}),
-    )["files"][0]["oid"]
+    let keep = server.call("lab", "list_lfs_files", json!({"artifact_id": "lab/r"}))["files"][0]
+        ["oid"]
         .as_str()
         .unwrap()
         .to_owned();
     let missing = "0".repeat(64);
-    let deleted = call(
-        &server,
-        &admin,
+    let deleted = server.call(
+        "lab",
         "delete_lfs_files",
         json!({"artifact_id": "lab/r", "oids": [keep, missing]}),
     );
     assert_eq!(deleted["bytes"], 100_000, "{deleted}");
     assert_eq!(deleted["not_found"][0], missing.as_str());
-    assert_eq!(repo_size(&server, &admin, "lab/r").1, 0);
+    assert_eq!(repo_size(&server, "lab/r").1, 0);
     let bad = server.rpc(
         Some(&admin),
         "delete_lfs_files",
@@ -382,10 +335,7 @@ fn storage_is_reclaimed(backend: &Backend) {
     }
     git.ok(&src, &["push", "-q", "-f", &url, "fresh:main"]);
     let tree = git.rev(&src, "fresh^{tree}");
-    call(
-        &server,
-        &admin,
-        "set_push_policy",
+    server.call("lab", "set_push_policy",
         json!({"artifact_id": "lab/r", "policy": {"rules": [{"refs": ["refs/heads/main"], "no_force": true}]}}),
     );
     let refused = server.rpc(
@@ -394,15 +344,13 @@ fn storage_is_reclaimed(backend: &Backend) {
         json!({"artifact_id": "lab/r"}),
     );
     assert_eq!(refused["error"]["code"], -32010, "{refused}");
-    call(
-        &server,
-        &admin,
+    server.call(
+        "lab",
         "set_push_policy",
         json!({"artifact_id": "lab/r", "policy": {}}),
     );
-    let squashed = call(
-        &server,
-        &admin,
+    let squashed = server.call(
+        "lab",
         "squash_history",
         json!({"artifact_id": "lab/r", "message": "one commit"}),
     );
@@ -475,16 +423,10 @@ fn usage_follows_every_change(backend: &Backend) {
                 git.ok(&src, &["push", "-q", &url, "main"]);
             }
             2 => {
-                let files = call(
-                    &server,
-                    &admin,
-                    "list_lfs_files",
-                    json!({"artifact_id": "lab/u"}),
-                );
+                let files = server.call("lab", "list_lfs_files", json!({"artifact_id": "lab/u"}));
                 if let Some(oid) = files["files"][0]["oid"].as_str() {
-                    call(
-                        &server,
-                        &admin,
+                    server.call(
+                        "lab",
                         "delete_lfs_files",
                         json!({"artifact_id": "lab/u", "oids": [oid]}),
                     );
@@ -501,12 +443,7 @@ fn usage_follows_every_change(backend: &Backend) {
             }
         }
         steps.push(what);
-        let usage = call(
-            &server,
-            &admin,
-            "get_usage",
-            json!({"artifact_id": "lab/u"}),
-        );
+        let usage = server.call("lab", "get_usage", json!({"artifact_id": "lab/u"}));
         let (packs, lfs) = listed(&server);
         assert_eq!(
             (
@@ -523,13 +460,8 @@ fn usage_follows_every_change(backend: &Backend) {
             "the sequence {steps:?} lacks step kind {kind}"
         );
     }
-    let workspace = call(&server, &admin, "get_usage", json!({"workspace": "lab"}));
-    let one = call(
-        &server,
-        &admin,
-        "get_usage",
-        json!({"artifact_id": "lab/u"}),
-    );
+    let workspace = server.call("lab", "get_usage", json!({"workspace": "lab"}));
+    let one = server.call("lab", "get_usage", json!({"artifact_id": "lab/u"}));
     assert_eq!(workspace["bytes"], one["bytes"], "{workspace}");
     assert!(server
         .metrics_text()
@@ -561,12 +493,7 @@ fn quotas(backend: &Backend) {
     );
     commit_file(&git, &src, "a.txt", "a\n", "first");
     git.ok(&src, &["push", "-q", &url, "main"]);
-    let used = call(
-        &server,
-        &admin,
-        "get_usage",
-        json!({"artifact_id": "lab/q"}),
-    )["bytes"]
+    let used = server.call("lab", "get_usage", json!({"artifact_id": "lab/q"}))["bytes"]
         .as_u64()
         .unwrap();
     for bad in [
@@ -581,18 +508,12 @@ fn quotas(backend: &Backend) {
         assert_eq!(refused["error"]["code"], -32602, "{bad}: {refused}");
     }
     let (soft, hard) = (used + 50_000, used + 400_000);
-    call(
-        &server,
-        &admin,
+    server.call(
+        "lab",
         "set_quota",
         json!({"artifact_id": "lab/q", "soft_limit_bytes": soft, "hard_limit_bytes": hard}),
     );
-    let usage = call(
-        &server,
-        &admin,
-        "get_usage",
-        json!({"artifact_id": "lab/q"}),
-    );
+    let usage = server.call("lab", "get_usage", json!({"artifact_id": "lab/q"}));
     assert_eq!(
         (
             usage["soft_limit_bytes"].as_u64(),
@@ -644,12 +565,7 @@ fn quotas(backend: &Backend) {
     git.ok(&src, &["commit", "-q", "-m", "weights"]);
     let out = git.fails(&src, &["push", &url, "main"]);
     assert!(out.contains("quota exceeded"), "{out}");
-    let files = call(
-        &server,
-        &admin,
-        "list_lfs_files",
-        json!({"artifact_id": "lab/q"}),
-    );
+    let files = server.call("lab", "list_lfs_files", json!({"artifact_id": "lab/q"}));
     assert_eq!(files["total"], 0, "{files}");
     // An API commit past it: its own error code.
     let big = {
@@ -666,12 +582,7 @@ fn quotas(backend: &Backend) {
     );
     assert_eq!(refused["error"]["code"], -32011, "{}", refused["error"]);
     // Raised: the push goes through.
-    call(
-        &server,
-        &admin,
-        "set_quota",
-        json!({"artifact_id": "lab/q"}),
-    );
+    server.call("lab", "set_quota", json!({"artifact_id": "lab/q"}));
     git.ok(&src, &["push", "-q", &url, "main"]);
 
     // A workspace's limit holds over all its repositories.
@@ -682,16 +593,15 @@ fn quotas(backend: &Backend) {
         json!({"workspace": "lab", "hard_limit_bytes": 5}),
     );
     assert!(refused.get("error").is_some(), "{refused}");
-    let total = call(&server, &admin, "get_usage", json!({"workspace": "lab"}))["bytes"]
+    let total = server.call("lab", "get_usage", json!({"workspace": "lab"}))["bytes"]
         .as_u64()
         .unwrap();
-    call(
-        &server,
-        &admin,
+    server.call(
+        "lab",
         "set_quota",
         json!({"workspace": "lab", "hard_limit_bytes": total + 200_000}),
     );
-    let shown = call(&server, &admin, "get_usage", json!({"workspace": "lab"}));
+    let shown = server.call("lab", "get_usage", json!({"workspace": "lab"}));
     assert_eq!(
         shown["hard_limit_bytes"].as_u64(),
         Some(total + 200_000),
@@ -704,7 +614,7 @@ fn quotas(backend: &Backend) {
     git.ok(&src, &["commit", "-q", "-m", "d"]);
     let out = git.fails(&src, &["push", &other, "main"]);
     assert!(out.contains("workspace lab quota exceeded"), "{out}");
-    call(&server, &admin, "set_quota", json!({"workspace": "lab"}));
+    server.call("lab", "set_quota", json!({"workspace": "lab"}));
     git.ok(&src, &["push", "-q", &other, "main"]);
 }
 

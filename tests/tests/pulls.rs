@@ -454,6 +454,19 @@ fn validating_a_policy(backend: &Backend) {
     };
     let no_force = json!({"rules": [{"refs": ["refs/heads/main"], "no_force": true}], "deny_paths": ["*.env"]});
     // Nothing recorded yet: recording starts.
+    // A malformed or unknown-field policy is refused before anything is tried or recorded.
+    for bad in [
+        json!({"rules": [{"refs": ["heads/main"]}]}),
+        json!({"rulez": []}),
+        json!("x"),
+    ] {
+        let answer = server.rpc(
+            Some(&admin),
+            "validate_push_policy",
+            json!({"artifact_id": "lab/trial", "policy": bad}),
+        );
+        assert_eq!(answer["error"]["code"], -32602, "{answer}");
+    }
     let first = validate(no_force.clone());
     assert_eq!(first["recording_started"], true, "{first}");
     commit_file(&git, &src, "a.txt", "a\n", "one");

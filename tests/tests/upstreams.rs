@@ -15,34 +15,6 @@ use artifact_git_e2e::*;
 
 const SECRET: &str = "upstream webhook secret";
 
-fn call(server: &Server, token: &str, method: &str, params: Value) -> Value {
-    let answer = server.rpc(Some(token), method, params);
-    assert!(answer.get("error").is_none(), "{method}: {answer}");
-    answer["result"].clone()
-}
-
-/// The upstream's status as `list_upstreams` shows it.
-fn upstream_status(server: &Server, token: &str, repo: &str) -> Value {
-    call(
-        server,
-        token,
-        "list_upstreams",
-        json!({"artifact_id": repo}),
-    )["upstreams"][0]
-        .clone()
-}
-
-/// Wait until the upstream has finished `syncs` syncs.
-fn wait_for_syncs(server: &Server, token: &str, repo: &str, syncs: u64) -> Value {
-    let mut last = Value::Null;
-    let done = eventually(Duration::from_secs(60), || {
-        last = upstream_status(server, token, repo);
-        last["status"]["syncs"].as_u64().unwrap_or(0) >= syncs && last["status"]["syncing"] == false
-    });
-    assert!(done, "{syncs} syncs: {last}");
-    last
-}
-
 fn remote_ref(git: &Git, dir: &Path, url: &str, name: &str) -> String {
     let out = git.ok(dir, &["ls-remote", url, name]);
     out.split_whitespace().next().unwrap_or_default().to_owned()
@@ -93,16 +65,15 @@ fn follows_an_upstream(backend: &Backend) {
     git.ok(&src, &["push", "-q", &up_url, "main"]);
 
     // Credentials in the URL are moved out of it and never shown.
-    let added = call(
-        &down,
-        &down_token,
+    let added = down.call(
+        "lab",
         "add_upstream",
         json!({"artifact_id": "lab/follow", "url": up_url, "secret": SECRET}),
     );
     assert!(!added.to_string().contains(&up_token), "{added}");
     let hook = added["webhook_url"].as_str().unwrap().to_owned();
     assert!(hook.ends_with("/webhook"), "{hook}");
-    let status = wait_for_syncs(&down, &down_token, "lab/follow", 1);
+    let status = wait_for_syncs(&down, "lab/follow", 1, Duration::from_secs(60));
     assert!(!status.to_string().contains(&up_token), "{status}");
     assert_eq!(status["url"], up.plain_url("lab/source").as_str());
     let down_url = down.url_with_token("lab/follow", &down_token);
@@ -136,15 +107,12 @@ fn follows_an_upstream(backend: &Backend) {
         401
     );
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(
-        upstream_status(&down, &down_token, "lab/follow")["status"]["syncs"],
-        1
-    );
+    assert_eq!(upstream_status(&down, "lab/follow")["status"]["syncs"], 1);
     assert_eq!(
         post_webhook(&hook, body, &github_headers(body, SECRET, "d1")),
         202
     );
-    let status = wait_for_syncs(&down, &down_token, "lab/follow", 2);
+    let status = wait_for_syncs(&down, "lab/follow", 2, Duration::from_secs(60));
     assert_eq!(
         remote_ref(&git, work.path(), &down_url, "refs/heads/main"),
         git.rev(&src, "main")
@@ -169,7 +137,7 @@ fn follows_an_upstream(backend: &Backend) {
         post_webhook(&hook, body, &github_headers(body, SECRET, "d2")),
         202
     );
-    let status = wait_for_syncs(&down, &down_token, "lab/follow", 3);
+    let status = wait_for_syncs(&down, "lab/follow", 3, Duration::from_secs(60));
     let main = &status["status"]["refs"]["refs/heads/main"];
     assert_eq!(main["status"], "diverged", "{status}");
     assert_eq!(
@@ -182,12 +150,7 @@ fn follows_an_upstream(backend: &Backend) {
     );
 
     // git_status shows the upstream, its last webhook and the last change.
-    let all = call(
-        &down,
-        &down_token,
-        "git_status",
-        json!({"artifact_id": "lab/follow"}),
-    );
+    let all = down.call("lab", "git_status", json!({"artifact_id": "lab/follow"}));
     assert_eq!(
         all["upstreams"][0]["status"]["refs"]["refs/heads/main"]["status"],
         "diverged"
@@ -218,65 +181,45 @@ fn a_timer_and_a_mirror_do_not_loop(backend: &Backend) {
     let up_url = up.url_with_token("lab/source", &up_token);
     git.ok(&src, &["push", "-q", &up_url, "main"]);
     let remote = up.plain_url("lab/source");
-    call(
-        &down,
-        &down_token,
-        "add_upstream",
+    down.call("lab", "add_upstream",
         json!({"artifact_id": "lab/follow", "url": remote, "password": up_token, "interval": 5, "refs": ["refs/heads/*"]}),
     );
-    call(
-        &down,
-        &down_token,
+    down.call(
+        "lab",
         "add_mirror",
         json!({"artifact_id": "lab/follow", "url": remote, "password": up_token}),
     );
-    call(
-        &up,
-        &up_token,
-        "add_mirror",
+    up.call("lab", "add_mirror",
         json!({"artifact_id": "lab/source", "url": down.plain_url("lab/follow"), "password": down_token}),
     );
-    wait_for_syncs(&down, &down_token, "lab/follow", 1);
-    let seq = |s: &Server, t: &str, r: &str| {
-        call(s, t, "git_status", json!({"artifact_id": r}))["refs_seq"]
+    wait_for_syncs(&down, "lab/follow", 1, Duration::from_secs(60));
+    let seq = |s: &Server, r: &str| {
+        s.call("lab", "git_status", json!({"artifact_id": r}))["refs_seq"]
             .as_u64()
             .unwrap()
     };
-    let up_seq = seq(&up, &up_token, "lab/source");
+    let up_seq = seq(&up, "lab/source");
     // A new branch upstream arrives on the timer, no webhook.
     git.ok(&src, &["push", "-q", &up_url, "main:refs/heads/topic"]);
     let down_url = down.url_with_token("lab/follow", &down_token);
     let arrived = eventually(Duration::from_secs(30), || {
         remote_ref(&git, work.path(), &down_url, "refs/heads/topic") == git.rev(&src, "main")
     });
-    assert!(
-        arrived,
-        "{}",
-        upstream_status(&down, &down_token, "lab/follow")
-    );
+    assert!(arrived, "{}", upstream_status(&down, "lab/follow"));
     // The mirrors had their turns and pushed nothing back: the upstream changed once (the
     // push).
     std::thread::sleep(Duration::from_secs(3));
-    let status = call(
-        &down,
-        &down_token,
-        "git_status",
-        json!({"artifact_id": "lab/follow"}),
-    );
+    let status = down.call("lab", "git_status", json!({"artifact_id": "lab/follow"}));
     assert!(
         status["mirrors"][0]["status"]["last_error"].is_null(),
         "{status}"
     );
-    assert_eq!(seq(&up, &up_token, "lab/source"), up_seq + 1, "{status}");
+    assert_eq!(seq(&up, "lab/source"), up_seq + 1, "{status}");
     // And both settle.
-    let down_seq = seq(&down, &down_token, "lab/follow");
+    let down_seq = seq(&down, "lab/follow");
     std::thread::sleep(Duration::from_secs(7));
-    assert_eq!(seq(&up, &up_token, "lab/source"), up_seq + 1);
-    assert_eq!(
-        seq(&down, &down_token, "lab/follow"),
-        down_seq,
-        "they settle"
-    );
+    assert_eq!(seq(&up, "lab/source"), up_seq + 1);
+    assert_eq!(seq(&down, "lab/follow"), down_seq, "they settle");
 }
 
 backend_tests!(a_timer_and_a_mirror_do_not_loop);
@@ -308,10 +251,7 @@ fn imports_a_repository(backend: &Backend) {
     let up_url = up.url_with_token("lab/source", &up_token);
     git.ok(&src, &["push", "-q", "--all", &up_url]);
     git.ok(&src, &["push", "-q", "--tags", &up_url]);
-    let answer = call(
-        &down,
-        &down_token,
-        "import_repository",
+    let answer = down.call("lab", "import_repository",
         json!({"artifact_id": "lab/imported", "url": up.plain_url("lab/source"), "password": up_token}),
     );
     // The remote's default branch is ours (the first branch its first push created).
@@ -322,7 +262,7 @@ fn imports_a_repository(backend: &Backend) {
         .and_then(|l| l.split_whitespace().next())
         .unwrap();
     assert_eq!(answer["default_branch"], remote_head, "{answer}");
-    wait_for_syncs(&down, &down_token, "lab/imported", 1);
+    wait_for_syncs(&down, "lab/imported", 1, Duration::from_secs(60));
     let down_url = down.url_with_token("lab/imported", &down_token);
     let listing = |url: &str| {
         let out = git.ok(work.path(), &["ls-remote", url]);
@@ -399,13 +339,12 @@ fn imports_a_repository(backend: &Backend) {
     );
     let backend_server = HttpBackend::start(root.path());
     let plain = format!("{}/plain.git", backend_server.url);
-    call(
-        &down,
-        &down_token,
+    down.call(
+        "lab",
         "import_repository",
         json!({"artifact_id": "lab/plain", "url": plain, "lfs": false}),
     );
-    wait_for_syncs(&down, &down_token, "lab/plain", 1);
+    wait_for_syncs(&down, "lab/plain", 1, Duration::from_secs(60));
     let plain_down = down.url_with_token("lab/plain", &down_token);
     assert_eq!(listing(&plain_down), listing(&plain));
 }
@@ -452,15 +391,20 @@ fn hostile_upstreams(backend: &Backend) {
     let open = Server::start_on_with(backend, &["--webhook-allow-private"]);
     open.init("lab/victim");
     let token = open.token("lab", None, "a");
-    call(
-        &open,
-        &token,
+    let added = open.call(
+        "lab",
         "add_upstream",
         json!({"artifact_id": "lab/victim", "url": format!("{}/junk", junk.url), "secret": SECRET}),
     );
-    let status = wait_for_syncs(&open, &token, "lab/victim", 0);
+    let status = wait_for_syncs(&open, "lab/victim", 0, Duration::from_secs(60));
+    // A webhook body over its limit gets a readable 413, whatever it claims to be.
+    let hook = added["webhook_url"].as_str().unwrap();
+    let huge = vec![b'x'; 9 << 20];
+    let (code, answer) = curl_post(hook, "application/json", &huge, &[]);
+    assert_eq!(code, 413, "{}", String::from_utf8_lossy(&answer));
+    assert!(String::from_utf8_lossy(&answer).contains("larger than"));
     let failed = eventually(Duration::from_secs(30), || {
-        upstream_status(&open, &token, "lab/victim")["status"]["last_error"].is_string()
+        upstream_status(&open, "lab/victim")["status"]["last_error"].is_string()
     });
     assert!(failed, "{status}");
     let git = Git::default();
@@ -503,15 +447,14 @@ fn hostile_upstreams(backend: &Backend) {
     );
     small.init("lab/small");
     let token = small.token("lab", None, "a");
-    call(
-        &small,
-        &token,
+    small.call(
+        "lab",
         "add_upstream",
         json!({"artifact_id": "lab/small", "url": up.plain_url("lab/big"), "password": up_token}),
     );
     let mut status = Value::Null;
     let refused = eventually(Duration::from_secs(30), || {
-        status = upstream_status(&small, &token, "lab/small");
+        status = upstream_status(&small, "lab/small");
         status["status"]["last_error"].is_string()
     });
     assert!(refused, "{status}");
@@ -589,15 +532,12 @@ fn floods_replicas_and_resumed_imports(backend: &Backend) {
         "whsec_{}",
         base64::engine::general_purpose::STANDARD.encode(key)
     );
-    let added = call(
-        &down,
-        &token,
-        "add_upstream",
+    let added = down.call("lab", "add_upstream",
         json!({"artifact_id": "lab/follow", "url": up.plain_url("lab/source"), "password": up_token, "secret": secret}),
     );
     let hook = added["webhook_url"].as_str().unwrap().to_owned();
     let other_hook = hook.replace(&down.url, &other.url);
-    wait_for_syncs(&down, &token, "lab/follow", 1);
+    wait_for_syncs(&down, "lab/follow", 1, Duration::from_secs(60));
     commit_file(&git, &src, "b.txt", "b\n", "second");
     git.ok(&src, &["push", "-q", &up_url, "main"]);
     let body = br#"{"type":"push"}"#;
@@ -627,7 +567,7 @@ fn floods_replicas_and_resumed_imports(backend: &Backend) {
         remote_ref(&git, work.path(), &down_url, "refs/heads/main") == git.rev(&src, "main")
     });
     assert!(arrived);
-    let status = wait_for_syncs(&down, &token, "lab/follow", 2);
+    let status = wait_for_syncs(&down, "lab/follow", 2, Duration::from_secs(60));
     let syncs = status["status"]["syncs"].as_u64().unwrap();
     // One sync per burst window (250 ms), plus the first: a few, not twenty (on a loaded
     // machine the deliveries spread over more windows).
@@ -642,15 +582,12 @@ fn floods_replicas_and_resumed_imports(backend: &Backend) {
     assert_eq!(post_webhook(&hook, body, &gitlab), 202);
 
     // An import whose replica dies midway is finished by the other one.
-    let started = call(
-        &down,
-        &token,
-        "import_repository",
+    let started = down.call("lab", "import_repository",
         json!({"artifact_id": "lab/resumed", "url": up.plain_url("lab/source"), "password": up_token}),
     );
     assert_eq!(started["status"], "importing");
     down.kill();
-    let status = wait_for_syncs(&other, &token, "lab/resumed", 1);
+    let status = wait_for_syncs(&other, "lab/resumed", 1, Duration::from_secs(60));
     let resumed = other.url_with_token("lab/resumed", &token);
     assert_eq!(
         remote_ref(&git, work.path(), &resumed, "refs/heads/main"),

@@ -21,29 +21,9 @@ use artifact_git_e2e::*;
 
 const USAGE: &str = "usage: bench/upstream [--repo DIR]";
 
-fn call(server: &Server, token: &str, method: &str, params: Value) -> Value {
-    let answer = server.rpc(Some(token), method, params);
-    assert!(answer.get("error").is_none(), "{method}: {answer}");
-    answer["result"].clone()
-}
-
-fn status(server: &Server, token: &str, repo: &str) -> Value {
-    call(
-        server,
-        token,
-        "list_upstreams",
-        json!({"artifact_id": repo}),
-    )["upstreams"][0]
-        .clone()
-}
-
-fn wait_for_syncs(server: &Server, token: &str, repo: &str, syncs: u64) -> Value {
-    let mut last = Value::Null;
-    let done = eventually(Duration::from_secs(3600), || {
-        last = status(server, token, repo);
-        last["status"]["syncs"].as_u64().unwrap_or(0) >= syncs && last["status"]["syncing"] == false
-    });
-    assert!(done, "{last}");
+/// The upstream's status once it finished `syncs` syncs without error.
+fn synced(server: &Server, repo: &str, syncs: u64) -> Value {
+    let last = wait_for_syncs(server, repo, syncs, Duration::from_secs(3600));
     assert!(last["status"]["last_error"].is_null(), "{last}");
     last
 }
@@ -114,13 +94,12 @@ fn main() {
     );
     let token = server.token("lab", None, "a");
     let started = Instant::now();
-    call(
-        &server,
-        &token,
+    server.call(
+        "lab",
         "import_repository",
         json!({"artifact_id": "lab/imported", "url": url, "lfs": false}),
     );
-    let imported = wait_for_syncs(&server, &token, "lab/imported", 1);
+    let imported = synced(&server, "lab/imported", 1);
     let ours_seconds = started.elapsed().as_secs_f64();
     let rss = peak_rss_kib(server.pid()) as f64 / 1024.0;
     let listing = |u: &str| {
@@ -179,13 +158,12 @@ fn main() {
         &["-c", "fetch.unpackLimit=1", "fetch", "-q", "origin"],
     );
     let git_fetched = pack_bytes(&mirror).saturating_sub(before);
-    call(
-        &server,
-        &token,
+    server.call(
+        "lab",
         "sync_upstream",
         json!({"artifact_id": "lab/imported", "id": upstream_id}),
     );
-    let synced = wait_for_syncs(&server, &token, "lab/imported", 2);
+    let synced = synced(&server, "lab/imported", 2);
     let ours_fetched = synced["status"]["last_pack_bytes"].as_u64().unwrap_or(0);
     println!(
         "| one new commit | git fetch's pack {git_fetched} bytes | the sync's pack {ours_fetched} bytes | {:.2} | |",

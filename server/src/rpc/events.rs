@@ -101,7 +101,7 @@ fn check_hook(secret: &str, events: &[String]) -> Result<(), RpcError> {
 
 /// Refuse, before anything is written, to add an endpoint of a kind `repo` has
 /// [`MAX_ENDPOINTS`] of already.
-async fn check_room(
+pub(super) async fn check_room(
     app: &App,
     repo: &Repo,
     kind: &str,

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{artifact, authorize, params, ArtifactOnly, RpcError};
+use super::events::admin_repo;
+use super::{params, ArtifactOnly, RpcError};
 use crate::app::App;
 use crate::auth::{Access, Grants};
 use crate::lifecycle::{self, LifecycleError};
@@ -32,21 +33,6 @@ struct DeleteParams {
     artifact_id: String,
     #[serde(default)]
     purge: bool,
-}
-
-async fn admin_repo(
-    app: &App,
-    identity: Option<&Grants>,
-    artifact_id: &str,
-) -> Result<Repo, RpcError> {
-    let repo = Repo::new(&app.storage, artifact(artifact_id)?);
-    if !authorize(&repo, identity, Access::Admin).await? {
-        return Err(RpcError::NotFound(format!(
-            "git is not enabled for artifact {}",
-            repo.id
-        )));
-    }
-    Ok(repo)
 }
 
 /// `delete_repository {purge?}` (and `disable_git`): gone at once on every replica;
@@ -163,22 +149,20 @@ pub(super) async fn list_repositories(
     Ok(json!({"repositories": out, "next_cursor": next}))
 }
 
-/// A repository's usage: from its refs object, or from its tombstone's copy of it when it is
+/// A repository's usage and own limits: from its refs object, or from its tombstone's copy of it when it is
 /// deleted; `None` when there is no repository.
 async fn usage_of(
     repo: &Repo,
-) -> Result<Option<(refs::Usage, Option<lifecycle::Tombstone>)>, RpcError> {
+) -> Result<Option<(refs::Usage, refs::Quota, Option<lifecycle::Tombstone>)>, RpcError> {
     if repo.refs.head().await.is_err() {
         return Ok(None);
     }
     match repo.snapshot().await {
-        Ok(snapshot) => Ok(Some((snapshot.usage, None))),
+        Ok(snapshot) => Ok(Some((snapshot.usage, snapshot.quota, None))),
         Err(refs::Error::NotFound) => match lifecycle::tombstone(repo).await? {
             Some(stone) => {
-                let usage = refs::parse_packed_refs(stone.refs.as_bytes())
-                    .map(|p| p.usage)
-                    .unwrap_or_default();
-                Ok(Some((usage, Some(stone))))
+                let kept = refs::parse_packed_refs(stone.refs.as_bytes()).unwrap_or_default();
+                Ok(Some((kept.usage, kept.quota, Some(stone))))
             }
             None => Ok(None),
         },
@@ -188,7 +172,7 @@ async fn usage_of(
 
 /// A repository as listed; `None` when the folder holds no repository.
 async fn describe(repo: &Repo) -> Result<Option<Value>, RpcError> {
-    let Some((usage, stone)) = usage_of(repo).await? else {
+    let Some((usage, _, stone)) = usage_of(repo).await? else {
         return Ok(None);
     };
     let bucket = &repo.storage().bucket;
@@ -306,10 +290,9 @@ pub(super) async fn get_usage(
     match (p.artifact_id, p.workspace) {
         (Some(artifact_id), None) => {
             let repo = admin_repo(app, identity, &artifact_id).await?;
-            let Some((usage, _)) = usage_of(&repo).await? else {
+            let Some((usage, own, _)) = usage_of(&repo).await? else {
                 return Err(RpcError::NotFound(format!("no repository {}", repo.id)));
             };
-            let own = repo.snapshot().await.map(|s| s.quota).unwrap_or_default();
             let quota = crate::quota::effective(own, app.config.default_quota);
             Ok(
                 json!({"bytes": usage.total(), "pack_bytes": usage.pack_bytes,
@@ -335,7 +318,7 @@ pub(super) async fn get_usage(
                         alias,
                     },
                 );
-                if let Some((usage, _)) = usage_of(&repo).await? {
+                if let Some((usage, _, _)) = usage_of(&repo).await? {
                     total.pack_bytes += usage.pack_bytes;
                     total.lfs_bytes += usage.lfs_bytes;
                     repositories += 1;

@@ -10,7 +10,7 @@ use events::upstream::UpstreamStates;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::events::{admin_repo, check_url, head, secret_params, with_status};
+use super::events::{admin_repo, check_room, check_url, head, secret_params, with_status};
 use super::{artifact, params, ArtifactOnly, RpcError};
 use crate::app::App;
 use crate::auth::{Access, Grants};
@@ -125,6 +125,8 @@ fn webhook_url(base_url: &str, repo: &Repo, id: &str) -> String {
 /// repository's changes are recorded from now on (its syncs are events, for webhooks, mirrors
 /// and `git_status`).
 async fn add(app: &Arc<App>, repo: &Repo, upstream: Upstream) -> Result<(), RpcError> {
+    // Refused before anything is written when the repository has its share already.
+    check_room(app, repo, "upstreams", |e| e.upstreams.len()).await?;
     repo.refs.watch().await?;
     let states = UpstreamStates::new(app.storage.bucket.clone(), repo.keys.clone());
     let interval = upstream.interval;

@@ -65,9 +65,10 @@ pub async fn handle(
     let now = now_ms();
     let recorded = states
         .update(upstream, |s| {
+            // A replay writes nothing.
             if let Some(d) = &verified.delivery {
                 if !s.remember(d) {
-                    return Some(false);
+                    return None;
                 }
             }
             s.last_webhook = Some(WebhookSeen {
@@ -83,11 +84,11 @@ pub async fn handle(
             if verified.is_push {
                 s.requested_ms = now;
             }
-            Some(true)
+            Some(())
         })
         .await
         .map_err(|e| HttpError::Storage(e.to_string()))?;
-    if recorded.is_some_and(|(fresh, _)| !fresh) {
+    if recorded.is_none() {
         crate::metrics::outcome(crate::metrics::UPSTREAM_WEBHOOKS, "replayed");
         return Err(HttpError::Unauthorized(
             "webhook refused: a replayed delivery".into(),
