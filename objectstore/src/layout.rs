@@ -252,6 +252,14 @@ impl StorageKeys {
         }
     }
 
+    /// `.web-signin/{code}.json`: a sign-in link of the web view, handed out by the
+    /// `create_signin_link` method (`{token, next, expires}`). Written create-only, read and
+    /// deleted by the first visit of `/-/signin/{code}`; expired ones are ignored (and
+    /// removed when visited). `code` is 32 random bytes in hex: unguessable.
+    pub fn signin_link(&self, code: &str) -> String {
+        format!("{}.web-signin/{code}.json", self.root)
+    }
+
     /// `.quota/{workspace}.json`: a workspace's limits on what its repositories store
     /// together (`{soft_limit_bytes, hard_limit_bytes}`). Written (`Overwrite`) by
     /// `set_quota {workspace}`; read by writers, cached for half a minute.

@@ -117,6 +117,21 @@ impl Grants {
             .max()
     }
 
+    /// The workspaces these grants name (each once, sorted); `ws:*` names none.
+    pub fn workspaces(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .grants
+            .iter()
+            .filter_map(|(t, _)| match t {
+                Target::AnyWorkspace => None,
+                Target::Workspace(ws) | Target::Artifact(ws, _) => Some(ws.clone()),
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
     /// The highest access granted on the artifact `workspace/alias` (exact names only).
     pub fn level(&self, workspace: &str, alias: &str) -> Option<Access> {
         self.grants
@@ -248,6 +263,12 @@ impl Authenticator {
 
     /// Verify a token; the reason of a refusal names the check, never the token.
     pub fn verify(&self, token: &str) -> Result<Grants, AuthError> {
+        self.verify_with_expiry(token).map(|(grants, _)| grants)
+    }
+
+    /// [`Authenticator::verify`], with the token's expiry (seconds since the epoch): a web
+    /// session's cookie lives exactly as long as its token.
+    pub fn verify_with_expiry(&self, token: &str) -> Result<(Grants, u64), AuthError> {
         let claims = self.decode(token)?;
         if claims.obj.is_some() {
             return Err(AuthError::Invalid(
@@ -256,7 +277,7 @@ impl Authenticator {
         }
         let mut grants = Grants::parse(&claims.scope);
         grants.subject = claims.sub;
-        Ok(grants)
+        Ok((grants, claims.exp))
     }
 
     fn decode(&self, token: &str) -> Result<Claims, AuthError> {

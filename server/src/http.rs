@@ -128,13 +128,10 @@ async fn route_request(
         (&Method::GET, "/metrics") => {
             return Ok(plain(StatusCode::OK, crate::metrics::render().trim_end()))
         }
-        (&Method::GET, "/") => {
-            return Ok(plain(
-                StatusCode::OK,
-                "artifact-git: clone with git clone <url>/<workspace>/git/<alias>",
-            ))
-        }
         _ => {}
+    }
+    if let Some(page) = crate::web::route(&path) {
+        return Ok(crate::web::handle(app, req, page).await);
     }
     if path == "/rpc" {
         return rpc(app, req).await;

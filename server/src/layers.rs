@@ -48,7 +48,11 @@ where
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let started = Instant::now();
         let method = req.method().clone();
-        let path = req.uri().path().to_owned();
+        let path = match req.uri().path() {
+            // A sign-in link's code is a credential until used.
+            p if p.starts_with("/-/signin/") => "/-/signin/…".to_owned(),
+            p => p.to_owned(),
+        };
         let fut = self.inner.call(req);
         Box::pin(async move {
             let resp = fut.await?;
@@ -103,6 +107,20 @@ pub struct Context<S> {
     app: std::sync::Arc<crate::app::App>,
 }
 
+impl<S> Context<S> {
+    /// The grants of the session cookie and its form token, when the request carries a
+    /// valid one where cookies apply. An expired or forged cookie makes an anonymous
+    /// visitor, not an error: the pages then offer to sign in again.
+    fn session_caller<B>(&self, req: &Request<B>) -> Option<(crate::auth::Grants, String)> {
+        if !crate::web::session::cookie_applies(req.method(), req.uri().path()) {
+            return None;
+        }
+        let token = crate::web::session::cookie_token(req.headers())?;
+        let grants = self.app.auth.verify(&token).ok()?;
+        Some((grants, crate::web::session::csrf_of(&token)))
+    }
+}
+
 impl<S, B> Service<Request<B>> for Context<S>
 where
     S: Service<Request<B>>,
@@ -121,6 +139,7 @@ where
             .headers()
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
+        let mut session = None;
         let caller = match crate::auth::token_from_header(header) {
             Ok(None) => match object_url_token(&req) {
                 // The token of one LFS object's URL, on that URL only.
@@ -130,7 +149,11 @@ where
                     .verify_object_token(&token, &oid)
                     .map(Some)
                     .map_err(|e| e.to_string()),
-                None => Ok(None),
+                // A browser's session: its cookie counts as its token where cookies apply.
+                None => Ok(self.session_caller(&req).map(|(grants, csrf)| {
+                    session = Some(crate::web::session::Session { csrf });
+                    grants
+                })),
             },
             Ok(Some(token)) => self
                 .app
@@ -142,6 +165,9 @@ where
         };
         req.extensions_mut().insert(crate::request::BaseUrl(base));
         req.extensions_mut().insert(crate::request::Caller(caller));
+        if let Some(session) = session {
+            req.extensions_mut().insert(session);
+        }
         self.inner.call(req)
     }
 }

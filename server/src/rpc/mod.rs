@@ -20,6 +20,7 @@ pub(crate) mod lifecycle;
 mod policy;
 mod pulls;
 pub(crate) mod reclaim;
+mod signin;
 mod upstreams;
 mod versions;
 
@@ -61,7 +62,7 @@ pub enum RpcError {
     #[error("{0}")]
     InvalidRequest(&'static str),
     /// No such method.
-    #[error("unknown method {0:?}; the methods are enable_git, get_git_url, add_webhook, list_webhooks, update_webhook, remove_webhook, list_deliveries, redeliver, add_mirror, list_mirrors, remove_mirror, sync_mirror, log, show, diff, read_file, list_files, commit_files, lfs_placement, restore, create_snapshot, list_snapshots, list_refs, list_branches, create_branch, delete_branch, create_tag, delete_tag, set_push_policy, get_push_policy, validate_push_policy, create_pr, get_pr, list_prs, update_pr, close_pr, reopen_pr, get_diff, submit_review, list_reviews, merge_pr, bundle, add_upstream, list_upstreams, sync_upstream, remove_upstream, import_repository, git_status, list_repositories, delete_repository, restore_repository, disable_git, get_usage, set_quota, list_lfs_files, delete_lfs_files, squash_history, set_git_settings and commit_version")]
+    #[error("unknown method {0:?}; the methods are enable_git, get_git_url, add_webhook, list_webhooks, update_webhook, remove_webhook, list_deliveries, redeliver, add_mirror, list_mirrors, remove_mirror, sync_mirror, log, show, diff, read_file, list_files, commit_files, lfs_placement, restore, create_snapshot, list_snapshots, list_refs, list_branches, create_branch, delete_branch, create_tag, delete_tag, set_push_policy, get_push_policy, validate_push_policy, create_pr, get_pr, list_prs, update_pr, close_pr, reopen_pr, get_diff, submit_review, list_reviews, merge_pr, bundle, add_upstream, list_upstreams, sync_upstream, remove_upstream, import_repository, git_status, list_repositories, delete_repository, restore_repository, disable_git, get_usage, set_quota, list_lfs_files, delete_lfs_files, squash_history, set_git_settings, commit_version and create_signin_link")]
     MethodNotFound(String),
     /// The params do not fit the method.
     #[error("invalid params: {0}")]
@@ -255,80 +256,7 @@ async fn answer(
         .cloned()
         .unwrap_or(Value::Object(Default::default()));
     let started = std::time::Instant::now();
-    let result = match method {
-        "enable_git" => enable_git(app, identity.as_ref(), base_url, params).await,
-        "get_git_url" => get_git_url(app, identity.as_ref(), base_url, params).await,
-        "add_webhook" => events::add_webhook(app, identity.as_ref(), params).await,
-        "list_webhooks" => events::list_webhooks(app, identity.as_ref(), params).await,
-        "update_webhook" => events::update_webhook(app, identity.as_ref(), params).await,
-        "remove_webhook" => events::remove_webhook(app, identity.as_ref(), params).await,
-        "list_deliveries" => events::list_deliveries(app, identity.as_ref(), params).await,
-        "redeliver" => events::redeliver(app, identity.as_ref(), params).await,
-        "add_mirror" => events::add_mirror(app, identity.as_ref(), params).await,
-        "list_mirrors" => events::list_mirrors(app, identity.as_ref(), params).await,
-        "remove_mirror" => events::remove_mirror(app, identity.as_ref(), params).await,
-        "sync_mirror" => events::sync_mirror(app, identity.as_ref(), params).await,
-        "log" => history::log(app, identity.as_ref(), params).await,
-        "show" => history::diff(app, identity.as_ref(), params, true).await,
-        "diff" => history::diff(app, identity.as_ref(), params, false).await,
-        "read_file" => history::read_file(app, identity.as_ref(), base_url, params)
-            .await
-            .map(|(value, reservation)| {
-                *held = Some(reservation);
-                value
-            }),
-        "list_files" => history::list_files(app, identity.as_ref(), params).await,
-        "commit_files" => commit::commit_files(app, identity.as_ref(), params).await,
-        "lfs_placement" => commit::lfs_placement(app, identity.as_ref(), params).await,
-        "restore" => history::restore(app, identity.as_ref(), params).await,
-        "create_snapshot" => history::create_snapshot(app, identity.as_ref(), params).await,
-        "list_snapshots" => history::list_snapshots(app, identity.as_ref(), params).await,
-        "list_refs" => branches::list_refs(app, identity.as_ref(), params).await,
-        "list_branches" => branches::list_branches(app, identity.as_ref(), params).await,
-        "create_branch" => branches::create_branch(app, identity.as_ref(), params).await,
-        "delete_branch" => branches::delete_branch(app, identity.as_ref(), params).await,
-        "create_tag" => branches::create_tag(app, identity.as_ref(), params).await,
-        "delete_tag" => branches::delete_tag(app, identity.as_ref(), params).await,
-        "set_push_policy" => policy::set_push_policy(app, identity.as_ref(), params).await,
-        "get_push_policy" => policy::get_push_policy(app, identity.as_ref(), params).await,
-        "validate_push_policy" => {
-            policy::validate_push_policy(app, identity.as_ref(), params).await
-        }
-        "create_pr" => pulls::create_pr(app, identity.as_ref(), params).await,
-        "get_pr" => pulls::get_pr(app, identity.as_ref(), params).await,
-        "list_prs" => pulls::list_prs(app, identity.as_ref(), params).await,
-        "update_pr" => pulls::update_pr(app, identity.as_ref(), params).await,
-        "close_pr" => pulls::set_open(app, identity.as_ref(), params, false).await,
-        "reopen_pr" => pulls::set_open(app, identity.as_ref(), params, true).await,
-        "get_diff" => pulls::get_diff(app, identity.as_ref(), params).await,
-        "submit_review" => pulls::submit_review(app, identity.as_ref(), params).await,
-        "list_reviews" => pulls::list_reviews(app, identity.as_ref(), params).await,
-        "merge_pr" => pulls::merge_pr(app, identity.as_ref(), params).await,
-        "bundle" => bundle::bundle(app, identity.as_ref(), base_url, params).await,
-        "add_upstream" => upstreams::add_upstream(app, identity.as_ref(), base_url, params).await,
-        "list_upstreams" => {
-            upstreams::list_upstreams(app, identity.as_ref(), base_url, params).await
-        }
-        "sync_upstream" => upstreams::sync_upstream(app, identity.as_ref(), params).await,
-        "remove_upstream" => upstreams::remove_upstream(app, identity.as_ref(), params).await,
-        "import_repository" => {
-            upstreams::import_repository(app, identity.as_ref(), base_url, params).await
-        }
-        "git_status" => upstreams::git_status(app, identity.as_ref(), base_url, params).await,
-        "list_repositories" => lifecycle::list_repositories(app, identity.as_ref(), params).await,
-        "delete_repository" | "disable_git" => {
-            lifecycle::delete_repository(app, identity.as_ref(), params).await
-        }
-        "restore_repository" => lifecycle::restore_repository(app, identity.as_ref(), params).await,
-        "get_usage" => lifecycle::get_usage(app, identity.as_ref(), params).await,
-        "set_quota" => lifecycle::set_quota(app, identity.as_ref(), params).await,
-        "list_lfs_files" => reclaim::list_lfs_files(app, identity.as_ref(), params).await,
-        "delete_lfs_files" => reclaim::delete_lfs_files(app, identity.as_ref(), params).await,
-        "squash_history" => reclaim::squash_history(app, identity.as_ref(), params).await,
-        "set_git_settings" => versions::set_git_settings(app, identity.as_ref(), params).await,
-        "commit_version" => versions::commit_version(app, identity.as_ref(), params).await,
-        other => Err(RpcError::MethodNotFound(other.to_owned())),
-    };
+    let result = call(app, identity.as_ref(), base_url, method, params, held).await;
     // Only method names this server has become labels: a client cannot grow the set.
     let label = match &result {
         Err(RpcError::MethodNotFound(_)) => "unknown".to_owned(),
@@ -336,6 +264,88 @@ async fn answer(
     };
     crate::metrics::observe_labelled(crate::metrics::RPC_SECONDS, "method", label, started);
     response(id, result)
+}
+
+/// Call `method` with `params` as `identity`: the one dispatch of the API, for `/rpc` and for
+/// the web view's pages (which render the same answers). A large answer's memory reservation
+/// goes to `held`.
+pub(crate) async fn call(
+    app: &Arc<App>,
+    identity: Option<&Grants>,
+    base_url: &str,
+    method: &str,
+    params: Value,
+    held: &mut Option<objectstore::budget::Reservation>,
+) -> Result<Value, RpcError> {
+    match method {
+        "enable_git" => enable_git(app, identity, base_url, params).await,
+        "get_git_url" => get_git_url(app, identity, base_url, params).await,
+        "add_webhook" => events::add_webhook(app, identity, params).await,
+        "list_webhooks" => events::list_webhooks(app, identity, params).await,
+        "update_webhook" => events::update_webhook(app, identity, params).await,
+        "remove_webhook" => events::remove_webhook(app, identity, params).await,
+        "list_deliveries" => events::list_deliveries(app, identity, params).await,
+        "redeliver" => events::redeliver(app, identity, params).await,
+        "add_mirror" => events::add_mirror(app, identity, params).await,
+        "list_mirrors" => events::list_mirrors(app, identity, params).await,
+        "remove_mirror" => events::remove_mirror(app, identity, params).await,
+        "sync_mirror" => events::sync_mirror(app, identity, params).await,
+        "log" => history::log(app, identity, params).await,
+        "show" => history::diff(app, identity, params, true).await,
+        "diff" => history::diff(app, identity, params, false).await,
+        "read_file" => history::read_file(app, identity, base_url, params)
+            .await
+            .map(|(value, reservation)| {
+                *held = Some(reservation);
+                value
+            }),
+        "list_files" => history::list_files(app, identity, params).await,
+        "commit_files" => commit::commit_files(app, identity, params).await,
+        "lfs_placement" => commit::lfs_placement(app, identity, params).await,
+        "restore" => history::restore(app, identity, params).await,
+        "create_snapshot" => history::create_snapshot(app, identity, params).await,
+        "list_snapshots" => history::list_snapshots(app, identity, params).await,
+        "list_refs" => branches::list_refs(app, identity, params).await,
+        "list_branches" => branches::list_branches(app, identity, params).await,
+        "create_branch" => branches::create_branch(app, identity, params).await,
+        "delete_branch" => branches::delete_branch(app, identity, params).await,
+        "create_tag" => branches::create_tag(app, identity, params).await,
+        "delete_tag" => branches::delete_tag(app, identity, params).await,
+        "set_push_policy" => policy::set_push_policy(app, identity, params).await,
+        "get_push_policy" => policy::get_push_policy(app, identity, params).await,
+        "validate_push_policy" => policy::validate_push_policy(app, identity, params).await,
+        "create_pr" => pulls::create_pr(app, identity, params).await,
+        "get_pr" => pulls::get_pr(app, identity, params).await,
+        "list_prs" => pulls::list_prs(app, identity, params).await,
+        "update_pr" => pulls::update_pr(app, identity, params).await,
+        "close_pr" => pulls::set_open(app, identity, params, false).await,
+        "reopen_pr" => pulls::set_open(app, identity, params, true).await,
+        "get_diff" => pulls::get_diff(app, identity, params).await,
+        "submit_review" => pulls::submit_review(app, identity, params).await,
+        "list_reviews" => pulls::list_reviews(app, identity, params).await,
+        "merge_pr" => pulls::merge_pr(app, identity, params).await,
+        "bundle" => bundle::bundle(app, identity, base_url, params).await,
+        "add_upstream" => upstreams::add_upstream(app, identity, base_url, params).await,
+        "list_upstreams" => upstreams::list_upstreams(app, identity, base_url, params).await,
+        "sync_upstream" => upstreams::sync_upstream(app, identity, params).await,
+        "remove_upstream" => upstreams::remove_upstream(app, identity, params).await,
+        "import_repository" => upstreams::import_repository(app, identity, base_url, params).await,
+        "git_status" => upstreams::git_status(app, identity, base_url, params).await,
+        "list_repositories" => lifecycle::list_repositories(app, identity, params).await,
+        "delete_repository" | "disable_git" => {
+            lifecycle::delete_repository(app, identity, params).await
+        }
+        "restore_repository" => lifecycle::restore_repository(app, identity, params).await,
+        "get_usage" => lifecycle::get_usage(app, identity, params).await,
+        "set_quota" => lifecycle::set_quota(app, identity, params).await,
+        "list_lfs_files" => reclaim::list_lfs_files(app, identity, params).await,
+        "delete_lfs_files" => reclaim::delete_lfs_files(app, identity, params).await,
+        "squash_history" => reclaim::squash_history(app, identity, params).await,
+        "set_git_settings" => versions::set_git_settings(app, identity, params).await,
+        "commit_version" => versions::commit_version(app, identity, params).await,
+        "create_signin_link" => signin::create_signin_link(app, identity, base_url, params).await,
+        other => Err(RpcError::MethodNotFound(other.to_owned())),
+    }
 }
 
 /// A refusal of the API as another surface (the Hub API) answers it.
@@ -379,18 +389,24 @@ fn artifact(id: &str) -> Result<RepoId, RpcError> {
 }
 
 /// Check `need` on the artifact, whatever state its repository is in; whether it exists.
+/// A public repository is readable by anyone, as over git: a read the caller's grants do not
+/// cover is allowed when the repository exists and its settings say public.
 async fn authorize(repo: &Repo, identity: Option<&Grants>, need: Access) -> Result<bool, RpcError> {
     let exists = repo.refs.exists().await?;
     // Existence is only revealed to callers with some access; decide as if it existed.
-    authorize_call(
+    let granted = authorize_call(
         identity,
         true,
         false,
         need,
         &repo.id.workspace,
         &repo.id.alias,
-    )?;
-    Ok(exists)
+    );
+    match granted {
+        Ok(()) => Ok(exists),
+        Err(_) if need == Access::Read && exists && repo.settings().await?.public => Ok(true),
+        Err(denied) => Err(denied.into()),
+    }
 }
 
 /// The clone URL of `id` under `base_url`.
