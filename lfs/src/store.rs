@@ -501,12 +501,17 @@ impl Store {
     }
 
     /// A URL the client may fetch the object from itself (with a `Range` of its own), when
-    /// the bucket signs URLs and the request needs no headers: a secret, never logged.
-    pub async fn presigned_download(&self, oid: &Oid) -> Result<Option<String>, StoreError> {
+    /// the bucket signs URLs and the request needs no headers: a secret, never logged. The
+    /// bucket answers it with `content_disposition` (the file's name for a browser).
+    pub async fn presigned_download(
+        &self,
+        oid: &Oid,
+        content_disposition: &str,
+    ) -> Result<Option<String>, StoreError> {
         let key = self.keys.lfs_object(oid.as_str());
         Ok(self
             .bucket
-            .presign_get(&key, self.transfer.url_ttl)
+            .presign_get_as(&key, self.transfer.url_ttl, content_disposition)
             .await?
             .filter(|p| p.headers.is_empty())
             .map(|p| p.url))

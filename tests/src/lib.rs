@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod browser;
 pub mod fixture;
 pub mod git;
 pub mod history;
@@ -21,6 +22,7 @@ pub mod receiver;
 pub mod server;
 pub mod tls;
 
+pub use browser::Browser;
 pub use fixture::Fixture;
 pub use git::*;
 pub use history::*;

@@ -153,6 +153,17 @@ impl Bucket for MeteredBucket {
         self.inner.presign_get(key, ttl).await
     }
 
+    async fn presign_get_as(
+        &self,
+        key: &str,
+        ttl: Duration,
+        content_disposition: &str,
+    ) -> Result<Option<Presigned>> {
+        self.inner
+            .presign_get_as(key, ttl, content_disposition)
+            .await
+    }
+
     async fn presign_put(&self, key: &str, ttl: Duration, size: u64) -> Result<Option<Presigned>> {
         self.inner.presign_put(key, ttl, size).await
     }

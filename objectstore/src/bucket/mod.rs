@@ -228,6 +228,17 @@ pub trait Bucket: Send + Sync + std::fmt::Debug + 'static {
         Ok(None)
     }
 
+    /// [`Bucket::presign_get`], with the `Content-Disposition` the bucket answers the URL
+    /// with (a browser saves the download under the file's name, not the key's).
+    async fn presign_get_as(
+        &self,
+        key: &str,
+        ttl: Duration,
+        _content_disposition: &str,
+    ) -> Result<Option<Presigned>> {
+        self.presign_get(key, ttl).await
+    }
+
     /// A URL a client can PUT exactly `size` bytes to for `ttl`, overwriting whatever is
     /// there; `None` when the backend has no such URLs.
     async fn presign_put(

@@ -581,6 +581,26 @@ impl Bucket for S3Bucket {
         Ok(Some(presigned(request, ttl)))
     }
 
+    async fn presign_get_as(
+        &self,
+        key: &str,
+        ttl: Duration,
+        content_disposition: &str,
+    ) -> Result<Option<Presigned>> {
+        validate_key(key)?;
+        let config = presigning(key, ttl)?;
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .response_content_disposition(content_disposition)
+            .presigned(config)
+            .await
+            .map_err(|e| map_err(key, e))?;
+        Ok(Some(presigned(request, ttl)))
+    }
+
     async fn presign_put(&self, key: &str, ttl: Duration, size: u64) -> Result<Option<Presigned>> {
         validate_key(key)?;
         let config = presigning(key, ttl)?;

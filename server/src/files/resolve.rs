@@ -140,8 +140,24 @@ pub async fn serve_file(
     };
     match found {
         Found::Blob { id, size, small } => serve_blob(app, at, id, size, small, ask),
-        Found::Lfs { id, pointer } => serve_lfs(app, at, id, pointer, ask).await,
+        Found::Lfs { id, pointer } => serve_lfs(app, at, id, pointer, path, ask).await,
     }
+}
+
+/// A `Content-Disposition` that saves a download as `name`: a plain ASCII `filename` (what
+/// old clients read; quotes, backslashes and control characters replaced) and the exact name
+/// as RFC 5987 `filename*`.
+fn attachment(name: &str) -> String {
+    let ascii: String = name
+        .chars()
+        .map(|c| match c {
+            '"' | '\\' => '_',
+            c if c.is_ascii() && !c.is_ascii_control() => c,
+            _ => '_',
+        })
+        .collect();
+    let exact = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{exact}")
 }
 
 /// The headers every answer about a file carries.
@@ -151,6 +167,12 @@ fn describe(at: &AtRevision, etag: &str) -> Response<ResponseBody> {
     insert(h, header::ETAG, etag);
     insert(h, "x-repo-commit", &at.commit.to_string());
     insert(h, header::ACCEPT_RANGES, "bytes");
+    // Opened in a browser, a pushed HTML or SVG file runs no script as this origin.
+    insert(
+        h,
+        header::CONTENT_SECURITY_POLICY,
+        webview::RAW_CONTENT_SECURITY_POLICY,
+    );
     let cache = match at.immutable {
         true => "private, max-age=31536000, immutable",
         false => "private, no-cache",
@@ -295,6 +317,7 @@ async fn serve_lfs(
     at: &AtRevision,
     blob: ObjectId,
     pointer: lfs::Pointer,
+    path: &str,
     ask: &FileRequest,
 ) -> Result<Response<ResponseBody>, HttpError> {
     let store = lfs::Store::new(
@@ -305,8 +328,9 @@ async fn serve_lfs(
     let storage = |e: lfs::StoreError| HttpError::Storage(e.to_string());
     // Where the bucket signs URLs the object's existence is the bucket's to answer (a
     // pushed pointer names a stored object: pushes check it); a round trip saved.
+    let name = path.rsplit('/').next().unwrap_or(path);
     let presigned = store
-        .presigned_download(&pointer.oid)
+        .presigned_download(&pointer.oid, &attachment(name))
         .await
         .map_err(storage)?;
     if presigned.is_none() {
