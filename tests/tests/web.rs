@@ -96,9 +96,15 @@ fn build_source(git: &Git, src: &Path, rng: &mut Rng) -> Vec<u8> {
 }
 
 fn web_view(backend: &Backend) {
-    let server = Server::start_on(backend);
+    let server = Server::start_on_with(backend, &["--webhook-allow-private"]);
     server.init("lab/site");
     let admin = server.token_for("lab", None, "a", Some("alice"));
+    let receiver = Receiver::start();
+    server.call(
+        "lab",
+        "add_webhook",
+        json!({"artifact_id": "lab/site", "url": receiver.url, "secret": "hook-secret-x", "events": ["push"]}),
+    );
     let git = Git::default();
     git.lfs_install();
     let work = TempDir::new().unwrap();
@@ -397,9 +403,19 @@ fn web_view(backend: &Backend) {
 
     // Settings, for admins.
     b.goto(&format!("{home}/-/settings"));
-    assert!(b
-        .text("main")
-        .contains("private: a token is needed to read"));
+    let settings = b.text("main");
+    assert!(
+        settings.contains("private: a token is needed to read"),
+        "{settings}"
+    );
+    assert!(
+        settings.contains(&format!("Deliveries to {}", receiver.url)),
+        "{settings}"
+    );
+    assert!(
+        !settings.contains("hook-secret-x"),
+        "a webhook secret is on the page"
+    );
 
     // Cross-site posts are refused, with the cookie and without the form token.
     let cookie = format!("Cookie: artifact_git_session={admin}");

@@ -14,6 +14,8 @@ use crate::storage::{valid_name, RepoId};
 
 /// Repositories per page of a workspace.
 const PAGE: usize = 50;
+/// Repositories looked at per page of a workspace.
+const SCANNED: usize = 1000;
 
 /// `/`: the workspaces the visitor's token names, and a form to open any.
 pub async fn start(visit: &Visit) -> Result<Response<ResponseBody>, HttpError> {
@@ -80,11 +82,15 @@ pub async fn workspace(
         .collect();
     let mut repos = Vec::new();
     let mut next = None;
-    // Read each candidate's settings and refs a few at a time, in order, until a page is full.
-    let mut checks = futures_util::stream::iter(candidates.iter().cloned())
+    // Read each candidate's settings and refs a few at a time, in order, until a page is
+    // full; at most SCANNED of them per page, so a workspace of many repositories the
+    // visitor may not see costs a bounded number of reads (the next page goes on).
+    let mut checks = futures_util::stream::iter(candidates.iter().take(SCANNED).cloned())
         .map(|alias| visible_repo(visit, ws, alias))
         .buffered(16);
+    let mut scanned = 0;
     while let Some(row) = checks.next().await {
+        scanned += 1;
         if let Some(row) = row? {
             if repos.len() == PAGE {
                 next = repos
@@ -94,6 +100,9 @@ pub async fn workspace(
             }
             repos.push(row);
         }
+    }
+    if next.is_none() && scanned == SCANNED && candidates.len() > SCANNED {
+        next = Some(format!("/{ws}?after={}", candidates[SCANNED - 1]));
     }
     let mut chrome = visit.chrome(ws);
     chrome.crumbs = vec![Link::new(format!("/{ws}"), ws)];

@@ -102,7 +102,7 @@ pub fn route(path: &str) -> Option<WebRoute> {
         }
         [ws, "git", alias, rest @ ..] => {
             let alias = alias.strip_suffix(".git").unwrap_or(alias);
-            if !valid_name(ws) || !valid_name(alias) {
+            if !valid_name(ws) || !valid_name(alias) || RESERVED.contains(ws) {
                 return None;
             }
             let id = RepoId {

@@ -201,14 +201,17 @@ pub async fn settings(visit: &Visit, o: &Opened) -> Result<Response<ResponseBody
         )],
         empty: String::new(),
     };
-    let sections = vec![
+    let hooks = hooks?;
+    let deliveries = webhook_deliveries(visit, o, &hooks).await?;
+    let mut sections = vec![
         visibility,
-        listed("Webhooks", hooks?, "url", "No webhooks."),
+        listed("Webhooks", hooks, "url", "No webhooks."),
         listed("Push mirrors", mirrors?, "url", "No push mirrors."),
         listed("Upstreams", upstreams?, "url", "No upstreams."),
         whole("Push policy", policy?, "No push policy."),
         whole("Sync status", status?, "Nothing to report."),
     ];
+    sections.extend(deliveries);
     let branch = o
         .snapshot
         .head
@@ -227,6 +230,35 @@ pub async fn settings(visit: &Visit, o: &Opened) -> Result<Response<ResponseBody
         sections,
     };
     Ok(html(webview::pages::render(&page)))
+}
+
+/// The last deliveries of each webhook (at most ten webhooks, ten deliveries each).
+async fn webhook_deliveries(
+    visit: &Visit,
+    o: &Opened,
+    hooks: &Value,
+) -> Result<Vec<Section>, HttpError> {
+    let items = match hooks {
+        Value::Array(items) => items.clone(),
+        Value::Object(map) => map
+            .values()
+            .find_map(|v| v.as_array().cloned())
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    let mut sections = Vec::new();
+    for hook in items.iter().take(10) {
+        let Some(id) = hook["id"].as_str() else {
+            continue;
+        };
+        let mut params = artifact(&o.repo);
+        params["id"] = json!(id);
+        params["limit"] = json!(10);
+        let answer = api(visit, "list_deliveries", params).await?;
+        let title = format!("Deliveries to {}", text(hook, "url"));
+        sections.push(listed(&title, answer, "delivery_id", "No deliveries yet."));
+    }
+    Ok(sections)
 }
 
 /// A section with one row per item of the first array in `answer`, named by `key`.
