@@ -378,6 +378,24 @@ impl RepoKeys {
             .ok()
     }
 
+    /// `bundles/list.json`: the bundles maintenance keeps for `bundle-uri` (their files,
+    /// creation tokens, refs and prerequisites). Written (`Overwrite`) by maintenance after
+    /// the files it names; read by every `bundle-uri` command. Git ignores the folder.
+    pub fn bundle_list(&self) -> String {
+        format!("{}bundles/list.json", self.prefix)
+    }
+
+    /// A bundle file (`bundles/{token}-{kind}.bundle`), written once (`Create`) before the
+    /// list names it; deleted by maintenance once no list names it.
+    pub fn bundle_file(&self, file: &str) -> String {
+        format!("{}bundles/{file}", self.prefix)
+    }
+
+    /// The folder of the bundles, for listings.
+    pub fn bundles_dir(&self) -> String {
+        format!("{}bundles/", self.prefix)
+    }
+
     /// The folder of every pack file, for listings.
     pub fn pack_dir(&self) -> String {
         format!("{}objects/pack/", self.prefix)

@@ -126,6 +126,7 @@ pub fn write_v2_capabilities(out: &mut Vec<u8>) {
     write_line(out, "server-option");
     write_line(out, "object-format=sha1");
     write_line(out, "object-info");
+    write_line(out, "bundle-uri");
     write_flush(out);
 }
 

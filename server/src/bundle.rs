@@ -191,6 +191,83 @@ pub async fn handle(
     resp
 }
 
+/// `GET {clone URL}/bundles/{file}`: a bundle file maintenance keeps, for a `bundle-uri`
+/// list on the filesystem backend (on S3 clients get it from the bucket), whole or one byte
+/// range of it.
+pub async fn serve_file(
+    repo: &Repo,
+    file: &str,
+    req: &Request<Incoming>,
+) -> Result<http::Response<ResponseBody>, HttpError> {
+    use crate::files::range::{part, Part};
+    let bucket = &repo.storage().bucket;
+    let key = repo.keys.bundle_file(file);
+    let gone = || HttpError::NotFound("no such bundle (maintenance replaced it)".into());
+    let meta = match bucket.head(&key).await {
+        Ok(meta) => meta,
+        Err(e) if e.is_not_found() => return Err(gone()),
+        Err(e) => return Err(HttpError::Storage(e.to_string())),
+    };
+    let range = req
+        .headers()
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok());
+    let (status, start, len) = match part(range, meta.size) {
+        Part::Whole => (http::StatusCode::OK, 0, meta.size),
+        Part::Range { start, len } => (http::StatusCode::PARTIAL_CONTENT, start, len),
+        Part::Unsatisfiable => return Err(HttpError::RangeNotSatisfiable(meta.size)),
+    };
+    let body = if req.method() == http::Method::HEAD {
+        body::full(Vec::new())
+    } else {
+        let stream = match bucket.local_path(&key) {
+            Some(path) => {
+                use tokio::io::{AsyncReadExt, AsyncSeekExt};
+                let mut f = tokio::fs::File::open(&path).await.map_err(|_| gone())?;
+                f.seek(std::io::SeekFrom::Start(start))
+                    .await
+                    .map_err(|e| HttpError::Storage(e.to_string()))?;
+                Box::pin(f.take(len)) as objectstore::bucket::ByteStream
+            }
+            None if start == 0 && len == meta.size => bucket
+                .get_stream(&key)
+                .await
+                .map_err(|e| HttpError::Storage(e.to_string()))?,
+            None => {
+                let bytes = bucket
+                    .get_range(&key, start..start + len)
+                    .await
+                    .map_err(|e| HttpError::Storage(e.to_string()))?;
+                Box::pin(std::io::Cursor::new(bytes.to_vec())) as objectstore::bucket::ByteStream
+            }
+        };
+        body::stream(stream)
+    };
+    let mut resp = http::Response::new(body);
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    let mut set = |name: header::HeaderName, value: String| {
+        if let Ok(v) = header::HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    };
+    set(header::CONTENT_TYPE, "application/x-git-bundle".into());
+    set(header::CONTENT_LENGTH, len.to_string());
+    set(header::ACCEPT_RANGES, "bytes".into());
+    if status == http::StatusCode::PARTIAL_CONTENT {
+        set(
+            header::CONTENT_RANGE,
+            format!("bytes {start}-{}/{}", start + len - 1, meta.size),
+        );
+    }
+    // A file name is written once and never changes.
+    set(
+        header::CACHE_CONTROL,
+        "private, max-age=86400, immutable".into(),
+    );
+    Ok(resp)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

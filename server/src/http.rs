@@ -37,6 +37,8 @@ pub enum Endpoint {
     Files(crate::files::FilesRoute),
     /// The webhook URL of an upstream (signed, no token).
     UpstreamWebhook(String),
+    /// A bundle file of the `bundle-uri` list (the filesystem backend's download).
+    BundleFile(String),
 }
 
 /// Parse `/{ws}/git/{alias}[.git]/{endpoint}` and `/{ws}/artifacts/{alias}/git[.git]/{endpoint}`
@@ -57,6 +59,9 @@ pub fn route(path: &str) -> Option<(RepoId, Endpoint)> {
         ["git-receive-pack"] => Endpoint::ReceivePack,
         ["git-upload-archive"] => Endpoint::UploadArchive,
         ["bundle"] => Endpoint::Bundle,
+        ["bundles", file] if crate::bundle_uri::valid_file(file) => {
+            Endpoint::BundleFile((*file).to_owned())
+        }
         ["upstreams", id, "webhook"] => Endpoint::UpstreamWebhook((*id).to_owned()),
         ["info", "lfs", lfs @ ..] => Endpoint::Lfs(crate::lfs_http::LfsRoute::parse(lfs)?),
         files => Endpoint::Files(crate::files::FilesRoute::parse(files)?),
@@ -213,6 +218,9 @@ async fn route_request(
             upload_pack::handle(app, repo, snapshot, req).await
         }
         (&Method::GET, Endpoint::Bundle) => crate::bundle::handle(app, repo, snapshot, req).await,
+        (&Method::GET | &Method::HEAD, Endpoint::BundleFile(file)) => {
+            crate::bundle::serve_file(&repo, &file, &req).await?
+        }
         (&Method::POST, Endpoint::ReceivePack) => {
             receive_pack::handle(app, repo, snapshot, identity, req).await
         }

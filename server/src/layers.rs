@@ -57,22 +57,50 @@ where
         Box::pin(async move {
             let resp = fut.await?;
             tracing::info!(%method, %path, status = resp.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
-            Ok(resp)
+            // Scrapes of the counter are not what it counts.
+            Ok(match path.as_str() {
+                "/metrics" => resp,
+                _ => resp.map(count_sent),
+            })
         })
     }
 }
 
-/// The `token` of an LFS object URL (`…/info/lfs/objects/<oid>?token=…`) and the oid.
+/// The body, counting its bytes into [`crate::metrics::SENT_BYTES`] as they go out.
+fn count_sent(body: ResponseBody) -> ResponseBody {
+    use http_body_util::BodyExt;
+    body.map_frame(|frame| {
+        if let Some(data) = frame.data_ref() {
+            crate::metrics::add(crate::metrics::SENT_BYTES, data.len() as u64);
+        }
+        frame
+    })
+    .boxed()
+}
+
+/// The `token` of an LFS object URL (`…/info/lfs/objects/<oid>?token=…`) and the oid, or of
+/// a bundle file's URL (`…/bundles/<file>?token=…`) and what its token is bound to.
 fn object_url_token<B>(req: &Request<B>) -> Option<(String, String)> {
-    let (_, oid) = req.uri().path().rsplit_once("/info/lfs/objects/")?;
-    if oid.len() != 64 || !oid.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
+    let path = req.uri().path();
+    let bound = match path.rsplit_once("/info/lfs/objects/") {
+        Some((_, oid)) if oid.len() == 64 && oid.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            oid.to_owned()
+        }
+        Some(_) => return None,
+        None => {
+            let (_, file) = path.rsplit_once("/bundles/")?;
+            if !crate::bundle_uri::valid_file(file) {
+                return None;
+            }
+            crate::bundle_uri::file_claim(file)
+        }
+    };
+    let oid = bound;
     let query = req.uri().query()?;
     let token = form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == "token")
         .map(|(_, v)| v.into_owned())?;
-    Some((token, oid.to_owned()))
+    Some((token, oid))
 }
 
 /// Works out, once per request, what every handler asks about it and puts it in the

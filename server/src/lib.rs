@@ -14,6 +14,7 @@ pub mod auth;
 pub mod body;
 pub mod bridge;
 pub mod bundle;
+pub mod bundle_uri;
 pub mod cli;
 pub mod files;
 pub mod http;

@@ -96,6 +96,16 @@ pub async fn run(
         lfs_bytes: stored.iter().map(|m| m.size).sum(),
     };
     crate::usage::change_usage(repo, refs::UsageChange::Set(usage)).await;
+    // The bundles clients may clone from, brought up to the refs (a failure here costs
+    // clones their shortcut, never the repository: they fall back to a plain fetch).
+    let refreshed = async {
+        let mut db = repo.fresh_objects(cache).await?;
+        crate::repo::complete(&mut db, &tips).await?;
+        crate::bundle_uri::refresh(repo, &db, &snapshot, &workspace.staging).await
+    };
+    if let Err(e) = refreshed.await {
+        tracing::warn!(repo = %repo.id, error = %e, "bundles not refreshed");
+    }
     crate::metrics::inc(crate::metrics::MAINTENANCE_RUNS);
     tracing::info!(repo = %repo.id, ?report, abandoned_lfs_uploads = swept, lfs_objects_removed = lfs_swept.objects, lfs_bytes_removed = lfs_swept.bytes, "maintenance");
     Ok(Report {

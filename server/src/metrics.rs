@@ -15,6 +15,9 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 pub const CLONES_VERBATIM: &str = "artifact_git_clones_verbatim_total";
 pub const PACKS_GENERATED: &str = "artifact_git_packs_generated_total";
 pub const PUSHES: &str = "artifact_git_pushes_total";
+/// Bytes of every response body this replica sent but `/metrics` (what clones cost it;
+/// bundles and LFS objects fetched from the bucket by presigned URL are not among them).
+pub const SENT_BYTES: &str = "artifact_git_sent_bytes_total";
 pub const MAINTENANCE_RUNS: &str = "artifact_git_maintenance_runs_total";
 pub const REJECTED_BUSY: &str = "artifact_git_rejected_busy_total";
 pub const LFS_BATCHES: &str = "artifact_git_lfs_batches_total";

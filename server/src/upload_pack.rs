@@ -643,6 +643,7 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> http::Response<ResponseBody> {
     let started = std::time::Instant::now();
+    let base_url = crate::request::base_url(&req, &app.config.public.url);
     let v2 = protocol_version(&req) == 2;
     let gzip = is_gzip(&req);
     let limit = app.config.limits.max_request_bytes;
@@ -672,6 +673,18 @@ pub async fn handle(
                     git_response("application/x-git-upload-pack-result", full(buf))
                 }
                 Err(e) => refusal(&e.to_string()),
+            };
+        }
+    }
+    // The bundle list: the refs and the list object (see `crate::bundle_uri`).
+    if let Parsed::V2(command) = &parsed {
+        if command.name == "bundle-uri" {
+            return match crate::bundle_uri::answer(&app, &repo, &snapshot, &base_url).await {
+                Ok(list) => git_response("application/x-git-upload-pack-result", full(list)),
+                Err(e) => {
+                    tracing::error!(repo = %repo.id, error = %e, "bundle-uri failed");
+                    refusal("the bundle list cannot be read now")
+                }
             };
         }
     }

@@ -1,9 +1,10 @@
 //! Source code highlighted into class names (`hl-keyword`, `hl-string`, …) that the embedded
 //! stylesheet colours; no inline styles, which the pages' Content-Security-Policy forbids.
 //!
-//! syntect's grammars (Sublime Text's, built in) do the work. Highlighting costs CPU in
-//! proportion to the text, so callers run it off the async threads and only below
-//! [`MAX_HIGHLIGHTED`]; larger text is shown escaped without colours.
+//! syntect's grammars (Sublime Text's, built in) do the work, with the Oniguruma regex engine
+//! (4.5 times faster here than the pure-Rust one: 80 KB of Rust in 50 ms against 226 ms).
+//! Highlighting costs CPU in proportion to the text, so callers run it off the async threads
+//! and only below [`MAX_HIGHLIGHTED`]; larger text is shown escaped without colours.
 
 use std::sync::OnceLock;
 
@@ -12,7 +13,7 @@ use syntect::parsing::{SyntaxReference, SyntaxSet};
 use syntect::util::LinesWithEndings;
 
 /// Text above this many bytes is shown without colours.
-pub const MAX_HIGHLIGHTED: usize = 256 << 10;
+pub const MAX_HIGHLIGHTED: usize = 128 << 10;
 
 fn syntaxes() -> &'static SyntaxSet {
     static SET: OnceLock<SyntaxSet> = OnceLock::new();

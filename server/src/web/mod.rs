@@ -21,7 +21,7 @@ mod lists;
 mod pulls;
 mod repo;
 pub(crate) mod respond;
-pub(crate) mod session;
+pub mod session;
 
 use std::sync::Arc;
 
