@@ -122,7 +122,7 @@ pub fn write_v2_capabilities(out: &mut Vec<u8>) {
     write_line(out, "version 2");
     write_line(out, &agent());
     write_line(out, "ls-refs=unborn");
-    write_line(out, "fetch=shallow wait-for-done filter");
+    write_line(out, "fetch=shallow wait-for-done filter packfile-uris");
     write_line(out, "server-option");
     write_line(out, "object-format=sha1");
     write_line(out, "object-info");

@@ -93,7 +93,13 @@ pub struct FetchRequest {
     pub options: FetchOptions,
     /// Every capability the client sent.
     pub capabilities: ClientCapabilities,
+    /// v2 `packfile-uris <protocols>`: the URL schemes the client downloads packs over
+    /// (at most [`MAX_URI_PROTOCOLS`]).
+    pub packfile_uri_protocols: Vec<String>,
 }
+
+/// Schemes a client may name in `packfile-uris`.
+pub const MAX_URI_PROTOCOLS: usize = 8;
 
 impl FetchRequest {
     /// Whether the client asked for a shallow history or is shallow already.
@@ -197,7 +203,23 @@ impl FetchRequest {
                     b"deepen-relative" => req.deepen_relative = true,
                     b"wait-for-done" => req.options.wait_for_done = true,
                     b"sideband-all" => req.options.sideband_all = true,
-                    _ if line.starts_with(b"packfile-uris ") => {}
+                    _ if line.starts_with(b"packfile-uris ") => {
+                        let list = std::str::from_utf8(&line[b"packfile-uris ".len()..])
+                            .map_err(|_| unexpected("fetch arguments", line))?;
+                        let protocols: Vec<String> = list
+                            .split(',')
+                            .filter(|p| !p.is_empty())
+                            .map(str::to_owned)
+                            .collect();
+                        if protocols.len() > MAX_URI_PROTOCOLS
+                            || protocols.iter().any(|p| {
+                                p.len() > 16 || !p.bytes().all(|b| b.is_ascii_alphanumeric())
+                            })
+                        {
+                            return Err(unexpected("fetch arguments", line));
+                        }
+                        req.packfile_uri_protocols = protocols;
+                    }
                     _ => return Err(unexpected("fetch arguments", line)),
                 }
             }

@@ -168,7 +168,11 @@ pub async fn handle(
             }
         };
         let wants = plan.wants();
-        let source = Source { snapshot, db };
+        let source = Source {
+            snapshot,
+            db,
+            pack_uris: Vec::new(),
+        };
         let result = out
             .write_raw(&header)
             .map_err(crate::upload_pack::Error::from)
@@ -191,18 +195,20 @@ pub async fn handle(
     resp
 }
 
-/// `GET {clone URL}/bundles/{file}`: a bundle file maintenance keeps, for a `bundle-uri`
-/// list on the filesystem backend (on S3 clients get it from the bucket), whole or one byte
-/// range of it.
-pub async fn serve_file(
+/// `GET {clone URL}/bundles/{file}` and `…/packs/{file}`: a bundle file maintenance keeps
+/// (`bundle-uri`) or a stored pack (`packfile-uris`), for clients of the filesystem backend
+/// (on S3 they get them from the bucket), whole or one byte range of it. Both are written
+/// once and never change.
+pub async fn serve_stored(
     repo: &Repo,
-    file: &str,
+    key: &str,
+    content_type: &str,
     req: &Request<Incoming>,
 ) -> Result<http::Response<ResponseBody>, HttpError> {
     use crate::files::range::{part, Part};
     let bucket = &repo.storage().bucket;
-    let key = repo.keys.bundle_file(file);
-    let gone = || HttpError::NotFound("no such bundle (maintenance replaced it)".into());
+    let key = key.to_owned();
+    let gone = || HttpError::NotFound("no such file (maintenance replaced it)".into());
     let meta = match bucket.head(&key).await {
         Ok(meta) => meta,
         Err(e) if e.is_not_found() => return Err(gone()),
@@ -251,7 +257,7 @@ pub async fn serve_file(
             h.insert(name, v);
         }
     };
-    set(header::CONTENT_TYPE, "application/x-git-bundle".into());
+    set(header::CONTENT_TYPE, content_type.into());
     set(header::CONTENT_LENGTH, len.to_string());
     set(header::ACCEPT_RANGES, "bytes".into());
     if status == http::StatusCode::PARTIAL_CONTENT {

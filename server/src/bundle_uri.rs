@@ -323,6 +323,7 @@ async fn write_bundle(
     let source = Source {
         snapshot: snapshot.clone(),
         db: db.clone(),
+        pack_uris: Vec::new(),
     };
     let (wants, haves) = (plan.wants(), plan.prerequisites.clone());
     let producer = tokio::task::spawn_blocking(move || {

@@ -39,6 +39,8 @@ pub enum Endpoint {
     UpstreamWebhook(String),
     /// A bundle file of the `bundle-uri` list (the filesystem backend's download).
     BundleFile(String),
+    /// A stored pack offered by `packfile-uris` (the filesystem backend's download).
+    PackFile(String),
 }
 
 /// Parse `/{ws}/git/{alias}[.git]/{endpoint}` and `/{ws}/artifacts/{alias}/git[.git]/{endpoint}`
@@ -61,6 +63,9 @@ pub fn route(path: &str) -> Option<(RepoId, Endpoint)> {
         ["bundle"] => Endpoint::Bundle,
         ["bundles", file] if crate::bundle_uri::valid_file(file) => {
             Endpoint::BundleFile((*file).to_owned())
+        }
+        ["packs", file] if crate::packfile_uris::valid_file(file) => {
+            Endpoint::PackFile((*file).to_owned())
         }
         ["upstreams", id, "webhook"] => Endpoint::UpstreamWebhook((*id).to_owned()),
         ["info", "lfs", lfs @ ..] => Endpoint::Lfs(crate::lfs_http::LfsRoute::parse(lfs)?),
@@ -219,7 +224,15 @@ async fn route_request(
         }
         (&Method::GET, Endpoint::Bundle) => crate::bundle::handle(app, repo, snapshot, req).await,
         (&Method::GET | &Method::HEAD, Endpoint::BundleFile(file)) => {
-            crate::bundle::serve_file(&repo, &file, &req).await?
+            let key = repo.keys.bundle_file(&file);
+            crate::bundle::serve_stored(&repo, &key, "application/x-git-bundle", &req).await?
+        }
+        (&Method::GET | &Method::HEAD, Endpoint::PackFile(file)) => {
+            let name = file.trim_end_matches(".pack");
+            let key = repo
+                .keys
+                .pack_file(name, objectstore::layout::PackFile::Pack);
+            crate::bundle::serve_stored(&repo, &key, "application/x-git-packfile", &req).await?
         }
         (&Method::POST, Endpoint::ReceivePack) => {
             receive_pack::handle(app, repo, snapshot, identity, req).await

@@ -79,7 +79,8 @@ fn count_sent(body: ResponseBody) -> ResponseBody {
 }
 
 /// The `token` of an LFS object URL (`…/info/lfs/objects/<oid>?token=…`) and the oid, or of
-/// a bundle file's URL (`…/bundles/<file>?token=…`) and what its token is bound to.
+/// a bundle file's or a pack's URL (`…/bundles/<file>?token=…`, `…/packs/<file>?token=…`)
+/// and what its token is bound to.
 fn object_url_token<B>(req: &Request<B>) -> Option<(String, String)> {
     let path = req.uri().path();
     let bound = match path.rsplit_once("/info/lfs/objects/") {
@@ -87,13 +88,19 @@ fn object_url_token<B>(req: &Request<B>) -> Option<(String, String)> {
             oid.to_owned()
         }
         Some(_) => return None,
-        None => {
-            let (_, file) = path.rsplit_once("/bundles/")?;
-            if !crate::bundle_uri::valid_file(file) {
-                return None;
+        None => match path.rsplit_once("/bundles/") {
+            Some((_, file)) if crate::bundle_uri::valid_file(file) => {
+                crate::bundle_uri::file_claim(file)
             }
-            crate::bundle_uri::file_claim(file)
-        }
+            Some(_) => return None,
+            None => {
+                let (_, file) = path.rsplit_once("/packs/")?;
+                if !crate::packfile_uris::valid_file(file) {
+                    return None;
+                }
+                crate::packfile_uris::pack_claim(file)
+            }
+        },
     };
     let oid = bound;
     let query = req.uri().query()?;

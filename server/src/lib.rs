@@ -26,6 +26,7 @@ pub mod lfs_http;
 pub mod lifecycle;
 pub mod maintenance;
 pub mod metrics;
+pub mod packfile_uris;
 pub mod placement;
 pub mod policy;
 pub mod proxy;

@@ -116,6 +116,9 @@ impl Write for PackData<'_> {
 pub struct Source {
     pub snapshot: Snapshot,
     pub db: ObjectDb,
+    /// Where a client may download each stored pack itself (`packfile-uris`): pack name and
+    /// URL, worked out before the answer when the client asked for them.
+    pub pack_uris: Vec<(String, String)>,
 }
 
 impl Source {
@@ -255,6 +258,29 @@ fn serve_v2(source: &Source, command: &Command, out: &mut Output) -> Result<(), 
                     write_line(&mut buf, &format!("{id} {name}"));
                 }
                 write_delim(&mut buf);
+            }
+            if let Some(offloaded) = offloaded_packs(source, &reader, &req)? {
+                write_line(&mut buf, "packfile-uris");
+                for (checksum, uri) in &offloaded {
+                    write_line(&mut buf, &format!("{checksum} {uri}"));
+                }
+                write_delim(&mut buf);
+                write_line(&mut buf, "packfile");
+                out.raw(&buf)?;
+                out.sideband = Some(Mode::Large);
+                out.progress = !req.options.no_progress;
+                out.progress(&format!(
+                    "Sending {} stored packs by URI\n",
+                    offloaded.len()
+                ));
+                let mut data = BufWriter::with_capacity(Mode::Large.max_payload(), PackData(out));
+                data.write_all(&crate::packfile_uris::empty_pack(source.db.object_hash()))?;
+                data.flush()?;
+                drop(data);
+                let mut end = Vec::new();
+                write_flush(&mut end);
+                out.raw(&end)?;
+                return Ok(());
             }
             write_line(&mut buf, "packfile");
             out.raw(&buf)?;
@@ -524,6 +550,58 @@ fn stored_packs_reached_by_refs(
     }
 }
 
+/// Whether a v2 command asks for `packfile-uris`.
+fn asks_packfile_uris(command: &Command) -> bool {
+    command
+        .args
+        .iter()
+        .any(|a| a.starts_with(b"packfile-uris "))
+}
+
+/// The stored packs a clone of everything may download itself (`packfile-uris`), with their
+/// checksums: only for a full clone whose answer is exactly the stored packs (their `.tips`
+/// prove they hold only what the refs reach, so nothing a deleted branch left ships), when
+/// every one of them has a URL of a scheme the client named, and when they are large enough
+/// for a second request to pay. The in-band pack is then empty. `None`: answer in-band.
+fn offloaded_packs(
+    source: &Source,
+    reader: &Reader<'_>,
+    req: &FetchRequest,
+) -> Result<Option<Vec<(ObjectId, String)>>, Error> {
+    if req.packfile_uri_protocols.is_empty()
+        || source.pack_uris.is_empty()
+        || !full_clone(source, req)
+    {
+        return Ok(None);
+    }
+    let Some(packs) = stored_packs_reached_by_refs(source, reader)? else {
+        return Ok(None);
+    };
+    let total: u64 = packs.iter().map(|p| p.file_size()).sum();
+    if total < crate::packfile_uris::MIN_OFFLOADED_BYTES
+        || packs.len() > crate::packfile_uris::MAX_URIS
+    {
+        return Ok(None);
+    }
+    let mut out = Vec::with_capacity(packs.len());
+    for pack in &packs {
+        let uri = source
+            .pack_uris
+            .iter()
+            .find(|(name, _)| *name == pack.name)
+            .map(|(_, uri)| uri);
+        let scheme_ok = |uri: &str| {
+            uri.split_once("://")
+                .is_some_and(|(scheme, _)| req.packfile_uri_protocols.iter().any(|p| p == scheme))
+        };
+        match uri {
+            Some(uri) if scheme_ok(uri) => out.push((pack.checksum(), uri.clone())),
+            _ => return Ok(None),
+        }
+    }
+    Ok(Some(out))
+}
+
 /// Commits walked at most to find that every pack's tips are still reachable.
 const MAX_REACH_WALK: usize = 2_000_000;
 
@@ -705,6 +783,12 @@ pub async fn handle(
         Ok(db) => db,
         Err(e) => return storage_error(&repo, e),
     };
+    let pack_uris = match &parsed {
+        Parsed::V2(c) if c.name == "fetch" && asks_packfile_uris(c) => {
+            crate::packfile_uris::uris(&app, &repo, &db, &base_url).await
+        }
+        _ => Vec::new(),
+    };
     let (writer, response_body) = body::channel();
     let id = repo.id.clone();
     tokio::task::spawn_blocking(move || {
@@ -723,7 +807,11 @@ pub async fn handle(
                 }
             },
         };
-        let source = Source { snapshot, db };
+        let source = Source {
+            snapshot,
+            db,
+            pack_uris,
+        };
         let result = match &parsed {
             Parsed::V0(r) => serve_v0(&source, r, &mut out),
             Parsed::V2(c) => serve_v2(&source, c, &mut out),

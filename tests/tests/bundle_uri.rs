@@ -27,9 +27,15 @@ fn remote_refs(git: &Git, dir: &Path) -> String {
     )
 }
 
+/// Clone with `transfer.bundleURI` (unless `args` hold `transfer.bundleURI=false`, as
+/// `clone -c` options); fsck it.
 fn clone(git: &Git, work: &Path, name: &str, args: &[&str], url: &str) -> std::path::PathBuf {
     let dir = work.join(name);
-    let mut all = vec!["-c", "transfer.bundleURI=true", "clone", "-q"];
+    let bundles = !args.contains(&"transfer.bundleURI=false");
+    let mut all = match bundles {
+        true => vec!["-c", "transfer.bundleURI=true", "clone", "-q"],
+        false => vec!["clone", "-q"],
+    };
     all.extend_from_slice(args);
     all.extend([url, dir.to_str().unwrap()]);
     let out = git.run(work, &all);
@@ -242,3 +248,115 @@ fn bundle_uri(backend: &Backend) {
 }
 
 backend_tests!(bundle_uri);
+
+/// `packfile-uris`: a clone of everything downloads the stored packs itself, over the
+/// schemes it accepts; anything else (another scheme, packs holding what a force push left
+/// behind) gets the whole pack in-band.
+fn packfile_uris(backend: &Backend) {
+    let git = Git::new(git_at_least(2, 45).expect("a recent git"));
+    let server = Server::start_on(backend);
+    server.init("lab/packs");
+    let url = server.repo_url("lab/packs");
+    let work = TempDir::new().unwrap();
+    let src = work.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    make_history(&git, &src, 100, 5);
+    let mut rng = Rng::new(5);
+    std::fs::write(src.join("weights.bin"), rng.bytes(3 << 20)).unwrap();
+    git.ok(&src, &["add", "weights.bin"]);
+    git.ok(&src, &["commit", "-q", "-m", "weights"]);
+    git.ok(&src, &["branch", "secret"]);
+    git.ok(&src, &["checkout", "-q", "secret"]);
+    let secret = commit_file(&git, &src, "secret.txt", "password\n", "a secret");
+    git.ok(&src, &["checkout", "-q", "main"]);
+    git.ok(&src, &["push", "-q", &url, "--all"]);
+    server.maintain("lab/packs", &[]);
+    let plain = clone(
+        &git,
+        work.path(),
+        "plain",
+        &["-c", "transfer.bundleURI=false"],
+        &url,
+    );
+
+    // Clones go to a replica started after maintenance (its pack list read fresh, as
+    // maintenance inside a server keeps its own).
+    let replica = std::cell::RefCell::new(server.replica());
+    let uris = |name: &str, protocols: &str| -> (std::path::PathBuf, u64) {
+        let server = replica.borrow();
+        let url = server.repo_url("lab/packs");
+        let sent = server.metric("artifact_git_sent_bytes_total");
+        let dir = clone(
+            &git,
+            work.path(),
+            name,
+            &[
+                "-c",
+                "transfer.bundleURI=false",
+                "-c",
+                &format!("fetch.uriprotocols={protocols}"),
+            ],
+            &url,
+        );
+        (dir, server.metric("artifact_git_sent_bytes_total") - sent)
+    };
+    let (by_uri, through) = uris("by-uri", "http,https");
+    assert_eq!(remote_refs(&git, &by_uri), remote_refs(&git, &plain));
+    let packs = std::fs::read_dir(by_uri.join(".git/objects/pack"))
+        .unwrap()
+        .count();
+    assert!(
+        packs >= 6,
+        "the stored pack and the (empty) in-band one: {packs} files"
+    );
+    if matches!(backend, Backend::S3 { .. }) {
+        assert!(through < 100_000, "{through} bytes through the server");
+    }
+    // Only https accepted; the URLs here are http: everything in-band.
+    let (in_band, through) = uris("in-band", "https");
+    assert_eq!(remote_refs(&git, &in_band), remote_refs(&git, &plain));
+    assert!(
+        through > 3 << 20,
+        "{through} bytes: the pack did not come in-band"
+    );
+
+    // A force push and a deleted branch: the stored packs hold what they left behind, so
+    // the clone is answered in-band, without the secret.
+    git.ok(&src, &["reset", "-q", "--hard", "HEAD~2"]);
+    git.ok(&src, &["push", "-q", "--force", &url, "main"]);
+    git.ok(&src, &["push", "-q", &url, ":secret"]);
+    let (after, _) = uris("after", "http,https");
+    git.ok(&after, &["fsck", "--strict", "--no-progress"]);
+    assert_eq!(git.rev(&after, "origin/main"), git.rev(&src, "main"));
+    assert!(
+        !git.run(&after, &["cat-file", "-e", &secret])
+            .status
+            .success(),
+        "the deleted branch's commit shipped"
+    );
+    // After maintenance, by URI again.
+    server.maintain("lab/packs", &[]);
+    *replica.borrow_mut() = server.replica();
+    let (again, _) = uris("again", "http,https");
+    assert_eq!(git.rev(&again, "origin/main"), git.rev(&src, "main"));
+    assert!(!git
+        .run(&again, &["cat-file", "-e", &secret])
+        .status
+        .success());
+
+    // A pack's URL needs its token.
+    let token = server.token("lab", None, "r");
+    let base = server.plain_url("lab/packs");
+    let name = format!("pack-{}.pack", "0".repeat(40));
+    assert_eq!(http_status(&format!("{base}/packs/{name}"), None), 401);
+    assert_eq!(
+        http_status(&format!("{base}/packs/{name}"), Some(&token)),
+        404
+    );
+    assert_eq!(
+        http_status(&format!("{base}/packs/..%2fpacked-refs"), Some(&token)),
+        404
+    );
+}
+
+backend_tests!(packfile_uris);

@@ -152,6 +152,12 @@ impl Pack {
         }
     }
 
+    /// The checksum of the pack's data (its trailer), which names it (`pack-<checksum>`) and
+    /// which a client checks a pack it downloaded against.
+    pub fn checksum(&self) -> ObjectId {
+        self.index.pack_checksum()
+    }
+
     /// How many objects the pack holds.
     pub fn num_objects(&self) -> u32 {
         self.index.num_objects()
