@@ -441,4 +441,26 @@ mod tests {
         assert_eq!(req.deepen_not, vec!["refs/heads/old".to_string()]);
         Ok(())
     }
+
+    #[test]
+    fn packfile_uri_protocols() -> Result<()> {
+        let fetch = |arg: &str| -> Result<FetchRequest> {
+            let mut body = Vec::new();
+            write_line(&mut body, "command=fetch");
+            write_delim(&mut body);
+            write_line(&mut body, &format!("want {A}"));
+            write_line(&mut body, arg);
+            write_flush(&mut body);
+            let cmd = Command::read(&body[..])?.ok_or(Error::Truncated)?;
+            FetchRequest::parse_v2(&cmd)
+        };
+        assert_eq!(
+            fetch("packfile-uris https,http")?.packfile_uri_protocols,
+            ["https", "http"]
+        );
+        assert!(fetch("packfile-uris ht tp").is_err());
+        assert!(fetch(&format!("packfile-uris {}", "a,".repeat(9))).is_err());
+        assert!(fetch(&format!("packfile-uris {}", "x".repeat(17))).is_err());
+        Ok(())
+    }
 }

@@ -15,9 +15,9 @@
 //! new base when it would pass [`MAX_CHAIN`] bundles, or when any bundle is *stale*: one of
 //! its refs names something the current refs no longer reach (a force push, a deleted
 //! branch). A stale bundle is never listed: the `bundle-uri` answer ([`answer`]) lists only
-//! the chain up to its first stale bundle, checked against the refs of the moment, so a
-//! deleted branch's objects never ship in a bundle (the same rule as a clone's), and a
-//! client whose bundle went away or failed falls back to a plain fetch.
+//! the chain up to its first stale bundle (or one whose file is gone), checked against the
+//! refs of the moment, so a deleted branch's objects never ship in a bundle (the same rule as
+//! a clone's), and a client whose bundle went away or failed falls back to a plain fetch.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -142,6 +142,18 @@ fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// How often the roll-ups after pushes bring the bundles up to the refs (a full maintenance
+/// run always does): a base bundle costs a pack of the whole repository.
+pub const ROLL_UP_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Whether a roll-up should refresh the bundles: none yet, or the newest is older than
+/// [`ROLL_UP_INTERVAL`].
+pub async fn due(repo: &Repo) -> Result<bool, BundleUriError> {
+    let list = load(repo).await?;
+    let newest = list.bundles.iter().map(|b| b.creation_token).max();
+    Ok(newest.is_none_or(|t| t + ROLL_UP_INTERVAL.as_secs() <= now_secs()))
+}
+
 /// What [`refresh`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refreshed {
@@ -179,6 +191,7 @@ pub async fn refresh(
         .await
         .map_err(|e| BundleUriError::Pack(e.to_string()))?
     };
+    let fresh = stored_prefix(repo, &old.bundles[..fresh]).await?;
     let covered: std::collections::HashSet<(String, String)> = old.bundles[..fresh]
         .iter()
         .flat_map(|b| b.refs.iter().cloned())
@@ -355,6 +368,26 @@ async fn write_bundle(
     Ok(size)
 }
 
+/// How many of `bundles`, from the first on, have their file in the bucket (looked up at
+/// once).
+async fn stored_prefix(repo: &Repo, bundles: &[StoredBundle]) -> Result<usize, BundleUriError> {
+    let bucket = &repo.storage().bucket;
+    let keys: Vec<String> = bundles
+        .iter()
+        .map(|b| repo.keys.bundle_file(&b.file))
+        .collect();
+    let found = futures_util::future::join_all(keys.iter().map(|k| bucket.head(k))).await;
+    let mut n = 0;
+    for result in found {
+        match result {
+            Ok(_) => n += 1,
+            Err(e) if e.is_not_found() => break,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(n)
+}
+
 /// Where a client downloads a bundle file: a presigned URL on S3, else this server's route
 /// with a token good for that file alone (when the server can mint one).
 async fn uri(
@@ -422,9 +455,12 @@ pub async fn answer(
         let fresh = fresh_prefix(&list, snapshot, |ids| {
             ids.iter().all(|id| visible.has_commit(id))
         });
-        if fresh < list.bundles.len() {
-            tracing::info!(repo = %repo.id, listed = fresh, stale = list.bundles.len() - fresh, "stale bundles left out of the list");
+        // A bundle whose file is gone (removed by hand, lost) ends the chain too.
+        let present = stored_prefix(repo, &list.bundles[..fresh]).await?;
+        if present < list.bundles.len() {
+            tracing::info!(repo = %repo.id, listed = present, left_out = list.bundles.len() - present, "stale or missing bundles left out of the list");
         }
+        let fresh = present;
         for (i, b) in list.bundles[..fresh].iter().enumerate() {
             let url = uri(app, repo, base_url, &b.file).await?;
             write_line(&mut out, &format!("bundle.b{i}.uri={url}"));

@@ -99,6 +99,9 @@ pub async fn run(
     // The bundles clients may clone from, brought up to the refs (a failure here costs
     // clones their shortcut, never the repository: they fall back to a plain fetch).
     let refreshed = async {
+        if kind == Kind::Geometric && !crate::bundle_uri::due(repo).await? {
+            return Ok(crate::bundle_uri::Refreshed::Unchanged);
+        }
         let mut db = repo.fresh_objects(cache).await?;
         crate::repo::complete(&mut db, &tips).await?;
         crate::bundle_uri::refresh(repo, &db, &snapshot, &workspace.staging).await

@@ -323,6 +323,34 @@ impl Server {
     }
 
     /// Store a file of an artifact version the way the artifact service does, before git is
+    /// Remove the object at `rel` (relative to the storage's root) behind the server's back,
+    /// as an operator's mistake or a lost file would.
+    pub fn delete_stored(&self, rel: &str) {
+        if let Some(dir) = &self.data_dir {
+            std::fs::remove_file(dir.join(rel)).unwrap();
+            return;
+        }
+        let (endpoint, bucket, prefix) = self.s3_location();
+        let python =
+            std::env::var("ARTIFACT_GIT_TEST_S3_PYTHON").unwrap_or_else(|_| "python3".into());
+        let script = r#"
+import sys, boto3
+endpoint, bucket, key = sys.argv[1:4]
+s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                  aws_access_key_id="test", aws_secret_access_key="test")
+s3.delete_object(Bucket=bucket, Key=key)
+"#;
+        let out = Command::new(python)
+            .args(["-c", script, &endpoint, bucket, &format!("{prefix}/{rel}")])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "deleting {rel} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// enabled: `{workspace}/artifacts/{alias}/v{version}/{path}` in the same storage.
     pub fn put_artifact_file(&self, repo: &str, version: u32, path: &str, data: &[u8]) {
         let (ws, alias) = repo.split_once('/').unwrap();

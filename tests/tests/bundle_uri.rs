@@ -196,6 +196,19 @@ fn bundle_uri(backend: &Backend) {
         .status
         .success());
 
+    // A bundle file lost behind the server's back: left out of the list, the clone is plain,
+    // and the next maintenance makes a new base.
+    let lost = list["bundles"][0]["file"].as_str().unwrap().to_owned();
+    server.delete_stored(&format!("lab/artifacts/big/git/bundles/{lost}"));
+    let without = clone(&git, work.path(), "with6", &[], &url);
+    assert_eq!(bundle_refs(&git, &without), 0);
+    assert_eq!(remote_refs(&git, &without), remote_refs(&git, &plain));
+    server.maintain("lab/big", &[]);
+    let list = bundles(&server, "lab/big");
+    assert_ne!(list["bundles"][0]["file"].as_str().unwrap(), lost, "{list}");
+    let restored = clone(&git, work.path(), "with7", &[], &url);
+    assert!(bundle_refs(&git, &restored) > 0);
+
     // `git clone --bundle-uri` with the URL the `bundle` method hands out.
     let token = server.token("lab", None, "r");
     let answer = server.call("lab", "bundle", json!({"artifact_id": "lab/big"}));
