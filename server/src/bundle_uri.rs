@@ -444,17 +444,29 @@ pub async fn answer(
     write_line(&mut out, "bundle.mode=all");
     write_line(&mut out, "bundle.heuristic=creationToken");
     if !list.bundles.is_empty() {
-        let db = repo
-            .objects_having(&app.cache, snapshot.refs.values().map(|v| &v.target))
-            .await?;
-        let visible = app
-            .visible
-            .get(repo, snapshot, &db)
-            .await
-            .map_err(|e| BundleUriError::Pack(e.to_string()))?;
-        let fresh = fresh_prefix(&list, snapshot, |ids| {
-            ids.iter().all(|id| visible.has_commit(id))
+        // Only bundles whose refs moved on need the set of what the refs reach (worked out
+        // once per refs state and cached): right after maintenance, none do.
+        let mut moved = false;
+        let unmoved = fresh_prefix(&list, snapshot, |_| {
+            moved = true;
+            false
         });
+        let fresh = match moved {
+            false => unmoved,
+            true => {
+                let db = repo
+                    .objects_having(&app.cache, snapshot.refs.values().map(|v| &v.target))
+                    .await?;
+                let visible = app
+                    .visible
+                    .get(repo, snapshot, &db)
+                    .await
+                    .map_err(|e| BundleUriError::Pack(e.to_string()))?;
+                fresh_prefix(&list, snapshot, |ids| {
+                    ids.iter().all(|id| visible.has_commit(id))
+                })
+            }
+        };
         // A bundle whose file is gone (removed by hand, lost) ends the chain too.
         let present = stored_prefix(repo, &list.bundles[..fresh]).await?;
         if present < list.bundles.len() {

@@ -263,6 +263,12 @@ fn main() {
     eprintln!("pushed in {:.1} s", started.elapsed().as_secs_f64());
     let wbase = format!("{}/bench/git/wide", server.url);
     let wide_head = git.rev(&wide, "HEAD");
+    let log_path: &[&str] = &["log", "-50", "--format=%H", "main", "--", "src/file1.txt"];
+    let reference = git_time(&git, &wide, &[log_path], runs.min(3));
+    println!(
+        "(git log -50 -- src/file1.txt on the same history, work tree repository: {:.1} ms)",
+        reference * 1e3
+    );
     for (name, url) in [
         (
             "folder of 10,000, page 1 (500 entries)",
