@@ -16,9 +16,9 @@ use refs::Snapshot;
 
 use crate::app::App;
 use crate::body::{self, ResponseBody};
+use crate::fetch::{write_bundle_pack, Output, Source};
 use crate::repo::Repo;
 use crate::response::{git_response, HttpError};
-use crate::upload_pack::{write_bundle_pack, Output, Source};
 use history::{BundlePlan, MAX_BUNDLE_NAMES};
 
 /// Commits walked at most to find that every prerequisite is reachable from the refs.
@@ -175,7 +175,7 @@ pub async fn handle(
         };
         let result = out
             .write_raw(&header)
-            .map_err(crate::upload_pack::Error::from)
+            .map_err(crate::fetch::Error::from)
             .and_then(|()| write_bundle_pack(&source, wants, plan.prerequisites, &out));
         match result {
             Ok(()) => tracing::info!(repo = %id, refs = plan.refs.len(), "bundle sent"),

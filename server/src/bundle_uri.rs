@@ -14,13 +14,14 @@
 //! so clients take them with `bundle.heuristic=creationToken`. The chain is rebuilt from a
 //! new base when it would pass [`MAX_CHAIN`] bundles, or when any bundle is *stale*: one of
 //! its refs names something the current refs no longer reach (a force push, a deleted
-//! branch). A stale bundle is never listed: the `bundle-uri` answer ([`answer`]) lists only
+//! branch). A stale bundle is never listed: the `bundle-uri` answer ([`crate::bundle_list::answer`]) lists only
 //! the chain up to its first stale bundle (or one whose file is gone), checked against the
 //! refs of the moment, so a deleted branch's objects never ship in a bundle (the same rule as
 //! a clone's), and a client whose bundle went away or failed falls back to a plain fetch.
+//! The answer itself is [`crate::bundle_list`]'s (it needs the server's signing key and
+//! caches; this module, run by maintenance, does not).
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -28,13 +29,12 @@ use gix_hash::ObjectId;
 use http_body_util::BodyExt;
 use objectstore::bucket::PutMode;
 use objectstore::odb::ObjectDb;
-use protocol::pktline::{write_flush, write_line};
 use refs::Snapshot;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
+use crate::fetch::{write_bundle_pack, Output, Source};
 use crate::repo::Repo;
-use crate::upload_pack::{write_bundle_pack, Output, Source};
 
 /// Bundles in a chain (the base and its incremental bundles) before it is rebuilt whole.
 pub const MAX_CHAIN: usize = 4;
@@ -343,7 +343,7 @@ async fn write_bundle(
         let out = Output::new(writer);
         let result = out
             .write_raw(&header)
-            .map_err(crate::upload_pack::Error::from)
+            .map_err(crate::fetch::Error::from)
             .and_then(|()| write_bundle_pack(&source, wants, haves, &out));
         if let Err(e) = &result {
             out.into_writer().abort(&e.to_string());
@@ -370,7 +370,10 @@ async fn write_bundle(
 
 /// How many of `bundles`, from the first on, have their file in the bucket (looked up at
 /// once).
-async fn stored_prefix(repo: &Repo, bundles: &[StoredBundle]) -> Result<usize, BundleUriError> {
+pub(crate) async fn stored_prefix(
+    repo: &Repo,
+    bundles: &[StoredBundle],
+) -> Result<usize, BundleUriError> {
     let bucket = &repo.storage().bucket;
     let keys: Vec<String> = bundles
         .iter()
@@ -388,33 +391,6 @@ async fn stored_prefix(repo: &Repo, bundles: &[StoredBundle]) -> Result<usize, B
     Ok(n)
 }
 
-/// Where a client downloads a bundle file: a presigned URL on S3, else this server's route
-/// with a token good for that file alone (when the server can mint one).
-async fn uri(
-    app: &crate::app::App,
-    repo: &Repo,
-    base_url: &str,
-    file: &str,
-) -> Result<String, BundleUriError> {
-    let key = repo.keys.bundle_file(file);
-    if let Some(p) = repo.storage().bucket.presign_get(&key, URI_TTL).await? {
-        if p.headers.is_empty() {
-            return Ok(p.url);
-        }
-    }
-    let (ws, alias) = (&repo.id.workspace, &repo.id.alias);
-    let url = format!("{base_url}/{ws}/git/{alias}/bundles/{file}");
-    Ok(
-        match app
-            .auth
-            .mint_object_token(ws, alias, &file_claim(file), false, URI_TTL)
-        {
-            Some(token) => format!("{url}?token={token}"),
-            None => url,
-        },
-    )
-}
-
 /// What a bundle file's URL token is bound to.
 pub fn file_claim(file: &str) -> String {
     format!("bundle:{file}")
@@ -428,63 +404,6 @@ pub fn valid_file(file: &str) -> bool {
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
         && !file.starts_with('.')
-}
-
-/// The answer to a `bundle-uri` command: the fresh part of the chain, each bundle with a URL
-/// good for [`URI_TTL`] (secrets: never logged).
-pub async fn answer(
-    app: &Arc<crate::app::App>,
-    repo: &Repo,
-    snapshot: &Snapshot,
-    base_url: &str,
-) -> Result<Vec<u8>, BundleUriError> {
-    let list = load(repo).await?;
-    let mut out = Vec::new();
-    write_line(&mut out, "bundle.version=1");
-    write_line(&mut out, "bundle.mode=all");
-    write_line(&mut out, "bundle.heuristic=creationToken");
-    if !list.bundles.is_empty() {
-        // Only bundles whose refs moved on need the set of what the refs reach (worked out
-        // once per refs state and cached): right after maintenance, none do.
-        let mut moved = false;
-        let unmoved = fresh_prefix(&list, snapshot, |_| {
-            moved = true;
-            false
-        });
-        let fresh = match moved {
-            false => unmoved,
-            true => {
-                let db = repo
-                    .objects_having(&app.cache, snapshot.refs.values().map(|v| &v.target))
-                    .await?;
-                let visible = app
-                    .visible
-                    .get(repo, snapshot, &db)
-                    .await
-                    .map_err(|e| BundleUriError::Pack(e.to_string()))?;
-                fresh_prefix(&list, snapshot, |ids| {
-                    ids.iter().all(|id| visible.has_commit(id))
-                })
-            }
-        };
-        // A bundle whose file is gone (removed by hand, lost) ends the chain too.
-        let present = stored_prefix(repo, &list.bundles[..fresh]).await?;
-        if present < list.bundles.len() {
-            tracing::info!(repo = %repo.id, listed = present, left_out = list.bundles.len() - present, "stale or missing bundles left out of the list");
-        }
-        let fresh = present;
-        for (i, b) in list.bundles[..fresh].iter().enumerate() {
-            let url = uri(app, repo, base_url, &b.file).await?;
-            write_line(&mut out, &format!("bundle.b{i}.uri={url}"));
-            // Keys go over the wire as git's config would print them: lower case.
-            write_line(
-                &mut out,
-                &format!("bundle.b{i}.creationtoken={}", b.creation_token),
-            );
-        }
-    }
-    write_flush(&mut out);
-    Ok(out)
 }
 
 #[cfg(test)]

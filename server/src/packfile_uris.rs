@@ -3,7 +3,7 @@
 //! server's `GET {clone URL}/packs/pack-<checksum>.pack` with a token good for that pack
 //! alone) and an empty pack in-band. The client checks each downloaded pack against the
 //! checksum the answer names. Which packs may go this way is decided where the fetch is
-//! answered ([`crate::upload_pack`]): only packs whose `.tips` prove they hold nothing but
+//! answered ([`crate::fetch`]): only packs whose `.tips` prove they hold nothing but
 //! what the refs reach, and only over the schemes the client named (a client that accepts
 //! only `https` from a server whose URLs are `http` gets the whole pack in-band).
 
@@ -13,12 +13,6 @@ use objectstore::odb::ObjectDb;
 
 use crate::app::App;
 use crate::repo::Repo;
-
-/// Packs smaller than this together are sent in-band: a second request would cost more.
-pub const MIN_OFFLOADED_BYTES: u64 = 1 << 20;
-
-/// At most this many URLs in one answer.
-pub const MAX_URIS: usize = 16;
 
 /// How long a pack's URL is good.
 pub const URI_TTL: Duration = Duration::from_secs(300);
@@ -46,7 +40,7 @@ pub async fn uris(app: &App, repo: &Repo, db: &ObjectDb, base_url: &str) -> Vec<
     let bucket = &repo.storage().bucket;
     let (ws, alias) = (&repo.id.workspace, &repo.id.alias);
     let mut out = Vec::new();
-    for pack in db.packs().iter().take(MAX_URIS) {
+    for pack in db.packs().iter().take(crate::fetch::MAX_URIS) {
         let key = repo
             .keys
             .pack_file(&pack.name, objectstore::layout::PackFile::Pack);
@@ -74,19 +68,6 @@ pub async fn uris(app: &App, repo: &Repo, db: &ObjectDb, base_url: &str) -> Vec<
         out.push((pack.name.clone(), url));
     }
     out
-}
-
-/// A pack with no objects (what goes in-band when every object is sent by URL).
-pub fn empty_pack(hash: gix_hash::Kind) -> Vec<u8> {
-    let mut pack = b"PACK\0\0\0\x02\0\0\0\0".to_vec();
-    let mut hasher = gix_hash::hasher(hash);
-    hasher.update(&pack);
-    match hasher.try_finalize() {
-        Ok(id) => pack.extend_from_slice(id.as_bytes()),
-        // A collision cannot come from these twelve fixed bytes.
-        Err(_) => pack.extend_from_slice(&vec![0; hash.len_in_bytes()]),
-    }
-    pack
 }
 
 #[cfg(test)]
