@@ -598,10 +598,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             println!("  or once for all:      {me} token --workspace '*' --scope a --ttl 30d --git-config {public_url} --storage {storage_desc} | sh");
             println!("  push to it:           cd hello && git -c http.extraHeader=\"Authorization: Bearer $TOKEN\" push origin main");
             println!("  more tokens:          {me} token --workspace demo --scope rw --ttl 1h --storage {storage_desc}");
+            println!("  browse it:            {public_url}/demo/git/hello   (sign in with a token at {public_url}/-/signin)");
         }
         None => {
             println!("  clone it:             git clone {public_url}/demo/git/hello   (password: a token)");
             println!("  push to it:           git push {public_url}/demo/git/hello main");
+            println!("  browse it:            {public_url}/demo/git/hello");
         }
     }
     tracing::info!(%local, "listening");
