@@ -187,6 +187,29 @@ fn etag_of(key: &str, tag: Option<String>) -> Result<ETag> {
     })
 }
 
+impl S3Bucket {
+    /// A presigned GET of `key` for `ttl`, answered with `content_disposition` when given.
+    async fn presign_download(
+        &self,
+        key: &str,
+        ttl: Duration,
+        content_disposition: Option<&str>,
+    ) -> Result<Option<Presigned>> {
+        validate_key(key)?;
+        let config = presigning(key, ttl)?;
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_response_content_disposition(content_disposition.map(str::to_owned))
+            .presigned(config)
+            .await
+            .map_err(|e| map_err(key, e))?;
+        Ok(Some(presigned(request, ttl)))
+    }
+}
+
 #[async_trait]
 impl Bucket for S3Bucket {
     async fn get(&self, key: &str) -> Result<GetResult> {
@@ -568,17 +591,7 @@ impl Bucket for S3Bucket {
     }
 
     async fn presign_get(&self, key: &str, ttl: Duration) -> Result<Option<Presigned>> {
-        validate_key(key)?;
-        let config = presigning(key, ttl)?;
-        let request = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .presigned(config)
-            .await
-            .map_err(|e| map_err(key, e))?;
-        Ok(Some(presigned(request, ttl)))
+        self.presign_download(key, ttl, None).await
     }
 
     async fn presign_get_as(
@@ -587,18 +600,8 @@ impl Bucket for S3Bucket {
         ttl: Duration,
         content_disposition: &str,
     ) -> Result<Option<Presigned>> {
-        validate_key(key)?;
-        let config = presigning(key, ttl)?;
-        let request = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .response_content_disposition(content_disposition)
-            .presigned(config)
+        self.presign_download(key, ttl, Some(content_disposition))
             .await
-            .map_err(|e| map_err(key, e))?;
-        Ok(Some(presigned(request, ttl)))
     }
 
     async fn presign_put(&self, key: &str, ttl: Duration, size: u64) -> Result<Option<Presigned>> {

@@ -86,7 +86,7 @@ pub async fn show(
     };
     let (files, truncated) = match to.is_empty() {
         true => (Vec::new(), false),
-        false => diff(visit, o, &from, &to).await?,
+        false => super::repo::diff_between(visit, o, &from, &to).await?,
     };
     let open_state = state(&pr) == "open";
     let can_merge = open_state
@@ -115,37 +115,6 @@ pub async fn show(
         title,
     };
     Ok(html(webview::pages::render(&page)))
-}
-
-async fn diff(
-    visit: &Visit,
-    o: &Opened,
-    from: &str,
-    to: &str,
-) -> Result<(Vec<webview::view::DiffFile>, bool), HttpError> {
-    let at = crate::files::open_at(
-        &visit.app,
-        o.repo.clone(),
-        o.snapshot.clone(),
-        to.to_owned(),
-    )
-    .await?;
-    let visible = visit
-        .app
-        .visible
-        .get(&at.repo, &at.snapshot, &at.db)
-        .await
-        .map_err(|e| HttpError::Storage(e.to_string()))?;
-    let (base, from) = (o.base.clone(), from.to_owned());
-    super::repo::blocking(move || {
-        let reader = at.db.reader();
-        let old = history::resolve_commit(&reader, &at.snapshot, &visible, &from)
-            .map_err(crate::files::history_error)?;
-        let old_tree = reader.commit(&old)?.tree;
-        let (old_rev, new_rev) = (old.to_string(), at.commit.to_string());
-        super::repo::diff_files(&at, Some(old_tree), at.tree, &base, &new_rev, &old_rev)
-    })
-    .await
 }
 
 /// `POST -/pull/{n}/merge` (the form checked by the caller): merge as `merge_pr` does, then
@@ -238,14 +207,7 @@ async fn webhook_deliveries(
     o: &Opened,
     hooks: &Value,
 ) -> Result<Vec<Section>, HttpError> {
-    let items = match hooks {
-        Value::Array(items) => items.clone(),
-        Value::Object(map) => map
-            .values()
-            .find_map(|v| v.as_array().cloned())
-            .unwrap_or_default(),
-        _ => Vec::new(),
-    };
+    let items = items_of(hooks);
     let mut sections = Vec::new();
     for hook in items.iter().take(10) {
         let Some(id) = hook["id"].as_str() else {
@@ -261,16 +223,22 @@ async fn webhook_deliveries(
     Ok(sections)
 }
 
-/// A section with one row per item of the first array in `answer`, named by `key`.
-fn listed(title: &str, answer: Value, key: &str, empty: &str) -> Section {
-    let items = match &answer {
+/// The items of a list answer: the answer itself when it is an array, else the first array
+/// among its fields (`{"webhooks": [...]}`).
+fn items_of(answer: &Value) -> Vec<Value> {
+    match answer {
         Value::Array(items) => items.clone(),
         Value::Object(map) => map
             .values()
             .find_map(|v| v.as_array().cloned())
             .unwrap_or_default(),
         _ => Vec::new(),
-    };
+    }
+}
+
+/// A section with one row per item of the first array in `answer`, named by `key`.
+fn listed(title: &str, answer: Value, key: &str, empty: &str) -> Section {
+    let items = items_of(&answer);
     Section {
         title: title.into(),
         rows: items

@@ -723,6 +723,39 @@ pub(super) fn diff_files(
     Ok((files, truncated || patch.truncated))
 }
 
+/// The diff from the revision `from` to the revision `to` (both resolved within what the
+/// refs reach), cut into files for display.
+pub(super) async fn diff_between(
+    visit: &Visit,
+    o: &Opened,
+    from: &str,
+    to: &str,
+) -> Result<(Vec<DiffFile>, bool), HttpError> {
+    let at = files::open_at(
+        &visit.app,
+        o.repo.clone(),
+        o.snapshot.clone(),
+        to.to_owned(),
+    )
+    .await?;
+    let visible = visit
+        .app
+        .visible
+        .get(&at.repo, &at.snapshot, &at.db)
+        .await
+        .map_err(|e| HttpError::Storage(e.to_string()))?;
+    let (base, from) = (o.base.clone(), from.to_owned());
+    blocking(move || {
+        let reader = at.db.reader();
+        let old = history::resolve_commit(&reader, &at.snapshot, &visible, &from)
+            .map_err(files::history_error)?;
+        let old_tree = reader.commit(&old)?.tree;
+        let (old_rev, new_rev) = (old.to_string(), at.commit.to_string());
+        diff_files(&at, Some(old_tree), at.tree, &base, &new_rev, &old_rev)
+    })
+    .await
+}
+
 /// A commit and its diff against its first parent.
 async fn commit(visit: &Visit, o: Opened, id: String) -> Result<Response<ResponseBody>, HttpError> {
     let id = files::decode_segment(&id)?;
@@ -799,24 +832,7 @@ async fn compare(
     let (files, truncated, heading) = match &from {
         None => (Vec::new(), false, "Compare revisions".to_owned()),
         Some(from) => {
-            let at =
-                files::open_at(&visit.app, o.repo.clone(), o.snapshot.clone(), to.clone()).await?;
-            let visible = visit
-                .app
-                .visible
-                .get(&at.repo, &at.snapshot, &at.db)
-                .await
-                .map_err(|e| HttpError::Storage(e.to_string()))?;
-            let (base, from2) = (o.base.clone(), from.clone());
-            let (files, truncated) = blocking(move || {
-                let reader = at.db.reader();
-                let old = history::resolve_commit(&reader, &at.snapshot, &visible, &from2)
-                    .map_err(files::history_error)?;
-                let old_tree = reader.commit(&old)?.tree;
-                let (old_rev, new_rev) = (old.to_string(), at.commit.to_string());
-                diff_files(&at, Some(old_tree), at.tree, &base, &new_rev, &old_rev)
-            })
-            .await?;
+            let (files, truncated) = diff_between(visit, &o, from, &to).await?;
             (files, truncated, format!("Changes from {from} to {to}"))
         }
     };
