@@ -224,10 +224,21 @@ async fn route_request(
         }
         (&Method::GET, Endpoint::Bundle) => crate::bundle::handle(app, repo, snapshot, req).await,
         (&Method::GET | &Method::HEAD, Endpoint::BundleFile(file)) => {
+            // Only through a URL a `bundle-uri` answer handed out: a bundle that went stale
+            // (a force push, a deleted branch) stays stored until maintenance replaces it,
+            // and must not be fetched by name.
+            if !url_token_for(&req, &crate::bundle_uri::file_claim(&file)) {
+                return Err(HttpError::NotFound("no such bundle".into()));
+            }
             let key = repo.keys.bundle_file(&file);
             crate::bundle::serve_stored(&repo, &key, "application/x-git-bundle", &req).await?
         }
         (&Method::GET | &Method::HEAD, Endpoint::PackFile(file)) => {
+            // Only through a URL a fetch's `packfile-uris` handed out, which it does only for
+            // packs proven to hold nothing the refs do not reach.
+            if !url_token_for(&req, &crate::packfile_uris::pack_claim(&file)) {
+                return Err(HttpError::NotFound("no such pack".into()));
+            }
             let name = file.trim_end_matches(".pack");
             let key = repo
                 .keys
@@ -239,6 +250,13 @@ async fn route_request(
         }
         _ => return Err(HttpError::MethodNotAllowed("method not allowed")),
     })
+}
+
+/// Whether the caller came with the token of a URL bound to `claim`.
+fn url_token_for(req: &Request<Incoming>, claim: &str) -> bool {
+    req.extensions()
+        .get::<crate::request::UrlToken>()
+        .is_some_and(|t| t.0 == claim)
 }
 
 /// The JSON-RPC API; answers are JSON-RPC objects, errors included.

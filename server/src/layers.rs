@@ -175,15 +175,17 @@ where
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
         let mut session = None;
+        let mut url_token = None;
         let caller = match crate::auth::token_from_header(header) {
             Ok(None) => match object_url_token(&req) {
-                // The token of one LFS object's URL, on that URL only.
-                Some((token, oid)) => self
-                    .app
-                    .auth
-                    .verify_object_token(&token, &oid)
-                    .map(Some)
-                    .map_err(|e| e.to_string()),
+                // The token of one object's URL, on that URL only.
+                Some((token, bound)) => {
+                    let verified = self.app.auth.verify_object_token(&token, &bound);
+                    if verified.is_ok() {
+                        url_token = Some(crate::request::UrlToken(bound));
+                    }
+                    verified.map(Some).map_err(|e| e.to_string())
+                }
                 // A browser's session: its cookie counts as its token where cookies apply.
                 None => Ok(self.session_caller(&req).map(|(grants, csrf)| {
                     session = Some(crate::web::session::Session { csrf });
@@ -202,6 +204,9 @@ where
         req.extensions_mut().insert(crate::request::Caller(caller));
         if let Some(session) = session {
             req.extensions_mut().insert(session);
+        }
+        if let Some(bound) = url_token {
+            req.extensions_mut().insert(bound);
         }
         self.inner.call(req)
     }

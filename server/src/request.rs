@@ -21,6 +21,12 @@ pub struct BaseUrl(pub String);
 #[derive(Debug, Clone)]
 pub struct Caller(pub Result<Option<crate::auth::Grants>, String>);
 
+/// What the URL's own token (`?token=`) is bound to, when the caller was authenticated by
+/// one (an LFS object's id, `bundle:{file}`, `pack:{file}`): routes that serve only to
+/// holders of such a URL check it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlToken(pub String);
+
 /// The base URL the context layer set (`fallback` for a request that did not pass it).
 pub fn base_url<B>(req: &Request<B>, fallback: &str) -> String {
     req.extensions()

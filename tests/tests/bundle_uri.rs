@@ -251,13 +251,45 @@ fn bundle_uri(backend: &Backend) {
         404
     );
     if matches!(backend, Backend::Fs) {
-        let got = curl_get(
-            &format!("{base}/bundles/{file}"),
-            &["-u", &format!("git:{token}"), "-H", "Range: bytes=0-15"],
+        // A reader's own token does not fetch a bundle by name (a stale one may still be
+        // stored); the URL a `bundle-uri` answer hands out does, with ranges.
+        assert_eq!(
+            http_status(&format!("{base}/bundles/{file}"), Some(&token)),
+            404
         );
+        let listed = listed_uris(&server, "lab/big", &token);
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        let got = curl_get(&listed[0], &["-H", "Range: bytes=0-15"]);
         assert_eq!(got.status, 206);
         assert_eq!(got.body, b"# v2 git bundle\n");
     }
+}
+
+/// The bundle URIs a `bundle-uri` command answers for `repo`.
+fn listed_uris(server: &Server, repo: &str, token: &str) -> Vec<String> {
+    let body = [
+        pkt("command=bundle-uri\n"),
+        pkt("object-format=sha1\n"),
+        b"0001".to_vec(),
+        b"0000".to_vec(),
+    ]
+    .concat();
+    let (status, out) = curl_post(
+        &format!("{}/git-upload-pack", server.plain_url(repo)),
+        "application/x-git-upload-pack-request",
+        &body,
+        &[
+            "-H",
+            "Git-Protocol: version=2",
+            "-u",
+            &format!("git:{token}"),
+        ],
+    );
+    assert_eq!(status, 200);
+    String::from_utf8_lossy(&out)
+        .lines()
+        .filter_map(|l| l.split_once(".uri=").map(|(_, u)| u.to_owned()))
+        .collect()
 }
 
 backend_tests!(bundle_uri);
@@ -368,6 +400,19 @@ fn packfile_uris(backend: &Backend) {
     );
     assert_eq!(
         http_status(&format!("{base}/packs/..%2fpacked-refs"), Some(&token)),
+        404
+    );
+    // A stored pack is not fetched by name with a reader's token: after the force push
+    // above, the packs held the deleted branch's commit until maintenance.
+    let bare = server.bare_repo("lab/packs");
+    let stored = std::fs::read_dir(bare.join("objects/pack"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.ends_with(".pack"))
+        .unwrap();
+    assert_eq!(
+        http_status(&format!("{base}/packs/{stored}"), Some(&token)),
         404
     );
 }
