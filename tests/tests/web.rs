@@ -96,8 +96,13 @@ fn build_source(git: &Git, src: &Path, rng: &mut Rng) -> Vec<u8> {
 }
 
 fn web_view(backend: &Backend) {
-    let server = Server::start_on_with(backend, &["--webhook-allow-private"]);
-    server.init("lab/site");
+    let Scratch {
+        server,
+        git,
+        work,
+        src,
+        ..
+    } = Scratch::with_args(backend, "lab/site", &["--webhook-allow-private"]);
     let admin = server.token_for("lab", None, "a", Some("alice"));
     let receiver = Receiver::start();
     server.call(
@@ -105,14 +110,7 @@ fn web_view(backend: &Backend) {
         "add_webhook",
         json!({"artifact_id": "lab/site", "url": receiver.url, "secret": "hook-secret-x", "events": ["push"]}),
     );
-    let git = Git::default();
     git.lfs_install();
-    let work = TempDir::new().unwrap();
-    let src = work.path().join("src");
-    git.ok(
-        work.path(),
-        &["init", "-q", "-b", "main", src.to_str().unwrap()],
-    );
     let mut rng = Rng::new(30);
     let binary = build_source(&git, &src, &mut rng);
     let url = server.url_with_token("lab/site", &admin);

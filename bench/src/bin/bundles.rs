@@ -15,17 +15,6 @@ use artifact_git_e2e::*;
 
 const USAGE: &str = "usage: bench/bundles [--repo DIR]";
 
-/// `utime + stime` of a process, in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-    let fields: Vec<f64> = after
-        .split_whitespace()
-        .map(|f| f.parse().unwrap_or(0.0))
-        .collect();
-    fields.get(11..13).map_or(0.0, |f| f.iter().sum::<f64>()) / 100.0
-}
-
 fn timed_clone(git: &Git, work: &Path, name: &str, config: &[&str], url: &str) -> (f64, PathBuf) {
     let dir = work.join(name);
     let mut args: Vec<&str> = Vec::new();

@@ -138,19 +138,21 @@ fn main() {
         .to_owned();
 
     println!("== tokio ({head}) on the filesystem backend, {runs} runs, medians ==");
-    let server = Server::start_on(&Backend::Fs);
-    server.init("bench/tokio");
-    let token = server.token("bench", None, "a");
-    git.ok(
-        &bare,
-        &[
-            "push",
-            "-q",
-            &server.url_with_token("bench/tokio", &token),
-            &format!("HEAD:refs/heads/{branch}"),
-        ],
-    );
-    let base = format!("{}/bench/git/tokio", server.url);
+    // A server on `backend` holding the repository's default branch; its admin token and
+    // the repository's URL.
+    let serve = |backend: &Backend| {
+        let server = Server::start_on(backend);
+        server.init("bench/tokio");
+        let token = server.token("bench", None, "a");
+        let url = server.url_with_token("bench/tokio", &token);
+        git.ok(
+            &bare,
+            &["push", "-q", &url, &format!("HEAD:refs/heads/{branch}")],
+        );
+        let base = format!("{}/bench/git/tokio", server.url);
+        (server, token, base)
+    };
+    let (server, token, base) = serve(&Backend::Fs);
     let big_file = "tokio/src/runtime/builder.rs";
     let pages: Vec<(&str, String, Vec<Vec<String>>)> = vec![
         (
@@ -294,19 +296,7 @@ fn main() {
 
     if let Some(s3) = Backend::s3_if_running() {
         println!("== S3: bucket calls per request, warm ==");
-        let server = Server::start_on(&s3);
-        server.init("bench/tokio");
-        let token = server.token("bench", None, "a");
-        git.ok(
-            &bare,
-            &[
-                "push",
-                "-q",
-                &server.url_with_token("bench/tokio", &token),
-                &format!("HEAD:refs/heads/{branch}"),
-            ],
-        );
-        let base = format!("{}/bench/git/tokio", server.url);
+        let (server, token, base) = serve(&s3);
         let auth = format!("Authorization: Bearer {token}");
         let calls = |url: &str| -> u64 {
             assert_eq!(curl_get(url, &["-H", &auth]).status, 200, "{url}");
