@@ -328,11 +328,12 @@ impl Dispatcher {
     }
 
     /// The repository's objects, from a pack list read now.
-    async fn objects(&self, keys: &RepoKeys) -> Result<ObjectDb, DispatchError> {
+    async fn objects(&self, repo: &Repository) -> Result<ObjectDb, DispatchError> {
         ObjectDb::open_with(
             self.bucket.clone(),
-            keys.clone(),
+            repo.keys.clone(),
             self.cache.clone(),
+            repo.snapshot.object_hash,
             Duration::ZERO,
         )
         .await

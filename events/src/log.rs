@@ -388,7 +388,7 @@ mod tests {
         let storage = StorageKeys::new("");
         let keys = storage.artifact("ws", "repo").repo();
         let refs = RefStore::new(bucket.clone(), keys.clone());
-        refs.init("main").await?;
+        refs.init("main", gix_hash::Kind::Sha1).await?;
         Ok((bucket, storage, keys, refs))
     }
 

@@ -64,6 +64,20 @@ impl Advertised {
     fn has(&self, cap: &str) -> bool {
         self.capabilities.iter().any(|c| c == cap)
     }
+
+    /// Whether the remote takes objects named by `object_hash`: any format it offers
+    /// (`object-format=`, SHA-1 when it names none), as git's `send-pack` checks.
+    pub fn takes_format(&self, object_hash: gix_hash::Kind) -> bool {
+        let mut offered = self
+            .capabilities
+            .iter()
+            .filter_map(|c| c.strip_prefix("object-format="))
+            .peekable();
+        match offered.peek() {
+            None => object_hash == gix_hash::Kind::Sha1,
+            Some(_) => offered.any(|name| name == object_hash.to_string()),
+        }
+    }
 }
 
 /// One ref to set on the remote: the value it must have now, and the new one (null: delete).
@@ -182,8 +196,13 @@ impl<'a> Remote<'a> {
         let mut head = Vec::new();
         for (i, c) in commands.iter().enumerate() {
             let line = if i == 0 {
+                // A SHA-256 push says so (a SHA-1 one need not: it is every server's default).
+                let format = match c.new.kind() {
+                    gix_hash::Kind::Sha1 => String::new(),
+                    other => format!(" object-format={other}"),
+                };
                 format!(
-                    "{} {} {}\0report-status agent=artifact-git\n",
+                    "{} {} {}\0report-status agent=artifact-git{format}\n",
                     c.old, c.new, c.name
                 )
             } else {

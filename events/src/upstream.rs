@@ -43,7 +43,7 @@ pub const WEBHOOK_TOLERANCE: Duration = Duration::from_secs(300);
 const REMEMBERED_DELIVERIES: usize = 100;
 
 /// A remote's refs, as a fetch sees them.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct FetchAdvertised {
     /// Ref name to value (tags as they are, not peeled).
     pub refs: BTreeMap<String, ObjectId>,
@@ -51,8 +51,43 @@ pub struct FetchAdvertised {
     pub head: Option<String>,
     /// Whether the remote speaks protocol v2.
     pub v2: bool,
+    /// The hash that names the remote's objects (its `object-format`; SHA-1 when it names
+    /// none). A fetch asks in it, and every advertised id has its length.
+    pub object_hash: gix_hash::Kind,
     /// The v0 capabilities.
     capabilities: Vec<String>,
+}
+
+impl Default for FetchAdvertised {
+    fn default() -> Self {
+        FetchAdvertised {
+            refs: BTreeMap::new(),
+            head: None,
+            v2: false,
+            object_hash: gix_hash::Kind::Sha1,
+            capabilities: Vec::new(),
+        }
+    }
+}
+
+/// The object format a remote names in an `object-format=` capability (the first one, as
+/// git reads it); SHA-1 when it names none, an error for a format we do not know.
+fn object_format<'a>(
+    mut capabilities: impl Iterator<Item = &'a str>,
+) -> Result<gix_hash::Kind, MirrorError> {
+    match capabilities.find_map(|c| c.strip_prefix("object-format=")) {
+        None => Ok(gix_hash::Kind::Sha1),
+        Some(name) => objectstore::format::by_name(name).ok_or_else(|| {
+            let shown: String = name.chars().take(40).collect();
+            MirrorError::Protocol(format!("the remote's object format {shown:?} is unknown"))
+        }),
+    }
+}
+
+/// The line a request names its object format with, when it is not SHA-1 (a remote that
+/// knows nothing of formats speaks SHA-1 only, and may not know the capability).
+fn format_request(object_hash: gix_hash::Kind) -> Option<String> {
+    (object_hash != gix_hash::Kind::Sha1).then(|| format!("object-format={object_hash}"))
 }
 
 impl Remote<'_> {
@@ -71,15 +106,19 @@ impl Remote<'_> {
         check_status(answer.status.as_u16(), "info/refs")?;
         match parse_fetch_advertisement(&answer.body)? {
             Some(advertised) => Ok(advertised),
-            None => self.ls_refs().await,
+            None => self.ls_refs(v2_object_format(&answer.body)?).await,
         }
     }
 
-    /// Protocol v2 `ls-refs` of branches, tags and `HEAD`.
-    async fn ls_refs(&self) -> Result<FetchAdvertised, MirrorError> {
+    /// Protocol v2 `ls-refs` of branches, tags and `HEAD`, in `object_hash` (the format the
+    /// capability advertisement named).
+    async fn ls_refs(&self, object_hash: gix_hash::Kind) -> Result<FetchAdvertised, MirrorError> {
         let mut body = Vec::new();
         pktline::write_line(&mut body, "command=ls-refs");
         pktline::write_line(&mut body, "agent=artifact-git");
+        if let Some(line) = format_request(object_hash) {
+            pktline::write_line(&mut body, &line);
+        }
         pktline::write_delim(&mut body);
         for arg in [
             "symrefs",
@@ -95,7 +134,7 @@ impl Remote<'_> {
             .send(self.upload_pack(body)?, self.timeout, MAX_ADVERTISEMENT)
             .await?;
         check_status(answer.status.as_u16(), "ls-refs")?;
-        parse_ls_refs(&answer.body)
+        parse_ls_refs(&answer.body, object_hash)
     }
 
     fn upload_pack(
@@ -129,6 +168,9 @@ impl Remote<'_> {
         if advertised.v2 {
             pktline::write_line(&mut body, "command=fetch");
             pktline::write_line(&mut body, "agent=artifact-git");
+            if let Some(line) = format_request(advertised.object_hash) {
+                pktline::write_line(&mut body, &line);
+            }
             pktline::write_delim(&mut body);
             for arg in ["ofs-delta", "no-progress"] {
                 pktline::write_line(&mut body, arg);
@@ -143,6 +185,8 @@ impl Remote<'_> {
                         .filter(|c| offered(c))
                         .collect();
                     caps.push("agent=artifact-git");
+                    let format = format_request(advertised.object_hash);
+                    caps.extend(format.as_deref());
                     format!(" {}", caps.join(" "))
                 }
                 _ => String::new(),
@@ -263,12 +307,16 @@ impl Remote<'_> {
     }
 }
 
-/// A protocol v2 `ls-refs` answer (with `symrefs`): every ref name checked, at most
-/// [`MAX_REFS`].
-pub fn parse_ls_refs(body: &[u8]) -> Result<FetchAdvertised, MirrorError> {
+/// A protocol v2 `ls-refs` answer (with `symrefs`) in `object_hash`: every ref name and id
+/// checked, at most [`MAX_REFS`].
+pub fn parse_ls_refs(
+    body: &[u8],
+    object_hash: gix_hash::Kind,
+) -> Result<FetchAdvertised, MirrorError> {
     let bad = |m: &str| MirrorError::Protocol(format!("ls-refs: {m}"));
     let mut out = FetchAdvertised {
         v2: true,
+        object_hash,
         ..FetchAdvertised::default()
     };
     let mut reader = PktReader::new(body);
@@ -276,7 +324,10 @@ pub fn parse_ls_refs(body: &[u8]) -> Result<FetchAdvertised, MirrorError> {
         let line = String::from_utf8_lossy(d).trim_end().to_owned();
         let mut parts = line.split(' ');
         let (id, name) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-        let id = ObjectId::from_hex(id.as_bytes()).map_err(|_| bad("a line has no object id"))?;
+        let id = ObjectId::from_hex(id.as_bytes())
+            .ok()
+            .filter(|id| id.kind() == object_hash)
+            .ok_or_else(|| bad("a line has no object id of the remote's format"))?;
         if name == "HEAD" {
             out.head = parts.find_map(|a| a.strip_prefix("symref-target:").map(str::to_owned));
             continue;
@@ -300,15 +351,35 @@ pub fn parse_fetch_advertisement(body: &[u8]) -> Result<Option<FetchAdvertised>,
         .iter()
         .find_map(|c| c.strip_prefix("symref=HEAD:"))
         .map(str::to_owned);
+    let object_hash = object_format(advertised.capabilities.iter().map(String::as_str))?;
     let mut refs = advertised.refs;
     refs.remove("HEAD");
     check_count(refs.len())?;
+    if refs.values().any(|id| id.kind() != object_hash) {
+        return Err(MirrorError::Protocol(format!(
+            "the remote advertised an id that is not {object_hash}"
+        )));
+    }
     Ok(Some(FetchAdvertised {
         refs,
         head,
         v2: false,
+        object_hash,
         capabilities: advertised.capabilities,
     }))
+}
+
+/// The object format a v2 capability advertisement names.
+pub fn v2_object_format(body: &[u8]) -> Result<gix_hash::Kind, MirrorError> {
+    let mut reader = PktReader::new(body);
+    let mut lines = Vec::new();
+    while let Ok(Some(Packet::Data(d))) = reader.read() {
+        if lines.len() >= 64 {
+            break;
+        }
+        lines.push(String::from_utf8_lossy(d).trim_end().to_owned());
+    }
+    object_format(lines.iter().map(String::as_str))
 }
 
 fn check_status(status: u16, what: &str) -> Result<(), MirrorError> {

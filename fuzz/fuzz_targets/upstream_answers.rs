@@ -1,6 +1,7 @@
 //! What an upstream answers and what an inbound webhook sends, before anything is fetched:
 //! ref advertisements (v0 and v2 `ls-refs`), a fetch's side-band answer, and webhook
-//! signatures. None may panic; what parses holds only valid ref names, at most the limit.
+//! signatures. None may panic; what parses holds only valid ref names, at most the limit,
+//! and only ids of the object format (SHA-1 or SHA-256) the remote speaks.
 #![no_main]
 
 use std::io::Read;
@@ -11,16 +12,23 @@ use events::upstream::{
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(advertised) = parse_ls_refs(data) {
-        assert!(advertised.refs.len() <= MAX_REFS);
-        assert!(advertised
-            .refs
-            .keys()
-            .all(|n| refs::validate_ref_name(n).is_ok()));
+    // Both object formats: every id that parses has the format asked in.
+    for format in [gix_hash::Kind::Sha1, gix_hash::Kind::Sha256] {
+        if let Ok(advertised) = parse_ls_refs(data, format) {
+            assert!(advertised.refs.len() <= MAX_REFS);
+            assert!(advertised
+                .refs
+                .keys()
+                .all(|n| refs::validate_ref_name(n).is_ok()));
+            assert!(advertised.refs.values().all(|id| id.kind() == format));
+        }
     }
     if let Ok(Some(advertised)) = parse_fetch_advertisement(data) {
         assert!(advertised.refs.len() <= MAX_REFS);
+        let format = advertised.object_hash;
+        assert!(advertised.refs.values().all(|id| id.kind() == format));
     }
+    let _ = events::upstream::v2_object_format(data);
     let mut pack = Vec::new();
     let mut reader = PackReader::new(data).take(1 << 20);
     if reader.read_to_end(&mut pack).is_ok() {

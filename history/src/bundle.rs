@@ -10,6 +10,9 @@
 //!                            an empty line, then the pack
 //! ```
 //!
+//! A SHA-256 repository's bundles are v3, whose header names the format before the lines
+//! above (`# v3 git bundle`, then `@object-format=sha256`): git reads a v2 bundle as SHA-1.
+//!
 //! A bundle without prerequisites is complete: `git clone` can clone from it. An incremental
 //! bundle (`git bundle create x since..main`) leaves out what its prerequisites reach, so it
 //! applies only on top of a repository that has them; `git bundle verify` says which are
@@ -24,8 +27,11 @@ use objectstore::odb::{walk, Reader};
 
 use crate::{Error, Result};
 
-/// The first line of every bundle this module writes.
+/// The first line of every bundle of a SHA-1 repository this module writes.
 pub const BUNDLE_SIGNATURE: &str = "# v2 git bundle\n";
+
+/// The first lines of every bundle of a SHA-256 repository: v3, which names its format.
+pub const BUNDLE_SIGNATURE_SHA256: &str = "# v3 git bundle\n@object-format=sha256\n";
 
 /// How many refs and prerequisites one bundle request may name.
 pub const MAX_BUNDLE_NAMES: usize = 1000;
@@ -131,7 +137,11 @@ pub fn write_bundle_header(
     out: &mut impl Write,
 ) -> Result<()> {
     let mut header = Vec::new();
-    header.extend_from_slice(BUNDLE_SIGNATURE.as_bytes());
+    let signature = match reader.db().object_hash() {
+        gix_hash::Kind::Sha1 => BUNDLE_SIGNATURE,
+        _ => BUNDLE_SIGNATURE_SHA256,
+    };
+    header.extend_from_slice(signature.as_bytes());
     for id in &plan.prerequisites {
         let subject = crate::commit_info(reader, id)?
             .message

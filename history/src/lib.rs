@@ -30,7 +30,7 @@ mod zip;
 
 pub use bundle::{
     bundle_is_empty, bundle_refs, write_bundle_header, BundlePlan, BUNDLE_SIGNATURE,
-    MAX_BUNDLE_NAMES,
+    BUNDLE_SIGNATURE_SHA256, MAX_BUNDLE_NAMES,
 };
 pub use commit::{commit_info, CommitInfo, Signature};
 pub use diff::{detect_renames, diff_at_path, diff_trees, FileChange, FileChangeKind};

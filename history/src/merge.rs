@@ -143,7 +143,7 @@ impl gix_object::Write for MergeObjects<'_, '_> {
     ) -> gix_error::Result<ObjectId> {
         let mut data = Vec::new();
         from.read_to_end(&mut data).map_err(wrap)?;
-        let id = gix_object::compute_hash(gix_hash::Kind::Sha1, kind, &data)?;
+        let id = gix_object::compute_hash(self.reader.db().object_hash(), kind, &data)?;
         self.write_buf_with_known_id(kind, &data, id)
     }
 

@@ -95,12 +95,14 @@ fn base_object(refs: &refs::Snapshot, visible: &Reachable, base: &str) -> Result
             return Ok(Some(id));
         }
     }
-    if base.len() == 40 {
+    // A full id of the repository's format (`refs.object_hash`), else an abbreviation.
+    let full = refs.object_hash.len_in_hex();
+    if base.len() == full {
         if let Ok(id) = ObjectId::from_hex(base.as_bytes()) {
             return Ok(visible.contains(&id).then_some(id));
         }
     }
-    if (4..40).contains(&base.len()) && base.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if (4..full).contains(&base.len()) && base.bytes().all(|b| b.is_ascii_hexdigit()) {
         let prefix = gix_hash::Prefix::from_hex(&base.to_ascii_lowercase())
             .map_err(|_| Error::UnknownRevision(base.to_owned()))?;
         return match visible.by_prefix(&prefix) {

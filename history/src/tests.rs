@@ -70,7 +70,7 @@ fn repository(dir: &Path) -> [ObjectId; 3] {
 async fn open(git_dir: &Path, cache: &Path) -> ObjectDb {
     let bucket = Arc::new(FsBucket::new(git_dir).unwrap());
     let cache = Arc::new(PackCache::new(Some(cache.to_path_buf()), 1 << 30));
-    ObjectDb::open(bucket, RepoKeys::at(""), cache)
+    ObjectDb::open(bucket, RepoKeys::at(""), cache, gix_hash::Kind::Sha1)
         .await
         .unwrap()
 }

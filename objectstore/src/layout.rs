@@ -325,11 +325,11 @@ impl RepoKeys {
     /// The files `init` writes (`Overwrite`) before `HEAD` so stock git recognises the prefix
     /// as a bare repository: `config`, `description`, and placeholders for `refs/` and
     /// `objects/` (git ignores names starting with a dot there).
-    pub fn init_files(&self) -> [(String, &'static [u8]); 4] {
+    pub fn init_files(&self, object_hash: gix_hash::Kind) -> [(String, &'static [u8]); 4] {
         [
             (
                 format!("{}config", self.prefix),
-                b"[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = true\n",
+                crate::format::bare_config(object_hash),
             ),
             (format!("{}refs/heads/.keep", self.prefix), b""),
             (format!("{}objects/info/.keep", self.prefix), b""),

@@ -26,6 +26,10 @@ pub struct RefsView {
     /// The hash that names the repository's objects (an empty repository advertises its null
     /// id).
     pub object_hash: gix_hash::Kind,
+    /// The repository does not exist yet and a push will create it in the pushing client's
+    /// object format: every format is offered (`object_hash`'s first, the one its null id
+    /// is written in; git's `send-pack` accepts any offered format).
+    pub to_be_created: bool,
 }
 
 impl RefsView {
@@ -87,6 +91,14 @@ pub fn write_v0(out: &mut Vec<u8>, service: Service, view: &RefsView, version1: 
             caps.push(format!("symref=HEAD:{target}"));
         }
     }
+    caps.push(format!("object-format={}", view.object_hash));
+    if view.to_be_created {
+        for other in [gix_hash::Kind::Sha1, gix_hash::Kind::Sha256] {
+            if other != view.object_hash {
+                caps.push(format!("object-format={other}"));
+            }
+        }
+    }
     caps.push(agent());
     let caps = caps.join(" ");
 
@@ -117,14 +129,15 @@ pub fn write_v0(out: &mut Vec<u8>, service: Service, view: &RefsView, version1: 
     write_flush(out);
 }
 
-/// The protocol v2 capability advertisement of `git-upload-pack`.
-pub fn write_v2_capabilities(out: &mut Vec<u8>) {
+/// The protocol v2 capability advertisement of `git-upload-pack` for a repository whose
+/// objects `object_hash` names.
+pub fn write_v2_capabilities(out: &mut Vec<u8>, object_hash: gix_hash::Kind) {
     write_line(out, "version 2");
     write_line(out, &agent());
     write_line(out, "ls-refs=unborn");
     write_line(out, "fetch=shallow wait-for-done filter packfile-uris");
     write_line(out, "server-option");
-    write_line(out, "object-format=sha1");
+    write_line(out, &format!("object-format={object_hash}"));
     write_line(out, "object-info");
     write_line(out, "bundle-uri");
     write_flush(out);
@@ -199,6 +212,7 @@ mod tests {
     fn head_symref_and_peeled_tags() -> crate::Result<()> {
         let view = RefsView {
             object_hash: gix_hash::Kind::Sha1,
+            to_be_created: false,
             head_symref: Some("refs/heads/main".into()),
             refs: vec![
                 AdvertisedRef {
@@ -219,6 +233,7 @@ mod tests {
         assert!(text.contains(" HEAD\0"));
         assert!(text.contains("symref=HEAD:refs/heads/main"));
         assert!(text.contains("refs/tags/v1^{}"));
+        assert!(text.contains(" object-format=sha1 ") && !text.contains("sha256"));
 
         let mut out = Vec::new();
         write_ls_refs(
@@ -235,5 +250,29 @@ mod tests {
         assert!(!text.contains("HEAD"));
         assert!(text.contains(&format!("refs/tags/v1 peeled:{}", oid(1))));
         Ok(())
+    }
+
+    #[test]
+    fn sha256_and_to_be_created_repositories_say_their_formats() {
+        let mut view = RefsView {
+            object_hash: gix_hash::Kind::Sha256,
+            to_be_created: false,
+            head_symref: Some("refs/heads/main".into()),
+            refs: Vec::new(),
+        };
+        let mut out = Vec::new();
+        write_v0(&mut out, Service::ReceivePack, &view, false);
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.contains(&format!("{} capabilities^{{}}\0", "0".repeat(64))));
+        assert!(text.contains(" object-format=sha256 ") && !text.contains("sha1 "));
+        view.object_hash = gix_hash::Kind::Sha1;
+        view.to_be_created = true;
+        let mut out = Vec::new();
+        write_v0(&mut out, Service::ReceivePack, &view, false);
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.contains(" object-format=sha1 object-format=sha256 "));
+        let mut out = Vec::new();
+        write_v2_capabilities(&mut out, gix_hash::Kind::Sha256);
+        assert!(String::from_utf8_lossy(&out).contains("object-format=sha256\n"));
     }
 }

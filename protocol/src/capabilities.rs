@@ -5,7 +5,8 @@ pub fn agent() -> String {
     format!("agent=artifact-git/{}", env!("CARGO_PKG_VERSION"))
 }
 
-/// Capabilities of `git-upload-pack` in protocol v0/v1 (the symref is added per repository).
+/// Capabilities of `git-upload-pack` in protocol v0/v1 (the symref and `object-format` are
+/// added per repository).
 pub const UPLOAD_PACK_V0: &[&str] = &[
     "multi_ack",
     "thin-pack",
@@ -23,10 +24,10 @@ pub const UPLOAD_PACK_V0: &[&str] = &[
     "allow-reachable-sha1-in-want",
     "no-done",
     "filter",
-    "object-format=sha1",
 ];
 
-/// Capabilities of `git-receive-pack` (v0/v1 only: git has no v2 push).
+/// Capabilities of `git-receive-pack` (v0/v1 only: git has no v2 push; `object-format` is
+/// added per repository).
 pub const RECEIVE_PACK: &[&str] = &[
     "report-status",
     "report-status-v2",
@@ -36,7 +37,6 @@ pub const RECEIVE_PACK: &[&str] = &[
     "atomic",
     "ofs-delta",
     "push-options",
-    "object-format=sha1",
 ];
 
 /// The space-separated capability list a client sent after the first `want` or command.

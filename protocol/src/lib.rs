@@ -49,12 +49,28 @@ pub enum Error {
 /// The result of reading a request.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Parse a 40-hex-digit object id, as every id on the wire is written.
+/// Refuse `ids` that are not of the repository's object format `expected` (a SHA-1 id sent
+/// to a SHA-256 repository, or the reverse), in the words git's own parser uses.
+pub fn check_object_format<'a>(
+    expected: gix_hash::Kind,
+    ids: impl IntoIterator<Item = &'a ObjectId>,
+) -> Result<()> {
+    match ids.into_iter().find(|id| id.kind() != expected) {
+        None => Ok(()),
+        Some(id) => Err(Error::Protocol(format!(
+            "expected to get a {expected} object id, not '{id}'"
+        ))),
+    }
+}
+
+/// Parse an object id written in hex, as every id on the wire is: 40 digits for SHA-1, 64
+/// for SHA-256. Whether it is of the repository's format is for the caller to check (the
+/// parsers here know no repository): see [`check_object_format`].
 pub fn parse_oid(hex: &[u8]) -> Result<ObjectId> {
-    if hex.len() != 40 {
+    if hex.len() != 40 && hex.len() != 64 {
         return Err(Error::Protocol(format!(
-            "expected a 40-digit object id, got {:?}",
-            String::from_utf8_lossy(hex)
+            "expected an object id of 40 or 64 hex digits, got {:?}",
+            String::from_utf8_lossy(hex.get(..80).unwrap_or(hex))
         )));
     }
     ObjectId::from_hex(hex).map_err(|_| {

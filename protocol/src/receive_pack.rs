@@ -156,12 +156,17 @@ fn parse_command(line: &[u8]) -> Result<RefCommand> {
         let shown: String = String::from_utf8_lossy(line).chars().take(120).collect();
         Error::Protocol(format!("invalid ref update command {shown:?}"))
     };
-    if line.len() < 83 || line[40] != b' ' || line[81] != b' ' {
+    // `<old> <new> <name>`, ids of 40 (SHA-1) or 64 (SHA-256) digits, both of one format.
+    let mut parts = line.splitn(3, |b| *b == b' ');
+    let (Some(old), Some(new), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad());
+    };
+    if old.len() != new.len() || name.is_empty() {
         return Err(bad());
     }
-    let old = parse_oid(&line[..40])?;
-    let new = parse_oid(&line[41..81])?;
-    let name = std::str::from_utf8(&line[82..]).map_err(|_| bad())?;
+    let old = parse_oid(old)?;
+    let new = parse_oid(new)?;
+    let name = std::str::from_utf8(name).map_err(|_| bad())?;
     Ok(RefCommand {
         old,
         new,
@@ -242,6 +247,27 @@ mod tests {
         reader.into_inner().read_to_end(&mut rest)?;
         assert_eq!(rest, b"PACK");
         Ok(())
+    }
+
+    #[test]
+    fn sha256_commands_parse_and_mixed_lengths_do_not() {
+        let (z, a) = ("0".repeat(64), "a".repeat(64));
+        let read = |line: String| {
+            let mut body = Vec::new();
+            write_line(&mut body, &line);
+            write_flush(&mut body);
+            PushRequest::read(&mut PktReader::new(&body[..]), &Limits::default())
+        };
+        let req = read(format!(
+            "{z} {a} refs/heads/main\0report-status object-format=sha256"
+        ));
+        let command = &req.ok().flatten().map(|r| r.commands).unwrap_or_default()[0];
+        assert_eq!(command.new.kind(), gix_hash::Kind::Sha256);
+        assert_eq!(command.name, "refs/heads/main");
+        assert!(read(format!("{Z} {a} refs/heads/main")).is_err());
+        assert!(read(format!("{} {} refs/heads/main", &z[1..], &a[1..])).is_err());
+        assert!(read(format!("{z} {a} ")).is_err());
+        assert!(read(format!("{z} {a}")).is_err());
     }
 
     #[test]

@@ -128,7 +128,9 @@ impl FetchRequest {
                 return Err(Error::Limit("lines in one request"));
             }
             if let Some(rest) = line.strip_prefix(b"want ") {
-                let (hex, caps) = rest.split_at(rest.len().min(40));
+                // The id, then (on the first want) a space and the capabilities.
+                let end = rest.iter().position(|b| *b == b' ').unwrap_or(rest.len());
+                let (hex, caps) = rest.split_at(end);
                 req.wants.push(parse_oid(hex)?);
                 if req.wants.len() == 1 {
                     req.capabilities = ClientCapabilities::parse(caps);

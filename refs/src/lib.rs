@@ -203,6 +203,9 @@ pub enum Refusal {
     /// Every compare-and-swap attempt lost a race.
     #[error("too many concurrent pushes to this repository; try again")]
     Contention,
+    /// An id of another object format than the repository's.
+    #[error("object id of the wrong object format: this repository uses {0}")]
+    ObjectFormat(gix_hash::Kind),
 }
 
 /// Outcome of one update: applied, or refused with a reason.
@@ -301,16 +304,17 @@ impl RefStore {
         }
     }
 
-    /// Create the files of an empty bare repository whose `HEAD` names `default_branch`.
-    /// `HEAD` is written last and create-only: it marks the repository as existing.
-    pub async fn init(&self, default_branch: &str) -> Result<()> {
+    /// Create the files of an empty bare repository whose `HEAD` names `default_branch` and
+    /// whose objects are named by `object_hash`. `HEAD` is written last and create-only: it
+    /// marks the repository as existing.
+    pub async fn init(&self, default_branch: &str, object_hash: gix_hash::Kind) -> Result<()> {
         let head_ref = format!("refs/heads/{default_branch}");
         validate_branch_name(default_branch)
             .map_err(|_| Error::InvalidName(default_branch.to_owned()))?;
         if self.exists().await? {
             return Err(Error::AlreadyExists);
         }
-        for (key, data) in self.keys.init_files() {
+        for (key, data) in self.keys.init_files(object_hash) {
             self.bucket
                 .put(&key, Bytes::from_static(data), PutMode::Overwrite)
                 .await?;
@@ -319,6 +323,7 @@ impl RefStore {
         // added.
         let empty = PackedRefs {
             unwatched: true,
+            object_hash,
             ..PackedRefs::default()
         };
         match self
@@ -406,7 +411,7 @@ impl RefStore {
             seq: packed.seq,
             content_id,
             unwatched: packed.unwatched,
-            object_hash: objectstore::format::of_repository(&self.keys),
+            object_hash: packed.object_hash,
             usage: packed.usage,
             quota: packed.quota,
         })
@@ -489,6 +494,7 @@ impl RefStore {
                 deleted: false,
                 usage: snapshot.usage,
                 quota: snapshot.quota,
+                object_hash: snapshot.object_hash,
             };
             let data = write_packed_refs(&watched);
             let written_id = content_id(&data);
@@ -543,13 +549,15 @@ impl RefStore {
         }
     }
 
-    /// Whether `HEAD` was read within `max_age` (so the repository existed then), without a
-    /// read: for answers that reveal nothing of the repository (a v2 capability
-    /// advertisement, whose next request reads the refs anyway).
-    pub fn known_to_exist(&self, max_age: Duration) -> bool {
-        self.cache
-            .as_ref()
-            .is_some_and(|c| c.head.peek(&self.keys.head(), max_age).is_some())
+    /// The repository's object format when its `HEAD` and refs were read within `max_age`
+    /// (so it existed then), without a read: for answers that reveal nothing of the
+    /// repository but its format (a v2 capability advertisement, whose next request reads
+    /// the refs anyway).
+    pub fn known_format(&self, max_age: Duration) -> Option<gix_hash::Kind> {
+        let cache = self.cache.as_ref()?;
+        cache.head.peek(&self.keys.head(), max_age)?;
+        let packed = cache.packed.peek(&self.keys.packed_refs(), max_age)?;
+        Some(packed.0.object_hash)
     }
 
     /// Point `HEAD` at `target` if it still names `expected` (a ref that does not exist):
@@ -655,7 +663,7 @@ impl RefStore {
                     return Ok(previous.clone());
                 }
             }
-            let (refs, results) = apply(&snapshot.refs, tx, &precheck);
+            let (refs, results) = apply(&snapshot.refs, snapshot.object_hash, tx, &precheck);
             let announced = tx.announce && journal.is_some() && !snapshot.unwatched;
             let usage = tx.usage.apply(snapshot.usage);
             let quota = tx.quota.unwrap_or(snapshot.quota);
@@ -676,6 +684,7 @@ impl RefStore {
                 deleted: false,
                 usage,
                 quota,
+                object_hash: snapshot.object_hash,
             };
             let data = write_packed_refs(&written);
             let written_id = content_id(&data);
@@ -793,6 +802,7 @@ fn precheck(tx: &RefTransaction) -> Vec<UpdateResult> {
 /// The refs after `tx` is applied to `current`, and the outcome of each update.
 fn apply(
     current: &BTreeMap<String, RefValue>,
+    object_hash: gix_hash::Kind,
     tx: &RefTransaction,
     precheck: &[UpdateResult],
 ) -> (BTreeMap<String, RefValue>, Vec<UpdateResult>) {
@@ -801,6 +811,11 @@ fn apply(
     let mut created: Vec<usize> = Vec::new();
     for (i, u) in tx.updates.iter().enumerate() {
         if results[i].is_err() {
+            continue;
+        }
+        let ids = [Some(u.old), Some(u.new), u.peeled];
+        if ids.into_iter().flatten().any(|id| id.kind() != object_hash) {
+            results[i] = Err(Refusal::ObjectFormat(object_hash));
             continue;
         }
         let stored = current.get(&u.name).map(|v| v.target);
@@ -937,9 +952,9 @@ mod tests {
     #[tokio::test]
     async fn create_update_delete_and_stale() -> Result<()> {
         let store = store(Arc::new(MemoryBucket::new()));
-        store.init("main").await?;
+        store.init("main", gix_hash::Kind::Sha1).await?;
         assert!(matches!(
-            store.init("main").await,
+            store.init("main", gix_hash::Kind::Sha1).await,
             Err(Error::AlreadyExists)
         ));
         let snap = store.snapshot().await?;
@@ -1024,7 +1039,7 @@ mod tests {
     #[tokio::test]
     async fn directory_and_file_conflicts_are_refused() -> Result<()> {
         let store = store(Arc::new(MemoryBucket::new()));
-        store.init("main").await?;
+        store.init("main", gix_hash::Kind::Sha1).await?;
         // Within one push, as git does: the first one is created, the later one refused.
         let r = commit(
             &store,
@@ -1104,7 +1119,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn racing_transactions_lose_nothing() -> Result<()> {
         let store = store(Arc::new(MemoryBucket::new()));
-        store.init("main").await?;
+        store.init("main", gix_hash::Kind::Sha1).await?;
         let mut tasks = Vec::new();
         for t in 0..8u8 {
             let store = store.clone();
@@ -1133,7 +1148,7 @@ mod tests {
     async fn corrupt_refs_are_an_error() -> Result<()> {
         let bucket: Arc<dyn Bucket> = Arc::new(MemoryBucket::new());
         let store = store(bucket.clone());
-        store.init("main").await?;
+        store.init("main", gix_hash::Kind::Sha1).await?;
         bucket
             .put(
                 "ws/artifacts/a/git/packed-refs",

@@ -13,6 +13,9 @@
 //! `artifact-git-pack-bytes=<n>` and `artifact-git-lfs-bytes=<n>` are the repository's usage:
 //! every change carries them forward (a push adds its pack in the same compare-and-swap that
 //! moves its refs), so whoever reads the refs knows the usage without another read.
+//! `artifact-git-object-format=sha256` names the repository's object format (absent: SHA-1,
+//! see `objectstore::format`): every request reads the refs, so it learns the format free,
+//! and every id in the file must have that format's length.
 
 use std::collections::BTreeMap;
 
@@ -28,9 +31,10 @@ const PACK_BYTES_TRAIT: &str = "artifact-git-pack-bytes=";
 const LFS_BYTES_TRAIT: &str = "artifact-git-lfs-bytes=";
 const SOFT_LIMIT_TRAIT: &str = "artifact-git-soft-limit=";
 const HARD_LIMIT_TRAIT: &str = "artifact-git-hard-limit=";
+const OBJECT_FORMAT_TRAIT: &str = "artifact-git-object-format=";
 
 /// A parsed `packed-refs` file.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PackedRefs {
     /// Every ref by name.
     pub refs: BTreeMap<String, RefValue>,
@@ -45,6 +49,22 @@ pub struct PackedRefs {
     pub usage: Usage,
     /// Its limits, when set for it.
     pub quota: Quota,
+    /// The hash that names its objects.
+    pub object_hash: gix_hash::Kind,
+}
+
+impl Default for PackedRefs {
+    fn default() -> Self {
+        PackedRefs {
+            refs: BTreeMap::new(),
+            seq: 0,
+            unwatched: false,
+            deleted: false,
+            usage: Usage::default(),
+            quota: Quota::default(),
+            object_hash: objectstore::format::DEFAULT,
+        }
+    }
 }
 
 /// A repository's limits on what it stores (packs and LFS objects), in bytes.
@@ -92,6 +112,7 @@ pub fn parse_packed_refs(data: &[u8]) -> Result<PackedRefs> {
     let mut deleted = false;
     let mut usage = Usage::default();
     let mut quota = Quota::default();
+    let mut object_hash = objectstore::format::DEFAULT;
     let mut last: Option<String> = None;
     for (n, line) in text.lines().enumerate() {
         let bad = || Error::Corrupt(format!("packed-refs line {} is malformed", n + 1));
@@ -112,12 +133,17 @@ pub fn parse_packed_refs(data: &[u8]) -> Result<PackedRefs> {
                         quota.soft = Some(v.parse().map_err(|_| bad())?);
                     } else if let Some(v) = t.strip_prefix(HARD_LIMIT_TRAIT) {
                         quota.hard = Some(v.parse().map_err(|_| bad())?);
+                    } else if let Some(v) = t.strip_prefix(OBJECT_FORMAT_TRAIT) {
+                        object_hash = objectstore::format::by_name(v).ok_or_else(bad)?;
                     }
                 }
             }
             continue;
         }
         if let Some(hex) = line.strip_prefix('^') {
+            if hex.len() != object_hash.len_in_hex() {
+                return Err(bad());
+            }
             let peeled = ObjectId::from_hex(hex.as_bytes()).map_err(|_| bad())?;
             let name = last.as_ref().ok_or_else(bad)?;
             if let Some(v) = refs.get_mut(name) {
@@ -129,7 +155,7 @@ pub fn parse_packed_refs(data: &[u8]) -> Result<PackedRefs> {
         let (hex, name) = line.split_once(' ').ok_or_else(bad)?;
         // The object comes from the bucket: a name git would refuse (control characters,
         // `..`, a stray `\r`) makes the file corrupt rather than a ref nobody can name.
-        if hex.len() != 40 || crate::validate_ref_name(name).is_err() {
+        if hex.len() != object_hash.len_in_hex() || crate::validate_ref_name(name).is_err() {
             return Err(bad());
         }
         let target = ObjectId::from_hex(hex.as_bytes()).map_err(|_| bad())?;
@@ -149,6 +175,7 @@ pub fn parse_packed_refs(data: &[u8]) -> Result<PackedRefs> {
         deleted,
         usage,
         quota,
+        object_hash,
     })
 }
 
@@ -166,6 +193,7 @@ pub fn deleted_marker(original: &[u8]) -> Result<Vec<u8>> {
         deleted: true,
         usage: before.usage,
         quota: before.quota,
+        object_hash: before.object_hash,
     }))
 }
 
@@ -194,6 +222,9 @@ pub fn write_packed_refs(packed: &PackedRefs) -> Vec<u8> {
     }
     if let Some(hard) = packed.quota.hard {
         out.push_str(&format!("{HARD_LIMIT_TRAIT}{hard} "));
+    }
+    if packed.object_hash != objectstore::format::DEFAULT {
+        out.push_str(&format!("{OBJECT_FORMAT_TRAIT}{} ", packed.object_hash));
     }
     out.push('\n');
     for (name, value) in refs {
@@ -228,6 +259,7 @@ mod tests {
             deleted: false,
             usage: Usage::default(),
             quota: Quota::default(),
+            object_hash: gix_hash::Kind::Sha1,
         });
         let marked = parse_packed_refs(&deleted_marker(&original)?)?;
         assert_eq!(
@@ -293,6 +325,7 @@ mod tests {
                 lfs_bytes: 0,
             },
             quota: Quota::default(),
+            object_hash: gix_hash::Kind::Sha1,
         };
         let data = write_packed_refs(&packed);
         assert!(String::from_utf8_lossy(&data)
@@ -319,5 +352,41 @@ mod tests {
         assert!(parse_packed_refs(b"xyz refs/heads/main\n").is_err());
         assert!(parse_packed_refs(b"^1111111111111111111111111111111111111111\n").is_err());
         assert!(parse_packed_refs(&[0xff, 0xfe]).is_err());
+    }
+
+    #[test]
+    fn a_sha256_repository_says_so_and_takes_only_its_ids() -> Result<()> {
+        let id = ObjectId::from_hex("ab".repeat(32).as_bytes())
+            .map_err(|_| Error::Corrupt("id".into()))?;
+        let mut refs = BTreeMap::new();
+        refs.insert(
+            "refs/tags/v1".to_owned(),
+            RefValue {
+                target: id,
+                peeled: Some(id),
+            },
+        );
+        let packed = PackedRefs {
+            refs,
+            object_hash: gix_hash::Kind::Sha256,
+            ..PackedRefs::default()
+        };
+        let data = write_packed_refs(&packed);
+        assert!(String::from_utf8_lossy(&data).contains(" artifact-git-object-format=sha256 "));
+        assert_eq!(parse_packed_refs(&data)?, packed);
+        // A SHA-1 id in a SHA-256 file, and the reverse, make it corrupt.
+        let sha1_line = format!("{} refs/heads/a\n", "a".repeat(40));
+        let mixed = [data.clone(), sha1_line.clone().into_bytes()].concat();
+        assert!(matches!(parse_packed_refs(&mixed), Err(Error::Corrupt(_))));
+        let sha256_line = format!("{HEADER}\n{} refs/heads/a\n", "a".repeat(64));
+        assert!(matches!(
+            parse_packed_refs(sha256_line.as_bytes()),
+            Err(Error::Corrupt(_))
+        ));
+        let unknown = format!("{HEADER}artifact-git-object-format=md5 \n");
+        assert!(parse_packed_refs(unknown.as_bytes()).is_err());
+        let deleted = parse_packed_refs(&deleted_marker(&data)?)?;
+        assert_eq!(deleted.object_hash, gix_hash::Kind::Sha256);
+        Ok(())
     }
 }

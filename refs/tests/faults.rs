@@ -141,7 +141,7 @@ async fn run(seed: u64) -> Result<u64, String> {
     let shared: Arc<dyn Bucket> = Arc::new(MemoryBucket::new());
     let keys = RepoKeys::at("sim/");
     RefStore::new(shared.clone(), keys.clone())
-        .init("main")
+        .init("main", gix_hash::Kind::Sha1)
         .await
         .map_err(|e| e.to_string())?;
     let tasks: Vec<_> = (0..WRITERS)

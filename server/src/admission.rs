@@ -33,27 +33,20 @@ pub(crate) async fn public_settings(
     }
 }
 
-/// The refs and settings a request needs, read together: a v2 capability advertisement
-/// needs to know the repository exists, not its refs; a token that grants the request makes
-/// the settings irrelevant (`settings_irrelevant`).
+/// The refs and settings a request needs, read together; a token that grants the request
+/// makes the settings irrelevant (`settings_irrelevant`).
 pub(crate) async fn read_repository(
     repo: &Repo,
-    v2_advertisement: bool,
     known_settings: Option<crate::repo::Settings>,
     settings_irrelevant: bool,
 ) -> (
     Result<refs::Snapshot, refs::Error>,
     Result<crate::repo::Settings, objectstore::bucket::Error>,
 ) {
-    let snapshot = async {
-        match v2_advertisement {
-            false => repo.snapshot().await,
-            true => repo.refs.head().await.map(|head| refs::Snapshot {
-                head,
-                ..Default::default()
-            }),
-        }
-    };
+    // A v2 capability advertisement names the object format, which the refs say: they are
+    // read with `HEAD` (concurrently; a revalidation when cached), unless known a moment
+    // ago (see `crate::http`).
+    let snapshot = repo.snapshot();
     let settings = async {
         match known_settings {
             Some(s) => Ok(s),
@@ -83,7 +76,6 @@ pub(crate) async fn read_for(
     repo: &Repo,
     identity: Option<&Grants>,
     need: Access,
-    v2_advertisement: bool,
     settings_matter: bool,
 ) -> Result<(Option<refs::Snapshot>, crate::repo::Settings), HttpError> {
     let known_settings = match identity {
@@ -91,8 +83,7 @@ pub(crate) async fn read_for(
         Some(_) => None,
     };
     let irrelevant = granted(identity, repo, need) && !settings_matter;
-    let (snapshot, settings) =
-        read_repository(repo, v2_advertisement, known_settings, irrelevant).await;
+    let (snapshot, settings) = read_repository(repo, known_settings, irrelevant).await;
     let snapshot = match snapshot {
         Ok(s) => Some(s),
         Err(refs::Error::NotFound) => None,
@@ -110,7 +101,7 @@ pub async fn open_repository(
     need: Access,
 ) -> Result<(Repo, refs::Snapshot, crate::repo::Settings), HttpError> {
     let repo = Repo::new(&app.storage, id);
-    let (snapshot, settings) = read_for(&repo, identity, need, false, true).await?;
+    let (snapshot, settings) = read_for(&repo, identity, need, true).await?;
     authorize(
         identity,
         snapshot.is_some(),

@@ -111,6 +111,8 @@ pub struct Config {
     pub public: crate::proxy::PublicUrl,
     /// Whether a push may create a repository that does not exist.
     pub create_on_push: CreateOnPush,
+    /// The object format of repositories created without naming one.
+    pub object_format: gix_hash::Kind,
     /// What a request may send.
     pub limits: Limits,
     /// How long a peer may stall.

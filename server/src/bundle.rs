@@ -53,7 +53,7 @@ impl BundleQuery {
                     if out.since.len() >= MAX_BUNDLE_NAMES {
                         return Err(format!("at most {MAX_BUNDLE_NAMES} since commits"));
                     }
-                    let id = (value.len() == 40)
+                    let id = (value.len() == 40 || value.len() == 64)
                         .then(|| ObjectId::from_hex(value.as_bytes()).ok())
                         .flatten()
                         .ok_or_else(|| format!("since: {value:?} is not a full commit id"))?;
@@ -91,6 +91,9 @@ pub async fn handle(
         Ok(q) => q,
         Err(reason) => return HttpError::BadRequest(reason).into_response(),
     };
+    if let Err(e) = protocol::check_object_format(snapshot.object_hash, &query.since) {
+        return HttpError::BadRequest(format!("since: {e}")).into_response();
+    }
     let plan = match history::bundle_refs(&snapshot, query.refs.as_deref()) {
         Ok(refs) => BundlePlan {
             refs,
@@ -105,7 +108,10 @@ pub async fn handle(
     let Some(slot) = app.slots.try_take() else {
         return HttpError::Busy.into_response();
     };
-    let db = match repo.objects_having(&app.cache, &plan.wants()).await {
+    let db = match repo
+        .objects_having(&app.cache, snapshot.object_hash, &plan.wants())
+        .await
+    {
         Ok(db) => db,
         Err(e) => return crate::upload_pack::storage_error(&repo, e),
     };

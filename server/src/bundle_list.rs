@@ -61,7 +61,11 @@ pub async fn answer(
             false => unmoved,
             true => {
                 let db = repo
-                    .objects_having(&app.cache, snapshot.refs.values().map(|v| &v.target))
+                    .objects_having(
+                        &app.cache,
+                        snapshot.object_hash,
+                        snapshot.refs.values().map(|v| &v.target),
+                    )
                     .await?;
                 let visible = app
                     .visible

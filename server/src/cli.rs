@@ -460,6 +460,10 @@ pub struct ServeArgs {
     /// `write` (`rw` is enough) or `off`.
     #[arg(long, env = "ARTIFACT_GIT_CREATE_ON_PUSH", value_enum, default_value_t = crate::app::CreateOnPush::Off)]
     pub create_on_push: crate::app::CreateOnPush,
+    /// The object format of repositories `enable_git` (without `object_format`) and the Hub
+    /// API create: `sha1` or `sha256`. A push that creates a repository uses its client's.
+    #[arg(long, env = "ARTIFACT_GIT_OBJECT_FORMAT", default_value = "sha1", value_parser = object_format)]
+    pub object_format: gix_hash::Kind,
     /// Refuse every object git's `fsck --strict` would (its warnings too: `badFilemode`,
     /// `zeroPaddedFilemode`, ...). By default what `receive.fsckObjects` refuses is refused,
     /// and the shapes of attacks on clients; real histories with old warnings are accepted.
@@ -506,8 +510,17 @@ pub struct InitArgs {
     /// Let anyone clone and fetch it (pushing always needs a token).
     #[arg(long)]
     pub public: bool,
+    /// The hash that names its objects: `sha1` or `sha256` (as `git init --object-format`).
+    #[arg(long, env = "ARTIFACT_GIT_OBJECT_FORMAT", default_value = "sha1", value_parser = object_format)]
+    pub object_format: gix_hash::Kind,
     #[command(flatten)]
     pub storage: StorageArgs,
+}
+
+/// An object format by its git name.
+fn object_format(name: &str) -> Result<gix_hash::Kind, String> {
+    objectstore::format::by_name(name)
+        .ok_or_else(|| format!("unknown object format {name:?}: use sha1 or sha256"))
 }
 
 pub fn main() -> ExitCode {
@@ -694,6 +707,7 @@ pub fn build(
             trusted_proxies: args.trusted_proxy.clone(),
         },
         create_on_push: args.create_on_push,
+        object_format: args.object_format,
         limits,
         timeouts,
         lfs: lfs::Transfer {
@@ -768,10 +782,12 @@ async fn init(args: InitArgs) -> anyhow::Result<()> {
         repo.write_settings(&crate::repo::Settings { public: true })
             .await?;
     }
-    repo.refs.init(&args.default_branch).await?;
+    repo.refs
+        .init(&args.default_branch, args.object_format)
+        .await?;
     println!(
-        "created {} (default branch {})",
-        args.repository, args.default_branch
+        "created {} (default branch {}, object format {})",
+        args.repository, args.default_branch, args.object_format
     );
     Ok(())
 }

@@ -108,26 +108,6 @@ fn may_create(app: &App, identity: Option<&crate::auth::Grants>, repo: &Repo) ->
         .is_ok()
 }
 
-/// Create a repository for a push, as `enable_git` would with no files to import; a
-/// repository created meanwhile by someone else is fine.
-async fn create_for_push(repo: &Repo) -> Result<(), HttpError> {
-    let fail = |e: &dyn std::fmt::Display| {
-        tracing::error!(repo = %repo.id, error = %e, "creating a repository on push failed");
-        HttpError::Storage(format!("cannot create the repository: {e}"))
-    };
-    match repo.refs.init("main").await {
-        Ok(()) => {
-            tracing::info!(repo = %repo.id, "repository created by a push");
-            // Only the creator writes the settings (the defaults: private).
-            repo.write_settings(&crate::repo::Settings::default())
-                .await
-                .map_err(|e| fail(&e))
-        }
-        Err(refs::Error::AlreadyExists) => Ok(()),
-        Err(e) => Err(fail(&e)),
-    }
-}
-
 async fn route_request(
     app: Arc<App>,
     req: Request<Incoming>,
@@ -175,27 +155,36 @@ async fn route_request(
     // A v2 capability advertisement is the same for every repository; to a caller entitled
     // to read, it is answered without a read when the repository was seen a moment ago (the
     // next request, which reads the refs, says "not found" if it went away meanwhile).
-    if v2_advertisement
-        && granted(identity.as_ref(), &repo, need)
-        && repo.refs.known_to_exist(RECENTLY)
-    {
-        return info_refs(refs::Snapshot::default(), &req);
-    }
-    let (mut snapshot, settings) =
-        read_for(&repo, identity.as_ref(), need, v2_advertisement, is_lfs).await?;
-    let pushing = need == Access::Write && !is_lfs;
-    if snapshot.is_none() && pushing && may_create(&app, identity.as_ref(), &repo) {
-        if endpoint == Endpoint::InfoRefs {
-            // Discovery answers as for an empty repository; the push itself creates it, so a
-            // client that stops here leaves nothing behind.
-            let empty = refs::Snapshot {
-                head: Some("refs/heads/main".into()),
+    if v2_advertisement && granted(identity.as_ref(), &repo, need) {
+        if let Some(object_hash) = repo.refs.known_format(RECENTLY) {
+            let known = refs::Snapshot {
+                object_hash,
                 ..Default::default()
             };
-            return info_refs(empty, &req);
+            return info_refs(known, false, &req);
         }
-        create_for_push(&repo).await?;
-        snapshot = Some(repo.snapshot().await?);
+    }
+    let (snapshot, settings) = read_for(&repo, identity.as_ref(), need, is_lfs).await?;
+    let pushing = need == Access::Write && !is_lfs;
+    let to_create = snapshot.is_none() && pushing && may_create(&app, identity.as_ref(), &repo);
+    if to_create {
+        // Discovery answers as for an empty repository of any object format; the push
+        // itself creates it in the client's, so a client that stops here leaves nothing
+        // behind. The server's default format comes first: git before 2.45 reads the
+        // advertisement's null id in the first format offered and takes it for the null id
+        // only in its own, so such a client creates repositories of the default format.
+        let empty = refs::Snapshot {
+            head: Some("refs/heads/main".into()),
+            object_hash: app.config.object_format,
+            ..Default::default()
+        };
+        match endpoint {
+            Endpoint::InfoRefs => return info_refs(empty, true, &req),
+            Endpoint::ReceivePack if req.method() == Method::POST => {
+                return Ok(receive_pack::handle(app, repo, empty, identity, true, req).await)
+            }
+            _ => {}
+        }
     }
     authorize(
         identity.as_ref(),
@@ -218,7 +207,7 @@ async fn route_request(
         (&Method::POST, Endpoint::UploadArchive) => {
             crate::files::upload_archive::handle(app, repo, snapshot, req).await?
         }
-        (&Method::GET, Endpoint::InfoRefs) => info_refs(snapshot, &req)?,
+        (&Method::GET, Endpoint::InfoRefs) => info_refs(snapshot, false, &req)?,
         (&Method::POST, Endpoint::UploadPack) => {
             upload_pack::handle(app, repo, snapshot, req).await
         }
@@ -246,7 +235,7 @@ async fn route_request(
             crate::bundle::serve_stored(&repo, &key, "application/x-git-packfile", &req).await?
         }
         (&Method::POST, Endpoint::ReceivePack) => {
-            receive_pack::handle(app, repo, snapshot, identity, req).await
+            receive_pack::handle(app, repo, snapshot, identity, false, req).await
         }
         _ => return Err(HttpError::MethodNotAllowed("method not allowed")),
     })
@@ -283,8 +272,11 @@ async fn rpc(app: Arc<App>, req: Request<Incoming>) -> Result<Response<ResponseB
     Ok(resp)
 }
 
+/// The ref (or, v2, capability) advertisement of `snapshot`; `to_be_created`: of a
+/// repository a push will create (every object format offered).
 fn info_refs(
     snapshot: refs::Snapshot,
+    to_be_created: bool,
     req: &Request<Incoming>,
 ) -> Result<Response<ResponseBody>, HttpError> {
     let Some(service) = query_service(req).and_then(Service::from_name) else {
@@ -295,10 +287,14 @@ fn info_refs(
     let version = protocol_version(req);
     let mut out = Vec::new();
     if service == Service::UploadPack && version == 2 {
-        advertisement::write_v2_capabilities(&mut out);
+        advertisement::write_v2_capabilities(&mut out, snapshot.object_hash);
     } else {
+        let view = protocol::advertisement::RefsView {
+            to_be_created,
+            ..refs_view(&snapshot)
+        };
         advertisement::write_service_header(&mut out, service);
-        advertisement::write_v0(&mut out, service, &refs_view(&snapshot), version == 1);
+        advertisement::write_v0(&mut out, service, &view, version == 1);
     }
     let content_type = match service {
         Service::UploadPack => "application/x-git-upload-pack-advertisement",

@@ -163,7 +163,8 @@ pub async fn commit_version_files(
     if lfs_bytes > 0 {
         crate::usage::account_lfs(repo, lfs_bytes as i64).await;
     }
-    let db = repo.fresh_objects(&app.cache).await?;
+    let object_hash = repo.snapshot().await?.object_hash;
+    let db = repo.fresh_objects(&app.cache, object_hash).await?;
     let staging = app.config.staging.clone();
     let budget = app.budget.clone();
     let limits = app.pack_limits();

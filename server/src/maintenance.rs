@@ -59,7 +59,7 @@ pub async fn run(
     let mut tips: Vec<_> = snapshot.refs.values().map(|v| v.target).collect();
     tips.sort();
     tips.dedup();
-    let mut db = repo.fresh_objects(cache).await?;
+    let mut db = repo.fresh_objects(cache, snapshot.object_hash).await?;
     crate::repo::complete(&mut db, &tips).await?;
     let report = match kind {
         Kind::Full => maintain::repack(&db, &tips, workspace, options).await?,
@@ -102,7 +102,7 @@ pub async fn run(
         if kind == Kind::Geometric && !crate::bundle_uri::due(repo).await? {
             return Ok(crate::bundle_uri::Refreshed::Unchanged);
         }
-        let mut db = repo.fresh_objects(cache).await?;
+        let mut db = repo.fresh_objects(cache, snapshot.object_hash).await?;
         crate::repo::complete(&mut db, &tips).await?;
         crate::bundle_uri::refresh(repo, &db, &snapshot, &workspace.staging).await
     };

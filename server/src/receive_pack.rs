@@ -111,10 +111,12 @@ async fn objects_for(
         .map(|v| v.target)
         .chain(olds)
         .collect();
-    repo.objects_having(&app.cache, &needed).await.map_err(|e| {
-        tracing::error!(repo = %repo.id, error = %e, "opening packs failed");
-        Refused::Storage("the repository cannot be read; try again".into())
-    })
+    repo.objects_having(&app.cache, snapshot.object_hash, &needed)
+        .await
+        .map_err(|e| {
+            tracing::error!(repo = %repo.id, error = %e, "opening packs failed");
+            Refused::Storage("the repository cannot be read; try again".into())
+        })
 }
 
 /// What step 4 lands: the pack and the commands of `request`, by `pusher`.
@@ -172,11 +174,15 @@ fn response(out: Vec<u8>) -> http::Response<ResponseBody> {
 /// `snapshot` is the refs as the request found them: the pack list is trusted when it holds
 /// every object they name, and the refs commit tries them first (one round trip each saved
 /// when nothing moved meanwhile; a re-read when something did).
+/// `to_create`: the repository does not exist yet and this push may create it (in the
+/// client's object format, once its commands and pack were read: a push that fails before
+/// leaves nothing behind).
 pub async fn handle(
     app: Arc<App>,
     repo: Repo,
     snapshot: refs::Snapshot,
     pusher: Option<Grants>,
+    to_create: bool,
     req: Request<Incoming>,
 ) -> http::Response<ResponseBody> {
     let started = Instant::now();
@@ -200,14 +206,14 @@ pub async fn handle(
     // gzip decoder may read).
     let received = {
         let app = app.clone();
-        let hash = repo.object_hash();
+        let hash = (!to_create).then_some(snapshot.object_hash);
         tokio::task::spawn_blocking(move || {
             let input = body::decoded(request_body, gzip, app.config.limits.max_push_bytes);
             receive(&app, input, hash)
         })
         .await
     };
-    let (request, pack) = match received {
+    let (request, pack, hash) = match received {
         Ok(Received::Nothing) => return response(Vec::new()),
         Ok(Received::BadRequest(message)) => {
             tracing::warn!(repo = %repo.id, error = %message, "push refused");
@@ -228,11 +234,18 @@ pub async fn handle(
             };
             return response(Reply::refuse_all(&request, why).encode(&request));
         }
-        Ok(Received::Pushed(request, pack)) => (request, pack),
+        Ok(Received::Pushed(request, pack, hash)) => (request, pack.map(|p| *p), hash),
         Err(e) => {
             return HttpError::Internal(format!("the push failed unexpectedly: {e}"))
                 .into_response()
         }
+    };
+    let (request, pack, snapshot) = match to_create {
+        false => (request, pack, snapshot),
+        true => match create_for_push(&repo, hash).await {
+            Ok(created) => (request, pack, created),
+            Err(e) => return e.into_response(),
+        },
     };
     let received_at = started.elapsed();
 
@@ -308,21 +321,78 @@ enum Received {
     /// The pack could not be received (what the client sent, or how): every command fails
     /// with this reason.
     Refused(PushRequest, String),
-    Pushed(PushRequest, Option<index::Received>),
+    /// The commands, the pack on disk, and the object format both are in.
+    Pushed(PushRequest, Option<Box<index::Received>>, gix_hash::Kind),
 }
 
-/// Step 1: read the commands and stream the pack to disk.
-fn receive(app: &App, input: Box<dyn Read + Send>, hash: gix_hash::Kind) -> Received {
+/// The object format of a push: the one the client names (`object-format`, SHA-1 when it
+/// names none, as in git), which must be the repository's (`hash`; `None` for a repository
+/// the push creates), and every id of its commands must have. A mismatch is refused in
+/// git's `receive-pack`'s words.
+fn object_format(
+    request: &PushRequest,
+    hash: Option<gix_hash::Kind>,
+) -> Result<gix_hash::Kind, String> {
+    let named = request
+        .capabilities
+        .value("object-format")
+        .unwrap_or("sha1");
+    let unsupported = || {
+        let shown: String = named.chars().take(40).collect();
+        format!("error: unsupported object format '{shown}'")
+    };
+    let client = objectstore::format::by_name(named).ok_or_else(unsupported)?;
+    if hash.is_some_and(|h| h != client) {
+        return Err(unsupported());
+    }
+    let ids = request.commands.iter().flat_map(|c| [&c.old, &c.new]);
+    protocol::check_object_format(client, ids.chain(&request.shallows))
+        .map_err(|e| e.to_string())?;
+    Ok(client)
+}
+
+/// Create a repository for a push, as `enable_git` would with no files to import, in the
+/// push's object format; a repository created meanwhile by someone else is fine (if its
+/// format differs, the landing refuses the push's ids). Its refs, as they are then.
+async fn create_for_push(
+    repo: &Repo,
+    object_hash: gix_hash::Kind,
+) -> Result<refs::Snapshot, HttpError> {
+    let fail = |e: &dyn std::fmt::Display| {
+        tracing::error!(repo = %repo.id, error = %e, "creating a repository on push failed");
+        HttpError::Storage(format!("cannot create the repository: {e}"))
+    };
+    match repo.refs.init("main", object_hash).await {
+        Ok(()) => {
+            tracing::info!(repo = %repo.id, %object_hash, "repository created by a push");
+            // Only the creator writes the settings (the defaults: private).
+            repo.write_settings(&crate::repo::Settings::default())
+                .await
+                .map_err(|e| fail(&e))?;
+        }
+        Err(refs::Error::AlreadyExists) => {}
+        Err(e) => return Err(fail(&e)),
+    }
+    repo.snapshot().await.map_err(|e| fail(&e))
+}
+
+/// Step 1: read the commands and stream the pack to disk. `hash` is the repository's object
+/// format (`None`: a repository this push creates, in the client's).
+fn receive(app: &App, input: Box<dyn Read + Send>, hash: Option<gix_hash::Kind>) -> Received {
     let mut reader = PktReader::new(input);
     let request = match PushRequest::read(&mut reader, &app.config.limits.commands) {
         Ok(Some(r)) => r,
         Ok(None) => return Received::Nothing,
         Err(e) => return Received::BadRequest(e.to_string()),
     };
+    let hash = match object_format(&request, hash) {
+        Ok(hash) => hash,
+        Err(message) => return Received::BadRequest(message),
+    };
     // Counted once its commands are read: `git push` sends an empty probe request first.
     crate::metrics::inc(crate::metrics::PUSHES);
     if !request.expects_pack() {
-        return Received::Pushed(request, None);
+        return Received::Pushed(request, None, hash);
     }
     let mut input = BufReader::with_capacity(256 << 10, reader.into_inner());
     match index::receive(
@@ -333,7 +403,7 @@ fn receive(app: &App, input: Box<dyn Read + Send>, hash: gix_hash::Kind) -> Rece
         &app.budget,
         index_checks(app),
     ) {
-        Ok(pack) => Received::Pushed(request, Some(pack)),
+        Ok(pack) => Received::Pushed(request, Some(Box::new(pack)), hash),
         Err(e) => {
             // Read what is left so the client sees this answer and not a connection reset:
             // git sends the whole pack before it reads a word. Bounded by what a push may

@@ -51,7 +51,6 @@ pub struct Repo {
     pub keys: RepoKeys,
     pub refs: RefStore,
     storage: Storage,
-    object_hash: gix_hash::Kind,
 }
 
 impl Repo {
@@ -63,7 +62,6 @@ impl Repo {
                 keys.clone(),
                 storage.refs_cache.clone(),
             ),
-            object_hash: objectstore::format::of_repository(&keys),
             id,
             keys,
             storage: storage.clone(),
@@ -75,12 +73,18 @@ impl Repo {
         self.refs.snapshot().await
     }
 
-    /// The objects, from a pack list that may be a moment old.
-    pub async fn objects(&self, cache: &Arc<PackCache>) -> Result<ObjectDb, odb::Error> {
+    /// The objects, from a pack list that may be a moment old. `object_hash` is the
+    /// repository's format, as its refs say ([`Snapshot::object_hash`]).
+    pub async fn objects(
+        &self,
+        cache: &Arc<PackCache>,
+        object_hash: gix_hash::Kind,
+    ) -> Result<ObjectDb, odb::Error> {
         ObjectDb::open(
             self.storage.bucket.clone(),
             self.keys.clone(),
             cache.clone(),
+            object_hash,
         )
         .await
     }
@@ -91,19 +95,25 @@ impl Repo {
     pub async fn objects_having(
         &self,
         cache: &Arc<PackCache>,
+        object_hash: gix_hash::Kind,
         needed: impl IntoIterator<Item = &gix_hash::ObjectId>,
     ) -> Result<ObjectDb, odb::Error> {
-        let mut db = self.objects(cache).await?;
+        let mut db = self.objects(cache, object_hash).await?;
         complete(&mut db, needed).await?;
         Ok(db)
     }
 
     /// The objects, from a pack list read now.
-    pub async fn fresh_objects(&self, cache: &Arc<PackCache>) -> Result<ObjectDb, odb::Error> {
+    pub async fn fresh_objects(
+        &self,
+        cache: &Arc<PackCache>,
+        object_hash: gix_hash::Kind,
+    ) -> Result<ObjectDb, odb::Error> {
         ObjectDb::open_with(
             self.storage.bucket.clone(),
             self.keys.clone(),
             cache.clone(),
+            object_hash,
             std::time::Duration::ZERO,
         )
         .await
@@ -132,6 +142,7 @@ pub async fn complete(
 pub fn refs_view(snapshot: &Snapshot) -> RefsView {
     RefsView {
         object_hash: snapshot.object_hash,
+        to_be_created: false,
         head_symref: snapshot.head.clone(),
         refs: snapshot
             .refs
@@ -235,11 +246,6 @@ impl Repo {
         // sees the change at once.
         (self.storage.settings_cache).remember(&key, etag, settings.clone());
         Ok(())
-    }
-
-    /// The hash that names the repository's objects, decided once when it was opened.
-    pub fn object_hash(&self) -> gix_hash::Kind {
-        self.object_hash
     }
 
     pub fn storage(&self) -> &Storage {

@@ -74,6 +74,47 @@ fn parse(raw: Vec<u8>, gzip: bool, v2: bool, limit: u64) -> Result<Parsed, Error
     }
 }
 
+/// Refuse a request in another object format than the repository's `object_hash`: a v2
+/// client names its format (`object-format`, SHA-1 when it names none) and hears git's
+/// `serve` message on a mismatch; every id any request sends must have the format's length.
+fn check_object_format(parsed: &Parsed, object_hash: gix_hash::Kind) -> Result<(), String> {
+    let (capabilities, request) = match parsed {
+        Parsed::V0(r) => (&r.capabilities, Some(r.clone())),
+        Parsed::V2(c) => {
+            let request = (c.name == "fetch")
+                .then(|| FetchRequest::parse_v2(c).ok())
+                .flatten();
+            (&c.capabilities, request)
+        }
+        Parsed::Empty => return Ok(()),
+    };
+    let shown = |n: &str| n.chars().take(40).collect::<String>();
+    match capabilities
+        .value("object-format")
+        .map(|n| (n, objectstore::format::by_name(n)))
+    {
+        Some((n, None)) => return Err(format!("unknown object format '{}'", shown(n))),
+        Some((_, Some(client))) if client != object_hash => {
+            return Err(format!(
+                "mismatched object format: server {object_hash}; client {client}"
+            ))
+        }
+        // A v2 client that names no format speaks SHA-1 (v0 has no such rule in git: its
+        // ids say it, below).
+        None if matches!(parsed, Parsed::V2(_)) && object_hash != gix_hash::Kind::Sha1 => {
+            return Err(format!(
+                "mismatched object format: server {object_hash}; client sha1"
+            ))
+        }
+        _ => {}
+    }
+    if let Some(r) = request {
+        let ids = r.wants.iter().chain(&r.haves).chain(&r.shallows);
+        protocol::check_object_format(object_hash, ids).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
 fn refusal(message: &str) -> http::Response<ResponseBody> {
     let mut out = Vec::new();
     write_line(&mut out, &format!("ERR {message}"));
@@ -115,6 +156,10 @@ pub async fn handle(
                 .into_response()
         }
     };
+    if let Err(message) = check_object_format(&parsed, snapshot.object_hash) {
+        tracing::warn!(repo = %repo.id, error = %message, "upload-pack request refused");
+        return refusal(&message);
+    }
     // The refs are all an `ls-refs` answer needs: no pack list, no objects.
     if let Parsed::V2(command) = &parsed {
         if command.name == "ls-refs" {
@@ -154,7 +199,10 @@ pub async fn handle(
     };
     let wants = parsed.wants(&snapshot);
     let needed = snapshot.refs.values().map(|v| &v.target).chain(&wants);
-    let db = match repo.objects_having(&app.cache, needed).await {
+    let db = match repo
+        .objects_having(&app.cache, snapshot.object_hash, needed)
+        .await
+    {
         Ok(db) => db,
         Err(e) => return storage_error(&repo, e),
     };

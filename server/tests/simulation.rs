@@ -17,6 +17,9 @@
 //! answers 503: every acknowledged push that started after it was added must reach the
 //! receiver, through stale listings of the event log, retries and the instances' restart.
 //!
+//! Odd seeds simulate a SHA-1 repository, even ones a SHA-256 repository (its pushers' git
+//! repositories too).
+//!
 //! `ARTIFACT_GIT_SIM_SEEDS` (default 2) runs that many seeds from `ARTIFACT_GIT_SIM_SEED`
 //! (default 1). A failure names its seed; the faults each link injects and the instances the
 //! pushers pick follow from it, the interleaving of concurrent pushers does not, so a failing
@@ -134,6 +137,8 @@ fn start(
 struct Git {
     home: PathBuf,
     header: String,
+    /// The object format of the repositories it creates.
+    format: gix_hash::Kind,
 }
 
 impl Git {
@@ -143,6 +148,7 @@ impl Git {
             .env("HOME", &self.home)
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("GIT_TERMINAL_PROMPT", "0")
+            .env("GIT_DEFAULT_HASH", self.format.to_string())
             .args([
                 "-c",
                 &self.header,
@@ -197,12 +203,16 @@ async fn stored(healthy: &Storage, branch: &str) -> Option<String> {
     snapshot.get(branch).map(|id| id.to_string())
 }
 
-/// One in-memory bucket holding the repository `sim/data`, and a healthy view of it.
-fn shared_repository(runtime: &tokio::runtime::Runtime) -> (Arc<dyn Bucket>, Storage) {
+/// One in-memory bucket holding the repository `sim/data` of `format`, and a healthy view
+/// of it.
+fn shared_repository(
+    runtime: &tokio::runtime::Runtime,
+    format: gix_hash::Kind,
+) -> (Arc<dyn Bucket>, Storage) {
     let shared: Arc<dyn Bucket> = Arc::new(MemoryBucket::new());
     let healthy = Storage::new(shared.clone(), String::new());
     runtime
-        .block_on(Repo::new(&healthy, repo_id()).refs.init("main"))
+        .block_on(Repo::new(&healthy, repo_id()).refs.init("main", format))
         .unwrap();
     (shared, healthy)
 }
@@ -505,7 +515,11 @@ fn simulate(seed: u64) {
         .build()
         .unwrap();
     let work = tempfile::tempdir().unwrap();
-    let (shared, healthy) = shared_repository(&runtime);
+    let format = match seed % 2 {
+        0 => gix_hash::Kind::Sha256,
+        _ => gix_hash::Kind::Sha1,
+    };
+    let (shared, healthy) = shared_repository(&runtime, format);
     let stop = CancellationToken::new();
     let links: Vec<Arc<FaultyBucket>> = (0..INSTANCES)
         .map(|i| {
@@ -539,6 +553,7 @@ fn simulate(seed: u64) {
     let git = Git {
         home: work.path().join("home"),
         header: format!("http.extraHeader=Authorization: Bearer {token}"),
+        format,
     };
     std::fs::create_dir_all(&git.home).unwrap();
     let urls: Vec<String> = instances
@@ -593,9 +608,12 @@ fn simulate(seed: u64) {
         &["clone", "-q", "--mirror", &url, mirror.to_str().unwrap()],
     );
     git.ok(&mirror, &["fsck", "--strict", "--no-dangling"]);
+    let mirror_format = git.ok(&mirror, &["rev-parse", "--show-object-format"]);
+    assert_eq!(mirror_format, format.to_string(), "seed {seed}");
     let snapshot = runtime
         .block_on(Repo::new(&healthy, repo_id()).refs.snapshot())
         .unwrap();
+    assert_eq!(snapshot.object_hash, format, "seed {seed}");
     let advertised = git.ok(work.path(), &["ls-remote", &url]);
     for (name, value) in &snapshot.refs {
         assert!(
@@ -640,7 +658,7 @@ fn servers_over_faulty_links_keep_every_acknowledged_push() {
 fn a_storage_failure_during_a_push_is_told_as_one() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let work = tempfile::tempdir().unwrap();
-    let (shared, healthy) = shared_repository(&runtime);
+    let (shared, healthy) = shared_repository(&runtime, gix_hash::Kind::Sha1);
     let stop = CancellationToken::new();
     let first = start(&runtime, shared.clone(), &work.path().join("first"), &stop);
     let quiet = Faults {
@@ -662,6 +680,7 @@ fn a_storage_failure_during_a_push_is_told_as_one() {
     let git = Git {
         home: work.path().join("home"),
         header: format!("http.extraHeader=Authorization: Bearer {token}"),
+        format: gix_hash::Kind::Sha1,
     };
     std::fs::create_dir_all(&git.home).unwrap();
     let dir = work.path().join("clone");

@@ -76,6 +76,7 @@ impl Git {
             .env("GIT_COMMITTER_NAME", "Ada Tester")
             .env("GIT_COMMITTER_EMAIL", "ada@example.com")
             .env("LC_ALL", "C")
+            .env("GIT_DEFAULT_HASH", crate::object_format())
             .args([
                 "-c",
                 "init.defaultBranch=main",

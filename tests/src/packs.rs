@@ -90,7 +90,12 @@ impl PackWriter {
         out.extend_from_slice(&2u32.to_be_bytes());
         out.extend_from_slice(&self.count.to_be_bytes());
         out.extend_from_slice(&self.body);
-        let mut hasher = gix_hash::hasher(gix_hash::Kind::Sha1);
+        // The checksum is a hash of this run's object format, as git writes it.
+        let format = match crate::object_format() {
+            "sha256" => gix_hash::Kind::Sha256,
+            _ => gix_hash::Kind::Sha1,
+        };
+        let mut hasher = gix_hash::hasher(format);
         hasher.update(&out);
         let sum = hasher.try_finalize().expect("a pack of test objects");
         out.extend_from_slice(sum.as_slice());
@@ -159,13 +164,14 @@ pub fn copy_delta(base_size: u64, copies: &[(u32, u32)], insert: &[u8]) -> Vec<u
 
 /// A push request body: one command line with capabilities, a flush, then `pack`.
 pub fn push_request(old: &str, new: &str, name: &str, pack: &[u8]) -> Vec<u8> {
+    let format = crate::v0_format_caps();
     let mut body = crate::http::pkt(&format!(
-        "{old} {new} {name}\0report-status side-band-64k agent=test\n"
+        "{old} {new} {name}\0report-status side-band-64k agent=test{format}\n"
     ));
     body.extend_from_slice(b"0000");
     body.extend_from_slice(pack);
     body
 }
 
-/// The null object id, as pushes write it.
-pub const ZERO: &str = "0000000000000000000000000000000000000000";
+/// The null object id of this run's object format, as pushes write it.
+pub static ZERO: std::sync::LazyLock<String> = std::sync::LazyLock::new(crate::null_id);

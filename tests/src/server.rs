@@ -579,6 +579,13 @@ for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=p
         {
             extra_env.push(("ARTIFACT_GIT_JWT_SECRET".into(), TEST_SECRET.into()));
         }
+        if !extra_env
+            .iter()
+            .any(|(k, _)| k == "ARTIFACT_GIT_OBJECT_FORMAT")
+        {
+            let format = crate::object_format().to_owned();
+            extra_env.push(("ARTIFACT_GIT_OBJECT_FORMAT".into(), format));
+        }
         let cache = TempDir::new().unwrap();
         let mut cmd = match launch.max_open_files {
             // `exec` keeps the process id: the test watches the server itself.

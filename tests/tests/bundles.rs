@@ -138,7 +138,7 @@ fn bundles_clone_and_apply(backend: &Backend) {
         download(&format!("{base}?since=abc"), Some(&token), &scratch),
         400
     );
-    let missing = "1234567890123456789012345678901234567890";
+    let missing = "1234567890".repeat(7)[..hex_len()].to_owned();
     assert_eq!(
         download(&format!("{base}?since={missing}"), Some(&token), &scratch),
         404

@@ -81,7 +81,7 @@ fn kill_nine_during_pushes_and_maintenance(backend: &Backend) {
         let main = remote
             .lines()
             .find(|l| l.ends_with("\trefs/heads/main"))
-            .map(|l| l[..40].to_owned())
+            .map(|l| l[..hex_len()].to_owned())
             .unwrap();
         if acknowledged {
             assert_eq!(main, after, "round {round}: an acknowledged push was lost");

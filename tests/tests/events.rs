@@ -11,7 +11,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 const SECRET: &str = "It's a Secret to Everybody";
-const ZERO: &str = "0000000000000000000000000000000000000000";
+use artifact_git_e2e::packs::ZERO;
 
 fn standard_secret() -> String {
     format!(
@@ -204,7 +204,7 @@ fn webhooks_report_every_push(backend: &Backend) {
             p[1]["created"].as_bool(),
             p[1]["before"].as_str()
         ),
-        (Some("refs/heads/topic"), Some(true), Some(ZERO))
+        (Some("refs/heads/topic"), Some(true), Some(ZERO.as_str()))
     );
     let ids: Vec<&str> = p[1]["commits"]
         .as_array()
@@ -245,8 +245,8 @@ fn webhooks_report_every_push(backend: &Backend) {
     assert_eq!(
         deleted,
         [
-            ("refs/heads/topic", true, ZERO),
-            ("refs/tags/v9", true, ZERO)
+            ("refs/heads/topic", true, ZERO.as_str()),
+            ("refs/tags/v9", true, ZERO.as_str())
         ]
     );
 

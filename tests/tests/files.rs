@@ -212,7 +212,7 @@ fn files_over_http(backend: &Backend) {
         ("resolve/nope/README.md", 404),
         ("resolve/main%00/README.md", 400),
         (&format!("resolve/{}/README.md", "a".repeat(600)), 404),
-        (&format!("resolve/{}/README.md", "0".repeat(40)), 404),
+        (&format!("resolve/{}/README.md", null_id()), 404),
         ("resolve/main", 400),
         ("tree/main/nothing", 404),
         ("tree/main?limit=0", 400),

@@ -189,16 +189,7 @@ fn pack_objects(git: &Git, dir: &Path, options: &[&str], input: &str) -> Vec<u8>
     out.stdout
 }
 
-fn push_request(old: &str, new: &str, name: &str, pack: &[u8]) -> Vec<u8> {
-    let mut body = pkt(&format!(
-        "{old} {new} {name}\0report-status side-band-64k agent=test\n"
-    ));
-    body.extend_from_slice(b"0000");
-    body.extend_from_slice(pack);
-    body
-}
-
-const ZERO: &str = "0000000000000000000000000000000000000000";
+use artifact_git_e2e::packs::{push_request, ZERO};
 
 fn bad_input_is_refused_and_changes_nothing(backend: &Backend) {
     let server = Server::start_on(backend);
@@ -293,7 +284,7 @@ fn bad_input_is_refused_and_changes_nothing(backend: &Backend) {
     let (status, body) = curl_post(
         &receive,
         ct,
-        &push_request(ZERO, &new, "refs/heads/bad..name", &good_pack),
+        &push_request(&ZERO, &new, "refs/heads/bad..name", &good_pack),
         &[],
     );
     check("invalid ref name", status, &body, "funny refname");
@@ -313,6 +304,7 @@ fn bad_input_is_refused_and_changes_nothing(backend: &Backend) {
         "application/x-git-upload-pack-request",
         &[
             pkt("command=fetch\n"),
+            v2_format_line(),
             b"0001".to_vec(),
             pkt("want 12345\n"),
             b"0000".to_vec(),
@@ -344,6 +336,7 @@ fn gzip_request_bodies_are_accepted(backend: &Backend) {
     let url = server.repo_url("lab/gzip");
     let request = [
         pkt("command=ls-refs\n"),
+        v2_format_line(),
         b"0001".to_vec(),
         pkt("peel\n"),
         pkt("ref-prefix refs/tags/\n"),

@@ -1,7 +1,7 @@
 //! What each operation costs in calls to the bucket (each a round trip to S3), counted by the
 //! server at `/metrics`: the refs and settings read on every request are revalidated (a 304
-//! with no body when nothing changed), a v2 capability advertisement reads `HEAD` alone,
-//! `ls-refs` reads no pack list, and a push builds on the pack list it has when that list holds
+//! with no body when nothing changed), a v2 capability advertisement reads `HEAD` and the
+//! refs (it names the object format), `ls-refs` reads no pack list, and a push builds on the pack list it has when that list holds
 //! every object the refs name. These bounds keep a change from quietly adding round trips.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -65,9 +65,9 @@ fn round_trips(backend: &Backend) {
 
     // ls-remote (v2). git asks anonymously first (the settings say whether the repository
     // is public: at most one read, none when read a moment ago), then with the token: the
-    // advertisement reads HEAD at most, ls-refs revalidates the refs (and HEAD, when it was
-    // last read over a second ago). No pack list, no objects, no settings (the token
-    // decides).
+    // advertisement reads HEAD and the refs at most, ls-refs revalidates the refs (and
+    // HEAD, when it was last read over a second ago). No pack list, no objects, no
+    // settings (the token decides).
     let ls = cost(&server, || {
         git.ok(work.path(), &["ls-remote", &url]);
     });

@@ -28,13 +28,7 @@ fn timed_clone(git: &Git, work: &Path, name: &str, config: &[&str], url: &str) -
 }
 
 fn main() {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    let mut repo = PathBuf::from("/work/.mirror/git+git/repo");
-    match argv.as_slice() {
-        [] => {}
-        [flag, dir] if flag == "--repo" => repo = PathBuf::from(dir),
-        _ => panic!("{USAGE}"),
-    }
+    let repo = repository_arg(USAGE);
     let git = Git::new(git_at_least(2, 45).expect("git 2.45 or newer"));
     let root = TempDir::new().unwrap();
     let bare = root.path().join("ref.git");

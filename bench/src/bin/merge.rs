@@ -73,9 +73,14 @@ fn main() {
     let db = runtime.block_on(async {
         let bucket = Arc::new(objectstore::FsBucket::new(clone.join(".git")).unwrap());
         let cache = Arc::new(objectstore::PackCache::new(Some(cache_dir), 1 << 30));
-        objectstore::ObjectDb::open(bucket, objectstore::layout::RepoKeys::at(""), cache)
-            .await
-            .unwrap()
+        objectstore::ObjectDb::open(
+            bucket,
+            objectstore::layout::RepoKeys::at(""),
+            cache,
+            gix_hash::Kind::Sha1,
+        )
+        .await
+        .unwrap()
     });
     let (mut ours_t, mut git_t) = (Vec::new(), Vec::new());
     let mut git_tree = String::new();

@@ -100,7 +100,7 @@ impl Turn<'_> {
         if let Some(db) = &self.db {
             return Ok(db.clone());
         }
-        let db = self.dispatcher.objects(&self.repo.keys).await?;
+        let db = self.dispatcher.objects(self.repo).await?;
         self.db = Some(db.clone());
         Ok(db)
     }
@@ -502,7 +502,7 @@ mod tests {
         let storage = StorageKeys::new("");
         let keys = storage.artifact("ws", "repo").repo();
         let refs = RefStore::new(shared.clone(), keys.clone());
-        refs.init("main").await?;
+        refs.init("main", gix_hash::Kind::Sha1).await?;
         let start = refs.watch().await?;
         let states = StateStore::new(shared.clone(), keys.clone());
         let cursor = Cursor {

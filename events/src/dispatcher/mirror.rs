@@ -117,9 +117,15 @@ impl Dispatcher {
         let remote = Remote::new(&self.client, mirror, self.settings.timeout);
         let advertised = remote.discover().await?;
         let db = self
-            .objects(&repo.keys)
+            .objects(repo)
             .await
             .map_err(|e| MirrorError::Objects(e.to_string()))?;
+        if !advertised.takes_format(db.object_hash()) {
+            return Err(MirrorError::Protocol(format!(
+                "the remote does not take {} objects (this repository's format)",
+                db.object_hash()
+            )));
+        }
         let mut results = Vec::new();
         let mut commands = Vec::new();
         let null = ObjectId::null(db.object_hash());

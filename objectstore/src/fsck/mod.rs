@@ -201,16 +201,18 @@ pub struct ObjectError {
 /// Check one object's content. Blobs are only checked when a tree names them `.gitmodules` or
 /// `.gitattributes` (see [`check_special_blob`]); `special` is called for each such name a
 /// tree holds, so the caller can check those blobs once every object is known.
+/// `hash` is the repository's object format: the length of the ids the object names.
 pub fn check(
     kind: Kind,
     data: &[u8],
     rules: Rules,
+    hash: gix_hash::Kind,
     special: &mut dyn FnMut(SpecialFile, ObjectId),
 ) -> Result<(), Finding> {
     match kind {
-        Kind::Commit => check_commit(data, rules),
-        Kind::Tag => check_tag(data),
-        Kind::Tree => tree::check_tree(data, rules, special),
+        Kind::Commit => check_commit(data, rules, hash),
+        Kind::Tag => check_tag(data, hash),
+        Kind::Tree => tree::check_tree(data, rules, hash, special),
         Kind::Blob => Ok(()),
     }
 }
@@ -280,26 +282,28 @@ fn verify_headers(data: &[u8]) -> Result<(), Finding> {
     Err(finding(MsgId::UnterminatedHeader, "unterminated header"))
 }
 
-/// `<40 hex digits>\n` at the start of `data`: the id and the rest after the newline.
-fn hex_line(data: &[u8]) -> Option<(ObjectId, &[u8])> {
-    let hex = data.get(..40)?;
-    if data.get(40) != Some(&b'\n') || !hex.iter().all(u8::is_ascii_hexdigit) {
+/// `<hex id>\n` at the start of `data` (40 digits for SHA-1, 64 for SHA-256): the id and the
+/// rest after the newline.
+fn hex_line(data: &[u8], hash: gix_hash::Kind) -> Option<(ObjectId, &[u8])> {
+    let len = hash.len_in_hex();
+    let hex = data.get(..len)?;
+    if data.get(len) != Some(&b'\n') || !hex.iter().all(u8::is_ascii_hexdigit) {
         return None;
     }
-    Some((ObjectId::from_hex(hex).ok()?, &data[41..]))
+    Some((ObjectId::from_hex(hex).ok()?, &data[len + 1..]))
 }
 
 /// git's `fsck_commit`.
-pub fn check_commit(data: &[u8], rules: Rules) -> Result<(), Finding> {
+pub fn check_commit(data: &[u8], rules: Rules, hash: gix_hash::Kind) -> Result<(), Finding> {
     verify_headers(data)?;
     let mut rest = data
         .strip_prefix(b"tree ")
         .ok_or_else(|| finding(MsgId::MissingTree, "invalid format - expected 'tree' line"))?;
-    rest = hex_line(rest)
+    rest = hex_line(rest, hash)
         .ok_or_else(|| finding(MsgId::BadTreeSha1, "invalid 'tree' line format - bad sha1"))?
         .1;
     while let Some(after) = rest.strip_prefix(b"parent ") {
-        rest = hex_line(after)
+        rest = hex_line(after, hash)
             .ok_or_else(|| {
                 finding(
                     MsgId::BadParentSha1,
@@ -345,7 +349,7 @@ pub fn check_commit(data: &[u8], rules: Rules) -> Result<(), Finding> {
 }
 
 /// git's `fsck_tag_standalone`.
-pub fn check_tag(data: &[u8]) -> Result<(), Finding> {
+pub fn check_tag(data: &[u8], hash: gix_hash::Kind) -> Result<(), Finding> {
     verify_headers(data)?;
     let rest = data.strip_prefix(b"object ").ok_or_else(|| {
         finding(
@@ -353,7 +357,7 @@ pub fn check_tag(data: &[u8]) -> Result<(), Finding> {
             "invalid format - expected 'object' line",
         )
     })?;
-    let (_, rest) = hex_line(rest).ok_or_else(|| {
+    let (_, rest) = hex_line(rest, hash).ok_or_else(|| {
         finding(
             MsgId::BadObjectSha1,
             "invalid 'object' line format - bad sha1",
@@ -397,12 +401,13 @@ pub fn check_tag(data: &[u8]) -> Result<(), Finding> {
 
 #[cfg(test)]
 mod tests {
+    const SHA1: gix_hash::Kind = gix_hash::Kind::Sha1;
     use super::*;
 
     const T: &str = "1111111111111111111111111111111111111111";
 
     fn commit(body: &str) -> Result<(), Finding> {
-        check_commit(body.as_bytes(), Rules::Strict)
+        check_commit(body.as_bytes(), Rules::Strict, SHA1)
     }
 
     fn id_of(r: Result<(), Finding>) -> Option<MsgId> {
@@ -452,10 +457,13 @@ mod tests {
     #[test]
     fn tags() {
         let good = format!("object {T}\ntype commit\ntag v1\ntagger T <t@x> 1 +0000\n\nmsg\n");
-        assert_eq!(check_tag(good.as_bytes()), Ok(()));
+        assert_eq!(check_tag(good.as_bytes(), SHA1), Ok(()));
         // Old tags without a tagger, and odd names, are accepted as git does.
         assert_eq!(
-            check_tag(format!("object {T}\ntype commit\ntag v 1..\n\nmsg\n").as_bytes()),
+            check_tag(
+                format!("object {T}\ntype commit\ntag v 1..\n\nmsg\n").as_bytes(),
+                SHA1
+            ),
             Ok(())
         );
         for (body, want) in [
@@ -474,7 +482,11 @@ mod tests {
                 MsgId::BadEmail,
             ),
         ] {
-            assert_eq!(id_of(check_tag(body.as_bytes())), Some(want), "{body:?}");
+            assert_eq!(
+                id_of(check_tag(body.as_bytes(), SHA1)),
+                Some(want),
+                "{body:?}"
+            );
         }
     }
 

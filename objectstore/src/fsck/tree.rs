@@ -44,7 +44,7 @@ fn bad_tree() -> Finding {
 }
 
 /// Split the next entry off `data`.
-fn next_entry(data: &[u8]) -> Result<(Entry<'_>, &[u8]), Finding> {
+fn next_entry(data: &[u8], hash: gix_hash::Kind) -> Result<(Entry<'_>, &[u8]), Finding> {
     let space = data.iter().position(|b| *b == b' ').ok_or_else(bad_tree)?;
     let mode_text = &data[..space];
     if mode_text.is_empty()
@@ -59,7 +59,8 @@ fn next_entry(data: &[u8]) -> Result<(Entry<'_>, &[u8]), Finding> {
     let rest = &data[space + 1..];
     let nul = rest.iter().position(|b| *b == 0).ok_or_else(bad_tree)?;
     let name = &rest[..nul];
-    let id_bytes = rest.get(nul + 1..nul + 21).ok_or_else(bad_tree)?;
+    let id_end = nul + 1 + hash.len_in_bytes();
+    let id_bytes = rest.get(nul + 1..id_end).ok_or_else(bad_tree)?;
     let id = ObjectId::try_from(id_bytes).map_err(|_| bad_tree())?;
     Ok((
         Entry {
@@ -68,7 +69,7 @@ fn next_entry(data: &[u8]) -> Result<(Entry<'_>, &[u8]), Finding> {
             name,
             id,
         },
-        &rest[nul + 21..],
+        &rest[id_end..],
     ))
 }
 
@@ -108,6 +109,7 @@ fn order(prev: &Entry<'_>, next: &Entry<'_>) -> Order {
 pub(super) fn check_tree(
     mut data: &[u8],
     rules: super::Rules,
+    hash: gix_hash::Kind,
     special: &mut dyn FnMut(SpecialFile, ObjectId),
 ) -> Result<(), Finding> {
     let mut has_null_sha1 = false;
@@ -125,7 +127,7 @@ pub(super) fn check_tree(
     let mut names: HashSet<&[u8]> = HashSet::new();
     let mut prev: Option<Entry<'_>> = None;
     while !data.is_empty() {
-        let (entry, rest) = next_entry(data)?;
+        let (entry, rest) = next_entry(data, hash)?;
         data = rest;
         let name = entry.name;
         has_null_sha1 |= entry.id.is_null();
@@ -245,7 +247,7 @@ mod tests {
     }
 
     fn check_under(rules: Rules, entries: &[(&str, &[u8])]) -> Option<MsgId> {
-        check_tree(&tree(entries), rules, &mut |_, _| {})
+        check_tree(&tree(entries), rules, gix_hash::Kind::Sha1, &mut |_, _| {})
             .err()
             .map(|f| f.id)
     }
@@ -307,16 +309,21 @@ mod tests {
             assert_eq!(check(&entries), Some(want), "{entries:?}");
         }
         assert_eq!(
-            check_tree(b"100644 a\0short", Rules::Default, &mut |_, _| {})
-                .err()
-                .map(|f| f.id),
+            check_tree(
+                b"100644 a\0short",
+                Rules::Default,
+                gix_hash::Kind::Sha1,
+                &mut |_, _| {}
+            )
+            .err()
+            .map(|f| f.id),
             Some(MsgId::BadTree)
         );
         let mut null = tree(&[("100644", b"a")]);
         let n = null.len();
         null[n - 20..].fill(0);
         assert_eq!(
-            check_tree(&null, Rules::Strict, &mut |_, _| {})
+            check_tree(&null, Rules::Strict, gix_hash::Kind::Sha1, &mut |_, _| {})
                 .err()
                 .map(|f| f.id),
             Some(MsgId::NullSha1)
@@ -369,6 +376,7 @@ mod tests {
                 ("100644", b"gitmod~1"),
             ]),
             Rules::Default,
+            gix_hash::Kind::Sha1,
             &mut |which, _| seen.push(which),
         )
         .ok();

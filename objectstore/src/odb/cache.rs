@@ -208,7 +208,7 @@ impl PackCache {
             &idx_copy,
             &pack_copy,
             Reach::Unknown,
-            crate::format::of_repository(keys),
+            format_of(name)?,
         )?);
         let mut state = self.lock();
         if state.open.contains_key(&idx_key) {
@@ -236,12 +236,21 @@ impl PackCache {
         self.lock().lists.remove(keys.prefix());
     }
 
+    /// Open a listed pack of a repository whose objects are named by `object_hash`; a pack
+    /// of another format (its name says) is an error, never read with the wrong id length.
     pub(crate) async fn open(
         &self,
         bucket: &dyn Bucket,
         keys: &RepoKeys,
         listed: &Listed,
+        object_hash: gix_hash::Kind,
     ) -> Result<Arc<Pack>> {
+        if format_of(&listed.name)? != object_hash {
+            return Err(super::Error::Pack {
+                pack: listed.name.clone(),
+                message: format!("not a pack of this {object_hash} repository"),
+            });
+        }
         let idx_key = keys.pack_file(&listed.name, PackFile::Idx);
         {
             let mut state = self.lock();
@@ -294,13 +303,7 @@ impl PackCache {
                 (idx.clone(), pack.clone(), Some((idx, pack, bytes)))
             }
         };
-        let opened = Arc::new(Pack::open(
-            &listed.name,
-            &idx,
-            &pack,
-            reach,
-            crate::format::of_repository(keys),
-        )?);
+        let opened = Arc::new(Pack::open(&listed.name, &idx, &pack, reach, object_hash)?);
         let mut state = self.lock();
         if let Some(existing) = state.open.get_mut(&idx_key) {
             if existing.tips != listed.tips {
@@ -431,8 +434,18 @@ impl PackCache {
     }
 }
 
+/// The object format of the pack named `name` (`pack-<checksum>`: the checksum is a hash of
+/// that format).
+fn format_of(name: &str) -> Result<gix_hash::Kind> {
+    crate::format::of_pack_name(name).ok_or_else(|| super::Error::Pack {
+        pack: name.to_owned(),
+        message: "its name is no pack checksum".into(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
+    const SHA1: gix_hash::Kind = gix_hash::Kind::Sha1;
     use super::*;
     use crate::bucket::MemoryBucket;
     use crate::odb::{build, index, ObjectDb};
@@ -476,7 +489,7 @@ mod tests {
         let mut blobs = Vec::new();
         for r in 0..3u8 {
             let keys = RepoKeys::at(&format!("r{r}/"));
-            let empty = ObjectDb::open(bucket.clone(), keys, setup.clone()).await?;
+            let empty = ObjectDb::open(bucket.clone(), keys, setup.clone(), SHA1).await?;
             // Incompressible, so each pack really is ~20 KB.
             let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(r);
             let content: Vec<u8> = (0..20_000)
@@ -502,6 +515,7 @@ mod tests {
                     bucket.clone(),
                     RepoKeys::at(&format!("r{r}/")),
                     cache.clone(),
+                    SHA1,
                 )
                 .await?;
                 let mut buf = Vec::new();
@@ -532,7 +546,7 @@ mod tests {
         let keys = RepoKeys::at("r/");
         let cache = Arc::new(PackCache::new(Some(dir.path().join("cache")), u64::MAX));
         // The pack list is cached (empty), as after a push's advertisement.
-        let empty = ObjectDb::open(bucket.clone(), keys.clone(), cache.clone()).await?;
+        let empty = ObjectDb::open(bucket.clone(), keys.clone(), cache.clone(), SHA1).await?;
         assert!(empty.packs().is_empty());
         let (id, indexed) = index_blob(&staging, b"just pushed")?;
         indexed
@@ -549,7 +563,7 @@ mod tests {
         bucket
             .delete(&keys.pack_file(&name, PackFile::Pack))
             .await?;
-        let db = ObjectDb::open(bucket.clone(), keys.clone(), cache.clone()).await?;
+        let db = ObjectDb::open(bucket.clone(), keys.clone(), cache.clone(), SHA1).await?;
         let mut buf = Vec::new();
         assert_eq!(db.reader().read(&id, &mut buf)?, Kind::Blob);
         assert_eq!(buf, b"just pushed");
@@ -568,10 +582,16 @@ mod tests {
         let bucket: Arc<dyn Bucket> = Arc::new(MemoryBucket::new());
         let keys = RepoKeys::at("r/");
         let cache = Arc::new(PackCache::new(Some(cache_dir.clone()), u64::MAX));
-        let empty = ObjectDb::open(bucket.clone(), keys.clone(), cache.clone()).await?;
+        let empty = ObjectDb::open(bucket.clone(), keys.clone(), cache.clone(), SHA1).await?;
         let old = publish_blob(&empty, &staging, b"old").await?;
-        let db = ObjectDb::open_with(bucket.clone(), keys.clone(), cache.clone(), Duration::ZERO)
-            .await?;
+        let db = ObjectDb::open_with(
+            bucket.clone(),
+            keys.clone(),
+            cache.clone(),
+            SHA1,
+            Duration::ZERO,
+        )
+        .await?;
         let old_pack = db.packs()[0].clone();
         let files = || {
             std::fs::read_dir(&cache_dir)
@@ -584,8 +604,14 @@ mod tests {
         for file in [PackFile::Idx, PackFile::Pack] {
             bucket.delete(&keys.pack_file(&old_pack.name, file)).await?;
         }
-        let db2 = ObjectDb::open_with(bucket.clone(), keys.clone(), cache.clone(), Duration::ZERO)
-            .await?;
+        let db2 = ObjectDb::open_with(
+            bucket.clone(),
+            keys.clone(),
+            cache.clone(),
+            SHA1,
+            Duration::ZERO,
+        )
+        .await?;
         assert_eq!(db2.packs().len(), 1);
         assert!(db2.contains(&new) && !db2.contains(&old));
         // Only the new pack stays open and copied...

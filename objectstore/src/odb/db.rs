@@ -27,14 +27,15 @@ pub struct ObjectDb {
 }
 
 impl ObjectDb {
-    /// Open the visible packs of the repository, from a pack list at most
-    /// [`PackCache::LIST_TTL`] old.
+    /// Open the visible packs of the repository whose objects `object_hash` names (its refs
+    /// say which, see [`crate::format`]), from a pack list at most [`PackCache::LIST_TTL`] old.
     pub async fn open(
         bucket: Arc<dyn Bucket>,
         keys: RepoKeys,
         cache: Arc<PackCache>,
+        object_hash: gix_hash::Kind,
     ) -> Result<Self> {
-        Self::open_with(bucket, keys, cache, PackCache::LIST_TTL).await
+        Self::open_with(bucket, keys, cache, object_hash, PackCache::LIST_TTL).await
     }
 
     /// Open from a pack list at most `max_age` old (zero: list now).
@@ -42,10 +43,11 @@ impl ObjectDb {
         bucket: Arc<dyn Bucket>,
         keys: RepoKeys,
         cache: Arc<PackCache>,
+        object_hash: gix_hash::Kind,
         max_age: Duration,
     ) -> Result<Self> {
         let mut db = ObjectDb {
-            object_hash: crate::format::of_repository(&keys),
+            object_hash,
             bucket,
             keys,
             cache,
@@ -73,7 +75,7 @@ impl ObjectDb {
             for listed in &list {
                 match self
                     .cache
-                    .open(self.bucket.as_ref(), &self.keys, listed)
+                    .open(self.bucket.as_ref(), &self.keys, listed, self.object_hash)
                     .await
                 {
                     Ok(p) => packs.push(p),
@@ -107,7 +109,7 @@ impl ObjectDb {
         ObjectDb {
             object_hash: packs
                 .first()
-                .map_or_else(|| crate::format::of_repository(&keys), |p| p.object_hash()),
+                .map_or(crate::format::DEFAULT, |p| p.object_hash()),
             bucket: Arc::new(crate::bucket::MemoryBucket::new()),
             keys,
             cache: Arc::new(PackCache::default()),

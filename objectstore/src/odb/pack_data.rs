@@ -18,9 +18,9 @@ use gix_pack::data::Entry;
 
 /// Bytes of a pack's header: `PACK`, the version, the number of entries.
 const HEADER_BYTES: u64 = 12;
-/// Bytes of the trailing checksum.
-/// The longest entry header: a type and size varint (10 bytes) and a base id (20 bytes).
-const MAX_ENTRY_HEADER: u64 = 32;
+/// The longest entry header: a type and size varint (10 bytes) and a base id (32 bytes in a
+/// SHA-256 repository, 20 in a SHA-1 one).
+const MAX_ENTRY_HEADER: u64 = 10 + 32;
 /// zlib cannot expand data by more than this ratio (deflate's best case is 1032:1): a size
 /// declared beyond it is corruption, refused before anything of that size is allocated.
 const MAX_INFLATE_RATIO: u64 = 1032;

@@ -175,7 +175,11 @@ pub async fn open_at(
     rev: String,
 ) -> Result<AtRevision, HttpError> {
     let db = repo
-        .objects_having(&app.cache, snapshot.refs.values().map(|v| &v.target))
+        .objects_having(
+            &app.cache,
+            snapshot.object_hash,
+            snapshot.refs.values().map(|v| &v.target),
+        )
         .await?;
     let visible = match needs_ids(&snapshot, &rev) {
         true => app

@@ -87,7 +87,11 @@ pub async fn preupload(
     }
     let base = base_of(&snapshot, &branch)?;
     let db = repo
-        .objects_having(&app.cache, snapshot.refs.values().map(|v| &v.target))
+        .objects_having(
+            &app.cache,
+            snapshot.object_hash,
+            snapshot.refs.values().map(|v| &v.target),
+        )
         .await?;
     let threshold = app.config.lfs_threshold;
     let files = tokio::task::spawn_blocking(move || {

@@ -206,7 +206,7 @@ pub async fn create_repo(
         ));
     }
     let url = repo_url(base, kind, &id);
-    match repo.refs.init("main").await {
+    match repo.refs.init("main", app.config.object_format).await {
         Ok(()) => {}
         Err(refs::Error::AlreadyExists) => {
             let answer = json!({"error": "You already created this repository", "url": url});

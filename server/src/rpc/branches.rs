@@ -222,7 +222,7 @@ pub(crate) async fn create_tag(
         None => (None, commit),
         Some(message) => {
             let (_, tagger) = people(identity, None);
-            let indexing = Indexing::of(app, &o.repo);
+            let indexing = Indexing::of(app, o.db.object_hash());
             let short = p.tag.clone();
             let (indexed, tag) = blocking(move || {
                 let mut pack = new_pack(&indexing)?;

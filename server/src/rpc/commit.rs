@@ -460,7 +460,7 @@ pub(crate) async fn commit(
             Expected::Latest => changes.clone(),
             Expected::At(_) => std::mem::take(&mut changes),
         };
-        let indexing = Indexing::of(app, &o.repo);
+        let indexing = Indexing::of(app, o.db.object_hash());
         let (opened, message) = (o.clone(), message.clone());
         let (author, committer) = (author.clone(), committer.clone());
         let (indexed, commit) = blocking(move || {

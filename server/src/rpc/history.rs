@@ -76,7 +76,11 @@ pub(super) async fn open_without_revisions(
     }
     let snapshot = repo.snapshot().await?;
     let db = repo
-        .objects_having(&app.cache, snapshot.refs.values().map(|v| &v.target))
+        .objects_having(
+            &app.cache,
+            snapshot.object_hash,
+            snapshot.refs.values().map(|v| &v.target),
+        )
         .await?;
     Ok(Opened {
         repo,
@@ -618,9 +622,9 @@ pub(super) struct Indexing {
 }
 
 impl Indexing {
-    pub(super) fn of(app: &App, repo: &Repo) -> Self {
+    pub(super) fn of(app: &App, hash: gix_hash::Kind) -> Self {
         Indexing {
-            hash: repo.object_hash(),
+            hash,
             staging: app.config.staging.clone(),
             limits: app.pack_limits(),
             budget: app.budget.clone(),
@@ -721,7 +725,7 @@ pub(super) async fn restore(
     let Some(head) = current.filter(|c| Some(*c) == expected_head) else {
         return Err(stale(&name, current));
     };
-    let indexing = Indexing::of(app, &o.repo);
+    let indexing = Indexing::of(app, o.db.object_hash());
     let (db, snapshot, dry_run) = (o.db.clone(), o.snapshot.clone(), p.dry_run);
     let visible = o.visible.clone();
     let (from_rev, message) = (p.from_rev, p.message);
@@ -808,7 +812,7 @@ pub(super) async fn create_snapshot(
             p.name
         )));
     }
-    let indexing = Indexing::of(app, &o.repo);
+    let indexing = Indexing::of(app, o.db.object_hash());
     let (db, snapshot, short) = (o.db.clone(), o.snapshot.clone(), p.name.clone());
     let visible = o.visible.clone();
     let (rev, message) = (p.rev, p.message);

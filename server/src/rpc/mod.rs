@@ -430,6 +430,9 @@ struct EnableGit {
     /// Publish an artifact version on every push that moves the default branch.
     #[serde(default)]
     sync_versions: bool,
+    /// The hash that names its objects, `sha1` (the default) or `sha256`.
+    #[serde(default)]
+    object_format: Option<String>,
 }
 
 fn main() -> String {
@@ -454,6 +457,14 @@ async fn enable_git(
             p.default_branch
         )));
     }
+    let object_format = match p.object_format.as_deref() {
+        None => app.config.object_format,
+        Some(name) => objectstore::format::by_name(name).ok_or_else(|| {
+            RpcError::InvalidParams(format!(
+                "unknown object_format {name:?}: use \"sha1\" or \"sha256\""
+            ))
+        })?,
+    };
     let exists = authorize(&repo, identity, Access::Admin).await?;
     if exists && crate::lifecycle::tombstone(&repo).await?.is_some() {
         return Err(RpcError::Conflict(format!(
@@ -462,6 +473,12 @@ async fn enable_git(
     }
     if exists {
         let snapshot = repo.snapshot().await?;
+        if p.object_format.is_some() && snapshot.object_hash != object_format {
+            return Err(RpcError::Conflict(format!(
+                "git is already enabled for {id} with object format {}",
+                snapshot.object_hash
+            )));
+        }
         let branch = snapshot
             .head
             .as_deref()
@@ -472,6 +489,7 @@ async fn enable_git(
             "git_url": git_url(base_url, &id),
             "default_branch": branch,
             "created": false,
+            "object_format": snapshot.object_hash.to_string(),
             "imported_files": 0,
             "head": snapshot.head.as_deref().and_then(|h| snapshot.get(h)).map(|h| h.to_string()),
             "message": "git is already enabled for this artifact; nothing was changed",
@@ -479,7 +497,7 @@ async fn enable_git(
     }
     // `HEAD`, written create-only, makes the one creator; only the creator's settings are
     // written (until then the repository reads as private, the safe default).
-    match repo.refs.init(&p.default_branch).await {
+    match repo.refs.init(&p.default_branch, object_format).await {
         Ok(()) => {}
         Err(refs::Error::AlreadyExists) => {
             return Err(RpcError::Conflict(
@@ -503,6 +521,7 @@ async fn enable_git(
         "git_url": git_url(base_url, &id),
         "default_branch": p.default_branch,
         "created": true,
+        "object_format": object_format.to_string(),
         "imported_files": imported.files,
         "lfs_files": imported.lfs_files,
         "head": imported.head.map(|h| h.to_string()),

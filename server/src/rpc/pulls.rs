@@ -644,7 +644,7 @@ pub(super) async fn merge_pr(
         )));
     }
     let (author, committer) = people(identity, None);
-    let indexing = Indexing::of(app, &o.repo);
+    let indexing = Indexing::of(app, o.db.object_hash());
     let (db, title, number, source) = (
         o.db.clone(),
         pr.title.clone(),

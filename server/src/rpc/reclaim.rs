@@ -156,7 +156,7 @@ pub(crate) async fn squash_history(
         }
     }
     let (author, committer) = people(identity, None);
-    let indexing = Indexing::of(app, &o.repo);
+    let indexing = Indexing::of(app, o.db.object_hash());
     let db = o.db.clone();
     let (pack, commit) = blocking(move || {
         let reader = db.reader();

@@ -420,7 +420,8 @@ pub(super) async fn import_repository(
         .and_then(|h| h.strip_prefix("refs/heads/"))
         .unwrap_or("main")
         .to_owned();
-    match repo.refs.init(&branch).await {
+    // In the remote's object format: its objects keep their names.
+    match repo.refs.init(&branch, advertised.object_hash).await {
         Ok(()) => {}
         Err(refs::Error::AlreadyExists) => {
             return Err(RpcError::Conflict(format!("{id} was created concurrently")))

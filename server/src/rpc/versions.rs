@@ -153,7 +153,7 @@ pub(super) async fn commit_version(
     let parent = snapshot.get(&head_ref);
     // A commit of this version that moved the branch, its marker lost in a crash.
     if let Some(parent) = parent {
-        let db = repo.fresh_objects(&app.cache).await?;
+        let db = repo.fresh_objects(&app.cache, snapshot.object_hash).await?;
         let info = tokio::task::spawn_blocking(move || history::commit_info(&db.reader(), &parent))
             .await
             .map_err(|e| RpcError::Internal(e.to_string()))??;

@@ -333,8 +333,18 @@ async fn fetch_and_land(
     let advertised = remote.discover_fetch().await?;
     let wanted = followed(upstream, &advertised);
     let snapshot = repo.snapshot().await?;
+    if advertised.object_hash != snapshot.object_hash {
+        return Err(SyncError::Remote(MirrorError::Protocol(format!(
+            "the upstream's object format is {}, this repository's {}",
+            advertised.object_hash, snapshot.object_hash
+        ))));
+    }
     let db = repo
-        .objects_having(&app.cache, snapshot.refs.values().map(|v| &v.target))
+        .objects_having(
+            &app.cache,
+            snapshot.object_hash,
+            snapshot.refs.values().map(|v| &v.target),
+        )
         .await?;
     let mut wants: Vec<ObjectId> = wanted
         .iter()
@@ -361,7 +371,7 @@ async fn fetch_and_land(
                 .fetch(&advertised, &wants, &haves, IDLE, deadline)
                 .await?;
             let received = std::time::Instant::now();
-            let (indexed, bytes) = receive_pack(app, repo, &db, answer, progress).await?;
+            let (indexed, bytes) = receive_pack(app, &db, answer, progress).await?;
             tracing::info!(repo = %repo.id, bytes, seconds = received.elapsed().as_secs_f64(), "upstream pack received and indexed");
             synced.pack_bytes = bytes;
             Some(indexed)
@@ -439,12 +449,11 @@ async fn fetch_and_land(
 /// and how many pack bytes came.
 async fn receive_pack(
     app: &Arc<App>,
-    repo: &Repo,
     db: &ObjectDb,
     answer: impl tokio::io::AsyncRead + Send + Unpin + 'static,
     progress: Arc<AtomicU64>,
 ) -> Result<(Indexed, u64), SyncError> {
-    let (app, db, hash) = (app.clone(), db.clone(), repo.object_hash());
+    let (app, db, hash) = (app.clone(), db.clone(), db.object_hash());
     let stream: objectstore::bucket::ByteStream = Box::pin(answer);
     let runtime = tokio::runtime::Handle::current();
     let bridge = crate::bridge::blocking_reader(&runtime, async move { Ok(stream) });

@@ -272,9 +272,13 @@ pub fn receive(
                     }
                     _ if keep => {
                         let rules = checks.fsck.unwrap_or_default();
-                        fsck::check(object_kind, &content, rules, &mut |which, blob| {
-                            specials.push((which, blob))
-                        })
+                        fsck::check(
+                            object_kind,
+                            &content,
+                            rules,
+                            id.kind(),
+                            &mut |which, blob| specials.push((which, blob)),
+                        )
                         .map_err(|finding| Refused::Fsck(ObjectError { id, finding }))?;
                     }
                     _ => entry.check_later = checks.fsck.is_some(),

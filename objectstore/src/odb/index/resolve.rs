@@ -138,7 +138,7 @@ impl<'a> Worker<'a> {
         }
         if let Some(rules) = checks.fsck {
             let specials = &mut self.found.specials;
-            fsck::check(kind, data, rules, &mut |which, blob| {
+            fsck::check(kind, data, rules, id.kind(), &mut |which, blob| {
                 specials.push((which, blob))
             })
             .map_err(|finding| Refused::Fsck(ObjectError { id, finding }))?;

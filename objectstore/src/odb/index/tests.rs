@@ -48,7 +48,13 @@ fn git_stdin(dir: &Path, args: &[&str], input: &[u8]) -> Vec<u8> {
 
 /// A repository with a few commits of slowly changing files (so packs hold deltas).
 fn history(dir: &Path, commits: usize) {
-    git(dir, &["init", "-q", "-b", "main"]);
+    history_in(dir, commits, "sha1");
+}
+
+/// A history in a repository of `format` (`sha1`, `sha256`).
+fn history_in(dir: &Path, commits: usize, format: &str) {
+    let format = format!("--object-format={format}");
+    git(dir, &["init", "-q", "-b", "main", &format]);
     let mut text = String::new();
     for i in 0..commits {
         for l in 0..50 {
@@ -138,6 +144,52 @@ fn the_index_equals_gits_own() {
         std::fs::read(indexed.paths().unwrap().1).unwrap(),
         std::fs::read(theirs.with_extension("idx")).unwrap()
     );
+}
+
+#[test]
+fn a_sha256_pack_indexes_as_git_does_and_reads_back() {
+    let sha256 = gix_hash::Kind::Sha256;
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    history_in(&repo, 30, "sha256");
+    // REF deltas: each names its base by a 32-byte id.
+    let pack = git_stdin(&repo, &["pack-objects", "--all", "--stdout"], b"");
+    let budget = budget();
+    let limits = Limits::default();
+    let received = receive(
+        &mut &pack[..],
+        &dir.path().join("staging"),
+        sha256,
+        &limits,
+        &budget,
+        Checks::STRICT,
+    )
+    .unwrap();
+    let indexed = received
+        .resolve(&mut |_| Ok(None), &limits, Checks::STRICT, 2)
+        .unwrap();
+    let (_, idx_path) = indexed.paths().unwrap();
+    let theirs = dir.path().join("theirs.pack");
+    std::fs::write(&theirs, &pack).unwrap();
+    git(&repo, &["index-pack", theirs.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read(idx_path).unwrap(),
+        std::fs::read(theirs.with_extension("idx")).unwrap()
+    );
+    // Read back through the reader, deltas resolved: git's bytes for every object.
+    let opened = indexed.open().unwrap().unwrap();
+    assert_eq!(opened.object_hash(), sha256);
+    let db = crate::ObjectDb::detached(vec![opened]);
+    let all = String::from_utf8(git(&repo, &["rev-list", "--objects", "--all"])).unwrap();
+    let mut buf = Vec::new();
+    for line in all.lines() {
+        let hex = &line[..64];
+        let id = ObjectId::from_hex(hex.as_bytes()).unwrap();
+        db.reader().read(&id, &mut buf).unwrap();
+        let kind = String::from_utf8(git(&repo, &["cat-file", "-t", hex])).unwrap();
+        assert_eq!(buf, git(&repo, &["cat-file", kind.trim(), hex]), "{hex}");
+    }
 }
 
 #[test]
