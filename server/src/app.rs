@@ -157,6 +157,8 @@ pub struct App {
     pub visible: crate::visible::VisibleCache,
     /// Workspaces' limits and usage, as this replica last counted them.
     pub workspaces: crate::quota::Workspaces,
+    /// Generated fetch answers, for the next identical request.
+    pub answers: Arc<crate::answer_cache::AnswerCache>,
 }
 
 impl App {

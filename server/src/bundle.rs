@@ -178,6 +178,7 @@ pub async fn handle(
             snapshot,
             db,
             pack_uris: Vec::new(),
+            answers: None,
         };
         let result = out
             .write_raw(&header)

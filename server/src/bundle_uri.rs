@@ -337,6 +337,7 @@ async fn write_bundle(
         snapshot: snapshot.clone(),
         db: db.clone(),
         pack_uris: Vec::new(),
+        answers: None,
     };
     let (wants, haves) = (plan.wants(), plan.prerequisites.clone());
     let producer = tokio::task::spawn_blocking(move || {

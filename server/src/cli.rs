@@ -267,6 +267,10 @@ pub struct LimitArgs {
     /// Memory reserved for each clone or fetch.
     #[arg(long, env = "ARTIFACT_GIT_FETCH_MEMORY", default_value = "32MiB", value_parser = parse_size)]
     pub fetch_memory: u64,
+    /// Memory (of the budget) for generated fetch answers kept for the next identical
+    /// request, such as every clone of a fleet after bundle-uri; 0 keeps none.
+    #[arg(long, env = "ARTIFACT_GIT_ANSWER_CACHE_SIZE", default_value = "32MiB", value_parser = parse_size)]
+    pub answer_cache_size: u64,
     /// Threads resolving the deltas of one push.
     #[arg(long, env = "ARTIFACT_GIT_INDEX_THREADS", default_value_t = 2)]
     pub index_threads: usize,
@@ -731,7 +735,10 @@ pub fn build(
             false => objectstore::fsck::Rules::Default,
         },
     };
+    let answers =
+        crate::answer_cache::AnswerCache::new(args.limits.answer_cache_size, budget.clone());
     let app = Arc::new(App {
+        answers: Arc::new(answers),
         config,
         auth,
         storage,

@@ -19,6 +19,7 @@ use protocol::sideband::{write_band, Mode, DATA, ERROR, PROGRESS};
 use protocol::upload_pack::{Command, FetchRequest};
 use refs::Snapshot;
 
+use crate::answer_cache::{AnswerCache, Question};
 use crate::body::ChannelWriter;
 use crate::repo::{refs_view, History};
 
@@ -113,6 +114,8 @@ pub struct Source {
     /// Where a client may download each stored pack itself (`packfile-uris`): pack name and
     /// URL, worked out before the answer when the client asked for them.
     pub pack_uris: Vec<(String, String)>,
+    /// Generated answers kept for identical requests (`None`: neither read nor kept).
+    pub answers: Option<Arc<AnswerCache>>,
 }
 
 impl Source {
@@ -435,6 +438,36 @@ fn send_pack(
         .copied()
         .filter(|h| db.contains(h))
         .collect();
+    let kept = source
+        .answers
+        .as_ref()
+        .filter(|a| a.enabled())
+        .map(|answers| {
+            let grafts: Vec<ObjectId> = shallow.grafts.iter().copied().collect();
+            let shape = format!(
+                "filter={filter:?} ofs-delta={} thin-pack={} include-tag={}",
+                req.options.ofs_delta, req.options.thin_pack, req.options.include_tag
+            );
+            let key = AnswerCache::key(&Question {
+                repository: db.keys().prefix(),
+                refs: &source.snapshot.content_id,
+                wants: &wants,
+                haves: &haves,
+                shallow: &grafts,
+                shape: &shape,
+            });
+            (answers, key)
+        });
+    if let Some(answer) = kept.as_ref().and_then(|(answers, key)| answers.get(key)) {
+        out.progress(&format!(
+            "Sending the pack of an identical request: {} bytes\n",
+            answer.len()
+        ));
+        crate::metrics::inc(crate::metrics::ANSWERS_REUSED);
+        data.write_all(&answer)?;
+        data.flush()?;
+        return Ok(());
+    }
     let mut selection = walk::select(reader, &wants, &haves, &shallow.grafts, filter, &mut |n| {
         out.progress(&format!("Counting objects: {n}\r"));
     })?;
@@ -449,26 +482,57 @@ fn send_pack(
         ofs_delta: req.options.ofs_delta,
         thin: req.options.thin_pack,
     };
+    let mut recorded = Recording {
+        inner: data,
+        kept: kept.as_ref().map(|_| Vec::new()),
+    };
     let stats = generate::write_pack(
         db,
         &selection.objects,
         &selection.client_has,
         options,
-        &mut data,
+        &mut recorded,
         &mut |n, total| {
             if let Some(pct) = (n * 100).checked_div(total) {
                 out.progress(&format!("Writing objects: {pct}% ({n}/{total})\r"));
             }
         },
     )?;
-    data.flush()?;
-    drop(data);
+    recorded.inner.flush()?;
+    drop(recorded.inner);
+    if let (Some((answers, key)), Some(pack)) = (kept, recorded.kept) {
+        answers.put(key, pack);
+    }
     out.progress(&format!(
         "Total {} (delta {}), reused {} (delta {}), pack-reused 0\n",
         stats.objects, stats.deltas, stats.reused, stats.reused_deltas
     ));
     tracing::debug!(objects = stats.objects, bytes = stats.bytes, "pack sent");
     Ok(())
+}
+
+/// A writer that keeps a copy of what passes through, up to [`AnswerCache::MAX_ENTRY`]
+/// bytes (past that, no copy: the answer is too large to keep).
+struct Recording<W> {
+    inner: W,
+    kept: Option<Vec<u8>>,
+}
+
+impl<W: Write> Write for Recording<W> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(data)?;
+        if let Some(kept) = &mut self.kept {
+            match (kept.len() + n) as u64 > AnswerCache::MAX_ENTRY {
+                true => self.kept = None,
+                false => kept.extend_from_slice(&data[..n]),
+            }
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// The pack of a bundle: `wants` with everything they reach, minus what the `haves` reach

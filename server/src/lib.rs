@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admission;
+pub mod answer_cache;
 pub mod app;
 pub mod auth;
 pub mod body;

@@ -14,6 +14,8 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 pub const CLONES_VERBATIM: &str = "artifact_git_clones_verbatim_total";
 pub const PACKS_GENERATED: &str = "artifact_git_packs_generated_total";
+/// Generated answers sent again to an identical request (see `crate::answer_cache`).
+pub const ANSWERS_REUSED: &str = "artifact_git_answers_reused_total";
 pub const PUSHES: &str = "artifact_git_pushes_total";
 /// Bytes of every response body this replica sent but `/metrics` (what clones cost it;
 /// bundles and LFS objects fetched from the bucket by presigned URL are not among them).
@@ -138,6 +140,10 @@ fn describe() {
         (
             PACKS_GENERATED,
             "Fetches and clones answered with a pack built for them.",
+        ),
+        (
+            ANSWERS_REUSED,
+            "Of the fetches counted in artifact_git_packs_generated_total, those answered with the pack built for an identical earlier request.",
         ),
         (
             PUSHES,

@@ -234,6 +234,7 @@ pub async fn handle(
             snapshot,
             db,
             pack_uris,
+            answers: Some(app.answers.clone()),
         };
         let result = match &parsed {
             Parsed::V0(r) => serve_v0(&source, r, &mut out),

@@ -131,6 +131,13 @@ fn bundle_uri(backend: &Backend) {
     );
     assert!(bundle_refs(&git, &newer) > 0);
     assert_eq!(remote_refs(&git, &newer), remote_refs(&git, &plain));
+    // The next client of the fleet asks the same: the pack built for the first is sent again,
+    // and it clones the same.
+    let reused = server.metric("artifact_git_answers_reused_total");
+    let again = clone(&git, work.path(), "with2-again", &[], &url);
+    assert!(server.metric("artifact_git_answers_reused_total") > reused);
+    assert_eq!(remote_refs(&git, &again), remote_refs(&git, &plain));
+    git.ok(&again, &["fsck", "--strict"]);
     if matches!(backend, Backend::S3 { .. }) {
         assert!(
             through_newer * 20 < pack_size,
