@@ -1,8 +1,9 @@
 //! A SHA-256 copy of a real repository against the SHA-1 original, on the same server in the
 //! same run: the push of every branch and tag into a new repository, then a clone (twice, the
 //! second timed), with the server's CPU seconds. The copy is made with `git fast-export |
-//! git fast-import` into a SHA-256 repository (signatures stripped: they sign SHA-1 ids) and
-//! both are repacked alike, so the two differ in their hash alone. git.git from
+//! git fast-import` into a SHA-256 repository (signatures stripped: they sign SHA-1 ids; tags
+//! of trees dropped: fast-export carries tags of commits only), the SHA-1 copy the same way,
+//! and both are repacked alike, so the two differ in their hash alone. git.git from
 //! `/work/.mirror` by default, or `--repo DIR`; on the filesystem backend, and on S3 when
 //! `ARTIFACT_GIT_TEST_S3_ENDPOINT` names a server.
 #![forbid(unsafe_code)]
@@ -16,7 +17,8 @@ use artifact_git_e2e::*;
 
 const USAGE: &str = "usage: bench/formats [--repo DIR]";
 
-/// A bare copy of `repo` in `format`, fully repacked the same way for both formats.
+/// A bare copy of the branches and tags of `repo` in `format`, fully repacked the same way
+/// for both formats.
 fn bare_copy(git: &Git, repo: &Path, root: &Path, format: &str) -> PathBuf {
     let bare = root.join(format!("{format}.git"));
     let format_arg = format!("--object-format={format}");
@@ -28,8 +30,10 @@ fn bare_copy(git: &Git, repo: &Path, root: &Path, format: &str) -> PathBuf {
         .command(repo)
         .args([
             "fast-export",
-            "--all",
+            "--branches",
+            "--tags",
             "--signed-tags=strip",
+            "--tag-of-filtered-object=drop",
             "--reencode=no",
         ])
         .stdout(Stdio::piped())
