@@ -203,16 +203,18 @@ fn wrong_formats_and_lengths_are_refused(backend: &Backend) {
     }
     // A SHA-1-length want in a SHA-256 fetch, v2 and v0.
     let short = &tip[..40];
-    let body = [
-        pkt("command=fetch\n"),
-        pkt("object-format=sha256\n"),
-        b"0001".to_vec(),
-        pkt(&format!("want {short}\n")),
-        pkt("done\n"),
-        b"0000".to_vec(),
-    ]
-    .concat();
-    let (_, out) = upload(&body, true);
+    let v2_fetch = |want: &str| {
+        [
+            pkt("command=fetch\n"),
+            pkt("object-format=sha256\n"),
+            b"0001".to_vec(),
+            pkt(&format!("want {want}\n")),
+            pkt("done\n"),
+            b"0000".to_vec(),
+        ]
+        .concat()
+    };
+    let (_, out) = upload(&v2_fetch(short), true);
     assert!(out.contains("expected to get a sha256 object id"), "{out}");
     let body = [
         pkt(&format!("want {short} side-band-64k\n")),
@@ -223,16 +225,7 @@ fn wrong_formats_and_lengths_are_refused(backend: &Backend) {
     let (_, out) = upload(&body, false);
     assert!(out.contains("expected to get a sha256 object id"), "{out}");
     // The right format and length is answered (a pack follows).
-    let body = [
-        pkt("command=fetch\n"),
-        pkt("object-format=sha256\n"),
-        b"0001".to_vec(),
-        pkt(&format!("want {tip}\n")),
-        pkt("done\n"),
-        b"0000".to_vec(),
-    ]
-    .concat();
-    let (_, out) = upload(&body, true);
+    let (_, out) = upload(&v2_fetch(&tip), true);
     assert!(out.contains("packfile"), "{}", &out[..out.len().min(200)]);
 
     // Pushes: no format named (SHA-1) to a SHA-256 repository, SHA-1 ids, mixed lengths.

@@ -2,13 +2,15 @@
 //! same run: the push of every branch and tag into a new repository, then a clone (twice, the
 //! second timed), with the server's CPU seconds. The copy is made with `git fast-export |
 //! git fast-import` into a SHA-256 repository (signatures stripped: they sign SHA-1 ids; tags
-//! of trees dropped: fast-export carries tags of commits only), the SHA-1 copy the same way,
-//! and both are repacked alike, so the two differ in their hash alone. git.git from
+//! of trees dropped: fast-export carries tags of commits only; submodule entries dropped: a
+//! SHA-256 tree cannot name a SHA-1 commit), the SHA-1 copy the same way, and both are
+//! repacked alike, so the two differ in their hash alone. git.git from
 //! `/work/.mirror` by default, or `--repo DIR`; on the filesystem backend, and on S3 when
 //! `ARTIFACT_GIT_TEST_S3_ENDPOINT` names a server.
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Instant;
@@ -39,15 +41,40 @@ fn bare_copy(git: &Git, repo: &Path, root: &Path, format: &str) -> PathBuf {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let import = git
+    let mut import = git
         .command(&bare)
         .args(["fast-import", "--quiet"])
-        .stdin(export.stdout.take().unwrap())
-        .status()
+        .stdin(Stdio::piped())
+        .spawn()
         .unwrap();
-    assert!(import.success() && export.wait().unwrap().success());
+    without_submodules(
+        BufReader::new(export.stdout.take().unwrap()),
+        import.stdin.take().unwrap(),
+    );
+    assert!(import.wait().unwrap().success() && export.wait().unwrap().success());
     git.ok(&bare, &["repack", "-a", "-d", "-f", "-q", "--window=10"]);
     bare
+}
+
+/// Copies a `git fast-export` stream without its gitlinks (`M 160000 ...` lines), passing
+/// every `data <n>` block through byte for byte.
+fn without_submodules(mut export: impl BufRead, mut import: impl Write) {
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if export.read_until(b'\n', &mut line).unwrap() == 0 {
+            break;
+        }
+        if line.starts_with(b"M 160000 ") {
+            continue;
+        }
+        import.write_all(&line).unwrap();
+        if let Some(len) = line.strip_prefix(b"data ") {
+            let len: u64 = std::str::from_utf8(len).unwrap().trim().parse().unwrap();
+            let copied = std::io::copy(&mut (&mut export).take(len), &mut import).unwrap();
+            assert_eq!(copied, len, "a data block ended early");
+        }
+    }
 }
 
 fn pack_bytes(bare: &Path) -> u64 {
@@ -60,7 +87,7 @@ fn pack_bytes(bare: &Path) -> u64 {
 }
 
 /// Seconds of `f`, and the server's CPU seconds meanwhile.
-fn timed(server: &Server, f: impl FnOnce()) -> (f64, f64) {
+fn timed(server: &Server, f: &mut dyn FnMut()) -> (f64, f64) {
     let cpu = cpu_seconds(server.pid());
     let started = Instant::now();
     f();
@@ -68,6 +95,73 @@ fn timed(server: &Server, f: impl FnOnce()) -> (f64, f64) {
         started.elapsed().as_secs_f64(),
         cpu_seconds(server.pid()) - cpu,
     )
+}
+
+/// Seconds of `f` alone (a host whose CPU is not measured).
+fn timed_alone(f: &mut dyn FnMut()) -> (f64, f64) {
+    let started = Instant::now();
+    f();
+    (started.elapsed().as_secs_f64(), f64::NAN)
+}
+
+/// One measurement: push and clone, each (seconds, server CPU seconds).
+type Row = ((f64, f64), (f64, f64));
+
+/// Pushes every branch and tag of `bare` to `url` (an empty repository of its format), then
+/// clones it twice and times the second clone; the clone must have `bare`'s refs and format.
+fn push_and_clone(
+    git: &Git,
+    bare: &Path,
+    format: &str,
+    url: &str,
+    clones: &Path,
+    measure: &dyn Fn(&mut dyn FnMut()) -> (f64, f64),
+) -> Row {
+    let push = measure(&mut || {
+        git.ok(bare, &["push", "-q", url, "--all"]);
+        git.ok(bare, &["push", "-q", url, "--tags"]);
+    });
+    let clone = |n: &str| {
+        let dir = clones.join(n);
+        git.ok(
+            clones,
+            &["clone", "-q", "--bare", url, dir.to_str().unwrap()],
+        );
+        dir
+    };
+    std::fs::create_dir_all(clones).unwrap();
+    clone("warm-up");
+    let mut cloned = PathBuf::new();
+    let clone_time = measure(&mut || cloned = clone("timed"));
+    let cloned_format = git.ok(&cloned, &["rev-parse", "--show-object-format"]);
+    assert_eq!(cloned_format.trim(), format);
+    let refs = ["for-each-ref", "refs/heads", "refs/tags"];
+    assert!(
+        git.ok(&cloned, &refs) == git.ok(bare, &refs),
+        "{}: the clone's refs differ from the pushed ones",
+        clones.display()
+    );
+    (push, clone_time)
+}
+
+/// Prints one host's rows, one a format, and the SHA-256 to SHA-1 ratios.
+fn report(label: &str, rows: &[(&str, Row)]) {
+    for (format, ((push, push_cpu), (clone, clone_cpu))) in rows {
+        println!(
+            "{label:<16} {format:<6} push {push:>7.2} s (server CPU {push_cpu:>6.2} s)  clone {clone:>7.2} s (server CPU {clone_cpu:>5.2} s)"
+        );
+    }
+    let (
+        ((a_push, a_push_cpu), (a_clone, a_clone_cpu)),
+        ((b_push, b_push_cpu), (b_clone, b_clone_cpu)),
+    ) = (rows[0].1, rows[1].1);
+    println!(
+        "{label:<16} sha256/sha1: push {:.2}x (CPU {:.2}x), clone {:.2}x (CPU {:.2}x)",
+        b_push / a_push,
+        b_push_cpu / a_push_cpu,
+        b_clone / a_clone,
+        b_clone_cpu / a_clone_cpu
+    );
 }
 
 fn main() {
@@ -86,58 +180,53 @@ fn main() {
         pack_bytes(&copies[0].1) as f64 / 1048576.0,
         pack_bytes(&copies[1].1) as f64 / 1048576.0,
     );
+    let work = TempDir::new().unwrap();
+    // The reference: the same pushes and clones against `git http-backend`, whose clone of
+    // either format costs the client the same hashing as ours.
+    let backend = HttpBackend::start(root.path());
+    let rows: Vec<(&str, Row)> = copies
+        .iter()
+        .map(|(format, bare)| {
+            let target = root.path().join(format!("pushed-{format}.git"));
+            let format_arg = format!("--object-format={format}");
+            git.ok(
+                root.path(),
+                &[
+                    "init",
+                    "-q",
+                    "--bare",
+                    &format_arg,
+                    target.to_str().unwrap(),
+                ],
+            );
+            let url = format!("{}/pushed-{format}.git", backend.url);
+            let clones = work.path().join(format!("http-backend-{format}"));
+            let row = push_and_clone(&git, bare, format, &url, &clones, &timed_alone);
+            (*format, row)
+        })
+        .collect();
+    report("git http-backend", &rows);
+
     let mut backends = vec![("filesystem", Backend::Fs)];
     if let Some(s3) = Backend::s3_if_running() {
         backends.push(("S3", s3));
     }
-    let work = TempDir::new().unwrap();
     for (label, store) in backends {
         let server = Server::start_on(&store);
-        let mut rows = Vec::new();
-        for (format, bare) in &copies {
-            let name = format!("bench/{format}");
-            server.cli(&["init", &name, "--object-format", format]);
-            let url = server.repo_url(&name);
-            let (push, push_cpu) = timed(&server, || {
-                git.ok(bare, &["push", "-q", &url, "--all"]);
-                git.ok(bare, &["push", "-q", &url, "--tags"]);
-            });
-            let clone = |n: &str| {
-                let dir = work.path().join(format!("{label}-{format}-{n}"));
-                git.ok(
-                    work.path(),
-                    &["clone", "-q", "--bare", &url, dir.to_str().unwrap()],
-                );
-                dir
-            };
-            clone("warm-up");
-            let mut cloned = PathBuf::new();
-            let (seconds, cpu) = timed(&server, || cloned = clone("timed"));
-            assert_eq!(
-                git.ok(&cloned, &["rev-parse", "--show-object-format"])
-                    .trim(),
-                *format
-            );
-            let refs = ["for-each-ref", "refs/heads", "refs/tags"];
-            let same = git.ok(&cloned, &refs) == git.ok(bare, &refs);
-            assert!(
-                same,
-                "{label} {format}: the clone's refs differ from the pushed ones"
-            );
-            rows.push((push, push_cpu, seconds, cpu));
-        }
-        for ((format, _), (push, push_cpu, clone, clone_cpu)) in copies.iter().zip(&rows) {
-            println!(
-                "{label:<10} {format:<6} push {push:>7.2} s (server CPU {push_cpu:>6.2} s)  clone {clone:>7.2} s (server CPU {clone_cpu:>5.2} s)"
-            );
-        }
-        let (a, b) = (rows[0], rows[1]);
-        println!(
-            "{label:<10} sha256/sha1: push {:.2}x (CPU {:.2}x), clone {:.2}x (CPU {:.2}x)",
-            b.0 / a.0,
-            b.1 / a.1,
-            b.2 / a.2,
-            b.3 / a.3
-        );
+        let measure = |f: &mut dyn FnMut()| timed(&server, f);
+        let rows: Vec<(&str, Row)> = copies
+            .iter()
+            .map(|(format, bare)| {
+                let name = format!("bench/{format}");
+                server.cli(&["init", &name, "--object-format", format]);
+                let clones = work.path().join(format!("{label}-{format}"));
+                let url = server.repo_url(&name);
+                (
+                    *format,
+                    push_and_clone(&git, bare, format, &url, &clones, &measure),
+                )
+            })
+            .collect();
+        report(label, &rows);
     }
 }

@@ -584,14 +584,17 @@ mod tests {
         let cache = Arc::new(PackCache::new(Some(cache_dir.clone()), u64::MAX));
         let empty = ObjectDb::open(bucket.clone(), keys.clone(), cache.clone(), SHA1).await?;
         let old = publish_blob(&empty, &staging, b"old").await?;
-        let db = ObjectDb::open_with(
-            bucket.clone(),
-            keys.clone(),
-            cache.clone(),
-            SHA1,
-            Duration::ZERO,
-        )
-        .await?;
+        // Each open lists the bucket again (no listing is taken as fresh).
+        let reopen = || {
+            ObjectDb::open_with(
+                bucket.clone(),
+                keys.clone(),
+                cache.clone(),
+                SHA1,
+                Duration::ZERO,
+            )
+        };
+        let db = reopen().await?;
         let old_pack = db.packs()[0].clone();
         let files = || {
             std::fs::read_dir(&cache_dir)
@@ -604,14 +607,7 @@ mod tests {
         for file in [PackFile::Idx, PackFile::Pack] {
             bucket.delete(&keys.pack_file(&old_pack.name, file)).await?;
         }
-        let db2 = ObjectDb::open_with(
-            bucket.clone(),
-            keys.clone(),
-            cache.clone(),
-            SHA1,
-            Duration::ZERO,
-        )
-        .await?;
+        let db2 = reopen().await?;
         assert_eq!(db2.packs().len(), 1);
         assert!(db2.contains(&new) && !db2.contains(&old));
         // Only the new pack stays open and copied...
