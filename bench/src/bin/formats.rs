@@ -4,7 +4,9 @@
 //! git fast-import` into a SHA-256 repository (signatures stripped: they sign SHA-1 ids; tags
 //! of trees dropped: fast-export carries tags of commits only; submodule entries dropped: a
 //! SHA-256 tree cannot name a SHA-1 commit), the SHA-1 copy the same way, and both are
-//! repacked alike, so the two differ in their hash alone. git.git from
+//! repacked alike, so the two differ in their hash alone. The same pushes and clones against
+//! `git http-backend` are the reference, and `git index-pack` of each copy's pack the client's
+//! floor: every clone of it pays that on the client, whatever the server. git.git from
 //! `/work/.mirror` by default, or `--repo DIR`; on the filesystem backend, and on S3 when
 //! `ARTIFACT_GIT_TEST_S3_ENDPOINT` names a server.
 #![forbid(unsafe_code)]
@@ -87,7 +89,7 @@ fn pack_bytes(bare: &Path) -> u64 {
 }
 
 /// Seconds of `f`, and the server's CPU seconds meanwhile.
-fn timed(server: &Server, f: &mut dyn FnMut()) -> (f64, f64) {
+fn timed(server: &Server, f: &mut dyn FnMut()) -> Timing {
     let cpu = cpu_seconds(server.pid());
     let started = Instant::now();
     f();
@@ -98,14 +100,20 @@ fn timed(server: &Server, f: &mut dyn FnMut()) -> (f64, f64) {
 }
 
 /// Seconds of `f` alone (a host whose CPU is not measured).
-fn timed_alone(f: &mut dyn FnMut()) -> (f64, f64) {
+fn timed_alone(f: &mut dyn FnMut()) -> Timing {
     let started = Instant::now();
     f();
     (started.elapsed().as_secs_f64(), f64::NAN)
 }
 
-/// One measurement: push and clone, each (seconds, server CPU seconds).
-type Row = ((f64, f64), (f64, f64));
+/// Seconds, and the server's CPU seconds meanwhile (NaN where not measured).
+type Timing = (f64, f64);
+
+/// Runs a step and times it.
+type Measure<'a> = &'a dyn Fn(&mut dyn FnMut()) -> Timing;
+
+/// One measurement: push and clone.
+type Row = (Timing, Timing);
 
 /// Pushes every branch and tag of `bare` to `url` (an empty repository of its format), then
 /// clones it twice and times the second clone; the clone must have `bare`'s refs and format.
@@ -115,7 +123,7 @@ fn push_and_clone(
     format: &str,
     url: &str,
     clones: &Path,
-    measure: &dyn Fn(&mut dyn FnMut()) -> (f64, f64),
+    measure: Measure,
 ) -> Row {
     let push = measure(&mut || {
         git.ok(bare, &["push", "-q", url, "--all"]);
@@ -144,11 +152,22 @@ fn push_and_clone(
     (push, clone_time)
 }
 
+/// ` (server CPU n s)`, or nothing for a host whose CPU is not measured.
+fn cpu(seconds: f64, ratio: bool) -> String {
+    match (seconds.is_nan(), ratio) {
+        (true, _) => String::new(),
+        (false, false) => format!(" (server CPU {seconds:.2} s)"),
+        (false, true) => format!(" (CPU {seconds:.2}x)"),
+    }
+}
+
 /// Prints one host's rows, one a format, and the SHA-256 to SHA-1 ratios.
 fn report(label: &str, rows: &[(&str, Row)]) {
     for (format, ((push, push_cpu), (clone, clone_cpu))) in rows {
         println!(
-            "{label:<16} {format:<6} push {push:>7.2} s (server CPU {push_cpu:>6.2} s)  clone {clone:>7.2} s (server CPU {clone_cpu:>5.2} s)"
+            "{label:<16} {format:<6} push {push:>6.2} s{}  clone {clone:>6.2} s{}",
+            cpu(*push_cpu, false),
+            cpu(*clone_cpu, false)
         );
     }
     let (
@@ -156,12 +175,37 @@ fn report(label: &str, rows: &[(&str, Row)]) {
         ((b_push, b_push_cpu), (b_clone, b_clone_cpu)),
     ) = (rows[0].1, rows[1].1);
     println!(
-        "{label:<16} sha256/sha1: push {:.2}x (CPU {:.2}x), clone {:.2}x (CPU {:.2}x)",
+        "{label:<16} sha256/sha1: push {:.2}x{}, clone {:.2}x{}",
         b_push / a_push,
-        b_push_cpu / a_push_cpu,
+        cpu(b_push_cpu / a_push_cpu, true),
         b_clone / a_clone,
-        b_clone_cpu / a_clone_cpu
+        cpu(b_clone_cpu / a_clone_cpu, true)
     );
+}
+
+/// Seconds of `git index-pack` of `bare`'s one pack: what every clone of it costs the client
+/// whatever the server (the floor).
+fn client_floor(git: &Git, bare: &Path, format: &str, work: &Path) -> f64 {
+    let pack = std::fs::read_dir(bare.join("objects/pack"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "pack"))
+        .unwrap();
+    let idx = work.join(format!("floor-{format}.idx"));
+    let format_arg = format!("--object-format={format}");
+    let started = Instant::now();
+    git.ok(
+        work,
+        &[
+            "index-pack",
+            &format_arg,
+            "-o",
+            idx.to_str().unwrap(),
+            pack.to_str().unwrap(),
+        ],
+    );
+    started.elapsed().as_secs_f64()
 }
 
 fn main() {
@@ -181,6 +225,16 @@ fn main() {
         pack_bytes(&copies[1].1) as f64 / 1048576.0,
     );
     let work = TempDir::new().unwrap();
+    let floors: Vec<f64> = copies
+        .iter()
+        .map(|(format, bare)| client_floor(&git, bare, format, work.path()))
+        .collect();
+    println!(
+        "client floor (git index-pack of the pack): sha1 {:.2} s, sha256 {:.2} s ({:.2}x)",
+        floors[0],
+        floors[1],
+        floors[1] / floors[0]
+    );
     // The reference: the same pushes and clones against `git http-backend`, whose clone of
     // either format costs the client the same hashing as ours.
     let backend = HttpBackend::start(root.path());
