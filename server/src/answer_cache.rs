@@ -19,6 +19,7 @@
 //! least recently used dropped first.
 
 use std::collections::{HashMap, VecDeque};
+use std::io::Write;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -118,11 +119,38 @@ impl AnswerCache {
         Some(answer)
     }
 
-    /// Keep `answer` under `key`, dropping the least recently used answers to make room;
-    /// nothing is kept when it is too large or the memory budget has no room now.
-    pub fn put(&self, key: AnswerKey, answer: Vec<u8>) {
+    /// The largest answer this cache keeps.
+    fn max_entry(&self) -> u64 {
+        Self::MAX_ENTRY.min(self.max_total)
+    }
+
+    /// A writer passing an answer on to `inner` and copying it for [`AnswerCache::keep`],
+    /// the copy held under the memory budget as it grows (no copy past the largest answer
+    /// kept, or once the budget has no room).
+    pub fn record<W: Write>(&self, inner: W) -> Recording<W> {
+        Recording {
+            inner,
+            copy: Some((Vec::new(), self.budget.empty())),
+            limit: self.max_entry(),
+        }
+    }
+
+    /// Keep `answer` under `key` (see [`AnswerCache::keep`]), reserving its memory first.
+    #[cfg(test)]
+    fn put(&self, key: AnswerKey, answer: Vec<u8>) {
+        if answer.len() as u64 > self.max_entry() {
+            return;
+        }
+        if let Ok(reservation) = self.budget.reserve(answer.len() as u64, Duration::ZERO) {
+            self.keep(key, answer, reservation);
+        }
+    }
+
+    /// Keep `answer`, whose memory `reservation` holds, under `key`, dropping the least
+    /// recently used answers to make room; nothing is kept when it is too large.
+    pub fn keep(&self, key: AnswerKey, answer: Vec<u8>, reservation: Reservation) {
         let size = answer.len() as u64;
-        if size > Self::MAX_ENTRY.min(self.max_total) {
+        if size > self.max_entry() {
             return;
         }
         let mut state = self.lock();
@@ -137,9 +165,6 @@ impl AnswerCache {
                 state.bytes -= dropped.len() as u64;
             }
         }
-        let Ok(reservation) = self.budget.reserve(size, Duration::ZERO) else {
-            return;
-        };
         state.bytes += size;
         state.order.push_back(key);
         state.entries.insert(key, (Arc::new(answer), reservation));
@@ -148,6 +173,49 @@ impl AnswerCache {
     /// Bytes of answers kept.
     pub fn bytes(&self) -> u64 {
         self.lock().bytes
+    }
+}
+
+/// See [`AnswerCache::record`].
+pub struct Recording<W> {
+    inner: W,
+    /// The copy and the memory it holds; `None` once it cannot be kept.
+    copy: Option<(Vec<u8>, Reservation)>,
+    limit: u64,
+}
+
+impl<W: Write> Recording<W> {
+    /// A writer that only passes the answer on (no cache to keep it in).
+    pub fn pass_through(inner: W) -> Self {
+        Recording {
+            inner,
+            copy: None,
+            limit: 0,
+        }
+    }
+
+    /// The writer, and the whole answer with its reservation if it was copied in full.
+    pub fn finish(self) -> (W, Option<(Vec<u8>, Reservation)>) {
+        (self.inner, self.copy)
+    }
+}
+
+impl<W: Write> Write for Recording<W> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(data)?;
+        if let Some((copy, reservation)) = &mut self.copy {
+            let fits = (copy.len() + n) as u64 <= self.limit
+                && reservation.grow(n as u64, Duration::ZERO).is_ok();
+            match fits {
+                true => copy.extend_from_slice(&data[..n]),
+                false => self.copy = None,
+            }
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }
 
@@ -202,5 +270,40 @@ mod tests {
         let tight = AnswerCache::new(1 << 20, MemoryBudget::new(50));
         tight.put(key(6), vec![6; 100]);
         assert!(tight.get(&key(6)).is_none(), "no room in the budget");
+    }
+
+    #[test]
+    fn a_recording_passes_everything_on_and_copies_under_the_budget() -> std::io::Result<()> {
+        let budget = MemoryBudget::new(150);
+        let cache = AnswerCache::new(1 << 20, budget.clone());
+        let mut recording = cache.record(Vec::new());
+        recording.write_all(&[1; 100])?;
+        assert_eq!(budget.in_use(), 100, "the copy is held under the budget");
+        let (out, copy) = recording.finish();
+        let (copy, reservation) = copy.ok_or(std::io::ErrorKind::Other)?;
+        assert_eq!((out, copy.len()), (vec![1; 100], 100));
+        cache.keep(
+            AnswerCache::key(&question("r", &[id(1)], &[])),
+            copy,
+            reservation,
+        );
+        assert_eq!((cache.bytes(), budget.in_use()), (100, 100));
+        // Past the budget's room, the answer still goes out whole and no copy is kept.
+        let mut recording = cache.record(Vec::new());
+        recording.write_all(&[2; 60])?;
+        let (out, copy) = recording.finish();
+        assert_eq!(out, vec![2; 60]);
+        assert!(copy.is_none());
+        assert_eq!(
+            budget.in_use(),
+            100,
+            "the partial copy's memory was returned"
+        );
+        // Past the largest answer kept, likewise.
+        let small = AnswerCache::new(10, MemoryBudget::new(1 << 20));
+        let mut recording = small.record(Vec::new());
+        recording.write_all(&[3; 11])?;
+        assert!(recording.finish().1.is_none());
+        Ok(())
     }
 }

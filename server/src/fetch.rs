@@ -19,7 +19,7 @@ use protocol::sideband::{write_band, Mode, DATA, ERROR, PROGRESS};
 use protocol::upload_pack::{Command, FetchRequest};
 use refs::Snapshot;
 
-use crate::answer_cache::{AnswerCache, Question};
+use crate::answer_cache::{AnswerCache, Question, Recording};
 use crate::body::ChannelWriter;
 use crate::repo::{refs_view, History};
 
@@ -482,26 +482,28 @@ fn send_pack(
         ofs_delta: req.options.ofs_delta,
         thin: req.options.thin_pack,
     };
-    let mut recorded = Recording {
-        inner: data,
-        kept: kept.as_ref().map(|_| Vec::new()),
+    // The answer goes to the client as it is written, and to the cache when it may be kept.
+    let mut recording = match &kept {
+        Some((answers, _)) => answers.record(data),
+        None => Recording::pass_through(data),
     };
     let stats = generate::write_pack(
         db,
         &selection.objects,
         &selection.client_has,
         options,
-        &mut recorded,
+        &mut recording,
         &mut |n, total| {
             if let Some(pct) = (n * 100).checked_div(total) {
                 out.progress(&format!("Writing objects: {pct}% ({n}/{total})\r"));
             }
         },
     )?;
-    recorded.inner.flush()?;
-    drop(recorded.inner);
-    if let (Some((answers, key)), Some(pack)) = (kept, recorded.kept) {
-        answers.put(key, pack);
+    let (mut data, copy) = recording.finish();
+    data.flush()?;
+    drop(data);
+    if let (Some((answers, key)), Some((pack, reservation))) = (kept, copy) {
+        answers.keep(key, pack, reservation);
     }
     out.progress(&format!(
         "Total {} (delta {}), reused {} (delta {}), pack-reused 0\n",
@@ -509,30 +511,6 @@ fn send_pack(
     ));
     tracing::debug!(objects = stats.objects, bytes = stats.bytes, "pack sent");
     Ok(())
-}
-
-/// A writer that keeps a copy of what passes through, up to [`AnswerCache::MAX_ENTRY`]
-/// bytes (past that, no copy: the answer is too large to keep).
-struct Recording<W> {
-    inner: W,
-    kept: Option<Vec<u8>>,
-}
-
-impl<W: Write> Write for Recording<W> {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(data)?;
-        if let Some(kept) = &mut self.kept {
-            match (kept.len() + n) as u64 > AnswerCache::MAX_ENTRY {
-                true => self.kept = None,
-                false => kept.extend_from_slice(&data[..n]),
-            }
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
 }
 
 /// The pack of a bundle: `wants` with everything they reach, minus what the `haves` reach
